@@ -82,11 +82,11 @@ type StateCounterBackend interface {
 // MessageIterator streams the messages of one state. It is not safe for
 // concurrent use.
 type MessageIterator interface {
-	// Next returns the next message and whether another may follow. When
-	// nothing is left it returns (MessageMetadata{}, false, nil), and again
-	// on every further call; hasMore is false only when nothing is left. A
-	// done context returns ctx.Err(). After Close, or after the backend's
-	// Close, Next returns an error.
+	// Next returns the next message with hasMore true. When nothing is
+	// left it returns (MessageMetadata{}, false, nil), and again on every
+	// further call: hasMore is false only when no message was returned, so
+	// a caller loops until it is false. A done context returns ctx.Err().
+	// After Close, or after the backend's Close, Next returns an error.
 	Next(ctx context.Context) (MessageMetadata, bool, error)
 
 	// Close releases the iterator's resources. It is idempotent.
