@@ -52,7 +52,7 @@ func TestEncode(t *testing.T) {
 func TestDecodeRejects(t *testing.T) {
 	for _, file := range []string{
 		"", ".json", "msg", "msg.jso", ".tmp.abc123", ".locks", "msg-123.json.tmp.1a2b3c4d",
-		"a%2fb.json", // lower-case hex is not canonical
+		"a%2fb.json",                                   // lower-case hex is not canonical
 		"a%2.json", "a%.json", "a%GG.json", "%61.json", // 'a' escaped is not canonical
 		"a b.json", "a\x00.json", "a/b.json", ".x.json",
 	} {

@@ -1,0 +1,25 @@
+//go:build !linux
+
+package vfs
+
+import (
+	"errors"
+	"os"
+)
+
+const oNoFollow = 0
+
+// errUnsupported is returned where this platform lacks a guarantee the
+// backend relies on; the filesystem backend refuses to open before it would
+// reach these.
+var errUnsupported = errors.New("not supported on this platform: the backend needs renameat2(RENAME_NOREPLACE) and flock, which it implements on Linux only")
+
+func openDir(name string) (File, error) { return os.Open(name) }
+
+func renameNoReplace(oldname, newname string) error {
+	return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: errUnsupported}
+}
+
+func openLock(name string, perm os.FileMode) (Lock, error) {
+	return nil, &os.PathError{Op: "lock", Path: name, Err: errUnsupported}
+}

@@ -1,0 +1,96 @@
+// Package vfs is the file system as the filesystem backend uses it: the few
+// operations the backend needs and nothing else. OS is the real one; Mem is a
+// strict in-memory one for tests, which can forget, at a simulated crash,
+// everything that was not synced.
+//
+// Errors are *fs.PathError or *os.LinkError values wrapping a syscall.Errno,
+// as the os package returns them, so errors.Is(err, fs.ErrNotExist) and
+// errors.Is(err, syscall.ENOSPC) work for every implementation.
+package vfs
+
+import (
+	"io"
+	"io/fs"
+)
+
+// FS is a hierarchical file system addressed by OS paths.
+// Implementations are safe for concurrent use.
+type FS interface {
+	// Create creates name as a new, empty regular file opened for writing.
+	// It fails with an error wrapping fs.ErrExist if name exists, and
+	// never follows a symbolic link.
+	Create(name string, perm fs.FileMode) (File, error)
+
+	// Open opens the existing file name for reading. It never follows a
+	// symbolic link in the last element of name: opening one fails with
+	// an error wrapping syscall.ELOOP.
+	Open(name string) (File, error)
+
+	// OpenDir opens the directory name for ReadDir and Sync. It fails
+	// with an error wrapping syscall.ENOTDIR if name is not a directory,
+	// and never follows a symbolic link in the last element of name.
+	OpenDir(name string) (File, error)
+
+	// Rename renames oldname to newname atomically, replacing newname
+	// if it exists. The change is durable once the directories of both
+	// names have been synced.
+	Rename(oldname, newname string) error
+
+	// RenameNoReplace renames oldname to newname atomically, failing with
+	// an error wrapping fs.ErrExist if newname exists.
+	RenameNoReplace(oldname, newname string) error
+
+	// Remove removes the file or empty directory name.
+	Remove(name string) error
+
+	// Mkdir creates the directory name. It fails with an error wrapping
+	// fs.ErrExist if name exists.
+	Mkdir(name string, perm fs.FileMode) error
+
+	// Lstat describes name without following a symbolic link.
+	Lstat(name string) (fs.FileInfo, error)
+
+	// OpenLock opens the lock file name, creating it if it does not
+	// exist. Locks on different Lock values exclude each other, whether
+	// they are held by one process or by several.
+	OpenLock(name string, perm fs.FileMode) (Lock, error)
+}
+
+// File is an open file or directory.
+type File interface {
+	io.Reader
+	io.Writer
+	io.Closer
+
+	// Sync makes the file's data durable; for a directory, its entries.
+	Sync() error
+
+	// Stat describes the file.
+	Stat() (fs.FileInfo, error)
+
+	// ReadDir reads the next n entries of a directory in directory order,
+	// as os.File.ReadDir does: with n > 0 at most n entries, and io.EOF
+	// at the end. It never returns "." or "..".
+	ReadDir(n int) ([]fs.DirEntry, error)
+}
+
+// Lock is an exclusive advisory lock on a lock file, as flock(2) gives.
+type Lock interface {
+	// TryLock takes the lock if no other Lock holds it, without waiting,
+	// and reports whether it did.
+	TryLock() (bool, error)
+
+	// Unlock releases the lock.
+	Unlock() error
+
+	// Close releases the lock if held and closes the lock file.
+	Close() error
+}
+
+// SyncFS is implemented by file systems that can make every change under a
+// directory durable in one call, as syncfs(2) does.
+type SyncFS interface {
+	// SyncAll makes durable every change made so far to the file system
+	// that holds name.
+	SyncAll(name string) error
+}
