@@ -1,0 +1,266 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// Backend is a metastorage.StateCounterBackend on one directory. It is safe
+// for concurrent use, and several Backends, in one process or in several,
+// may share one directory.
+type Backend struct {
+	cfg    config
+	fs     vfs.FS
+	log    *slog.Logger
+	dir    string
+	states [metastorage.NumStates]string // state directory paths
+	dirs   [metastorage.NumStates]*dirSyncer
+	locks  *stripes
+	counts counter
+	stats  stats
+
+	// ops is held shared by every call and exclusively by Close.
+	ops    sync.RWMutex
+	closed atomic.Bool
+	// failed is set when an fsync failed: what the kernel dropped cannot be
+	// known, so the Backend refuses further writes until it is reopened.
+	failed atomic.Pointer[error]
+
+	recoverMu sync.Mutex // serialises recovery scans
+	stop      context.CancelFunc
+	bg        sync.WaitGroup
+}
+
+var _ metastorage.StateCounterBackend = (*Backend)(nil)
+
+// errUnsupportedPlatform is returned by open where the platform lacks a
+// guarantee the backend relies on.
+var errUnsupportedPlatform = errors.New("the filesystem backend needs renameat2(RENAME_NOREPLACE) for atomic no-replace moves and flock(2) for cross-process locks, which it implements on Linux only")
+
+func open(cfg config) (*Backend, error) {
+	if cfg.fs == nil {
+		if !platformSupported {
+			return nil, fmt.Errorf("open %s: %w", cfg.dir, errUnsupportedPlatform)
+		}
+		cfg.fs = vfs.OS
+	}
+	if cfg.dir == "" {
+		return nil, errors.New("open: empty directory name")
+	}
+	dir, err := filepath.Abs(cfg.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.dir, err)
+	}
+	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if err := b.openDirs(); err != nil {
+		b.closeFiles()
+		return nil, err
+	}
+	b.counts.start()
+	ctx, stop := context.WithCancel(context.Background())
+	b.stop = stop
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		b.background(ctx)
+	}()
+	return b, nil
+}
+
+// openDirs creates what is missing of the layout and opens the state
+// directories and lock stripes.
+func (b *Backend) openDirs() error {
+	if err := b.ensureDir(b.dir); err != nil {
+		return err
+	}
+	for _, s := range metastorage.States() {
+		b.states[s] = filepath.Join(b.dir, s.String())
+		if err := b.ensureDir(b.states[s]); err != nil {
+			return err
+		}
+		f, err := b.fs.OpenDir(b.states[s])
+		if err != nil {
+			return fmt.Errorf("open %s: %w", b.dir, err)
+		}
+		b.dirs[s] = newDirSyncer(f, b.states[s])
+	}
+	lockDir := filepath.Join(b.dir, ".locks")
+	if err := b.ensureDir(lockDir); err != nil {
+		return err
+	}
+	l, err := openStripes(b.fs, lockDir, b.cfg.fileMode)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", b.dir, err)
+	}
+	b.locks = l
+	if b.cfg.mode() != Performance {
+		// Make the layout itself durable: a state directory created now
+		// must not vanish with the first message stored in it.
+		if err := syncPath(b.fs, b.dir); err != nil {
+			return fmt.Errorf("open %s: %w", b.dir, err)
+		}
+	}
+	return nil
+}
+
+// ensureDir creates dir if it is missing, and fails if it is anything but a
+// directory: a symbolic link in place of a state directory is refused, not
+// followed.
+func (b *Backend) ensureDir(dir string) error {
+	fi, err := b.fs.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = b.fs.Mkdir(dir, b.cfg.dirMode)
+		if errors.Is(err, fs.ErrExist) { // created meanwhile by another process
+			fi, err = b.fs.Lstat(dir)
+		} else if err == nil {
+			if b.cfg.mode() != Performance && dir != b.dir {
+				err = syncPath(b.fs, filepath.Dir(dir))
+			}
+			return wrapOpen(dir, err)
+		}
+	}
+	if err != nil {
+		return wrapOpen(dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("open %s: %s is not a directory (mode %s)", b.dir, dir, fi.Mode().Type())
+	}
+	return nil
+}
+
+func wrapOpen(dir string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("open %s: %w", dir, err)
+}
+
+func syncPath(fsys vfs.FS, dir string) error {
+	f, err := fsys.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Dir returns the absolute path of the Backend's directory.
+func (b *Backend) Dir() string { return b.dir }
+
+// Mode returns the Backend's durability mode.
+func (b *Backend) Mode() Mode { return b.cfg.mode() }
+
+// Close waits for the calls in progress and the background recovery to end,
+// and releases the Backend's files. It is idempotent; every later call
+// returns an error wrapping metastorage.ErrBackendClosed.
+func (b *Backend) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.stop()
+	b.bg.Wait()
+	b.ops.Lock()
+	defer b.ops.Unlock()
+	return b.closeFiles()
+}
+
+func (b *Backend) closeFiles() error {
+	var errs []error
+	for _, d := range b.dirs {
+		if d != nil {
+			errs = append(errs, d.close())
+		}
+	}
+	if b.locks != nil {
+		errs = append(errs, b.locks.close())
+	}
+	return errors.Join(errs...)
+}
+
+// begin checks what every call checks first and holds the Backend open for
+// the call; the caller must call b.end when it returns nil.
+func (b *Backend) begin(ctx context.Context, op, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.ops.RLock()
+	if b.closed.Load() {
+		b.ops.RUnlock()
+		if id == "" {
+			return fmt.Errorf("%s: %w", op, metastorage.ErrBackendClosed)
+		}
+		return fmt.Errorf("%s %s: %w", op, id, metastorage.ErrBackendClosed)
+	}
+	return nil
+}
+
+func (b *Backend) end() { b.ops.RUnlock() }
+
+// beginWrite is begin for calls that change the directory.
+func (b *Backend) beginWrite(ctx context.Context, op, id string) error {
+	if err := b.begin(ctx, op, id); err != nil {
+		return err
+	}
+	if p := b.failed.Load(); p != nil {
+		b.end()
+		return fmt.Errorf("%s %s: backend refuses writes after a failed fsync, reopen it: %w", op, id, *p)
+	}
+	return nil
+}
+
+// fail records that an fsync failed, which is final for this Backend.
+func (b *Backend) fail(err error) {
+	if b.failed.CompareAndSwap(nil, &err) {
+		b.log.Error("fsync failed; refusing further writes until reopened", "dir", b.dir, "err", err)
+	}
+}
+
+func (b *Backend) fileName(op, id string) (string, error) {
+	f, err := name.Encode(id)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w: %w", op, shortID(id), metastorage.ErrInvalidMessageID, err)
+	}
+	return f, nil
+}
+
+func shortID(id string) string {
+	if len(id) > 40 {
+		return id[:40] + "…"
+	}
+	return id
+}
+
+func checkState(op, id string, states ...metastorage.QueueState) error {
+	for _, s := range states {
+		if !s.Valid() {
+			return fmt.Errorf("%s %s: state %d out of range: %w", op, id, int(s), metastorage.ErrInvalidState)
+		}
+	}
+	return nil
+}
+
+func (b *Backend) path(s metastorage.QueueState, file string) string {
+	return b.states[s] + string(filepath.Separator) + file
+}
+
+// isNotExist reports whether err means the file is not there.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}

@@ -1,0 +1,62 @@
+package filesystem
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+)
+
+// dirSyncer fsyncs one directory for many concurrent callers. A caller needs
+// an fsync that started after its own change; one that was already running
+// does not cover it. Callers that arrive while an fsync runs wait for the
+// next one, which one of them starts for all: group commit.
+type dirSyncer struct {
+	f    vfs.File
+	path string
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	started uint64 // fsyncs started
+	done    uint64 // fsyncs finished
+	running bool
+	err     error // the first failure; final
+	syncs   uint64
+}
+
+func newDirSyncer(f vfs.File, path string) *dirSyncer {
+	d := &dirSyncer{f: f, path: path}
+	d.cond.L = &d.mu
+	return d
+}
+
+// sync returns once an fsync of the directory that started after the call
+// has finished, or with the error of a failed fsync.
+func (d *dirSyncer) sync() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// An fsync running now may have started before our change.
+	need := d.started + 1
+	for d.done < need && d.err == nil {
+		if d.running {
+			d.cond.Wait()
+			continue
+		}
+		d.running = true
+		d.started++
+		n := d.started
+		d.mu.Unlock()
+		err := d.f.Sync()
+		d.mu.Lock()
+		d.running = false
+		d.done = n
+		d.syncs++
+		if err != nil && d.err == nil {
+			d.err = fmt.Errorf("fsync directory %s: %w", d.path, err)
+		}
+		d.cond.Broadcast()
+	}
+	return d.err
+}
+
+func (d *dirSyncer) close() error { return d.f.Close() }

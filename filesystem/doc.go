@@ -1,0 +1,52 @@
+// Package filesystem is a metastorage.Backend that keeps each message's
+// metadata as one JSON file in the directory of its queue state. Users
+// import it as metafs:
+//
+//	import metafs "github.com/spoolmeta/spoolmeta/filesystem"
+//
+// # Layout
+//
+//	<dir>/incoming/<id>.json   one file per message, in its state's directory
+//	<dir>/active/ deferred/ hold/ bounce/ archived/
+//	<dir>/corrupt/<state>/     damaged files that recovery set aside
+//	<dir>/.locks/stripe-NN     lock files (a fixed set of stripes)
+//
+// The directory a file lies in is the truth about the message's state. A
+// file is written to a temp file (".tmp.<random>") in the directory it will
+// be renamed into, and renamed over the message's name, so no file under a
+// message's name is ever half-written. A change of state is a rename between
+// directories that never replaces a file, so a message is never in two
+// states. Writers of one message exclude each other with a lock stripe: a
+// mutex for the goroutines of one Backend and flock(2) on a file under .locks
+// for other Backends and processes; readers take no lock.
+//
+// # Durability modes
+//
+// Standard (the default): before a call returns nil, the new file's data has
+// been fsynced before its rename, and every directory whose entries changed
+// has been fsynced after it: the change survives a power loss.
+//
+// Performance (WithDisableSync): nothing is fsynced. Writes stay atomic, so a
+// process crash loses nothing; a power loss or kernel crash may lose recent
+// calls that returned nil, or bring back an older version of a message, but
+// never leaves a half-written file under a message's name. Use it where the
+// queue can be rebuilt, or where the speed is worth that risk.
+//
+// Hybrid (WithBatchSync): as durable as Standard.
+//
+// # Crash recovery
+//
+// NewBackend starts a recovery scan in the background and returns; Close
+// waits for it; RecoverFromCrash runs it synchronously. It removes orphaned
+// temp files (never one whose writer is alive), completes a change of content
+// and state that a crash interrupted between its two renames, keeps the
+// newest copy of a message found in two states, rewrites State fields that
+// disagree with their directory, and moves files that are not valid metadata
+// to corrupt/. Every action is logged.
+//
+// # Platforms
+//
+// The backend needs renameat2(RENAME_NOREPLACE) and flock(2), and opens only
+// on Linux. Elsewhere NewBackend returns an error that names the missing
+// guarantee.
+package filesystem

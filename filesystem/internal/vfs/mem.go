@@ -1,0 +1,971 @@
+package vfs
+
+import (
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Mem is a strict in-memory file system for tests. It implements FS and
+// SyncFS, is safe for concurrent use, and keeps two views of its contents:
+//
+//   - what the program sees: the tree of directories, regular files and
+//     symbolic links as the calls so far have left it;
+//   - what would survive a power loss: each regular file's data as of the
+//     file's last File.Sync, and each directory's entries as of the
+//     directory's last Sync.
+//
+// CrashClone returns a new Mem holding only the second view, so that a test
+// can crash the program at any point and check what it finds on restart.
+//
+// # Crash rules
+//
+// Only synced changes survive a crash:
+//
+//   - A file's data survives as of the file's last Sync. Data written after
+//     it is lost; a file never synced is empty.
+//   - A directory's entries survive as of the directory's last Sync. A new
+//     name (Create, Mkdir, OpenLock, Symlink, the new name of a rename)
+//     survives only if its directory was synced after the change; so does
+//     the disappearance of a name (Remove, the old name of a rename, a name
+//     a rename replaced). A new directory therefore survives only if its
+//     parent was synced after the Mkdir.
+//   - A rename between two directories is two changes, one in each. With
+//     only the new directory synced, both names survive, naming one file;
+//     with only the old directory synced, neither does.
+//   - A directory left with two names that way, which real file systems do
+//     not allow, survives under the first of them that a breadth-first walk
+//     of the crash image in name order reaches; the other names are dropped.
+//   - Permission changes (Chmod) are durable at once.
+//   - SyncAll makes everything durable.
+//
+// The crash image is the pessimistic one, exactly the synced state. A real
+// file system may also keep any part of what was not synced; Mem does not
+// explore those states.
+//
+// # Paths
+//
+// Names are slash-separated paths. The root "/" always exists and is the
+// working directory, so a relative name is resolved from it. "." and ".."
+// are resolved element by element, as Linux does: "/f/.." fails with
+// ENOTDIR when /f is a regular file.
+//
+// # Differences from Linux
+//
+// Errors are those Linux and the os package return for the same call, with
+// these exceptions:
+//
+//   - Symbolic links (made with Symlink) are never followed. Where Linux
+//     would follow one, as a non-final element of a name or as the final
+//     element followed by a slash, the call fails with ELOOP instead.
+//   - Permissions are checked as for a non-root owner of every file, even
+//     when the test runs as root: opening needs the owner read bit (read and
+//     write for OpenLock), resolving a name in a directory needs the
+//     directory's owner execute bit, and adding or removing a name needs its
+//     owner write bit. So opening a file of mode 000 fails with EACCES.
+//   - Modes are stored as given, masked with fs.ModePerm; no umask applies.
+//   - A call on a closed File or Lock fails with an error that matches both
+//     fs.ErrClosed, as the os package reports it, and syscall.EBADF.
+//   - FileInfo.Sys returns nil and a directory's size is 0.
+//   - File.ReadDir lists the names the directory held at the first ReadDir
+//     call on that File, sorted, skipping those removed since; names added
+//     after that first call are not listed. No name is listed twice.
+//
+// The zero Mem is an empty file system ready to use.
+type Mem struct {
+	mu   sync.Mutex
+	root *memNode
+}
+
+// Owner permission bits, the only ones Mem checks.
+const (
+	permR = 0o400
+	permW = 0o200
+	permX = 0o100
+)
+
+// memNode is an inode: a directory, a regular file or a symbolic link.
+type memNode struct {
+	typ     fs.FileMode // 0, fs.ModeDir or fs.ModeSymlink
+	perm    fs.FileMode
+	modTime time.Time
+
+	// Directories: the entries the program sees, and those as of the last
+	// Sync of the directory.
+	entries, durable map[string]*memNode
+
+	// Regular files: the data the program sees, and that as of the last
+	// Sync of the file; the Lock holding the file's flock, if any.
+	data, durableData []byte
+	durableModTime    time.Time
+	locker            *memLock
+
+	// Symbolic links.
+	target string
+}
+
+// NewMem returns an empty Mem: a root directory of mode 0755 and nothing
+// else.
+func NewMem() *Mem {
+	m := new(Mem)
+	m.lock()
+	m.mu.Unlock()
+	return m
+}
+
+// lock locks m and makes the zero Mem ready to use.
+func (m *Mem) lock() {
+	m.mu.Lock()
+	if m.root == nil {
+		m.root = newDir(0o755)
+	}
+}
+
+func newDir(perm fs.FileMode) *memNode {
+	return &memNode{
+		typ:     fs.ModeDir,
+		perm:    perm & fs.ModePerm,
+		modTime: time.Now(),
+		entries: make(map[string]*memNode),
+		durable: make(map[string]*memNode),
+	}
+}
+
+func newFile(perm fs.FileMode) *memNode {
+	now := time.Now()
+	return &memNode{perm: perm & fs.ModePerm, modTime: now, durableModTime: now}
+}
+
+func (n *memNode) isDir() bool { return n.typ == fs.ModeDir }
+
+// can reports whether the owner has every permission bit of want.
+func (n *memNode) can(want fs.FileMode) bool { return n.perm&want == want }
+
+// info describes n under the name name.
+func (n *memNode) info(name string) fs.FileInfo {
+	fi := &memInfo{name: name, mode: n.typ | n.perm, modTime: n.modTime}
+	switch n.typ {
+	case 0:
+		fi.size = int64(len(n.data))
+	case fs.ModeSymlink:
+		fi.size = int64(len(n.target))
+	}
+	return fi
+}
+
+// setEntry makes name in directory n refer to child, or removes it if child
+// is nil.
+func (n *memNode) setEntry(name string, child *memNode) {
+	if child == nil {
+		delete(n.entries, name)
+	} else {
+		n.entries[name] = child
+	}
+	n.modTime = time.Now()
+}
+
+// lastKind is the kind of a name's final element.
+type lastKind int
+
+const (
+	lastNormal lastKind = iota // an ordinary name
+	lastDot                    // "."
+	lastDotDot                 // ".."
+	lastRoot                   // no element at all: "/"
+)
+
+// memPath is a parsed name.
+type memPath struct {
+	dirs  []string // the elements before the last
+	last  string   // the last element; empty for lastRoot
+	kind  lastKind
+	slash bool // whether a slash follows the last element
+}
+
+// parsePath splits name into its elements.
+func parsePath(name string) (memPath, syscall.Errno) {
+	if name == "" {
+		return memPath{}, syscall.ENOENT
+	}
+	var elems []string
+	for e := range strings.SplitSeq(name, "/") {
+		if e != "" {
+			elems = append(elems, e)
+		}
+	}
+	if len(elems) == 0 {
+		return memPath{kind: lastRoot}, 0
+	}
+	p := memPath{
+		dirs:  elems[:len(elems)-1],
+		last:  elems[len(elems)-1],
+		slash: strings.HasSuffix(name, "/"),
+	}
+	switch p.last {
+	case ".":
+		p.kind = lastDot
+	case "..":
+		p.kind = lastDotDot
+	}
+	return p, 0
+}
+
+// walk resolves the elements of p before the last one. It returns the chain
+// of directories from the root to the one that holds the last element.
+func (m *Mem) walk(p memPath) ([]*memNode, syscall.Errno) {
+	chain := []*memNode{m.root}
+	for _, elem := range p.dirs {
+		dir := chain[len(chain)-1]
+		if !dir.can(permX) {
+			return nil, syscall.EACCES
+		}
+		switch elem {
+		case ".":
+			continue
+		case "..":
+			if len(chain) > 1 {
+				chain = chain[:len(chain)-1]
+			}
+			continue
+		}
+		n := dir.entries[elem]
+		switch {
+		case n == nil:
+			return nil, syscall.ENOENT
+		case n.typ == fs.ModeSymlink:
+			return nil, syscall.ELOOP
+		case !n.isDir():
+			return nil, syscall.ENOTDIR
+		}
+		chain = append(chain, n)
+	}
+	if p.kind != lastRoot && !chain[len(chain)-1].can(permX) {
+		return nil, syscall.EACCES
+	}
+	return chain, 0
+}
+
+// node returns the node p's last element names, nil if there is none.
+func (p memPath) node(chain []*memNode) *memNode {
+	dir := chain[len(chain)-1]
+	switch p.kind {
+	case lastDot, lastRoot:
+		return dir
+	case lastDotDot:
+		if len(chain) > 1 {
+			return chain[len(chain)-2]
+		}
+		return dir
+	}
+	return dir.entries[p.last]
+}
+
+// resolve parses and walks name.
+func (m *Mem) resolve(name string) (memPath, []*memNode, syscall.Errno) {
+	p, errno := parsePath(name)
+	if errno != 0 {
+		return p, nil, errno
+	}
+	chain, errno := m.walk(p)
+	return p, chain, errno
+}
+
+// lookup returns the node name names, without following a symbolic link.
+func (m *Mem) lookup(name string) (*memNode, syscall.Errno) {
+	p, chain, errno := m.resolve(name)
+	if errno != 0 {
+		return nil, errno
+	}
+	n := p.node(chain)
+	switch {
+	case n == nil:
+		return nil, syscall.ENOENT
+	case !p.slash || p.kind != lastNormal || n.isDir():
+		return n, 0
+	case n.typ == fs.ModeSymlink:
+		return nil, syscall.ELOOP // Linux would follow it
+	}
+	return nil, syscall.ENOTDIR
+}
+
+func pathError(op, name string, err error) error {
+	return &fs.PathError{Op: op, Path: name, Err: err}
+}
+
+func linkError(op, oldname, newname string, err error) error {
+	return &os.LinkError{Op: op, Old: oldname, New: newname, Err: err}
+}
+
+// Create implements FS.
+func (m *Mem) Create(name string, perm fs.FileMode) (File, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.create(name, perm)
+	if errno != 0 {
+		return nil, pathError("open", name, errno)
+	}
+	return &memFile{m: m, node: n, name: name, writable: true}, nil
+}
+
+// create does open(2) with O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW.
+func (m *Mem) create(name string, perm fs.FileMode) (*memNode, syscall.Errno) {
+	p, chain, errno := m.resolve(name)
+	switch {
+	case errno != 0:
+		return nil, errno
+	case p.kind != lastNormal:
+		return nil, syscall.EEXIST
+	case p.slash:
+		return nil, syscall.EISDIR
+	}
+	dir := chain[len(chain)-1]
+	if dir.entries[p.last] != nil {
+		return nil, syscall.EEXIST
+	}
+	if !dir.can(permW) {
+		return nil, syscall.EACCES
+	}
+	n := newFile(perm)
+	dir.setEntry(p.last, n)
+	return n, 0
+}
+
+// Open implements FS. Opening a directory succeeds, as it does on Linux:
+// the File reads with ReadDir, and Read fails with EISDIR.
+func (m *Mem) Open(name string) (File, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.lookup(name)
+	switch {
+	case errno != 0:
+	case n.typ == fs.ModeSymlink:
+		errno = syscall.ELOOP
+	case !n.can(permR):
+		errno = syscall.EACCES
+	}
+	if errno != 0 {
+		return nil, pathError("open", name, errno)
+	}
+	return &memFile{m: m, node: n, name: name, readable: true}, nil
+}
+
+// OpenDir implements FS.
+func (m *Mem) OpenDir(name string) (File, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.lookup(name)
+	switch {
+	case errno != 0:
+	case !n.isDir():
+		errno = syscall.ENOTDIR
+	case !n.can(permR):
+		errno = syscall.EACCES
+	}
+	if errno != 0 {
+		return nil, pathError("open", name, errno)
+	}
+	return &memFile{m: m, node: n, name: name, readable: true}, nil
+}
+
+// Rename implements FS as os.Rename does: besides what rename(2) refuses,
+// it refuses to replace a directory, with EEXIST.
+func (m *Mem) Rename(oldname, newname string) error {
+	m.lock()
+	defer m.mu.Unlock()
+	if nn, errno := m.lookup(newname); errno == 0 && nn.isDir() {
+		on, errno := m.lookup(oldname)
+		if errno == 0 && (oldname == newname || on != nn) {
+			errno = syscall.EEXIST
+		}
+		if errno != 0 {
+			return linkError("rename", oldname, newname, errno)
+		}
+	}
+	if errno := m.rename(oldname, newname, false); errno != 0 {
+		return linkError("rename", oldname, newname, errno)
+	}
+	return nil
+}
+
+// RenameNoReplace implements FS as renameat2(2) with RENAME_NOREPLACE does.
+func (m *Mem) RenameNoReplace(oldname, newname string) error {
+	m.lock()
+	defer m.mu.Unlock()
+	if errno := m.rename(oldname, newname, true); errno != 0 {
+		return linkError("renameat2", oldname, newname, errno)
+	}
+	return nil
+}
+
+// rename does rename(2), or renameat2(2) with RENAME_NOREPLACE, checking
+// in the order Linux does.
+func (m *Mem) rename(oldname, newname string, noReplace bool) syscall.Errno {
+	op, ochain, errno := m.resolve(oldname)
+	if errno != 0 {
+		return errno
+	}
+	np, nchain, errno := m.resolve(newname)
+	if errno != 0 {
+		return errno
+	}
+	if op.kind != lastNormal {
+		return syscall.EBUSY
+	}
+	if np.kind != lastNormal {
+		if noReplace {
+			return syscall.EEXIST
+		}
+		return syscall.EBUSY
+	}
+	odir, ndir := ochain[len(ochain)-1], nchain[len(nchain)-1]
+	on, nn := odir.entries[op.last], ndir.entries[np.last]
+	switch {
+	case on == nil:
+		return syscall.ENOENT
+	case noReplace && nn != nil:
+		return syscall.EEXIST
+	case !on.isDir() && (op.slash || np.slash):
+		return syscall.ENOTDIR
+	case odir != ndir && slices.Contains(nchain, on):
+		return syscall.EINVAL // on would move into itself
+	case odir != ndir && nn != nil && slices.Contains(ochain, nn):
+		return syscall.ENOTEMPTY // nn holds on
+	case on == nn:
+		return 0
+	}
+	if errno := renameAllowed(odir, on, ndir, nn); errno != 0 {
+		return errno
+	}
+	odir.setEntry(op.last, nil)
+	ndir.setEntry(np.last, on)
+	return 0
+}
+
+// renameAllowed checks the permissions and types of a rename of on in odir
+// to nn, nil if absent, in ndir.
+func renameAllowed(odir, on, ndir, nn *memNode) syscall.Errno {
+	switch {
+	case !odir.can(permW) || !ndir.can(permW):
+		return syscall.EACCES
+	case nn != nil && on.isDir() && !nn.isDir():
+		return syscall.ENOTDIR
+	case nn != nil && !on.isDir() && nn.isDir():
+		return syscall.EISDIR
+	case on.isDir() && odir != ndir && !on.can(permW):
+		return syscall.EACCES // its ".." changes
+	case nn != nil && nn.isDir() && len(nn.entries) > 0:
+		return syscall.ENOTEMPTY
+	}
+	return 0
+}
+
+// Remove implements FS as os.Remove does: it tries unlink(2), then rmdir(2),
+// and reports the error of rmdir unless that is ENOTDIR.
+func (m *Mem) Remove(name string) error {
+	m.lock()
+	defer m.mu.Unlock()
+	errno := m.unlink(name)
+	if errno == 0 {
+		return nil
+	}
+	errRmdir := m.rmdir(name)
+	if errRmdir == 0 {
+		return nil
+	}
+	if errRmdir != syscall.ENOTDIR {
+		errno = errRmdir
+	}
+	return pathError("remove", name, errno)
+}
+
+// unlink does unlink(2).
+func (m *Mem) unlink(name string) syscall.Errno {
+	p, chain, errno := m.resolve(name)
+	if errno != 0 {
+		return errno
+	}
+	if p.kind != lastNormal {
+		return syscall.EISDIR
+	}
+	dir := chain[len(chain)-1]
+	n := dir.entries[p.last]
+	switch {
+	case n == nil:
+		return syscall.ENOENT
+	case p.slash && n.isDir():
+		return syscall.EISDIR
+	case p.slash:
+		return syscall.ENOTDIR
+	case !dir.can(permW):
+		return syscall.EACCES
+	case n.isDir():
+		return syscall.EISDIR
+	}
+	dir.setEntry(p.last, nil)
+	return 0
+}
+
+// rmdir does rmdir(2).
+func (m *Mem) rmdir(name string) syscall.Errno {
+	p, chain, errno := m.resolve(name)
+	if errno != 0 {
+		return errno
+	}
+	switch p.kind {
+	case lastDot:
+		return syscall.EINVAL
+	case lastDotDot:
+		return syscall.ENOTEMPTY
+	case lastRoot:
+		return syscall.EBUSY
+	}
+	dir := chain[len(chain)-1]
+	n := dir.entries[p.last]
+	switch {
+	case n == nil:
+		return syscall.ENOENT
+	case !dir.can(permW):
+		return syscall.EACCES
+	case !n.isDir():
+		return syscall.ENOTDIR
+	case len(n.entries) > 0:
+		return syscall.ENOTEMPTY
+	}
+	dir.setEntry(p.last, nil)
+	return 0
+}
+
+// Mkdir implements FS.
+func (m *Mem) Mkdir(name string, perm fs.FileMode) error {
+	m.lock()
+	defer m.mu.Unlock()
+	dir, last, errno := m.newEntry(name, true)
+	if errno != 0 {
+		return pathError("mkdir", name, errno)
+	}
+	dir.setEntry(last, newDir(perm))
+	return nil
+}
+
+// newEntry checks that name can be added, as a directory if isDir, and
+// returns the directory to add it to and its name there.
+func (m *Mem) newEntry(name string, isDir bool) (*memNode, string, syscall.Errno) {
+	p, chain, errno := m.resolve(name)
+	if errno != 0 {
+		return nil, "", errno
+	}
+	if p.kind != lastNormal {
+		return nil, "", syscall.EEXIST
+	}
+	dir := chain[len(chain)-1]
+	switch {
+	case dir.entries[p.last] != nil:
+		return nil, "", syscall.EEXIST
+	case p.slash && !isDir:
+		return nil, "", syscall.ENOENT // a slash asks for a directory
+	case !dir.can(permW):
+		return nil, "", syscall.EACCES
+	}
+	return dir, p.last, 0
+}
+
+// Lstat implements FS.
+func (m *Mem) Lstat(name string) (fs.FileInfo, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.lookup(name)
+	if errno != 0 {
+		return nil, pathError("lstat", name, errno)
+	}
+	return n.info(path.Base(name)), nil
+}
+
+// OpenLock implements FS. The lock file is a regular file, created with
+// mode perm if it does not exist.
+func (m *Mem) OpenLock(name string, perm fs.FileMode) (Lock, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.openLock(name, perm)
+	if errno != 0 {
+		return nil, pathError("open", name, errno)
+	}
+	return &memLock{m: m, node: n, name: name}, nil
+}
+
+// openLock does open(2) with O_RDWR|O_CREAT|O_NOFOLLOW.
+func (m *Mem) openLock(name string, perm fs.FileMode) (*memNode, syscall.Errno) {
+	p, chain, errno := m.resolve(name)
+	switch {
+	case errno != 0:
+		return nil, errno
+	case p.kind != lastNormal || p.slash:
+		return nil, syscall.EISDIR
+	}
+	dir := chain[len(chain)-1]
+	n := dir.entries[p.last]
+	switch {
+	case n == nil && !dir.can(permW):
+		return nil, syscall.EACCES
+	case n == nil:
+		n = newFile(perm)
+		dir.setEntry(p.last, n)
+		return n, 0
+	case n.isDir():
+		return nil, syscall.EISDIR
+	case n.typ == fs.ModeSymlink:
+		return nil, syscall.ELOOP
+	case !n.can(permR | permW):
+		return nil, syscall.EACCES
+	}
+	return n, 0
+}
+
+// SyncAll implements SyncFS: it makes everything in m durable. name must
+// name a file or directory that Open could open.
+func (m *Mem) SyncAll(name string) error {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.lookup(name)
+	switch {
+	case errno != 0:
+	case n.typ == fs.ModeSymlink:
+		errno = syscall.ELOOP
+	case !n.can(permR):
+		errno = syscall.EACCES
+	}
+	if errno != 0 {
+		return pathError("open", name, errno)
+	}
+	syncTree(m.root)
+	return nil
+}
+
+// syncTree makes n and everything under it durable.
+func syncTree(n *memNode) {
+	n.sync()
+	for _, child := range n.entries {
+		syncTree(child)
+	}
+}
+
+// sync makes n's current data or entries durable.
+func (n *memNode) sync() {
+	switch n.typ {
+	case 0:
+		n.durableData = slices.Clone(n.data)
+		n.durableModTime = n.modTime
+	case fs.ModeDir:
+		n.durable = maps.Clone(n.entries)
+	}
+}
+
+// Symlink creates name as a symbolic link to target, as os.Symlink does.
+// Mem never follows it; it is there to check that the program does not
+// either.
+func (m *Mem) Symlink(target, name string) error {
+	m.lock()
+	defer m.mu.Unlock()
+	if target == "" {
+		return linkError("symlink", target, name, syscall.ENOENT)
+	}
+	dir, last, errno := m.newEntry(name, false)
+	if errno != 0 {
+		return linkError("symlink", target, name, errno)
+	}
+	dir.setEntry(last, &memNode{
+		typ:     fs.ModeSymlink,
+		perm:    fs.ModePerm,
+		modTime: time.Now(),
+		target:  target,
+	})
+	return nil
+}
+
+// Chmod sets the permission bits of name to mode&fs.ModePerm. It does not
+// follow a symbolic link: on one it fails with ELOOP. The change is durable
+// at once.
+func (m *Mem) Chmod(name string, mode fs.FileMode) error {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.lookup(name)
+	if errno == 0 && n.typ == fs.ModeSymlink {
+		errno = syscall.ELOOP
+	}
+	if errno != 0 {
+		return pathError("chmod", name, errno)
+	}
+	n.perm = mode & fs.ModePerm
+	return nil
+}
+
+// CrashClone returns a new, independent Mem holding what would survive a
+// power loss now, by the crash rules described on Mem: no open files, no
+// locks held, every change made since its last sync gone. m is unchanged.
+func (m *Mem) CrashClone() *Mem {
+	m.lock()
+	defer m.mu.Unlock()
+	clones := map[*memNode]*memNode{m.root: m.root.durableCopy()}
+	// Walk breadth-first, so that a directory with two durable names keeps
+	// the one nearest the root, and cannot end up inside itself.
+	for queue := []*memNode{m.root}; len(queue) > 0; queue = queue[1:] {
+		dir := queue[0]
+		clone := clones[dir]
+		for _, name := range slices.Sorted(maps.Keys(dir.durable)) {
+			child := dir.durable[name]
+			c, seen := clones[child]
+			switch {
+			case seen && child.isDir():
+				continue
+			case !seen:
+				c = child.durableCopy()
+				clones[child] = c
+				if child.isDir() {
+					queue = append(queue, child)
+				}
+			}
+			clone.entries[name] = c
+		}
+		clone.durable = maps.Clone(clone.entries)
+	}
+	return &Mem{root: clones[m.root]}
+}
+
+// durableCopy returns a new node holding what of n survives a crash, with
+// no directory entries yet.
+func (n *memNode) durableCopy() *memNode {
+	c := &memNode{typ: n.typ, perm: n.perm, modTime: n.modTime, target: n.target}
+	switch n.typ {
+	case 0:
+		c.data = slices.Clone(n.durableData)
+		c.durableData = slices.Clone(n.durableData)
+		c.modTime = n.durableModTime
+		c.durableModTime = n.durableModTime
+	case fs.ModeDir:
+		c.entries = make(map[string]*memNode)
+		c.durable = make(map[string]*memNode)
+	}
+	return c
+}
+
+// closedError is the error of a call on a closed File or Lock.
+type closedError struct{}
+
+func (closedError) Error() string { return fs.ErrClosed.Error() }
+
+// Unwrap makes the error match both fs.ErrClosed, as the os package
+// reports it, and syscall.EBADF, as the system call does.
+func (closedError) Unwrap() []error { return []error{fs.ErrClosed, syscall.EBADF} }
+
+var errClosed error = closedError{}
+
+// memFile is an open file or directory of a Mem. Its fields are guarded by
+// m.mu.
+type memFile struct {
+	m                  *Mem
+	node               *memNode
+	name               string
+	readable, writable bool
+	closed             bool
+	off                int
+
+	// Directory listing: the names to list, and how many are done.
+	names  []string
+	listed bool
+	next   int
+}
+
+func (f *memFile) Read(p []byte) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	switch {
+	case f.closed:
+		return 0, pathError("read", f.name, errClosed)
+	case len(p) == 0:
+		return 0, nil
+	case !f.readable:
+		return 0, pathError("read", f.name, syscall.EBADF)
+	case f.node.isDir():
+		return 0, pathError("read", f.name, syscall.EISDIR)
+	case f.off >= len(f.node.data):
+		return 0, io.EOF
+	}
+	n := copy(p, f.node.data[f.off:])
+	f.off += n
+	return n, nil
+}
+
+func (f *memFile) Write(p []byte) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	switch {
+	case f.closed:
+		return 0, pathError("write", f.name, errClosed)
+	case !f.writable:
+		return 0, pathError("write", f.name, syscall.EBADF)
+	case len(p) == 0:
+		return 0, nil
+	}
+	n := f.node
+	if end := f.off + len(p); end <= len(n.data) {
+		copy(n.data[f.off:], p)
+	} else {
+		n.data = append(n.data[:f.off], p...)
+	}
+	f.off += len(p)
+	n.modTime = time.Now()
+	return len(p), nil
+}
+
+func (f *memFile) Close() error {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if f.closed {
+		return pathError("close", f.name, errClosed)
+	}
+	f.closed = true
+	f.names = nil
+	return nil
+}
+
+func (f *memFile) Sync() error {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if f.closed {
+		return pathError("sync", f.name, errClosed)
+	}
+	f.node.sync()
+	return nil
+}
+
+func (f *memFile) Stat() (fs.FileInfo, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	if f.closed {
+		return nil, pathError("stat", f.name, errClosed)
+	}
+	return f.node.info(path.Base(f.name)), nil
+}
+
+func (f *memFile) ReadDir(n int) ([]fs.DirEntry, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	switch {
+	case f.closed:
+		return []fs.DirEntry{}, pathError("readdirent", f.name, errClosed)
+	case !f.node.isDir():
+		return []fs.DirEntry{}, pathError("readdirent", f.name, syscall.ENOTDIR)
+	}
+	if !f.listed {
+		f.names = slices.Sorted(maps.Keys(f.node.entries))
+		f.listed = true
+	}
+	entries := []fs.DirEntry{}
+	for f.next < len(f.names) && (n <= 0 || len(entries) < n) {
+		name := f.names[f.next]
+		f.next++
+		if child := f.node.entries[name]; child != nil {
+			entries = append(entries, &memDirEntry{f: f, dir: f.node, name: name, typ: child.typ})
+		}
+	}
+	if n > 0 && len(entries) == 0 {
+		return entries, io.EOF
+	}
+	return entries, nil
+}
+
+// memDirEntry is an entry File.ReadDir returned.
+type memDirEntry struct {
+	f    *memFile
+	dir  *memNode
+	name string
+	typ  fs.FileMode
+}
+
+func (d *memDirEntry) Name() string      { return d.name }
+func (d *memDirEntry) IsDir() bool       { return d.typ == fs.ModeDir }
+func (d *memDirEntry) Type() fs.FileMode { return d.typ }
+func (d *memDirEntry) String() string    { return fs.FormatDirEntry(d) }
+
+// Info describes the entry as it is now, as os does: if the name is gone
+// from its directory, it fails with ENOENT.
+func (d *memDirEntry) Info() (fs.FileInfo, error) {
+	d.f.m.mu.Lock()
+	defer d.f.m.mu.Unlock()
+	n := d.dir.entries[d.name]
+	if n == nil {
+		return nil, pathError("lstat", d.f.name+"/"+d.name, syscall.ENOENT)
+	}
+	return n.info(d.name), nil
+}
+
+// memInfo is a fs.FileInfo of Mem.
+type memInfo struct {
+	name    string
+	size    int64
+	mode    fs.FileMode
+	modTime time.Time
+}
+
+func (fi *memInfo) Name() string       { return fi.name }
+func (fi *memInfo) Size() int64        { return fi.size }
+func (fi *memInfo) Mode() fs.FileMode  { return fi.mode }
+func (fi *memInfo) ModTime() time.Time { return fi.modTime }
+func (fi *memInfo) IsDir() bool        { return fi.mode.IsDir() }
+func (fi *memInfo) Sys() any           { return nil }
+func (fi *memInfo) String() string     { return fs.FormatFileInfo(fi) }
+
+// memLock is a Lock on a lock file of a Mem. Its fields are guarded by
+// m.mu.
+type memLock struct {
+	m      *Mem
+	node   *memNode
+	name   string
+	closed bool
+}
+
+func (l *memLock) TryLock() (bool, error) {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.closed {
+		return false, pathError("flock", l.name, errClosed)
+	}
+	if l.node.locker != nil && l.node.locker != l {
+		return false, nil
+	}
+	l.node.locker = l
+	return true, nil
+}
+
+func (l *memLock) Unlock() error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.closed {
+		return pathError("flock", l.name, errClosed)
+	}
+	l.release()
+	return nil
+}
+
+func (l *memLock) Close() error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.closed {
+		return pathError("close", l.name, errClosed)
+	}
+	l.release()
+	l.closed = true
+	return nil
+}
+
+func (l *memLock) release() {
+	if l.node.locker == l {
+		l.node.locker = nil
+	}
+}

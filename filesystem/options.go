@@ -1,0 +1,148 @@
+package filesystem
+
+import (
+	"io/fs"
+	"log/slog"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// Mode is a durability mode.
+type Mode int
+
+// The durability modes; see the package documentation.
+const (
+	Standard Mode = iota
+	Performance
+	Hybrid
+)
+
+// String returns "standard", "performance" or "hybrid".
+func (m Mode) String() string {
+	switch m {
+	case Standard:
+		return "standard"
+	case Performance:
+		return "performance"
+	case Hybrid:
+		return "hybrid"
+	}
+	return "unknown"
+}
+
+// Factory creates filesystem backends on one directory. Its With methods
+// return a copy with one setting changed, so a Factory value can be shared.
+type Factory struct {
+	cfg config
+}
+
+type config struct {
+	dir         string
+	disableSync bool
+	batchSync   bool
+	logger      *slog.Logger
+	fileMode    fs.FileMode
+	dirMode     fs.FileMode
+	fs          vfs.FS // nil means vfs.OS
+}
+
+var _ metastorage.Factory = (*Factory)(nil)
+
+// NewFactory returns a Factory for backends in Standard mode on dir.
+func NewFactory(dir string) *Factory {
+	return &Factory{cfg: config{dir: dir, fileMode: 0o644, dirMode: 0o755}}
+}
+
+// NewFactoryWithPerformanceOptions returns a Factory for backends on dir
+// with fsync disabled (Performance mode) or batched (Hybrid mode).
+// disableSync takes precedence over batchSync.
+func NewFactoryWithPerformanceOptions(dir string, disableSync, batchSync bool) *Factory {
+	return NewFactory(dir).WithDisableSync(disableSync).WithBatchSync(batchSync)
+}
+
+// WithDisableSync returns a Factory whose backends never fsync (Performance
+// mode): THIS IS UNSAFE across a power loss, which may lose recent calls
+// that returned nil. A process crash loses nothing.
+func (f *Factory) WithDisableSync(disable bool) *Factory {
+	c := *f
+	c.cfg.disableSync = disable
+	return &c
+}
+
+// WithBatchSync returns a Factory whose backends run in Hybrid mode, which
+// is as durable as Standard.
+func (f *Factory) WithBatchSync(batch bool) *Factory {
+	c := *f
+	c.cfg.batchSync = batch
+	return &c
+}
+
+// WithLogger returns a Factory whose backends log recovery actions and
+// errors they cannot return to l. The default is slog.Default().
+func (f *Factory) WithLogger(l *slog.Logger) *Factory {
+	c := *f
+	c.cfg.logger = l
+	return &c
+}
+
+// WithFileMode returns a Factory whose backends create message files with
+// permission bits perm (before the umask). The default is 0644; metadata
+// holds message headers such as e-mail addresses, so 0600 or 0640 may fit
+// better.
+func (f *Factory) WithFileMode(perm fs.FileMode) *Factory {
+	c := *f
+	c.cfg.fileMode = perm.Perm()
+	return &c
+}
+
+// WithDirMode returns a Factory whose backends create directories with
+// permission bits perm (before the umask). The default is 0755.
+func (f *Factory) WithDirMode(perm fs.FileMode) *Factory {
+	c := *f
+	c.cfg.dirMode = perm.Perm()
+	return &c
+}
+
+// Mode returns the durability mode of the Factory's backends.
+func (f *Factory) Mode() Mode { return f.cfg.mode() }
+
+// Name returns "filesystem-meta".
+func (f *Factory) Name() string { return "filesystem-meta" }
+
+// Create opens a Backend as Open does.
+func (f *Factory) Create() (metastorage.Backend, error) {
+	b, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Open opens the Backend on the Factory's directory, creating the
+// directory and its state directories if needed, and starts the recovery
+// scan in the background.
+func (f *Factory) Open() (*Backend, error) {
+	return open(f.cfg)
+}
+
+func (c config) mode() Mode {
+	switch {
+	case c.disableSync:
+		return Performance
+	case c.batchSync:
+		return Hybrid
+	}
+	return Standard
+}
+
+// NewBackend opens a Backend in Standard mode on dir.
+func NewBackend(dir string) (*Backend, error) {
+	return NewFactory(dir).Open()
+}
+
+// NewBackendWithOptions opens a Backend on dir with fsync disabled
+// (Performance mode) or batched (Hybrid mode).
+func NewBackendWithOptions(dir string, disableSync, batchSync bool) (*Backend, error) {
+	return NewFactoryWithPerformanceOptions(dir, disableSync, batchSync).Open()
+}

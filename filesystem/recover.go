@@ -1,0 +1,491 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// FindingKind classifies what a recovery scan found.
+type FindingKind string
+
+// The kinds of findings of a recovery scan.
+const (
+	OrphanTemp     FindingKind = "orphan-temp"     // a temp file no writer will rename: removed
+	InterruptedPut FindingKind = "interrupted-put" // a complete temp file whose rename a crash cut off: put in place
+	Corrupt        FindingKind = "corrupt"         // a message file that is not valid metadata: moved to corrupt/
+	NotRegular     FindingKind = "not-regular"     // a symlink or directory under a message's name: moved to corrupt/
+	StateMismatch  FindingKind = "state-mismatch"  // a State field that disagrees with the directory: rewritten
+	Duplicate      FindingKind = "duplicate"       // a copy of a message that also lies in another state: older copy moved to corrupt/
+	UnknownEntry   FindingKind = "unknown-entry"   // a name that is not a message file: left alone
+	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is not a lock stripe: left alone
+)
+
+// Finding is one thing a recovery scan found, and what it did about it.
+type Finding struct {
+	Kind     FindingKind
+	Path     string // the file concerned
+	Detail   string // what was wrong
+	Action   string // what was done; empty when nothing was changed
+	Repaired bool
+}
+
+// RecoverFromCrash runs the recovery scan synchronously and repairs what it
+// finds (see the package documentation). It is safe to run while other
+// processes use the directory: it changes a message only under its lock,
+// after checking again what it found, and never removes a temp file whose
+// writer is alive. Each action is logged.
+func (b *Backend) RecoverFromCrash() error {
+	_, err := b.Check(context.Background(), true)
+	return err
+}
+
+// Check runs the recovery scan and returns what it found. With repair it
+// fixes each finding as RecoverFromCrash does; without, it changes nothing.
+func (b *Backend) Check(ctx context.Context, repair bool) ([]Finding, error) {
+	if err := b.begin(ctx, "recover", ""); err != nil {
+		return nil, err
+	}
+	defer b.end()
+	if repair {
+		if p := b.failed.Load(); p != nil {
+			return nil, fmt.Errorf("recover: backend refuses writes after a failed fsync, reopen it: %w", *p)
+		}
+	}
+	return b.scan(ctx, repair)
+}
+
+// background counts the state directories and then runs the recovery scan.
+func (b *Backend) background(ctx context.Context) {
+	for _, s := range metastorage.States() {
+		var seen []uint64
+		err := b.readNames(ctx, s, 4096, func(files []string) error {
+			for _, f := range files {
+				seen = append(seen, nameHash(f))
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			b.log.Error("counting messages failed; counts are not exact", "dir", b.states[s], "err", err)
+		}
+		b.counts.finish(s, seen)
+	}
+	if _, err := b.scan(ctx, true); err != nil && ctx.Err() == nil {
+		b.log.Error("recovery scan failed", "dir", b.dir, "err", err)
+	}
+}
+
+type scanner struct {
+	b        *Backend
+	ctx      context.Context
+	repair   bool
+	findings []Finding
+	where    map[uint64]uint8 // name hash -> bit set of states holding it
+}
+
+func (b *Backend) scan(ctx context.Context, repair bool) ([]Finding, error) {
+	b.recoverMu.Lock()
+	defer b.recoverMu.Unlock()
+	sc := &scanner{b: b, ctx: ctx, repair: repair, where: make(map[uint64]uint8)}
+	for _, s := range metastorage.States() {
+		if err := sc.eachEntry(s, sc.entry); err != nil {
+			return sc.findings, err
+		}
+	}
+	if err := sc.duplicates(); err != nil {
+		return sc.findings, err
+	}
+	if err := sc.locks(); err != nil {
+		return sc.findings, err
+	}
+	return sc.findings, nil
+}
+
+func (sc *scanner) eachEntry(s metastorage.QueueState, fn func(metastorage.QueueState, fs.DirEntry) error) error {
+	d, err := sc.b.fs.OpenDir(sc.b.states[s])
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	defer d.Close()
+	for {
+		if err := sc.ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := d.ReadDir(1024)
+		for _, e := range ents {
+			if ferr := fn(s, e); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF || (err == nil && len(ents) == 0) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+	}
+}
+
+// report records a finding and logs it.
+func (sc *scanner) report(f Finding) {
+	sc.findings = append(sc.findings, f)
+	args := []any{"kind", f.Kind, "path", f.Path, "detail", f.Detail}
+	if f.Action != "" {
+		args = append(args, "action", f.Action)
+	}
+	if f.Repaired {
+		sc.b.stats.add(&sc.b.stats.recoveryActions)
+		sc.b.log.Warn("recovery", args...)
+	} else if sc.repair {
+		sc.b.log.Info("recovery", args...)
+	}
+}
+
+func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
+	n := e.Name()
+	if strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.") {
+		return sc.temp(s, n)
+	}
+	if _, ok := name.Decode(n); !ok {
+		sc.report(Finding{Kind: UnknownEntry, Path: sc.b.path(s, n), Detail: "not a message file name"})
+		return nil
+	}
+	sc.where[nameHash(n)] |= 1 << s
+	if !e.Type().IsRegular() {
+		return sc.locked(n, func() error { return sc.notRegular(s, n) })
+	}
+	md, err := readRecord(sc.b.fs, sc.b.path(s, n))
+	switch {
+	case isNotExist(err):
+		return nil
+	case errors.Is(err, errCorrupt):
+		return sc.locked(n, func() error { return sc.corrupt(s, n) })
+	case err != nil:
+		return fmt.Errorf("recover: %w", err)
+	case md.State != s:
+		return sc.locked(n, func() error { return sc.mismatch(s, n) })
+	}
+	return nil
+}
+
+// locked runs fn under the lock of the message whose file name is file.
+func (sc *scanner) locked(file string, fn func() error) error {
+	unlock, err := sc.b.locks.lock(sc.ctx, stripeOf(file))
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	defer unlock()
+	return fn()
+}
+
+// temp handles a temp file. A temp file's writer holds the lock of its
+// message's stripe from the file's creation to its rename, and the stripe
+// is in the name of the backend's temp files (".tmp.<stripe>-<random>"),
+// or follows from the message's name in other implementations' temp files
+// ("<id>.json.tmp.<hex>"). Under that lock, the temp file is no live
+// writer's: if it holds a complete record of a message that lies in the
+// same directory with an older Updated, or in no directory, a crash cut
+// off its change, which is finished; any other temp file is removed.
+func (sc *scanner) temp(s metastorage.QueueState, tmp string) error {
+	stripe, ok := tempStripe(tmp)
+	if !ok {
+		return sc.tempLocked(s, tmp)
+	}
+	unlock, err := sc.b.locks.lock(sc.ctx, stripe)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	defer unlock()
+	return sc.tempLocked(s, tmp)
+}
+
+func tempStripe(tmp string) (int, bool) {
+	if rest, ok := strings.CutPrefix(tmp, ".tmp."); ok {
+		if len(rest) > 3 && rest[2] == '-' {
+			n, err := strconv.ParseUint(rest[:2], 16, 8)
+			if err == nil && n < numStripes {
+				return int(n), true
+			}
+		}
+		return 0, false
+	}
+	file, _, _ := strings.Cut(tmp, name.Suffix+".tmp.")
+	return stripeOf(file + name.Suffix), true
+}
+
+func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string) error {
+	path := sc.b.path(s, tmp)
+	md, err := readRecord(sc.b.fs, path)
+	if isNotExist(err) {
+		return nil // renamed or removed by its writer meanwhile
+	}
+	file, ok := "", false
+	if err == nil {
+		file, err = name.Encode(md.ID)
+		ok = err == nil && md.State == s
+		if st, has := tempStripe(tmp); ok && has && st != stripeOf(file) {
+			ok = false // not the record of a message of the stripe we hold
+		}
+	}
+	if ok {
+		cur, err := sc.b.locate(file)
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		newer := cur.ok && cur.state == s && (cur.err != nil || cur.md.Updated.Before(md.Updated))
+		if newer || !cur.ok {
+			return sc.finishTemp(s, tmp, file, cur.ok)
+		}
+	}
+	f := Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}
+	if sc.repair {
+		if err := sc.b.fs.Remove(path); err != nil && !isNotExist(err) {
+			return fmt.Errorf("recover: %w", err)
+		}
+		f.Action, f.Repaired = "removed", true
+		if err := sc.b.syncDirs(s); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+	}
+	sc.report(f)
+	return nil
+}
+
+func (sc *scanner) finishTemp(s metastorage.QueueState, tmp, file string, exists bool) error {
+	path, dst := sc.b.path(s, tmp), sc.b.path(s, file)
+	f := Finding{Kind: InterruptedPut, Path: path, Detail: "complete record of " + dst + " whose rename a crash cut off"}
+	if sc.repair {
+		var err error
+		if exists {
+			err = sc.b.fs.Rename(path, dst)
+		} else {
+			err = sc.b.fs.RenameNoReplace(path, dst)
+		}
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		if !exists {
+			sc.b.counts.set(s, file, true, 1)
+			sc.where[nameHash(file)] |= 1 << s
+		}
+		f.Action, f.Repaired = "renamed into place", true
+		if err := sc.b.syncDirs(s); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+	}
+	sc.report(f)
+	return nil
+}
+
+func (sc *scanner) notRegular(s metastorage.QueueState, file string) error {
+	path := sc.b.path(s, file)
+	fi, err := sc.b.fs.Lstat(path)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	return sc.setAside(Finding{Kind: NotRegular, Path: path, Detail: "not a regular file (" + fi.Mode().Type().String() + "); not followed"}, s, file)
+}
+
+func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
+	path := sc.b.path(s, file)
+	_, err := readRecord(sc.b.fs, path)
+	if !errors.Is(err, errCorrupt) {
+		return nil // rewritten or moved meanwhile
+	}
+	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: err.Error()}, s, file)
+}
+
+// setAside moves a message file to corrupt/<state>/, keeping its name (with
+// a numeric suffix if that name is taken there).
+func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string) error {
+	if sc.repair {
+		dst, err := sc.b.moveToCorrupt(s, file)
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		sc.b.stats.add(&sc.b.stats.corruptFiles)
+		f.Action, f.Repaired = "moved to "+dst, true
+	}
+	sc.report(f)
+	return nil
+}
+
+func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string) (string, error) {
+	dir := filepath.Join(b.dir, "corrupt")
+	if err := b.ensureDir(dir); err != nil {
+		return "", err
+	}
+	dir = filepath.Join(dir, s.String())
+	if err := b.ensureDir(dir); err != nil {
+		return "", err
+	}
+	src := b.path(s, file)
+	for i := 0; ; i++ {
+		dst := filepath.Join(dir, file)
+		if i > 0 {
+			dst += "." + strconv.Itoa(i)
+		}
+		err := b.fs.RenameNoReplace(src, dst)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		b.counts.set(s, file, false, -1)
+		if b.durable() {
+			if err := syncPath(b.fs, dir); err != nil {
+				b.fail(err)
+				return dst, err
+			}
+			if err := b.syncDirs(s); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	}
+}
+
+func (sc *scanner) mismatch(s metastorage.QueueState, file string) error {
+	path := sc.b.path(s, file)
+	md, err := readRecord(sc.b.fs, path)
+	if err != nil || md.State == s {
+		return nil // changed meanwhile; a later scan sees what it is now
+	}
+	f := Finding{Kind: StateMismatch, Path: path, Detail: fmt.Sprintf("State field says %s", md.State)}
+	if sc.repair {
+		md.State = s
+		data, err := encode(&md)
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		tmp, err := sc.b.writeTemp(s, file, data)
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		if err := sc.b.fs.Rename(tmp, path); err != nil {
+			sc.b.removeTemp(tmp)
+			return fmt.Errorf("recover: %w", err)
+		}
+		if err := sc.b.syncDirs(s); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		f.Action, f.Repaired = "State field rewritten", true
+	}
+	sc.report(f)
+	return nil
+}
+
+// duplicates resolves the messages found in more than one state: the copy
+// with the newest Updated stays; on a tie, the one whose State field
+// matches its directory (the move that made the other copy was never
+// acknowledged). The other copies are moved to corrupt/.
+func (sc *scanner) duplicates() error {
+	multi := 0
+	for _, bits := range sc.where {
+		if bits&(bits-1) != 0 {
+			multi++
+		}
+	}
+	if multi == 0 {
+		return nil
+	}
+	done := make(map[string]bool)
+	for _, s := range metastorage.States() {
+		err := sc.eachEntry(s, func(s metastorage.QueueState, e fs.DirEntry) error {
+			n := e.Name()
+			bits := sc.where[nameHash(n)]
+			if bits&(bits-1) == 0 || done[n] {
+				return nil
+			}
+			if _, ok := name.Decode(n); !ok {
+				return nil
+			}
+			done[n] = true
+			return sc.locked(n, func() error { return sc.duplicate(n) })
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sc *scanner) duplicate(file string) error {
+	type replica struct {
+		s  metastorage.QueueState
+		md metastorage.MessageMetadata
+	}
+	var copies []replica
+	for _, s := range metastorage.States() {
+		md, err := readRecord(sc.b.fs, sc.b.path(s, file))
+		if err == nil {
+			copies = append(copies, replica{s, md})
+		} else if !isNotExist(err) && !errors.Is(err, errCorrupt) {
+			return fmt.Errorf("recover: %w", err)
+		}
+	}
+	if len(copies) < 2 {
+		return nil
+	}
+	keep := 0
+	for i, c := range copies[1:] {
+		k := copies[keep]
+		switch c.md.Updated.Compare(k.md.Updated) {
+		case 1:
+			keep = i + 1
+		case 0:
+			if c.md.State == c.s && k.md.State != k.s {
+				keep = i + 1
+			}
+		}
+	}
+	for i, c := range copies {
+		if i == keep {
+			continue
+		}
+		f := Finding{Kind: Duplicate, Path: sc.b.path(c.s, file),
+			Detail: fmt.Sprintf("message also in state %s, which is kept (Updated %s against %s)",
+				copies[keep].s, copies[keep].md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"), c.md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"))}
+		if err := sc.setAside(f, c.s, file); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// locks reports files under .locks that are not lock stripes.
+func (sc *scanner) locks() error {
+	dir := filepath.Join(sc.b.dir, ".locks")
+	d, err := sc.b.fs.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	defer d.Close()
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	for _, e := range ents {
+		n, ok := strings.CutPrefix(e.Name(), "stripe-")
+		if i, err := strconv.Atoi(n); ok && err == nil && i >= 0 && i < numStripes && len(n) == 2 {
+			continue
+		}
+		sc.report(Finding{Kind: StrayLock, Path: filepath.Join(dir, e.Name()), Detail: "not a lock stripe"})
+	}
+	return nil
+}

@@ -1,0 +1,362 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// found is what a writer found of a message under its stripe lock.
+type found struct {
+	ok    bool
+	state metastorage.QueueState
+	md    metastorage.MessageMetadata
+	err   error // why the file found is not valid metadata, if it is not
+}
+
+// StoreMeta creates the message or replaces it whole; see
+// metastorage.Backend. Created is set to the current time when zero, and
+// Updated always; Updated only grows for a message, even if the clock steps
+// back. A change of state moves the message atomically, content and state
+// together, also across a crash.
+func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
+	const op = "store"
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		var prev time.Time
+		if cur.ok && cur.err == nil {
+			prev = cur.md.Updated
+		}
+		md.ID = messageID
+		md.Updated = stamp(prev)
+		if md.Created.IsZero() {
+			md.Created = md.Updated
+		}
+		return b.put(op, messageID, file, cur, md)
+	}, md.State)
+}
+
+// UpdateMeta replaces the record of an existing message, keeping its stored
+// Created; see metastorage.Backend.
+func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
+	const op = "update"
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if !cur.ok {
+			return fmt.Errorf("%s %s: %w", op, messageID, metastorage.ErrMessageNotFound)
+		}
+		if cur.err != nil {
+			return fmt.Errorf("%s %s: stored record cannot be read to keep its Created: %w", op, messageID, cur.err)
+		}
+		md.ID = messageID
+		md.Created = cur.md.Created
+		md.Updated = stamp(cur.md.Updated)
+		return b.put(op, messageID, file, cur, md)
+	}, md.State)
+}
+
+// DeleteMeta removes the message from whatever state it is in; see
+// metastorage.Backend.
+func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
+	const op = "delete"
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if !cur.ok {
+			return fmt.Errorf("%s %s: %w", op, messageID, metastorage.ErrMessageNotFound)
+		}
+		path := b.path(cur.state, file)
+		if err := b.fs.Remove(path); err != nil {
+			return fmt.Errorf("%s %s: %w", op, messageID, err)
+		}
+		b.counts.set(cur.state, file, false, -1)
+		b.stats.add(&b.stats.deletes)
+		if err := b.syncDirs(cur.state); err != nil {
+			return b.rollback(op, messageID, file, cur, nowhere, err)
+		}
+		return nil
+	})
+}
+
+// MoveToState moves the message from one state to another as a
+// compare-and-swap; see metastorage.Backend. It keeps every field but State
+// and Updated.
+func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to metastorage.QueueState) error {
+	const op = "move"
+	if err := checkState(op, messageID, from, to); err != nil {
+		return err
+	}
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if !cur.ok {
+			b.stats.add(&b.stats.conflicts)
+			return fmt.Errorf("%s %s: message not found in state %s: %w", op, messageID, from, metastorage.ErrStateConflict)
+		}
+		if cur.state != from {
+			b.stats.add(&b.stats.conflicts)
+			return fmt.Errorf("%s %s: message is in state %s, expected %s: %w", op, messageID, cur.state, from, metastorage.ErrStateConflict)
+		}
+		if cur.err != nil {
+			return fmt.Errorf("%s %s: %w", op, messageID, cur.err)
+		}
+		if from == to {
+			return nil
+		}
+		md := cur.md
+		md.ID = messageID
+		md.State = to
+		md.Updated = stamp(cur.md.Updated)
+		return b.put(op, messageID, file, cur, md)
+	})
+}
+
+// mutate runs fn for the message under its stripe lock, with what was found
+// of it. states are the states the call names, checked first.
+func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string, cur found) error, states ...metastorage.QueueState) error {
+	if err := checkState(op, id, states...); err != nil {
+		return err
+	}
+	file, err := b.fileName(op, id)
+	if err != nil {
+		return err
+	}
+	if err := b.beginWrite(ctx, op, id); err != nil {
+		return err
+	}
+	defer b.end()
+	unlock, err := b.locks.lock(ctx, stripeOf(file))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	defer unlock()
+	cur, err := b.locate(file)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	return fn(file, cur)
+}
+
+// locate finds the message's file and reads it. It must be called under
+// the message's stripe lock, which makes the answer stable against the
+// writers of this directory.
+func (b *Backend) locate(file string) (found, error) {
+	for _, s := range metastorage.States() {
+		md, err := readRecord(b.fs, b.path(s, file))
+		switch {
+		case err == nil:
+			return found{ok: true, state: s, md: md}, nil
+		case errors.Is(err, errCorrupt):
+			return found{ok: true, state: s, err: err}, nil
+		case !isNotExist(err):
+			return found{}, err
+		}
+	}
+	return found{}, nil
+}
+
+// stamp returns the current time, or prev plus 1ns if the clock is not past
+// prev, so that Updated only grows for a message.
+func stamp(prev time.Time) time.Time {
+	now := time.Now().Round(0)
+	if !now.After(prev) {
+		now = prev.Add(time.Nanosecond)
+	}
+	return now
+}
+
+// put writes md as the message's new record in state md.State, moving the
+// file there if cur lies in another state. On error the message is as cur
+// was.
+func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMetadata) error {
+	data, err := encode(&md)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	to := md.State
+	tmp, err := b.writeTemp(to, file, data)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	dst := b.path(to, file)
+	switch {
+	case !cur.ok:
+		err = b.fs.RenameNoReplace(tmp, dst)
+		if errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("%s appeared while the message's lock was held; another program writes this directory: %w", dst, err)
+		}
+		if err == nil {
+			b.counts.set(to, file, true, 1)
+		}
+	case cur.state == to:
+		err = b.fs.Rename(tmp, dst)
+	default:
+		err = b.relocate(file, tmp, cur.state, to)
+	}
+	if err != nil {
+		b.removeTemp(tmp)
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	b.stats.add(&b.stats.writes)
+	var syncErr error
+	if cur.ok && cur.state != to {
+		syncErr = b.syncDirs(to, cur.state)
+	} else {
+		syncErr = b.syncDirs(to)
+	}
+	if syncErr != nil {
+		return b.rollback(op, id, file, cur, to, syncErr)
+	}
+	return nil
+}
+
+// relocate moves the message's file from one state directory to another
+// and puts the temp file tmp, already in the target directory, over it.
+// The file is in exactly one directory at every instant; a crash between
+// the two renames leaves a complete temp file beside the moved message,
+// which recovery puts in place. In the durable modes the temp file's entry
+// is made durable first, so that whatever a crash keeps of the two renames,
+// the new record survives.
+func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState) error {
+	if err := b.syncDirs(to); err != nil {
+		return err
+	}
+	src, dst := b.path(from, file), b.path(to, file)
+	if err := b.fs.RenameNoReplace(src, dst); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
+		}
+		return err
+	}
+	if err := b.fs.Rename(tmp, dst); err != nil {
+		if rerr := b.fs.RenameNoReplace(dst, src); rerr != nil {
+			return fmt.Errorf("%w; moving it back failed too, message is in state %s: %v", err, to, rerr)
+		}
+		return err
+	}
+	b.counts.set(from, file, false, -1)
+	b.counts.set(to, file, true, 1)
+	return nil
+}
+
+// writeTemp writes data to a new temp file in state s's directory, synced
+// in the durable modes, and returns its path. Its name starts with
+// ".tmp.<stripe>-", so recovery knows which lock its writer holds.
+func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte) (string, error) {
+	prefix := b.states[s] + "/.tmp." + fmt.Sprintf("%02x", stripeOf(file)) + "-"
+	for attempt := 0; ; attempt++ {
+		tmp := prefix + strconv.FormatUint(rand.Uint64(), 16)
+		f, err := b.fs.Create(tmp, b.cfg.fileMode)
+		if errors.Is(err, fs.ErrExist) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, err = f.Write(data)
+		if err == nil && b.durable() {
+			if err = f.Sync(); err != nil {
+				b.fail(err)
+			}
+			b.stats.add(&b.stats.fileSyncs)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.removeTemp(tmp)
+			return "", err
+		}
+		return tmp, nil
+	}
+}
+
+// removeTemp removes a temp file of a failed call. If that fails too, the
+// file stays for recovery, which removes it: it is never taken for a
+// message.
+func (b *Backend) removeTemp(tmp string) {
+	if err := b.fs.Remove(tmp); err != nil && !isNotExist(err) {
+		b.log.Warn("cannot remove temp file; recovery will", "path", tmp, "err", err)
+	}
+}
+
+func (b *Backend) durable() bool { return b.cfg.mode() != Performance }
+
+// syncDirs fsyncs the directories of the given states, in order, in the
+// durable modes. A failure is final for the Backend.
+func (b *Backend) syncDirs(states ...metastorage.QueueState) error {
+	if !b.durable() {
+		return nil
+	}
+	for _, s := range states {
+		b.stats.add(&b.stats.dirSyncRequests)
+		if err := b.dirs[s].sync(); err != nil {
+			b.fail(err)
+			return err
+		}
+	}
+	return nil
+}
+
+// rollback undoes a change whose directory fsync failed, so that the
+// message is visibly as cur was, and returns the error to report. Nothing
+// can be made durable after a failed fsync, so the Backend refuses writes
+// from now on; the error says in which state the message is.
+func (b *Backend) rollback(op, id, file string, cur found, now metastorage.QueueState, cause error) error {
+	err := b.restore(file, cur, now)
+	if err != nil {
+		where := "in state " + now.String()
+		if now == nowhere {
+			where = "deleted"
+		}
+		return fmt.Errorf("%s %s: %w; rolling back failed too (%v): message is %s, its durability unknown", op, id, cause, err, where)
+	}
+	if cur.ok {
+		return fmt.Errorf("%s %s: %w; rolled back: message is in state %s as before, its durability unknown", op, id, cause, cur.state)
+	}
+	return fmt.Errorf("%s %s: %w; rolled back: message does not exist, as before", op, id, cause)
+}
+
+// nowhere stands for "in no state" where a state is expected.
+const nowhere metastorage.QueueState = -1
+
+// restore puts the message back as cur was, from where it lies now (in
+// state now, or nowhere).
+func (b *Backend) restore(file string, cur found, now metastorage.QueueState) error {
+	if !cur.ok {
+		err := b.fs.Remove(b.path(now, file))
+		if err == nil {
+			b.counts.set(now, file, false, -1)
+		}
+		return err
+	}
+	if cur.err != nil {
+		return fmt.Errorf("the previous record was not valid metadata: %w", cur.err)
+	}
+	md := cur.md
+	data, err := encode(&md)
+	if err != nil {
+		return err
+	}
+	tmp, err := b.writeTemp(cur.state, file, data)
+	if err != nil {
+		return err
+	}
+	dst := b.path(cur.state, file)
+	if err := b.fs.Rename(tmp, dst); err != nil {
+		b.removeTemp(tmp)
+		return err
+	}
+	switch now {
+	case cur.state:
+	case nowhere:
+		b.counts.set(cur.state, file, true, 1)
+	default:
+		if err := b.fs.Remove(b.path(now, file)); err != nil && !isNotExist(err) {
+			return err
+		}
+		b.counts.set(now, file, false, -1)
+		b.counts.set(cur.state, file, true, 1)
+	}
+	return nil
+}
