@@ -44,6 +44,10 @@ type Backend struct {
 
 var _ metastorage.StateCounterBackend = (*Backend)(nil)
 
+// ErrReadOnly is returned by the calls that would change the directory of
+// a Backend opened with WithReadOnly.
+var ErrReadOnly = errors.New("backend is read-only")
+
 // errUnsupportedPlatform is returned by open where the platform lacks a
 // guarantee the backend relies on.
 var errUnsupportedPlatform = errors.New("the filesystem backend needs renameat2(RENAME_NOREPLACE) for atomic no-replace moves and flock(2) for cross-process locks, which it implements on Linux only")
@@ -73,17 +77,16 @@ func open(cfg config) (*Backend, error) {
 	b.counts.start()
 	ctx, stop := context.WithCancel(context.Background())
 	b.stop = stop
-	b.bg.Add(1)
-	go func() {
-		defer b.bg.Done()
-		b.background(ctx)
-	}()
+	b.bg.Go(func() { b.background(ctx) })
 	return b, nil
 }
 
 // openDirs creates what is missing of the layout and opens the state
 // directories and lock stripes.
 func (b *Backend) openDirs() error {
+	if b.cfg.readOnly {
+		return b.openReadOnly()
+	}
 	if err := b.ensureDir(b.dir); err != nil {
 		return err
 	}
@@ -113,6 +116,20 @@ func (b *Backend) openDirs() error {
 		if err := syncPath(b.fs, b.dir); err != nil {
 			return fmt.Errorf("open %s: %w", b.dir, err)
 		}
+	}
+	return nil
+}
+
+// openReadOnly opens the state directories of an existing metadata
+// directory, creating nothing.
+func (b *Backend) openReadOnly() error {
+	for _, s := range metastorage.States() {
+		b.states[s] = filepath.Join(b.dir, s.String())
+		f, err := b.fs.OpenDir(b.states[s])
+		if err != nil {
+			return fmt.Errorf("open %s: not a metadata directory: %w", b.dir, err)
+		}
+		b.dirs[s] = newDirSyncer(f, b.states[s])
 	}
 	return nil
 }
@@ -217,6 +234,10 @@ func (b *Backend) end() { b.ops.RUnlock() }
 func (b *Backend) beginWrite(ctx context.Context, op, id string) error {
 	if err := b.begin(ctx, op, id); err != nil {
 		return err
+	}
+	if b.cfg.readOnly {
+		b.end()
+		return fmt.Errorf("%s %s: %w", op, id, ErrReadOnly)
 	}
 	if p := b.failed.Load(); p != nil {
 		b.end()

@@ -59,6 +59,15 @@ func stripeOf(file string) int {
 	return int(h % numStripes)
 }
 
+// lock takes stripe i of the Backend, or nothing for a read-only Backend,
+// which has no lock files and changes nothing.
+func (b *Backend) lock(ctx context.Context, i int) (func(), error) {
+	if b.locks == nil {
+		return func() {}, nil
+	}
+	return b.locks.lock(ctx, i)
+}
+
 // lock takes stripe i, waiting until ctx is done. It returns the function
 // that releases it.
 func (s *stripes) lock(ctx context.Context, i int) (func(), error) {

@@ -42,6 +42,7 @@ type config struct {
 	disableSync bool
 	batchSync   bool
 	logger      *slog.Logger
+	readOnly    bool
 	fileMode    fs.FileMode
 	dirMode     fs.FileMode
 	fs          vfs.FS // nil means vfs.OS
@@ -75,6 +76,18 @@ func (f *Factory) WithDisableSync(disable bool) *Factory {
 func (f *Factory) WithBatchSync(batch bool) *Factory {
 	c := *f
 	c.cfg.batchSync = batch
+	return &c
+}
+
+// WithReadOnly returns a Factory whose backends only read: opening creates
+// nothing and fails if dir is not a metadata directory (one with every state
+// directory), no recovery runs in the background, and every call that would
+// change the directory returns an error wrapping ErrReadOnly. Such a
+// backend takes no locks, so a reader racing a writer of another process
+// may see a message as missing for an instant while it moves.
+func (f *Factory) WithReadOnly(readOnly bool) *Factory {
+	c := *f
+	c.cfg.readOnly = readOnly
 	return &c
 }
 

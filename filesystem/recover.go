@@ -56,6 +56,9 @@ func (b *Backend) Check(ctx context.Context, repair bool) ([]Finding, error) {
 	}
 	defer b.end()
 	if repair {
+		if b.cfg.readOnly {
+			return nil, fmt.Errorf("recover: %w", ErrReadOnly)
+		}
 		if p := b.failed.Load(); p != nil {
 			return nil, fmt.Errorf("recover: backend refuses writes after a failed fsync, reopen it: %w", *p)
 		}
@@ -77,6 +80,9 @@ func (b *Backend) background(ctx context.Context) {
 			b.log.Error("counting messages failed; counts are not exact", "dir", b.states[s], "err", err)
 		}
 		b.counts.finish(s, seen)
+	}
+	if b.cfg.readOnly {
+		return
 	}
 	if _, err := b.scan(ctx, true); err != nil && ctx.Err() == nil {
 		b.log.Error("recovery scan failed", "dir", b.dir, "err", err)
@@ -178,7 +184,7 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 
 // locked runs fn under the lock of the message whose file name is file.
 func (sc *scanner) locked(file string, fn func() error) error {
-	unlock, err := sc.b.locks.lock(sc.ctx, stripeOf(file))
+	unlock, err := sc.b.lock(sc.ctx, stripeOf(file))
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
@@ -199,7 +205,7 @@ func (sc *scanner) temp(s metastorage.QueueState, tmp string) error {
 	if !ok {
 		return sc.tempLocked(s, tmp)
 	}
-	unlock, err := sc.b.locks.lock(sc.ctx, stripe)
+	unlock, err := sc.b.lock(sc.ctx, stripe)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
@@ -472,6 +478,9 @@ func (sc *scanner) duplicate(file string) error {
 func (sc *scanner) locks() error {
 	dir := filepath.Join(sc.b.dir, ".locks")
 	d, err := sc.b.fs.OpenDir(dir)
+	if isNotExist(err) && sc.b.cfg.readOnly {
+		return nil // never opened for writing
+	}
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
