@@ -27,7 +27,7 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.Me
 		// The message may have moved from a state not yet tried to one
 		// already tried; under its lock the answer is final.
 		var unlock func()
-		unlock, err = b.locks.lock(ctx, stripeOf(file))
+		unlock, err = b.lock(ctx, stripeOf(file))
 		if err == nil {
 			cur, err = b.locate(file)
 			unlock()

@@ -125,7 +125,7 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 		return err
 	}
 	defer b.end()
-	unlock, err := b.locks.lock(ctx, stripeOf(file))
+	unlock, err := b.lock(ctx, stripeOf(file))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
