@@ -1,0 +1,1261 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// outcome describes err for comparison: its type, its Op and what it
+// matches.
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	var kind string
+	switch e := err.(type) {
+	case *fs.PathError:
+		kind = "PathError " + e.Op
+	case *os.LinkError:
+		kind = "LinkError " + e.Op
+	default:
+		kind = fmt.Sprintf("%T", err)
+	}
+	return kind + ": " + errClass(err)
+}
+
+// errClass names what err matches: closed, an errno, or EOF.
+func errClass(err error) string {
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, fs.ErrClosed):
+		return "closed"
+	case err == io.EOF:
+		return "EOF"
+	case errors.As(err, &errno):
+		return errnoName(errno)
+	}
+	return err.Error()
+}
+
+func errnoName(errno syscall.Errno) string {
+	names := map[syscall.Errno]string{
+		syscall.ENOENT: "ENOENT", syscall.EEXIST: "EEXIST", syscall.ELOOP: "ELOOP",
+		syscall.ENOTDIR: "ENOTDIR", syscall.EISDIR: "EISDIR", syscall.ENOTEMPTY: "ENOTEMPTY",
+		syscall.EACCES: "EACCES", syscall.EBADF: "EBADF", syscall.EINVAL: "EINVAL",
+		syscall.EBUSY: "EBUSY", syscall.ENOSPC: "ENOSPC", syscall.EIO: "EIO",
+	}
+	if name, ok := names[errno]; ok {
+		return name
+	}
+	return errno.Error()
+}
+
+// wantErrno fails t unless err matches want (0 meaning success).
+func wantErrno(t *testing.T, what string, err error, want syscall.Errno) {
+	t.Helper()
+	if want == 0 {
+		if err != nil {
+			t.Errorf("%s: %v, want success", what, err)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Errorf("%s: %v, want %s", what, err, errnoName(want))
+	}
+}
+
+// memFixture builds the tree the tests start from, through fsys, with every
+// path passed through at:
+//
+//	/d/f          "hello"
+//	/d/sub/g      "x"
+//	/d/sub/deep/
+//	/d/empty/
+//	/d/s   -> f
+//	/d/sd  -> sub
+func memFixture(t *testing.T, fsys FS, at func(string) string, symlink func(target, name string) error) {
+	t.Helper()
+	for _, dir := range []string{"/d", "/d/sub", "/d/sub/deep", "/d/empty"} {
+		if err := fsys.Mkdir(at(dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range map[string]string{"/d/f": "hello", "/d/sub/g": "x"} {
+		writeFile(t, fsys, at(name), data)
+	}
+	for name, target := range map[string]string{"/d/s": "f", "/d/sd": "sub"} {
+		if err := symlink(target, at(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func writeFile(t *testing.T, fsys FS, name, data string) {
+	t.Helper()
+	f, err := fsys.Create(name, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(f, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(fsys FS, name string) (string, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	return string(b), err
+}
+
+// dumpTree lists every name under name, its type and a file's data, in
+// name order, without following symbolic links.
+func dumpTree(fsys FS, at func(string) string, name string) []string {
+	fi, err := fsys.Lstat(at(name))
+	if err != nil {
+		return []string{name + ": " + errClass(err)}
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return []string{name + " symlink"}
+	case !fi.IsDir():
+		data, err := readFile(fsys, at(name))
+		if err != nil {
+			data = errClass(err)
+		}
+		return []string{fmt.Sprintf("%s %q", name, data)}
+	}
+	out := []string{strings.TrimSuffix(name, "/") + "/"}
+	d, err := fsys.OpenDir(at(name))
+	if err != nil {
+		return append(out, name+": "+errClass(err))
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return append(out, name+": "+errClass(err))
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		out = append(out, dumpTree(fsys, at, strings.TrimSuffix(name, "/")+"/"+n)...)
+	}
+	return out
+}
+
+// memOp is one call of a comparison with the OS.
+type memOp struct{ op, a, b string }
+
+// apply runs c on fsys and describes what happened.
+func (c memOp) apply(fsys FS, at func(string) string) string {
+	switch c.op {
+	case "create":
+		f, err := fsys.Create(at(c.a), 0o644)
+		if err != nil {
+			return outcome(err)
+		}
+		_, err = io.WriteString(f, "new")
+		return "wrote: " + outcome(err) + "; close: " + outcome(f.Close())
+	case "open", "opendir":
+		open := fsys.Open
+		if c.op == "opendir" {
+			open = fsys.OpenDir
+		}
+		f, err := open(at(c.a))
+		if err != nil {
+			return outcome(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return "stat: " + outcome(err)
+		}
+		_, errRead := f.Read(make([]byte, 10))
+		_, errWrite := f.Write([]byte("x"))
+		_, errReadDir := f.ReadDir(1)
+		return fmt.Sprintf("name %s dir %v; read: %s; write: %s; readdir: %s",
+			fi.Name(), fi.IsDir(), outcome(errRead), outcome(errWrite), outcome(errReadDir))
+	case "mkdir":
+		return outcome(fsys.Mkdir(at(c.a), 0o755))
+	case "remove":
+		return outcome(fsys.Remove(at(c.a)))
+	case "rename":
+		return outcome(fsys.Rename(at(c.a), at(c.b)))
+	case "renamenr":
+		return outcome(fsys.RenameNoReplace(at(c.a), at(c.b)))
+	case "lstat":
+		fi, err := fsys.Lstat(at(c.a))
+		if err != nil {
+			return outcome(err)
+		}
+		return fmt.Sprintf("name %s type %v", fi.Name(), fi.Mode().Type())
+	case "openlock":
+		l, err := fsys.OpenLock(at(c.a), 0o644)
+		if err != nil {
+			return outcome(err)
+		}
+		ok, err := l.TryLock()
+		return fmt.Sprintf("locked %v %s; close: %s", ok, outcome(err), outcome(l.Close()))
+	}
+	return "unknown op " + c.op
+}
+
+// memOps are calls whose results Mem must give exactly as Linux does. They
+// leave out what Mem does differently on purpose: following symbolic links,
+// permissions (the tests may run as root), and the root directory.
+var memOps = []memOp{
+	{"create", "/d/new", ""},
+	{"create", "/d/f", ""},
+	{"create", "/d/sub", ""},
+	{"create", "/d/s", ""},
+	{"create", "/d/sd", ""},
+	{"create", "/d/nope/x", ""},
+	{"create", "/d/f/x", ""},
+	{"create", "/d/new/", ""},
+	{"create", "/d/f/", ""},
+	{"create", "/d/sub/", ""},
+	{"create", "/d/.", ""},
+	{"create", "/d/..", ""},
+	{"create", "/d/sub/.", ""},
+	{"create", "/d/empty/../new", ""},
+	{"create", "/d/f/../new", ""},
+	{"create", "/d//sub/./deep/../new", ""},
+	{"create", "", ""},
+
+	{"open", "/d/f", ""},
+	{"open", "/d/sub", ""},
+	{"open", "/d/s", ""},
+	{"open", "/d/sd", ""},
+	{"open", "/d/nope", ""},
+	{"open", "/d/f/", ""},
+	{"open", "/d/sub/", ""},
+	{"open", "/d/.", ""},
+	{"open", "/d/..", ""},
+	{"open", "/d/f/x", ""},
+	{"open", "/d/f/..", ""},
+	{"open", "/d/sub/deep/../g", ""},
+	{"open", "", ""},
+
+	{"opendir", "/d/f", ""},
+	{"opendir", "/d/sub", ""},
+	{"opendir", "/d/s", ""},
+	{"opendir", "/d/sd", ""},
+	{"opendir", "/d/nope", ""},
+	{"opendir", "/d/f/", ""},
+	{"opendir", "/d/sub/", ""},
+	{"opendir", "/d/.", ""},
+	{"opendir", "/d/sub/..", ""},
+	{"opendir", "/d/nope/x", ""},
+
+	{"mkdir", "/d/new", ""},
+	{"mkdir", "/d/new/", ""},
+	{"mkdir", "/d/new//", ""},
+	{"mkdir", "/d/f", ""},
+	{"mkdir", "/d/sub", ""},
+	{"mkdir", "/d/s", ""},
+	{"mkdir", "/d/sd", ""},
+	{"mkdir", "/d/nope/x", ""},
+	{"mkdir", "/d/f/x", ""},
+	{"mkdir", "/d/.", ""},
+	{"mkdir", "/d/..", ""},
+	{"mkdir", "/d/sub/..", ""},
+	{"mkdir", "", ""},
+
+	{"remove", "/d/f", ""},
+	{"remove", "/d/sub", ""},
+	{"remove", "/d/empty", ""},
+	{"remove", "/d/empty/", ""},
+	{"remove", "/d/f/", ""},
+	{"remove", "/d/s", ""},
+	{"remove", "/d/sd", ""},
+	{"remove", "/d/sd/", ""},
+	{"remove", "/d/nope", ""},
+	{"remove", "/d/nope/", ""},
+	{"remove", "/d/nope/x", ""},
+	{"remove", "/d/f/x", ""},
+	{"remove", "/d/.", ""},
+	{"remove", "/d/..", ""},
+	{"remove", "/d/empty/.", ""},
+	{"remove", "/d/empty/..", ""},
+	{"remove", "/d/f/..", ""},
+	{"remove", "", ""},
+
+	{"lstat", "/d/f", ""},
+	{"lstat", "/d/sub", ""},
+	{"lstat", "/d/s", ""},
+	{"lstat", "/d/sd", ""},
+	{"lstat", "/d/f/", ""},
+	{"lstat", "/d/sub/", ""},
+	{"lstat", "/d/nope", ""},
+	{"lstat", "/d/.", ""},
+	{"lstat", "/d/sub/..", ""},
+	{"lstat", "/d/f/x", ""},
+	{"lstat", "/d/f/..", ""},
+	{"lstat", "", ""},
+
+	{"openlock", "/d/lock", ""},
+	{"openlock", "/d/f", ""},
+	{"openlock", "/d/sub", ""},
+	{"openlock", "/d/s", ""},
+	{"openlock", "/d/sd", ""},
+	{"openlock", "/d/lock/", ""},
+	{"openlock", "/d/f/", ""},
+	{"openlock", "/d/.", ""},
+	{"openlock", "/d/nope/x", ""},
+}
+
+// renamePairs are the names both Rename and RenameNoReplace are tried on.
+var renamePairs = [][2]string{
+	{"/d/f", "/d/new"},
+	{"/d/f", "/d/f"},
+	{"/d/f", "/d/./f"},
+	{"/d/f", "/d/sub/g"},
+	{"/d/f", "/d/sub/new"},
+	{"/d/f", "/d/sub"},
+	{"/d/f", "/d/empty"},
+	{"/d/f", "/d/s"},
+	{"/d/f", "/d/nope/x"},
+	{"/d/f", "/d/f/x"},
+	{"/d/f", "/d/new/"},
+	{"/d/f/", "/d/new"},
+	{"/d/f", "/d/."},
+	{"/d/f", "/d/.."},
+	{"/d/sub", "/d/new"},
+	{"/d/sub/", "/d/new/"},
+	{"/d/sub", "/d/empty"},
+	{"/d/sub", "/d/f"},
+	{"/d/empty", "/d/sub"},
+	{"/d/empty", "/d/sub/g"},
+	{"/d/empty", "/d/sub/new"},
+	{"/d/sub", "/d/sub"},
+	{"/d/sub", "/d/../d/sub"},
+	{"/d/sub", "/d/sub/x"},
+	{"/d/sub", "/d/sub/deep/x"},
+	{"/d/sub/deep", "/d/sub/deep/x"},
+	{"/d/sub/deep", "/d/new"},
+	{"/d/sub/g", "/d/sub"},
+	{"/d/sub/deep", "/d"},
+	{"/d/.", "/d/new"},
+	{"/d/..", "/d/new"},
+	{"/d/nope", "/d/new"},
+	{"/d/nope", "/d/sub"},
+	{"/d/nope/x", "/d/sub"},
+	{"/d/s", "/d/new"},
+	{"/d/sd", "/d/new"},
+	{"/d/sd", "/d/empty"},
+	{"", "/d/new"},
+	{"/d/f", ""},
+}
+
+// TestMemMatchesOS runs the same calls on Mem and on the OS, each on a
+// fresh copy of the fixture, and compares their results and the trees they
+// leave.
+func TestMemMatchesOS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("compares with Linux")
+	}
+	ops := slices.Clone(memOps)
+	for _, p := range renamePairs {
+		ops = append(ops, memOp{"rename", p[0], p[1]}, memOp{"renamenr", p[0], p[1]})
+	}
+	tmp := t.TempDir()
+	for i, c := range ops {
+		t.Run(fmt.Sprintf("%s(%q,%q)", c.op, c.a, c.b), func(t *testing.T) {
+			m := NewMem()
+			self := func(name string) string { return name }
+			memFixture(t, m, self, m.Symlink)
+
+			root := fmt.Sprintf("%s/%d", tmp, i)
+			if err := os.Mkdir(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			under := func(name string) string {
+				if name == "" {
+					return ""
+				}
+				return root + name
+			}
+			memFixture(t, OS, under, os.Symlink)
+
+			got, want := c.apply(m, self), c.apply(OS, under)
+			if got != want {
+				t.Errorf("Mem: %s\n OS: %s", got, want)
+			}
+			gotTree, wantTree := dumpTree(m, self, "/d"), dumpTree(OS, under, "/d")
+			if !slices.Equal(gotTree, wantTree) {
+				t.Errorf("Mem leaves\n\t%s\nOS leaves\n\t%s",
+					strings.Join(gotTree, "\n\t"), strings.Join(wantTree, "\n\t"))
+			}
+		})
+	}
+}
+
+func mustMkdir(t *testing.T, fsys FS, name string) {
+	t.Helper()
+	if err := fsys.Mkdir(name, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// create makes name holding data, synced if syncFile.
+func create(t *testing.T, fsys FS, name, data string, syncFile bool) {
+	t.Helper()
+	f, err := fsys.Create(name, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(f, data); err != nil {
+		t.Fatal(err)
+	}
+	if syncFile {
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func syncDir(t *testing.T, fsys FS, name string) {
+	t.Helper()
+	d, err := fsys.OpenDir(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRename(t *testing.T, fsys FS, oldname, newname string) {
+	t.Helper()
+	if err := fsys.Rename(oldname, newname); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func self(name string) string { return name }
+
+func TestMemCrash(t *testing.T) {
+	// durable sets up /x/a holding "v1", durably, and the empty dir /y.
+	durable := func(t *testing.T, m *Mem) {
+		mustMkdir(t, m, "/x")
+		mustMkdir(t, m, "/y")
+		create(t, m, "/x/a", "v1", true)
+		syncDir(t, m, "/x")
+		syncDir(t, m, "/")
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, m *Mem)
+		want []string
+	}{{
+		name: "nothing synced",
+		run: func(t *testing.T, m *Mem) {
+			mustMkdir(t, m, "/x")
+			create(t, m, "/x/a", "v1", true)
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/"},
+	}, {
+		name: "synced file and dirs",
+		run:  durable,
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "unsynced data lost",
+		run: func(t *testing.T, m *Mem) {
+			create(t, m, "/a", "data", false)
+			syncDir(t, m, "/")
+		},
+		want: []string{"/", `/a ""`},
+	}, {
+		name: "data after sync lost",
+		run: func(t *testing.T, m *Mem) {
+			f, err := m.Create("/a", 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			io.WriteString(f, "synced")
+			f.Sync()
+			io.WriteString(f, " lost")
+			syncDir(t, m, "/")
+		},
+		want: []string{"/", `/a "synced"`},
+	}, {
+		name: "created file, dir unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			create(t, m, "/x/b", "new", true)
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "rename, dir unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x/a", "/x/b")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "rename, dir synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x/a", "/x/b")
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", `/x/b "v1"`, "/y/"},
+	}, {
+		name: "rename replacing, dir unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			create(t, m, "/x/b", "v2", true)
+			syncDir(t, m, "/x")
+			mustRename(t, m, "/x/a", "/x/b")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, `/x/b "v2"`, "/y/"},
+	}, {
+		name: "rename replacing, dir synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			create(t, m, "/x/b", "v2", true)
+			syncDir(t, m, "/x")
+			mustRename(t, m, "/x/a", "/x/b")
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", `/x/b "v1"`, "/y/"},
+	}, {
+		name: "cross-dir rename, nothing synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x/a", "/y/a")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "cross-dir rename, target synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x/a", "/y/a")
+			syncDir(t, m, "/y")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/", `/y/a "v1"`},
+	}, {
+		name: "cross-dir rename, source synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x/a", "/y/a")
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", "/y/"},
+	}, {
+		name: "cross-dir rename, both synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x/a", "/y/a")
+			syncDir(t, m, "/x")
+			syncDir(t, m, "/y")
+		},
+		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
+	}, {
+		name: "remove, dir unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			if err := m.Remove("/x/a"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "remove, dir synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			if err := m.Remove("/x/a"); err != nil {
+				t.Fatal(err)
+			}
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", "/y/"},
+	}, {
+		name: "mkdir, parent unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustMkdir(t, m, "/x/dir")
+			syncDir(t, m, "/x/dir")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "mkdir, parent synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustMkdir(t, m, "/x/dir")
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/x/dir/", "/y/"},
+	}, {
+		name: "nested mkdir, grandparent unsynced",
+		run: func(t *testing.T, m *Mem) {
+			mustMkdir(t, m, "/p")
+			mustMkdir(t, m, "/p/q")
+			create(t, m, "/p/q/f", "data", true)
+			syncDir(t, m, "/p/q")
+			syncDir(t, m, "/p")
+		},
+		want: []string{"/"},
+	}, {
+		name: "removed dir, parent unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			if err := m.Remove("/y"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "cross-dir rename of a dir, target synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x", "/y/x")
+			syncDir(t, m, "/y")
+		},
+		// Both names are durable; the crash image keeps the one nearer
+		// the root.
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "dirs durably inside each other",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/y", "/x/y")
+			syncDir(t, m, "/x") // /x durably holds /y
+			mustRename(t, m, "/x/y", "/y")
+			mustRename(t, m, "/x", "/y/x")
+			syncDir(t, m, "/y") // and /y durably holds /x
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "renamed file, both names durable",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/y", "/x/y")
+			syncDir(t, m, "/x")
+			mustRename(t, m, "/x", "/z")
+			syncDir(t, m, "/")
+			mustRename(t, m, "/z/a", "/z/y/a")
+			syncDir(t, m, "/z/y")
+		},
+		want: []string{"/", "/z/", `/z/a "v1"`, "/z/y/", `/z/y/a "v1"`},
+	}, {
+		name: "SyncAll",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustRename(t, m, "/x/a", "/y/a")
+			mustMkdir(t, m, "/y/dir")
+			create(t, m, "/y/dir/f", "new", false)
+			if err := m.Remove("/x"); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.SyncAll("/y"); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{"/", "/y/", `/y/a "v1"`, "/y/dir/", `/y/dir/f "new"`},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMem()
+			tt.run(t, m)
+			if got := dumpTree(m.CrashClone(), self, "/"); !slices.Equal(got, tt.want) {
+				t.Errorf("after crash:\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(tt.want, "\n\t"))
+			}
+		})
+	}
+}
+
+// TestMemCrashHardLink checks that a cross-directory rename synced only in
+// its target leaves two names for one file.
+func TestMemCrashHardLink(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/x")
+	mustMkdir(t, m, "/y")
+	create(t, m, "/x/a", "v1", true)
+	m.SyncAll("/")
+	mustRename(t, m, "/x/a", "/y/a")
+	syncDir(t, m, "/y")
+	c := m.CrashClone()
+	x, _ := c.lookup("/x/a")
+	y, _ := c.lookup("/y/a")
+	if x == nil || x != y {
+		t.Fatalf("/x/a is %p and /y/a %p, want one file", x, y)
+	}
+	// Renaming one name onto the other does nothing, as on Linux.
+	mustRename(t, c, "/x/a", "/y/a")
+	if got := dumpTree(c, self, "/"); len(got) != 5 {
+		t.Errorf("after rename onto itself: %q", got)
+	}
+	// Removing one leaves the other.
+	if err := c.Remove("/x/a"); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readFile(c, "/y/a"); err != nil || data != "v1" {
+		t.Errorf("/y/a = %q, %v", data, err)
+	}
+}
+
+func TestMemCrashCloneIndependent(t *testing.T) {
+	m := NewMem()
+	create(t, m, "/a", "v1", true)
+	syncDir(t, m, "/")
+	l, err := m.OpenLock("/a", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := l.TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	f, err := m.Create("/b", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := m.CrashClone()
+
+	// The original goes on unchanged, open file and lock included.
+	if _, err := io.WriteString(f, "more"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	create(t, m, "/c", "", false)
+
+	// The clone has no locks, and neither sees the other's changes.
+	cl, err := c.OpenLock("/a", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := cl.TryLock(); !ok || err != nil {
+		t.Fatalf("TryLock in clone = %v, %v", ok, err)
+	}
+	create(t, c, "/d", "", false)
+	if got, want := dumpTree(c, self, "/"), []string{"/", `/a "v1"`, `/d ""`}; !slices.Equal(got, want) {
+		t.Errorf("clone: %q, want %q", got, want)
+	}
+	if got, want := dumpTree(m, self, "/"), []string{"/", `/a "v1"`, `/b "more"`, `/c ""`}; !slices.Equal(got, want) {
+		t.Errorf("original: %q, want %q", got, want)
+	}
+	// The original's lock still excludes others in the original.
+	l2, err := m.OpenLock("/a", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := l.TryLock(); !ok {
+		t.Fatal("relock failed")
+	}
+	if ok, _ := l2.TryLock(); ok {
+		t.Error("second lock in the original succeeded")
+	}
+}
+
+func TestMemFileIO(t *testing.T) {
+	m := NewMem()
+	f, err := m.Create("/a", 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"hello", "", " world"} {
+		if n, err := io.WriteString(f, s); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if _, err := f.Read(make([]byte, 1)); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Read of a file from Create: %v, want EBADF", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Name() != "a" || fi.Size() != 11 || fi.Mode() != 0o640 || fi.IsDir() || fi.Sys() != nil {
+		t.Errorf("Stat = %v", fi)
+	}
+	f.Close()
+
+	r, err := m.Open("/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 4)
+	var got []string
+	for {
+		n, err := r.Read(buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	if want := []string{"hell", "o wo", "rld"}; !slices.Equal(got, want) {
+		t.Errorf("reads: %q, want %q", got, want)
+	}
+	if n, err := r.Read(nil); n != 0 || err != nil {
+		t.Errorf("Read(nil) = %d, %v", n, err)
+	}
+	if _, err := r.Write([]byte("x")); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Write on a file from Open: %v, want EBADF", err)
+	}
+	_, err = m.Lstat("/a/")
+	wantErrno(t, "Lstat(/a/)", err, syscall.ENOTDIR)
+	if fi, err = m.Lstat("/a"); err != nil || fi.Size() != 11 {
+		t.Errorf("Lstat = %v, %v", fi, err)
+	}
+	if fi, err = m.Lstat("/"); err != nil || fi.Name() != "/" || !fi.IsDir() || fi.Mode() != fs.ModeDir|0o755 {
+		t.Errorf("Lstat(/) = %v, %v", fi, err)
+	}
+}
+
+func TestMemClosed(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/d")
+	f, err := m.Create("/d/a", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.OpenDir("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.OpenLock("/d/lock", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []io.Closer{f, d, l} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := map[string]error{
+		"Close twice":   f.Close(),
+		"Lock.Close":    l.Close(),
+		"Unlock":        l.Unlock(),
+		"Sync":          f.Sync(),
+		"dir Sync":      d.Sync(),
+		"Write":         second(f.Write([]byte("x"))),
+		"Write nothing": second(f.Write(nil)),
+		"Read":          second(d.Read(nil)),
+		"Stat":          second(f.Stat()),
+		"ReadDir":       second(d.ReadDir(-1)),
+		"TryLock":       second(l.TryLock()),
+	}
+	for name, err := range calls {
+		if !errors.Is(err, syscall.EBADF) || !errors.Is(err, fs.ErrClosed) {
+			t.Errorf("%s after Close: %v, want EBADF and fs.ErrClosed", name, err)
+		}
+		var pe *fs.PathError
+		if !errors.As(err, &pe) {
+			t.Errorf("%s after Close: %T, want *fs.PathError", name, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func TestMemReadDir(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/d")
+	mustMkdir(t, m, "/d/sub")
+	create(t, m, "/d/file", "abc", false)
+	if err := m.Symlink("file", "/d/link"); err != nil {
+		t.Fatal(err)
+	}
+	mustMkdir(t, m, "/empty")
+
+	tests := []struct {
+		dir  string
+		n    []int
+		want []string // per call: names, then the error class
+	}{
+		{"/d", []int{-1}, []string{"file link sub ok"}},
+		{"/d", []int{0, 0}, []string{"file link sub ok", " ok"}},
+		{"/d", []int{2, 2, 2}, []string{"file link ok", "sub ok", " EOF"}},
+		{"/d", []int{3, 1}, []string{"file link sub ok", " EOF"}},
+		{"/d", []int{1, -1, 1}, []string{"file ok", "link sub ok", " EOF"}},
+		{"/empty", []int{1}, []string{" EOF"}},
+		{"/empty", []int{-1}, []string{" ok"}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.dir, tt.n), func(t *testing.T) {
+			d, err := m.OpenDir(tt.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			var got []string
+			for _, n := range tt.n {
+				entries, err := d.ReadDir(n)
+				if entries == nil {
+					t.Errorf("ReadDir(%d) returned a nil slice", n)
+				}
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				got = append(got, strings.Join(names, " ")+" "+errClass(err))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMemDirEntry(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/d")
+	mustMkdir(t, m, "/d/sub")
+	create(t, m, "/d/file", "abc", false)
+	m.Symlink("file", "/d/link")
+	d, err := m.OpenDir("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("ReadDir = %v, %v", entries, err)
+	}
+	want := map[string]struct {
+		typ  fs.FileMode
+		size int64
+	}{"file": {0, 3}, "link": {fs.ModeSymlink, 4}, "sub": {fs.ModeDir, 0}}
+	for _, e := range entries {
+		w := want[e.Name()]
+		if e.Type() != w.typ || e.IsDir() != (w.typ == fs.ModeDir) {
+			t.Errorf("%s: Type %v IsDir %v, want %v", e.Name(), e.Type(), e.IsDir(), w.typ)
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Name() != e.Name() || fi.Mode().Type() != w.typ || fi.Size() != w.size {
+			t.Errorf("%s: Info = %v, %v", e.Name(), fi, err)
+		}
+	}
+	if err := m.Remove("/d/file"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = entries[0].Info()
+	wantErrno(t, "Info of a removed entry", err, syscall.ENOENT)
+}
+
+// TestMemReadDirChanging checks that a listing read while the directory
+// changes lists each name once, skips those removed and does not list
+// those added.
+func TestMemReadDirChanging(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/d")
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		create(t, m, "/d/"+n, "", false)
+	}
+	d, err := m.OpenDir("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var got []string
+	first, _ := d.ReadDir(2)
+	for _, e := range first {
+		got = append(got, e.Name())
+	}
+	create(t, m, "/d/0", "", false)
+	create(t, m, "/d/f", "", false)
+	m.Remove("/d/d")
+	mustRename(t, m, "/d/a", "/d/z")
+	mustRename(t, m, "/d/e", "/d/c")
+	rest, err := d.ReadDir(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rest {
+		got = append(got, e.Name())
+	}
+	if want := []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("listed %q, want %q", got, want)
+	}
+}
+
+func TestMemSymlinks(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/d")
+	create(t, m, "/d/f", "", false)
+	m.Symlink("d", "/ld")
+	m.Symlink("f", "/d/lf")
+	tests := []struct {
+		what string
+		err  error
+		want syscall.Errno
+	}{
+		{"Open", second(m.Open("/d/lf")), syscall.ELOOP},
+		{"Open dir link", second(m.Open("/ld")), syscall.ELOOP},
+		{"OpenDir", second(m.OpenDir("/ld")), syscall.ENOTDIR},
+		{"Create", second(m.Create("/d/lf", 0o644)), syscall.EEXIST},
+		{"OpenLock", second(m.OpenLock("/d/lf", 0o644)), syscall.ELOOP},
+		{"Lstat", second(m.Lstat("/ld")), 0},
+		{"through a link", second(m.Open("/ld/f")), syscall.ELOOP},
+		{"Create through a link", second(m.Create("/ld/new", 0o644)), syscall.ELOOP},
+		{"Lstat through a link", second(m.Lstat("/ld/f")), syscall.ELOOP},
+		{"link with a slash", second(m.OpenDir("/ld/")), syscall.ELOOP},
+		{"Lstat link with a slash", second(m.Lstat("/ld/")), syscall.ELOOP},
+		{"Chmod", m.Chmod("/ld", 0), syscall.ELOOP},
+		{"Symlink exists", m.Symlink("x", "/ld"), syscall.EEXIST},
+		{"Symlink empty", m.Symlink("", "/new"), syscall.ENOENT},
+		{"Symlink slash", m.Symlink("x", "/new/"), syscall.ENOENT},
+		{"Rename", m.Rename("/d/lf", "/d/lf2"), 0},
+		{"Remove", m.Remove("/ld"), 0},
+	}
+	for _, tt := range tests {
+		wantErrno(t, tt.what, tt.err, tt.want)
+	}
+	var le *os.LinkError
+	if err := m.Symlink("x", "/d/f"); !errors.As(err, &le) || le.Op != "symlink" {
+		t.Errorf("Symlink error = %#v, want a *os.LinkError", err)
+	}
+}
+
+func TestMemPermissions(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/ro")     // 0o500 below
+	mustMkdir(t, m, "/nox")    // 0o600 below
+	mustMkdir(t, m, "/noread") // 0o300 below
+	create(t, m, "/ro/f", "", false)
+	create(t, m, "/nox/f", "", false)
+	create(t, m, "/none", "", false)
+	create(t, m, "/wo", "", false)
+	mustMkdir(t, m, "/ro/sub")
+	mustMkdir(t, m, "/dir")
+	for name, mode := range map[string]fs.FileMode{
+		"/ro": 0o500, "/nox": 0o600, "/noread": 0o300, "/none": 0, "/wo": 0o200, "/dir": 0o500,
+	} {
+		if err := m.Chmod(name, mode|fs.ModeDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		what string
+		err  error
+		want syscall.Errno
+	}{
+		{"Open mode 000", second(m.Open("/none")), syscall.EACCES},
+		{"Open write-only", second(m.Open("/wo")), syscall.EACCES},
+		{"OpenLock write-only", second(m.OpenLock("/wo", 0o644)), syscall.EACCES},
+		{"Lstat mode 000", second(m.Lstat("/none")), 0},
+		{"Create existing in read-only dir", second(m.Create("/ro/f", 0o644)), syscall.EEXIST},
+		{"Create in read-only dir", second(m.Create("/ro/g", 0o644)), syscall.EACCES},
+		{"OpenLock new in read-only dir", second(m.OpenLock("/ro/lock", 0o644)), syscall.EACCES},
+		{"OpenLock existing in read-only dir", second(m.OpenLock("/ro/f", 0o644)), 0},
+		{"Mkdir in read-only dir", m.Mkdir("/ro/d", 0o755), syscall.EACCES},
+		{"Remove in read-only dir", m.Remove("/ro/f"), syscall.EACCES},
+		{"Remove dir in read-only dir", m.Remove("/ro/sub"), syscall.EACCES},
+		{"Rename out of read-only dir", m.Rename("/ro/f", "/f"), syscall.EACCES},
+		{"Rename into read-only dir", m.Rename("/wo", "/ro/wo"), syscall.EACCES},
+		{"Rename dir without write bit", m.Rename("/dir", "/ro/sub/dir"), syscall.EACCES},
+		{"Rename dir without write bit, same parent", m.Rename("/dir", "/dir2"), 0},
+		{"Open in read-only dir", second(m.Open("/ro/f")), 0},
+		{"Lstat in dir without x", second(m.Lstat("/nox/f")), syscall.EACCES},
+		{"Open missing in dir without x", second(m.Open("/nox/missing")), syscall.EACCES},
+		{"Create in dir without x", second(m.Create("/nox/g", 0o644)), syscall.EACCES},
+		{"Lstat dir without x", second(m.Lstat("/nox")), 0},
+		{"OpenDir without read", second(m.OpenDir("/noread")), syscall.EACCES},
+		{"Create in dir without read", second(m.Create("/noread/f", 0o644)), 0},
+		{"SyncAll on mode 000", m.SyncAll("/none"), syscall.EACCES},
+	}
+	for _, tt := range tests {
+		wantErrno(t, tt.what, tt.err, tt.want)
+	}
+	if err := m.Chmod("/none", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Open("/none"); err != nil {
+		t.Errorf("Open after Chmod: %v", err)
+	}
+	fi, err := m.Lstat("/ro")
+	if err != nil || fi.Mode() != fs.ModeDir|0o500 {
+		t.Errorf("Lstat(/ro) = %v, %v", fi, err)
+	}
+}
+
+func TestMemLock(t *testing.T) {
+	m := NewMem()
+	a, err := m.OpenLock("/lock", 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.OpenLock("/lock", 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := m.Lstat("/lock")
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file: %v, %v", fi, err)
+	}
+	steps := []struct {
+		l    Lock
+		op   string
+		want bool
+	}{
+		{a, "try", true},
+		{a, "try", true}, // again, by the holder
+		{b, "try", false},
+		{b, "unlock", false}, // by a non-holder: no effect
+		{b, "try", false},
+		{a, "unlock", false},
+		{a, "unlock", false}, // not held: no effect
+		{b, "try", true},
+		{a, "try", false},
+		{b, "close", false},
+		{a, "try", true},
+	}
+	for i, s := range steps {
+		var got bool
+		var err error
+		switch s.op {
+		case "try":
+			got, err = s.l.TryLock()
+		case "unlock":
+			err = s.l.Unlock()
+		case "close":
+			err = s.l.Close()
+		}
+		if err != nil || got != s.want {
+			t.Errorf("step %d %s: %v, %v, want %v", i, s.op, got, err, s.want)
+		}
+	}
+	// A lock file removed and created anew is another file, with its own
+	// lock.
+	if err := m.Remove("/lock"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.OpenLock("/lock", 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.TryLock(); !ok || err != nil {
+		t.Errorf("lock on the new file: %v, %v", ok, err)
+	}
+}
+
+func TestMemPaths(t *testing.T) {
+	var m Mem // the zero Mem is ready
+	mustMkdir(t, &m, "d")
+	create(t, &m, "d/./f", "x", false)
+	for _, name := range []string{"/d/f", "d/f", "//d//f", "/../d/f", "/d/../d/f", "../../d/f"} {
+		if data, err := readFile(&m, name); err != nil || data != "x" {
+			t.Errorf("read %q: %q, %v", name, data, err)
+		}
+	}
+	tests := []struct {
+		what string
+		err  error
+		want syscall.Errno
+	}{
+		{"Mkdir root", m.Mkdir("/", 0o755), syscall.EEXIST},
+		{"Create root", second(m.Create("/", 0o644)), syscall.EEXIST},
+		{"Remove root", m.Remove("/"), syscall.EBUSY},
+		{"Rename root", m.Rename("/", "/x"), syscall.EBUSY},
+		{"Rename onto root", m.Rename("/d", "/"), syscall.EEXIST},
+		{"RenameNoReplace onto root", m.RenameNoReplace("/d", "/"), syscall.EEXIST},
+		{"Rename onto /..", m.Rename("/d/f", "/.."), syscall.EEXIST},
+		{"OpenDir /..", second(m.OpenDir("/..")), 0},
+		{"SyncAll missing", m.SyncAll("/nope"), syscall.ENOENT},
+	}
+	for _, tt := range tests {
+		wantErrno(t, tt.what, tt.err, tt.want)
+	}
+}
+
+// TestMemConcurrent runs every kind of call at once, for the race detector.
+func TestMemConcurrent(t *testing.T) {
+	m := NewMem()
+	mustMkdir(t, m, "/d")
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				name := fmt.Sprintf("/d/%d-%d", w, i)
+				f, err := m.Create(name, 0o644)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.WriteString(f, name)
+				f.Sync()
+				f.Close()
+				if i%2 == 0 {
+					m.Rename(name, name+".renamed")
+				} else {
+					m.Remove(name)
+				}
+				if l, err := m.OpenLock("/d/lock", 0o644); err == nil {
+					l.TryLock()
+					l.Close()
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 50 {
+			d, err := m.OpenDir("/d")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			seen := map[string]bool{}
+			for {
+				entries, err := d.ReadDir(3)
+				for _, e := range entries {
+					if seen[e.Name()] {
+						t.Errorf("%s listed twice", e.Name())
+					}
+					seen[e.Name()] = true
+					e.Info()
+				}
+				if err != nil {
+					break
+				}
+			}
+			d.Sync()
+			d.Close()
+		}
+	})
+	wg.Go(func() {
+		for range 20 {
+			c := m.CrashClone()
+			dumpTree(c, self, "/")
+			m.SyncAll("/")
+		}
+	})
+	wg.Wait()
+}
