@@ -59,14 +59,15 @@ func checkRefused(t *testing.T, b ms.Backend, id string) {
 	wantAnyErr(t, fmt.Sprintf("MoveToState %q", id), err, ms.ErrInvalidMessageID, ms.ErrStateConflict)
 }
 
-// testHostileIDs takes each hostile ID through every call on a fresh
-// backend: it is either refused with ErrInvalidMessageID or returned byte for
-// byte by GetMeta, ListMessages and the iterator, and moved, updated and
-// deleted like any other.
+// testHostileIDs takes each hostile ID in turn through every call: it is
+// either refused with ErrInvalidMessageID or returned byte for byte by
+// GetMeta, ListMessages and the iterator, and moved, updated and deleted
+// like any other. The IDs share one backend, emptied before each.
 func testHostileIDs(t *testing.T, open opener) {
+	b := open(t)
 	for i, id := range HostileIDs() {
 		t.Run(idName(i, id), func(t *testing.T) {
-			b := open(t)
+			deleteAll(t, b)
 			m := sample(i, ms.StateIncoming)
 			err := safely(func() error { return b.StoreMeta(t.Context(), id, m) })
 			if !stored(t, id, err) {
@@ -76,6 +77,19 @@ func testHostileIDs(t *testing.T, open opener) {
 			}
 			roundTripID(t, b, id, m)
 		})
+	}
+}
+
+// deleteAll deletes every message in b, so that a failure in one subtest does
+// not spill into the next.
+func deleteAll(t *testing.T, b ms.Backend) {
+	t.Helper()
+	for _, s := range ms.States() {
+		for _, id := range listAll(t, b, s) {
+			if err := b.DeleteMeta(t.Context(), id); err != nil {
+				t.Errorf("DeleteMeta %q, left over from an earlier subtest: got %v, want nil", id, err)
+			}
+		}
 	}
 }
 
