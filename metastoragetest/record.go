@@ -8,7 +8,7 @@ import (
 	ms "github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// A backend is a function that opens a fresh Backend for the test.
+// opener opens a fresh, empty Backend for a test.
 type opener = func(*testing.T) ms.Backend
 
 // testEmpty checks a fresh backend: nothing listed or iterated, and the calls
