@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// finding is the JSON form of a metafs.Finding.
+type finding struct {
+	Kind     string `json:"kind"`
+	Path     string `json:"path"`
+	Detail   string `json:"detail"`
+	Action   string `json:"action,omitempty"`
+	Repaired bool   `json:"repaired"`
+}
+
+func fsckCmd() *command {
+	var dir *string
+	var repair, asJSON *bool
+	return &command{
+		name:    "fsck",
+		args:    "[flags]",
+		summary: "Check the directory for what a crash leaves behind, and repair it",
+		detail: `
+Runs the backend's recovery scan as a report: orphaned temp files, changes a
+crash interrupted, messages in two states, corrupt files, State fields that
+disagree with their directory, names that are not message files and stray
+lock files. Without --repair it only reads the directory; with --repair it
+fixes what recovery fixes (safely while a queue runs on the directory) and
+says what it did. Names that are not message files and stray lock files are
+reported and left alone.
+
+Prints one line per finding on stdout, paths relative to the directory
+(absolute with --json), and a summary on stderr. Exit status: 0 nothing left
+to repair, 1 findings remain, 2 usage or I/O error.
+
+Examples:
+
+  spoolmeta fsck
+  spoolmeta fsck --repair
+  spoolmeta fsck --json | jq -r .kind | sort | uniq -c`,
+		setFlags: func(fs *flag.FlagSet) {
+			dir = dirFlag(fs)
+			repair = fs.Bool("repair", false, "repair what is found")
+			asJSON = fs.Bool("json", false, "print one JSON object per finding")
+		},
+		run: func(e *env, _ *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usagef("fsck takes no arguments")
+			}
+			if *repair {
+				return runRepair(e, metadataDir(e, *dir), *asJSON)
+			}
+			b, err := openReadOnly(e, metadataDir(e, *dir))
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			findings, err := check(e, b, false)
+			if err != nil {
+				return err
+			}
+			return report(e, b.Dir(), findings, *asJSON)
+		},
+	}
+}
+
+// check runs the recovery scan of b, with progress on stderr.
+func check(e *env, b *metafs.Backend, repair bool) ([]metafs.Finding, error) {
+	ctx := context.Background()
+	if err := b.WaitCounts(ctx); err != nil {
+		return nil, err
+	}
+	var n int64
+	for _, s := range metastorage.States() {
+		n += b.GetStateCount(s)
+	}
+	fmt.Fprintf(e.stderr, "fsck: checking %d messages in %s\n", n, b.Dir())
+	findings, err := b.Check(ctx, repair)
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", b.Dir(), err)
+	}
+	return findings, nil
+}
+
+// runRepair opens dir for writing, which starts the backend's own
+// recovery scan in the background, and runs the scan with repair. The two
+// scans take turns; whichever comes first repairs, and the backend logs
+// each finding of either, so the findings are collected from its log.
+func runRepair(e *env, dir string, asJSON bool) error {
+	if err := checkMetadataDir(dir); err != nil {
+		return err
+	}
+	rec := &findingRecorder{next: logger(e.stderr).Handler()}
+	b, err := metafs.NewFactory(dir).WithLogger(slog.New(rec)).Open()
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	defer b.Close()
+	findings, err := check(e, b, true)
+	if err != nil {
+		return err
+	}
+	return report(e, b.Dir(), rec.merge(findings), asJSON)
+}
+
+// report prints findings and a summary, and returns errSilentPartial if
+// some are left unrepaired.
+func report(e *env, dir string, findings []metafs.Finding, asJSON bool) error {
+	w := bufio.NewWriter(e.stdout)
+	left := 0
+	var err error
+	for _, f := range findings {
+		if !f.Repaired {
+			left++
+		}
+		if werr := writeFinding(w, dir, f, asJSON); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "fsck: %d findings, %d repaired, %d left\n", len(findings), len(findings)-left, left)
+	if left > 0 {
+		return errSilentPartial
+	}
+	return nil
+}
+
+// findingRecorder is a slog.Handler that keeps the findings the backend
+// logs as "recovery" records and passes everything else on.
+type findingRecorder struct {
+	next     slog.Handler
+	mu       sync.Mutex
+	findings []metafs.Finding
+}
+
+func (r *findingRecorder) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || r.next.Enabled(ctx, l)
+}
+
+func (r *findingRecorder) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Message != "recovery" {
+		if r.next.Enabled(ctx, rec.Level) {
+			return r.next.Handle(ctx, rec)
+		}
+		return nil
+	}
+	var f metafs.Finding
+	rec.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "kind":
+			f.Kind = metafs.FindingKind(a.Value.String())
+		case "path":
+			f.Path = a.Value.String()
+		case "detail":
+			f.Detail = a.Value.String()
+		case "action":
+			f.Action = a.Value.String()
+		}
+		return true
+	})
+	f.Repaired = rec.Level >= slog.LevelWarn
+	r.mu.Lock()
+	r.findings = append(r.findings, f)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *findingRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *findingRecorder) WithGroup(string) slog.Handler      { return r }
+
+// merge returns the logged findings followed by those of found that were
+// not logged, each once.
+func (r *findingRecorder) merge(found []metafs.Finding) []metafs.Finding {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	type key struct {
+		kind metafs.FindingKind
+		path string
+	}
+	seen := map[key]bool{}
+	var out []metafs.Finding
+	for _, f := range append(slices.Clone(r.findings), found...) {
+		k := key{f.Kind, f.Path}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func writeFinding(w *bufio.Writer, dir string, f metafs.Finding, asJSON bool) error {
+	if asJSON {
+		return writeJSON(w, finding{Kind: string(f.Kind), Path: f.Path, Detail: f.Detail, Action: f.Action, Repaired: f.Repaired})
+	}
+	p := f.Path
+	if rel, err := filepath.Rel(dir, p); err == nil {
+		p = rel
+	}
+	line := fmt.Sprintf("%-15s %s: %s", f.Kind, p, f.Detail)
+	if f.Action != "" {
+		line += "; " + f.Action
+	}
+	_, err := fmt.Fprintln(w, line)
+	return err
+}

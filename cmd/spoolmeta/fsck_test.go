@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestFsckReport(t *testing.T) {
+	dir := fixture(t, "crashed-spool")
+	before := snapshot(t, dir)
+	r := spoolmeta(t, "-d", dir, "fsck")
+	r.expect(t, 1)
+	for _, want := range []string{
+		"orphan-temp     incoming/.tmp.abc123: ",
+		"corrupt         incoming/empty-3.json: ",
+		"corrupt         deferred/truncated-9.json: ",
+		"state-mismatch  hold/held-42.json: State field says incoming",
+		"duplicate       incoming/0f8fad5b-d9cb-469f-a165-70867728950e.json: ",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("fsck lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "6 findings, 0 repaired, 6 left") {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+	sameSnapshot(t, before, snapshot(t, dir))
+}
+
+func TestFsckRepair(t *testing.T) {
+	dir := fixture(t, "crashed-spool")
+	r := spoolmeta(t, "-d", dir, "fsck", "--repair", "--json")
+	r.expect(t, 0)
+	n := 0
+	for _, l := range lines(r.stdout) {
+		var f finding
+		if err := json.Unmarshal([]byte(l), &f); err != nil {
+			t.Fatal(err)
+		}
+		if !f.Repaired || f.Action == "" {
+			t.Errorf("not repaired: %+v", f)
+		}
+		n++
+	}
+	if n != 6 {
+		t.Errorf("%d findings, want 6:\n%s", n, r.stdout)
+	}
+	r = spoolmeta(t, "-d", dir, "fsck")
+	r.expect(t, 0)
+	if r.stdout != "" {
+		t.Errorf("findings after repair:\n%s", r.stdout)
+	}
+	if got := stateOf(t, dir, "0f8fad5b-d9cb-469f-a165-70867728950e"); len(got) != 1 || got[0] != "active" {
+		t.Errorf("duplicate not resolved: %v", got)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	r := spoolmeta(t, "help")
+	r.expect(t, 0)
+	for _, c := range commands() {
+		if !strings.Contains(r.stdout, "\t"+c.name) {
+			t.Errorf("help lacks %s", c.name)
+		}
+		h := spoolmeta(t, "help", c.name)
+		h.expect(t, 0)
+		if !strings.Contains(h.stdout, "Usage: spoolmeta "+c.name) || !strings.Contains(h.stdout, "Examples:") {
+			t.Errorf("help %s:\n%s", c.name, h.stdout)
+		}
+		if f := spoolmeta(t, c.name, "-h"); f.stdout != h.stdout {
+			t.Errorf("%s -h differs from help %s", c.name, c.name)
+		}
+	}
+	spoolmeta(t, "frobnicate").expect(t, 2)
+	spoolmeta(t).expect(t, 2)
+	if r := spoolmeta(t, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "spoolmeta ") {
+		t.Errorf("version: %d %q", r.code, r.stdout)
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// binary is the spoolmeta binary that TestMain builds for the tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(moverEnv) != "" {
+		os.Exit(moverMain())
+	}
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "spoolmeta-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer os.RemoveAll(tmp)
+	binary = filepath.Join(tmp, "spoolmeta")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 2
+	}
+	return m.Run()
+}
+
+// result is what a run of the binary printed and its exit status.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// testNow is the time the tests run at, as far as spoolmeta knows.
+const testNow = "2026-11-20T08:36:00Z"
+
+// spoolmeta runs the binary with args in a fixed environment: UTC, 120
+// columns, now at testNow and no $SPOOLMETA_DIR.
+func spoolmeta(t *testing.T, args ...string) result {
+	t.Helper()
+	return spoolmetaIn(t, "", nil, args...)
+}
+
+// spoolmetaIn is spoolmeta with stdin and extra environment variables.
+func spoolmetaIn(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(testEnv(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run spoolmeta %s: %v", strings.Join(args, " "), err)
+	}
+	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+func testEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "SPOOLMETA_DIR", "SPOOLMETA_NOW", "TZ", "COLUMNS":
+		default:
+			env = append(env, kv)
+		}
+	}
+	return append(env, "TZ=UTC", "COLUMNS=120", "SPOOLMETA_NOW="+testNow)
+}
+
+// expect fails the test unless r has exit status code; it shows r.
+func (r result) expect(t *testing.T, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+}
+
+// fixture copies testdata/name into a new temporary directory and returns
+// the copy's path.
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), name)
+	if err := os.CopyFS(dst, os.DirFS(filepath.Join("testdata", name))); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if d.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(p, mode)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// snapshot returns every path under dir with its mode, size, modification
+// time and contents.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := make(map[string]string)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		v := fmt.Sprintf("%s %d %d", info.Mode(), info.Size(), info.ModTime().UnixNano())
+		if info.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(data)
+		}
+		m[strings.TrimPrefix(p, dir)] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sameSnapshot fails the test if the two snapshots differ.
+func sameSnapshot(t *testing.T, before, after map[string]string) {
+	t.Helper()
+	for p, v := range before {
+		if w, ok := after[p]; !ok {
+			t.Errorf("%s was removed", p)
+		} else if v != w {
+			t.Errorf("%s changed:\n%s\n-> %s", p, v, w)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s was created", p)
+		}
+	}
+}
+
+// lines returns the non-empty lines of s.
+func lines(s string) []string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

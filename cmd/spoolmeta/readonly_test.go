@@ -1,0 +1,84 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadOnlyCommandsChangeNothing runs every read-only command on both
+// fixtures and checks that the directory is byte for byte as it was.
+func TestReadOnlyCommandsChangeNothing(t *testing.T) {
+	cmds := [][]string{
+		{"stat"}, {"stat", "--json", "--by", "header:to"}, {"ls"}, {"ls", "--json"},
+		{"ls", "--sort", "created", "--desc"}, {"show", "msg-123", "held-42", "nope"},
+		{"fsck"}, {"fsck", "--json"},
+	}
+	for _, name := range []string{"clean-spool", "crashed-spool"} {
+		dir := fixture(t, name)
+		before := snapshot(t, dir)
+		for _, args := range cmds {
+			r := spoolmeta(t, append([]string{"-d", dir}, args...)...)
+			if r.code == 2 {
+				t.Errorf("%s %v: exit status 2\n%s", name, args, r.stderr)
+			}
+		}
+		sameSnapshot(t, before, snapshot(t, dir))
+	}
+}
+
+// TestNotAMetadataDirectory checks that read-only commands refuse a
+// directory without state directories, and create nothing in it.
+func TestNotAMetadataDirectory(t *testing.T) {
+	for _, args := range [][]string{{"stat"}, {"ls"}, {"show", "x"}, {"fsck"}, {"hold", "x"}} {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "missing")
+		r := spoolmeta(t, append([]string{"-d", dir}, args...)...)
+		r.expect(t, 2)
+		if !strings.Contains(r.stderr, "not a metadata directory") || len(lines(r.stderr)) != 1 {
+			t.Errorf("%v: stderr = %q, want one line saying it is not a metadata directory", args, r.stderr)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%v created %s", args, dir)
+		}
+		empty := t.TempDir()
+		spoolmeta(t, append([]string{"-d", empty}, args...)...).expect(t, 2)
+		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+			t.Errorf("%v created files in an empty directory", args)
+		}
+	}
+}
+
+// TestDirectoryDefault checks -d, $SPOOLMETA_DIR and ./metadata.
+func TestDirectoryDefault(t *testing.T) {
+	dir := fixture(t, "clean-spool")
+	r := spoolmetaIn(t, "", []string{"SPOOLMETA_DIR=" + dir}, "ls", "hold")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "held-42") {
+		t.Errorf("$SPOOLMETA_DIR not used: %q", r.stdout)
+	}
+	r = spoolmeta(t, "ls", "-d", dir, "hold") // -d after the command
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "held-42") {
+		t.Errorf("-d not used: %q", r.stdout)
+	}
+	r = spoolmeta(t, "stat") // ./metadata does not exist here
+	r.expect(t, 2)
+	if !strings.Contains(r.stderr, "metadata is not a metadata directory") {
+		t.Errorf("stderr = %q, want it to name ./metadata", r.stderr)
+	}
+}
+
+// TestUnknownState checks the one-line error that lists the valid names.
+func TestUnknownState(t *testing.T) {
+	dir := fixture(t, "clean-spool")
+	for _, args := range [][]string{{"ls", "bogus"}, {"stat", "Deferredd"}, {"hold", "--state", "x", "--all"}, {"move", "msg-123", "deferred", "nowhere"}} {
+		r := spoolmeta(t, append([]string{"-d", dir}, args...)...)
+		r.expect(t, 2)
+		first := lines(r.stderr)[0]
+		if !strings.Contains(first, "unknown state") || !strings.Contains(first, "incoming, active, deferred, hold, bounce, archived") {
+			t.Errorf("%v: stderr = %q", args, r.stderr)
+		}
+	}
+}
