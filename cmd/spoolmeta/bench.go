@@ -1,12 +1,442 @@
 package main
 
-import "flag"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
+)
+
+// benchRun is one row of the benchmark: a workload in a mode.
+type benchRun struct {
+	workload string
+	mode     string // a metafs.Mode's name, or "durable"/"no-fsync" for calibrate
+	workers  int
+	messages int
+}
+
+// benchResult is the measurement of one benchRun, and its JSON form.
+type benchResult struct {
+	Workload  string      `json:"workload"`
+	Mode      string      `json:"mode"`
+	Workers   int         `json:"workers"`
+	Messages  int         `json:"messages"`
+	Seconds   float64     `json:"seconds"`
+	MsgPerSec float64     `json:"msg_per_sec"`
+	OpsPerSec float64     `json:"ops_per_sec"`
+	P50Micros float64     `json:"p50_us"`
+	P99Micros float64     `json:"p99_us"`
+	PeakHeap  uint64      `json:"peak_heap_bytes"`
+	Ratio     *float64    `json:"ratio_to_calibration"`
+	Note      string      `json:"note,omitempty"`
+	Stats     *benchStats `json:"stats,omitempty"`
+}
+
+// benchStats is the JSON form of metafs.Stats.
+type benchStats struct {
+	Writes          int64 `json:"writes"`
+	Deletes         int64 `json:"deletes"`
+	Conflicts       int64 `json:"conflicts"`
+	FileSyncs       int64 `json:"file_syncs"`
+	DirSyncRequests int64 `json:"dir_sync_requests"`
+	DirSyncs        int64 `json:"dir_syncs"`
+	RecoveryActions int64 `json:"recovery_actions"`
+	CorruptFiles    int64 `json:"corrupt_files"`
+}
+
+func toBenchStats(s metafs.Stats) *benchStats {
+	return &benchStats{Writes: s.Writes, Deletes: s.Deletes, Conflicts: s.Conflicts, FileSyncs: s.FileSyncs,
+		DirSyncRequests: s.DirSyncRequests, DirSyncs: s.DirSyncs, RecoveryActions: s.RecoveryActions, CorruptFiles: s.CorruptFiles}
+}
+
+// workloadSpec describes a workload and its default size per mode.
+type workloadSpec struct {
+	name     string
+	workers  int
+	messages map[string]int // by mode; "" is every other mode
+	perMode  bool           // runs in each mode by default, not in standard only
+}
+
+// The workloads and their defaults, chosen so that the whole default run
+// takes about a minute on a 2-core machine with a slow shared disk.
+var workloadSpecs = []workloadSpec{
+	{name: "calibrate", workers: 64, messages: map[string]int{"durable": 1000, "no-fsync": 2000}},
+	{name: "lifecycle", workers: 64, messages: map[string]int{"standard": 1000, "hybrid": 1000, "": 2000}, perMode: true},
+	{name: "store", workers: 64, messages: map[string]int{"standard": 1000, "hybrid": 1000, "": 4000}, perMode: true},
+	{name: "claim", workers: 16, messages: map[string]int{"standard": 300, "hybrid": 300, "": 1000}, perMode: true},
+	{name: "iterate", workers: 1, messages: map[string]int{"": 20000}},
+	{name: "get", workers: 16, messages: map[string]int{"": 20000}},
+	{name: "list", workers: 1, messages: map[string]int{"": 20000}},
+	{name: "open", workers: 1, messages: map[string]int{"": 20000}},
+}
+
+func specOf(name string) *workloadSpec {
+	for i := range workloadSpecs {
+		if workloadSpecs[i].name == name {
+			return &workloadSpecs[i]
+		}
+	}
+	return nil
+}
+
+var benchModes = []string{"standard", "hybrid", "performance"}
+
+// benchOptions are the flags of bench.
+type benchOptions struct {
+	dir, workloads, modes *string
+	workers, messages     *int
+	json                  *bool
+}
 
 func benchCmd() *command {
+	var o benchOptions
 	return &command{
 		name:    "bench",
+		args:    "[flags]",
 		summary: "Measure the speed of the backend on this disk",
-		detail:  "Examples:\n\n  spoolmeta bench",
-		run:     func(e *env, _ *flag.FlagSet, args []string) error { return nil },
+		detail: `
+Runs workloads on a fresh temporary directory (under --dir, to choose the
+disk), removed at the end, with progress on stderr, and prints a table on
+stdout: workload, mode, workers, messages, msg/s, ops/s, p50 and p99 latency
+of one operation, peak heap, and the ratio to the calibration of the same
+run; then the backend's counters of each row. Messages are of realistic
+size: three headers and a last error, about 350 bytes of JSON.
+
+Workloads:
+
+  calibrate  the same disk without the library: per message the system calls
+             of a durable lifecycle, each syncing on its own (mode durable),
+             and the same calls without fsync (mode no-fsync)
+  lifecycle  per message StoreMeta(incoming), MoveToState(incoming->active),
+             GetMeta, UpdateMeta(deferred), MoveToState(deferred->active),
+             DeleteMeta; msg/s is the main figure, its ratio is to
+             calibrate durable for standard and hybrid, to no-fsync for
+             performance
+  store      W workers store N new messages in incoming
+  claim      N messages in incoming, 4 goroutines race to move each to active;
+             checks exactly N winners
+  iterate    one NewMessageIterator pass (batch 100) over N deferred messages
+  get        W workers GetMeta random messages, 4N calls over N messages
+  list       ListMessages(deferred, limit 100, sort created) over N messages,
+             five times
+  open       open a Backend on N messages: the time until it returns and
+             until its counts are exact
+
+By default lifecycle, store and claim run in each mode and the read
+workloads in standard mode; --workload and --mode (comma-separated) select,
+--workers and --messages override the defaults of every selected workload.
+
+Examples:
+
+  spoolmeta bench
+  spoolmeta bench --dir /var/spool/queue --workload lifecycle,calibrate
+  spoolmeta bench --workload iterate --messages 100000 --json`,
+		setFlags: func(fs *flag.FlagSet) {
+			o.dir = fs.String("dir", "", "create the temporary directory under `DIR` (default: the system's)")
+			o.workloads = fs.String("workload", "", "run only these workloads (`LIST`, comma-separated)")
+			o.modes = fs.String("mode", "", "run only in these modes (`LIST` of standard, hybrid, performance)")
+			o.workers = fs.Int("workers", 0, "the number of concurrent workers (`N`; 0: each workload's default)")
+			o.messages = fs.Int("messages", 0, "the number of messages (`N`; 0: each workload's default)")
+			o.json = fs.Bool("json", false, "print one JSON object per row")
+		},
+		run: func(e *env, _ *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usagef("bench takes no arguments")
+			}
+			plan, err := benchPlan(o)
+			if err != nil {
+				return err
+			}
+			return runBench(e, o, plan)
+		},
 	}
+}
+
+// benchPlan returns the rows to run, calibration first.
+func benchPlan(o benchOptions) ([]benchRun, error) {
+	names, err := splitList(*o.workloads, "workload", func(n string) bool { return specOf(n) != nil })
+	if err != nil {
+		return nil, err
+	}
+	modes, err := splitList(*o.modes, "mode", func(n string) bool { return slices.Contains(benchModes, n) })
+	if err != nil {
+		return nil, err
+	}
+	if *o.workers < 0 || *o.messages < 0 {
+		return nil, usagef("--workers and --messages must not be negative")
+	}
+	explicitModes := len(modes) > 0
+	if !explicitModes {
+		modes = benchModes
+	}
+	if len(names) == 0 {
+		for _, s := range workloadSpecs {
+			names = append(names, s.name)
+		}
+	}
+	var plan []benchRun
+	if slices.Contains(names, "calibrate") || slices.Contains(names, "lifecycle") {
+		plan = append(plan, calibrationRuns(modes)...)
+	}
+	for _, n := range names {
+		s := specOf(n)
+		if n == "calibrate" {
+			continue
+		}
+		for _, m := range modes {
+			if !s.perMode && !explicitModes && m != "standard" {
+				continue
+			}
+			plan = append(plan, benchRun{workload: n, mode: m, workers: s.workers, messages: s.size(m)})
+		}
+	}
+	for i := range plan {
+		if *o.workers > 0 && plan[i].workers > 1 { // iterate, list and open are one caller
+			plan[i].workers = *o.workers
+		}
+		if *o.messages > 0 {
+			plan[i].messages = *o.messages
+		}
+		plan[i].workers = max(1, min(plan[i].workers, plan[i].messages))
+	}
+	return plan, nil
+}
+
+// calibrationRuns returns the calibrations the modes are compared with.
+func calibrationRuns(modes []string) []benchRun {
+	s := specOf("calibrate")
+	var runs []benchRun
+	if slices.Contains(modes, "standard") || slices.Contains(modes, "hybrid") {
+		runs = append(runs, benchRun{workload: "calibrate", mode: "durable", workers: s.workers, messages: s.size("durable")})
+	}
+	if slices.Contains(modes, "performance") {
+		runs = append(runs, benchRun{workload: "calibrate", mode: "no-fsync", workers: s.workers, messages: s.size("no-fsync")})
+	}
+	return runs
+}
+
+func (s *workloadSpec) size(mode string) int {
+	if n, ok := s.messages[mode]; ok {
+		return n
+	}
+	return s.messages[""]
+}
+
+// splitList splits a comma-separated flag value and checks each item.
+func splitList(v, what string, valid func(string) bool) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if !valid(item) {
+			return nil, usagef("unknown %s %q", what, item)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+func runBench(e *env, o benchOptions, plan []benchRun) error {
+	root, err := os.MkdirTemp(*o.dir, "spoolmeta-bench-")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(root)
+	fmt.Fprintf(e.stderr, "bench: %d runs in %s\n", len(plan), root)
+	ctx := context.Background()
+	var results []benchResult
+	prepared := map[int]string{} // messages -> directory of the read workloads' data
+	for i, r := range plan {
+		fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", i+1, len(plan), r.workload, r.mode, r.workers, r.messages)
+		res, err := runOne(ctx, filepath.Join(root, fmt.Sprintf("run-%02d", i)), r, prepared)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "failed")
+			return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
+		}
+		fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
+		results = append(results, res)
+	}
+	setRatios(results)
+	if *o.json {
+		for _, r := range results {
+			if err := writeJSON(e.stdout, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return writeBenchTables(e.stdout, results)
+}
+
+// runOne prepares and measures one row in dir.
+func runOne(ctx context.Context, dir string, r benchRun, prepared map[int]string) (benchResult, error) {
+	res := benchResult{Workload: r.workload, Mode: r.mode, Workers: r.workers, Messages: r.messages}
+	data, err := prepare(ctx, dir, r, prepared)
+	if err != nil {
+		return res, fmt.Errorf("prepare: %w", err)
+	}
+	var lat latencies
+	var ops int
+	var stats metafs.Stats
+	heap := startHeap()
+	start := time.Now()
+	switch r.workload {
+	case "calibrate":
+		ops, err = benchCalibrate(dir, r.mode == "durable", r, &lat)
+	case "open":
+		ops, res.Note, stats, err = benchOpen(ctx, factory(data, r.mode), r, &lat)
+	default:
+		ops, res.Note, stats, err = runWithBackend(ctx, factory(data, r.mode), r, &lat)
+	}
+	elapsed := time.Since(start)
+	res.PeakHeap = heap.peak()
+	if err != nil {
+		return res, err
+	}
+	if r.workload != "calibrate" {
+		res.Stats = toBenchStats(stats)
+	}
+	res.Seconds = elapsed.Seconds()
+	res.OpsPerSec = float64(ops) / elapsed.Seconds()
+	res.MsgPerSec = float64(r.messages) / elapsed.Seconds()
+	if r.workload == "list" {
+		// Each call scans every message.
+		res.MsgPerSec *= float64(ops)
+	}
+	p50, p99 := lat.percentiles()
+	res.P50Micros, res.P99Micros = float64(p50)/1e3, float64(p99)/1e3
+	return res, nil
+}
+
+// prepare creates what the workload needs before it is measured and
+// returns the directory to open.
+func prepare(ctx context.Context, dir string, r benchRun, prepared map[int]string) (string, error) {
+	switch r.workload {
+	case "iterate", "get", "list", "open":
+		if d, ok := prepared[r.messages]; ok {
+			return d, nil
+		}
+		if err := fillDeferred(ctx, dir, r.messages); err != nil {
+			return "", err
+		}
+		prepared[r.messages] = dir
+	case "claim":
+		if err := fillIncoming(ctx, dir, r.messages); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func factory(dir, mode string) *metafs.Factory {
+	f := metafs.NewFactory(dir).WithLogger(logger(io.Discard))
+	switch mode {
+	case "performance":
+		return f.WithDisableSync(true)
+	case "hybrid":
+		return f.WithBatchSync(true)
+	}
+	return f
+}
+
+// runWithBackend opens the backend and runs a workload that uses it; the
+// time to open is part of the measurement but small.
+func runWithBackend(ctx context.Context, f *metafs.Factory, r benchRun, lat *latencies) (int, string, metafs.Stats, error) {
+	b, err := f.Open()
+	if err != nil {
+		return 0, "", metafs.Stats{}, err
+	}
+	defer b.Close()
+	var ops int
+	var note string
+	switch r.workload {
+	case "store":
+		ops, err = benchStore(ctx, b, r, lat)
+	case "lifecycle":
+		ops, err = benchLifecycle(ctx, b, r, lat)
+	case "claim":
+		ops, err = benchClaim(ctx, b, r, lat)
+	case "iterate":
+		ops, note, err = benchIterate(ctx, b, r, lat)
+	case "get":
+		ops, note, err = benchGet(ctx, b, r, lat)
+	case "list":
+		ops, note, err = benchList(ctx, b, r, lat)
+	default:
+		err = fmt.Errorf("unknown workload %q", r.workload)
+	}
+	return ops, note, b.Stats(), err
+}
+
+// setRatios sets the ratio of each lifecycle row to the calibration it is
+// compared with: durable for standard and hybrid, no-fsync for
+// performance. Calibration rows get 1.
+func setRatios(results []benchResult) {
+	calib := map[string]float64{}
+	for _, r := range results {
+		if r.Workload == "calibrate" {
+			calib[r.Mode] = r.MsgPerSec
+		}
+	}
+	for i := range results {
+		r := &results[i]
+		var base float64
+		switch {
+		case r.Workload == "calibrate":
+			base = r.MsgPerSec
+		case r.Workload != "lifecycle":
+			continue
+		case r.Mode == "performance":
+			base = calib["no-fsync"]
+		default:
+			base = calib["durable"]
+		}
+		if base > 0 {
+			v := r.MsgPerSec / base
+			r.Ratio = &v
+		}
+	}
+}
+
+func writeBenchTables(w io.Writer, results []benchResult) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "WORKLOAD\tMODE\tWORKERS\tMESSAGES\tMSG/S\tOPS/S\tP50\tP99\tPEAK HEAP\tRATIO\t\n")
+	for _, r := range results {
+		ratio := "-"
+		if r.Ratio != nil {
+			ratio = fmt.Sprintf("%.2f", *r.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Workload, r.Mode, r.Workers, r.Messages,
+			r.MsgPerSec, r.OpsPerSec, micros(r.P50Micros), micros(r.P99Micros), humanSize(int64(r.PeakHeap)), ratio)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\t  NOTE\n")
+	for _, r := range results {
+		if r.Stats == nil {
+			continue
+		}
+		s := r.Stats
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t  %s\n", r.Workload, r.Mode, s.Writes, s.Deletes, s.Conflicts,
+			s.FileSyncs, s.DirSyncRequests, s.DirSyncs, r.Note)
+	}
+	return tw.Flush()
+}
+
+// micros formats a latency given in microseconds.
+func micros(us float64) string {
+	return round(time.Duration(us * 1e3)).String()
 }

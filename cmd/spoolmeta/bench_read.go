@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// fillDeferred stores n messages in deferred in dir without fsync, as the
+// data set of the read workloads.
+func fillDeferred(ctx context.Context, dir string, n int) error {
+	b, err := metafs.NewFactory(dir).WithDisableSync(true).Open()
+	if err != nil {
+		return err
+	}
+	err = parallel(8, func(w int) error {
+		lo, hi := share(n, 8, w)
+		for i := lo; i < hi; i++ {
+			md := benchMessage(i, metastorage.StateDeferred)
+			md.Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rand.N(n)) * time.Second)
+			if err := b.StoreMeta(ctx, benchID(i), md); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// benchIterate: one full NewMessageIterator pass (batch 100) over the N
+// messages in deferred.
+func benchIterate(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latencies) (int, string, error) {
+	it, err := b.NewMessageIterator(ctx, metastorage.StateDeferred, 100)
+	if err != nil {
+		return 0, "", err
+	}
+	defer it.Close()
+	var l []time.Duration
+	n := 0
+	for {
+		start := time.Now()
+		_, ok, err := it.Next(ctx)
+		if err != nil {
+			return n, "", err
+		}
+		if !ok {
+			break
+		}
+		l = append(l, time.Since(start))
+		n++
+	}
+	lat.add(l)
+	if n != cfg.messages {
+		return n, "", fmt.Errorf("iterate: %d messages, want %d", n, cfg.messages)
+	}
+	return n, "", nil
+}
+
+// benchGet: W workers GetMeta random messages, four times N in all.
+func benchGet(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latencies) (int, string, error) {
+	total := 4 * cfg.messages
+	err := parallel(cfg.workers, func(w int) error {
+		lo, hi := share(total, cfg.workers, w)
+		l := make([]time.Duration, 0, hi-lo)
+		defer func() { lat.add(l) }()
+		for range hi - lo {
+			id := benchID(rand.N(cfg.messages))
+			if err := timed(&l, func() error { _, err := b.GetMeta(ctx, id); return err }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return total, "", err
+}
+
+// benchList: ListMessages(deferred, Limit 100, SortBy created), five
+// times.
+func benchList(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latencies) (int, string, error) {
+	const rounds = 5
+	var l []time.Duration
+	for range rounds {
+		err := timed(&l, func() error {
+			res, err := b.ListMessages(ctx, metastorage.StateDeferred, metastorage.MessageListOptions{Limit: 100, SortBy: metastorage.SortByCreated})
+			if err == nil && res.Total != cfg.messages {
+				err = fmt.Errorf("list: total %d, want %d", res.Total, cfg.messages)
+			}
+			return err
+		})
+		if err != nil {
+			return 0, "", err
+		}
+	}
+	lat.add(l)
+	return rounds, fmt.Sprintf("%d scans", rounds), nil
+}
+
+// benchOpen: open a Backend on N messages: the time until it returns and
+// until its state counts are exact.
+func benchOpen(ctx context.Context, f *metafs.Factory, cfg benchRun, lat *latencies) (int, string, metafs.Stats, error) {
+	start := time.Now()
+	b, err := f.Open()
+	if err != nil {
+		return 0, "", metafs.Stats{}, err
+	}
+	defer b.Close()
+	opened := time.Since(start)
+	if err := b.WaitCounts(ctx); err != nil {
+		return 0, "", metafs.Stats{}, err
+	}
+	exact := time.Since(start)
+	lat.add([]time.Duration{opened, exact})
+	var n int64
+	for _, s := range metastorage.States() {
+		n += b.GetStateCount(s)
+	}
+	if n != int64(cfg.messages) {
+		return 0, "", b.Stats(), fmt.Errorf("open: counted %d messages, want %d", n, cfg.messages)
+	}
+	note := fmt.Sprintf("returned in %s, counts exact in %s", round(opened), round(exact))
+	return cfg.messages, note, b.Stats(), nil
+}
+
+// round rounds d for display.
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(100 * time.Nanosecond)
+}

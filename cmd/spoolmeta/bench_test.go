@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestBenchSmoke runs every workload with tiny counts and checks the rows
+// and that the temporary directory is removed.
+func TestBenchSmoke(t *testing.T) {
+	parent := t.TempDir()
+	r := spoolmeta(t, "bench", "--dir", parent, "--messages", "20", "--workers", "4", "--json")
+	r.expect(t, 0)
+	rows := map[string]benchResult{}
+	for _, l := range lines(r.stdout) {
+		var res benchResult
+		if err := json.Unmarshal([]byte(l), &res); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		rows[res.Workload+" "+res.Mode] = res
+	}
+	for _, w := range []string{"calibrate durable", "calibrate no-fsync", "lifecycle standard", "lifecycle hybrid",
+		"lifecycle performance", "store standard", "store performance", "claim standard", "claim performance",
+		"iterate standard", "get standard", "list standard", "open standard"} {
+		res, ok := rows[w]
+		if !ok {
+			t.Errorf("no row for %s:\n%s", w, r.stdout)
+			continue
+		}
+		if res.Messages != 20 || res.MsgPerSec <= 0 || res.OpsPerSec <= 0 || res.PeakHeap == 0 {
+			t.Errorf("%s: %+v", w, res)
+		}
+	}
+	if lc := rows["lifecycle standard"]; lc.Ratio == nil || lc.Stats == nil || lc.Stats.Writes != 80 || lc.Stats.Deletes != 20 {
+		t.Errorf("lifecycle standard: ratio %v, stats %+v; want a ratio, 80 writes and 20 deletes", lc.Ratio, lc.Stats)
+	}
+	if c := rows["claim standard"]; c.Stats == nil || c.Stats.Conflicts != 60 {
+		t.Errorf("claim: want 60 conflicts (3 losers per message), got %+v", c.Stats)
+	}
+	if !strings.Contains(r.stderr, "[15/15] open standard: 1 workers, 20 messages") {
+		t.Errorf("no progress on stderr:\n%s", r.stderr)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Errorf("bench left %d entries in --dir", len(ents))
+	}
+}
+
+// TestBenchTable checks the table of one workload and the usage errors.
+func TestBenchTable(t *testing.T) {
+	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "lifecycle", "--mode", "performance", "--messages", "20")
+	r.expect(t, 0)
+	out := lines(r.stdout)
+	if !strings.HasPrefix(fields(out[0]), "WORKLOAD MODE WORKERS MESSAGES MSG/S OPS/S P50 P99 PEAK HEAP RATIO") ||
+		!strings.HasPrefix(fields(out[1]), "calibrate no-fsync 20 20 ") || !strings.HasPrefix(fields(out[2]), "lifecycle performance 20 20 ") {
+		t.Errorf("bench table:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, "Backend counters") {
+		t.Errorf("no counters:\n%s", r.stdout)
+	}
+	for _, args := range [][]string{{"--workload", "nap"}, {"--mode", "turbo"}, {"--messages", "-1"}, {"extra"}} {
+		spoolmeta(t, append([]string{"bench"}, args...)...).expect(t, 2)
+	}
+}
