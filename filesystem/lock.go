@@ -68,13 +68,24 @@ func (b *Backend) lock(ctx context.Context, i int) (func(), error) {
 	return b.locks.lock(ctx, i)
 }
 
+// testHookLockWait, when set by a test, is called when a caller has to
+// wait for a stripe held in this process.
+var testHookLockWait func()
+
 // lock takes stripe i, waiting until ctx is done. It returns the function
 // that releases it.
 func (s *stripes) lock(ctx context.Context, i int) (func(), error) {
 	select {
 	case s.sem[i] <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("failed to acquire message lock: %w", ctx.Err())
+	default:
+		if testHookLockWait != nil {
+			testHookLockWait()
+		}
+		select {
+		case s.sem[i] <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("failed to acquire message lock: %w", ctx.Err())
+		}
 	}
 	if err := s.flock(ctx, i); err != nil {
 		<-s.sem[i]

@@ -157,10 +157,12 @@ func (sc *scanner) report(f Finding) {
 
 func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 	n := e.Name()
-	if strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.") {
-		return sc.temp(s, n)
-	}
 	if _, ok := name.Decode(n); !ok {
+		// A message's name never starts with a dot and always ends in
+		// ".json", so neither kind of temp file name is one.
+		if strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.") {
+			return sc.temp(s, n)
+		}
 		sc.report(Finding{Kind: UnknownEntry, Path: sc.b.path(s, n), Detail: "not a message file name"})
 		return nil
 	}
@@ -223,8 +225,8 @@ func tempStripe(tmp string) (int, bool) {
 		}
 		return 0, false
 	}
-	file, _, _ := strings.Cut(tmp, name.Suffix+".tmp.")
-	return stripeOf(file + name.Suffix), true
+	file := tmp[:strings.LastIndex(tmp, name.Suffix+".tmp.")+len(name.Suffix)]
+	return stripeOf(file), true
 }
 
 func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string) error {

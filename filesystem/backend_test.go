@@ -1,0 +1,173 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+func openTest(t *testing.T, dir string) *Backend {
+	t.Helper()
+	b, err := NewBackend(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// TestHostileIDsStayInside stores every hostile ID and checks, on disk,
+// that each became one file directly inside a state directory, under a
+// name that decodes back to it, and that nothing was created elsewhere.
+func TestHostileIDsStayInside(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "spool")
+	b := openTest(t, dir)
+	ctx := context.Background()
+	stored := map[string]bool{}
+	ids := []string{"", ".", "..", "../../etc/x", "../x", "a/b", `a\b`, "a\x00b", "ctl\x01\x7f", "100%", "%2E",
+		".tmp.00-1", ".locks", "x.json.tmp.1", strings.Repeat("a", 250), strings.Repeat("a", 251), strings.Repeat("é", 150)}
+	for _, id := range ids {
+		err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: metastorage.StateHold})
+		_, encErr := name.Encode(id)
+		switch {
+		case encErr != nil:
+			if !errors.Is(err, metastorage.ErrInvalidMessageID) {
+				t.Errorf("StoreMeta(%q) = %v, want ErrInvalidMessageID", id, err)
+			}
+		case err != nil:
+			t.Errorf("StoreMeta(%q) = %v", id, err)
+		default:
+			stored[id] = true
+			md, err := b.GetMeta(ctx, id)
+			if err != nil || md.ID != id {
+				t.Errorf("GetMeta(%q) = %q, %v", id, md.ID, err)
+			}
+		}
+	}
+	if !stored[".."] || !stored["a/b"] || stored[""] {
+		t.Errorf("stored %v: want '..' and 'a/b' stored by escaping, '' refused", stored)
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("%s holds %v, %v: want only the spool directory", root, ents, err)
+	}
+	found := map[string]bool{}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		parts := strings.Split(rel, string(filepath.Separator))
+		if parts[0] == ".locks" {
+			return nil
+		}
+		id, ok := name.Decode(parts[len(parts)-1])
+		if len(parts) != 2 || parts[0] != "hold" || !ok {
+			t.Errorf("unexpected file %s", rel)
+		}
+		found[id] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range stored {
+		if !found[id] {
+			t.Errorf("no file for %q", id)
+		}
+	}
+}
+
+// TestLockWaitEndsWithContext shows that a call waiting for a message's
+// lock gives up when its context ends.
+func TestLockWaitEndsWithContext(t *testing.T) {
+	b := openTest(t, t.TempDir())
+	file, _ := name.Encode("msg-1")
+	unlock, err := b.lock(context.Background(), stripeOf(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	testHookLockWait = cancel
+	err = b.StoreMeta(ctx, "msg-1", metastorage.MessageMetadata{})
+	testHookLockWait = nil
+	unlock()
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "failed to acquire message lock") {
+		t.Errorf("StoreMeta while the lock is held = %v, want failed to acquire message lock: context canceled", err)
+	}
+	if _, err := b.GetMeta(context.Background(), "msg-1"); !errors.Is(err, metastorage.ErrMessageNotFound) {
+		t.Errorf("GetMeta after the abandoned store = %v, want ErrMessageNotFound", err)
+	}
+}
+
+// TestRefusesSymlinkedStateDir shows that a state directory replaced by a
+// symbolic link is refused at open, not followed.
+func TestRefusesSymlinkedStateDir(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "hold")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewBackend(dir)
+	if err == nil || !strings.Contains(err.Error(), "hold") {
+		t.Errorf("NewBackend with hold/ a symlink = %v, want an error naming it", err)
+	}
+}
+
+func TestFactory(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		f    *Factory
+		mode Mode
+	}{
+		{NewFactory(dir), Standard},
+		{NewFactory(dir).WithDisableSync(true), Performance},
+		{NewFactory(dir).WithBatchSync(true), Hybrid},
+		{NewFactoryWithPerformanceOptions(dir, true, false), Performance},
+		{NewFactoryWithPerformanceOptions(dir, false, true), Hybrid},
+		{NewFactoryWithPerformanceOptions(dir, true, true), Performance},
+	}
+	for _, tt := range tests {
+		if tt.f.Mode() != tt.mode || tt.f.Name() != "filesystem-meta" {
+			t.Errorf("factory mode %v name %q, want %v filesystem-meta", tt.f.Mode(), tt.f.Name(), tt.mode)
+		}
+		b, err := tt.f.Create()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("second Close = %v, want nil", err)
+		}
+		if err := b.StoreMeta(context.Background(), "x", metastorage.MessageMetadata{}); !errors.Is(err, metastorage.ErrBackendClosed) {
+			t.Errorf("StoreMeta after Close = %v, want ErrBackendClosed", err)
+		}
+	}
+}
+
+// TestFileMode shows that the file mode option reaches message files.
+func TestFileMode(t *testing.T) {
+	dir := t.TempDir()
+	b, err := NewFactory(dir).WithFileMode(0o600).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.StoreMeta(context.Background(), "m", metastorage.MessageMetadata{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "incoming", "m.json"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("message file mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+}
