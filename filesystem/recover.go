@@ -314,7 +314,7 @@ func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
 	if !errors.Is(err, errCorrupt) {
 		return nil // rewritten or moved meanwhile
 	}
-	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: err.Error()}, s, file)
+	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file)
 }
 
 // setAside moves a message file to corrupt/<state>/, keeping its name (with
