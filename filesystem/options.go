@@ -43,6 +43,7 @@ type config struct {
 	batchSync   bool
 	logger      *slog.Logger
 	readOnly    bool
+	noRecovery  bool
 	fileMode    fs.FileMode
 	dirMode     fs.FileMode
 	fs          vfs.FS // nil means vfs.OS
@@ -88,6 +89,16 @@ func (f *Factory) WithBatchSync(batch bool) *Factory {
 func (f *Factory) WithReadOnly(readOnly bool) *Factory {
 	c := *f
 	c.cfg.readOnly = readOnly
+	return &c
+}
+
+// WithBackgroundRecovery returns a Factory whose backends run the recovery
+// scan in the background after open (the default) or not. Without it,
+// nothing is repaired until RecoverFromCrash or Check is called: for tools
+// that run the scan themselves to report what it finds.
+func (f *Factory) WithBackgroundRecovery(enabled bool) *Factory {
+	c := *f
+	c.cfg.noRecovery = !enabled
 	return &c
 }
 

@@ -81,7 +81,7 @@ func (b *Backend) background(ctx context.Context) {
 		}
 		b.counts.finish(s, seen)
 	}
-	if b.cfg.readOnly {
+	if b.cfg.readOnly || b.cfg.noRecovery {
 		return
 	}
 	if _, err := b.scan(ctx, true); err != nil && ctx.Err() == nil {

@@ -5,10 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"path/filepath"
-	"slices"
-	"sync"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -92,16 +89,13 @@ func check(e *env, b *metafs.Backend, repair bool) ([]metafs.Finding, error) {
 	return findings, nil
 }
 
-// runRepair opens dir for writing, which starts the backend's own
-// recovery scan in the background, and runs the scan with repair. The two
-// scans take turns; whichever comes first repairs, and the backend logs
-// each finding of either, so the findings are collected from its log.
+// runRepair opens dir for writing, without the background recovery scan,
+// and runs the scan with repair, so that it reports every finding.
 func runRepair(e *env, dir string, asJSON bool) error {
 	if err := checkMetadataDir(dir); err != nil {
 		return err
 	}
-	rec := &findingRecorder{next: logger(e.stderr).Handler()}
-	b, err := metafs.NewFactory(dir).WithLogger(slog.New(rec)).Open()
+	b, err := metafs.NewFactory(dir).WithLogger(logger(e.stderr)).WithBackgroundRecovery(false).Open()
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
 	}
@@ -110,7 +104,7 @@ func runRepair(e *env, dir string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	return report(e, b.Dir(), rec.merge(findings), asJSON)
+	return report(e, b.Dir(), findings, asJSON)
 }
 
 // report prints findings and a summary, and returns errSilentPartial if
@@ -138,70 +132,6 @@ func report(e *env, dir string, findings []metafs.Finding, asJSON bool) error {
 		return errSilentPartial
 	}
 	return nil
-}
-
-// findingRecorder is a slog.Handler that keeps the findings the backend
-// logs as "recovery" records and passes everything else on.
-type findingRecorder struct {
-	next     slog.Handler
-	mu       sync.Mutex
-	findings []metafs.Finding
-}
-
-func (r *findingRecorder) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || r.next.Enabled(ctx, l)
-}
-
-func (r *findingRecorder) Handle(ctx context.Context, rec slog.Record) error {
-	if rec.Message != "recovery" {
-		if r.next.Enabled(ctx, rec.Level) {
-			return r.next.Handle(ctx, rec)
-		}
-		return nil
-	}
-	var f metafs.Finding
-	rec.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "kind":
-			f.Kind = metafs.FindingKind(a.Value.String())
-		case "path":
-			f.Path = a.Value.String()
-		case "detail":
-			f.Detail = a.Value.String()
-		case "action":
-			f.Action = a.Value.String()
-		}
-		return true
-	})
-	f.Repaired = rec.Level >= slog.LevelWarn
-	r.mu.Lock()
-	r.findings = append(r.findings, f)
-	r.mu.Unlock()
-	return nil
-}
-
-func (r *findingRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *findingRecorder) WithGroup(string) slog.Handler      { return r }
-
-// merge returns the logged findings followed by those of found that were
-// not logged, each once.
-func (r *findingRecorder) merge(found []metafs.Finding) []metafs.Finding {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	type key struct {
-		kind metafs.FindingKind
-		path string
-	}
-	seen := map[key]bool{}
-	var out []metafs.Finding
-	for _, f := range append(slices.Clone(r.findings), found...) {
-		k := key{f.Kind, f.Path}
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func writeFinding(w *bufio.Writer, dir string, f metafs.Finding, asJSON bool) error {
