@@ -1,0 +1,408 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// The exhaustive power-loss test: each short script runs once without a
+// crash to count its mutating file-system calls, then once with a crash at
+// each of them. The crash image (only what was synced) is opened again,
+// recovered, and checked against the calls acknowledged before the crash.
+
+// crashRec is what the tests know of a message: the fields they set, and
+// where it is. The zero crashRec is a message that does not exist.
+type crashRec struct {
+	present   bool
+	state     metastorage.QueueState
+	attempts  int
+	lastError string
+	priority  int
+}
+
+func (r crashRec) String() string {
+	if !r.present {
+		return "absent"
+	}
+	return fmt.Sprintf("{%s attempts=%d lastError=%q priority=%d}", r.state, r.attempts, r.lastError, r.priority)
+}
+
+func recOf(md metastorage.MessageMetadata, s metastorage.QueueState) crashRec {
+	return crashRec{present: true, state: s, attempts: md.Attempts, lastError: md.LastError, priority: md.Priority}
+}
+
+// crashStep is one call of a script.
+type crashStep struct {
+	op       string // store, update, move, delete
+	id       string
+	rec      crashRec // the fields of a store or update
+	from, to metastorage.QueueState
+}
+
+func (s crashStep) String() string {
+	switch s.op {
+	case "move":
+		return fmt.Sprintf("move(%s, %s->%s)", s.id, s.from, s.to)
+	case "delete":
+		return fmt.Sprintf("delete(%s)", s.id)
+	}
+	return fmt.Sprintf("%s(%s, %v)", s.op, s.id, s.rec)
+}
+
+func cStore(id string, s metastorage.QueueState, attempts int, lastError string) crashStep {
+	return crashStep{op: "store", id: id, rec: crashRec{present: true, state: s, attempts: attempts, lastError: lastError, priority: attempts % 3}}
+}
+
+func cUpdate(id string, s metastorage.QueueState, attempts int, lastError string) crashStep {
+	return crashStep{op: "update", id: id, rec: crashRec{present: true, state: s, attempts: attempts, lastError: lastError, priority: attempts % 3}}
+}
+
+func cMove(id string, from, to metastorage.QueueState) crashStep {
+	return crashStep{op: "move", id: id, from: from, to: to}
+}
+
+func cDel(id string) crashStep { return crashStep{op: "delete", id: id} }
+
+// apply returns the message as the step leaves it, and false if the call
+// must fail on a message in state cur (not found, or a state conflict).
+func (s crashStep) apply(cur crashRec) (crashRec, bool) {
+	switch s.op {
+	case "store":
+		return s.rec, true
+	case "update":
+		return s.rec, cur.present
+	case "move":
+		if !cur.present || cur.state != s.from {
+			return cur, false
+		}
+		cur.state = s.to
+		return cur, true
+	case "delete":
+		return crashRec{}, cur.present
+	}
+	panic("unknown op " + s.op)
+}
+
+// call makes the step's call on b.
+func (s crashStep) call(ctx context.Context, b *Backend) error {
+	switch s.op {
+	case "store", "update":
+		md := metastorage.MessageMetadata{State: s.rec.state, Attempts: s.rec.attempts, LastError: s.rec.lastError, Priority: s.rec.priority, MaxAttempts: 5, Size: 1234}
+		if s.op == "store" {
+			return b.StoreMeta(ctx, s.id, md)
+		}
+		return b.UpdateMeta(ctx, s.id, md)
+	case "move":
+		return b.MoveToState(ctx, s.id, s.from, s.to)
+	case "delete":
+		return b.DeleteMeta(ctx, s.id)
+	}
+	panic("unknown op " + s.op)
+}
+
+// crashScript is a workload: each track runs in its own goroutine, its
+// steps in order.
+type crashScript struct {
+	name   string
+	tracks [][]crashStep
+}
+
+func (sc crashScript) String() string {
+	var parts []string
+	for _, tr := range sc.tracks {
+		var steps []string
+		for _, s := range tr {
+			steps = append(steps, s.String())
+		}
+		parts = append(parts, "["+strings.Join(steps, "; ")+"]")
+	}
+	return sc.name + " " + strings.Join(parts, " || ")
+}
+
+const (
+	stIncoming = metastorage.StateIncoming
+	stActive   = metastorage.StateActive
+	stDeferred = metastorage.StateDeferred
+	stHold     = metastorage.StateHold
+	stBounce   = metastorage.StateBounce
+	stArchived = metastorage.StateArchived
+)
+
+var crashScripts = []crashScript{
+	{name: "store-new", tracks: [][]crashStep{{
+		cStore("a", stIncoming, 0, ""),
+		cStore("b", stDeferred, 1, "first"),
+	}}},
+	{name: "store-replace-same-state", tracks: [][]crashStep{{
+		cStore("a", stIncoming, 0, ""),
+		cStore("a", stIncoming, 1, "replaced"),
+		cStore("a", stIncoming, 2, "again"),
+	}}},
+	{name: "store-relocate", tracks: [][]crashStep{{
+		cStore("a", stIncoming, 0, ""),
+		cStore("a", stDeferred, 1, "relocated"),
+		cStore("a", stHold, 2, "relocated again"),
+	}}},
+	{name: "update", tracks: [][]crashStep{{
+		cStore("a", stIncoming, 0, ""),
+		cUpdate("a", stIncoming, 1, "same state"),
+		cUpdate("a", stDeferred, 2, "new state"),
+	}}},
+	{name: "move", tracks: [][]crashStep{{
+		cStore("a", stIncoming, 0, ""),
+		cMove("a", stIncoming, stActive),
+		cMove("a", stActive, stDeferred),
+	}}},
+	{name: "delete", tracks: [][]crashStep{{
+		cStore("a", stIncoming, 0, ""),
+		cStore("b", stActive, 1, "kept"),
+		cDel("a"),
+		cDel("b"),
+	}}},
+	{name: "mixed", tracks: [][]crashStep{{
+		cStore("a", stIncoming, 0, ""),
+		cStore("b", stIncoming, 0, ""),
+		cMove("a", stIncoming, stActive),
+		cUpdate("b", stDeferred, 1, "timeout"),
+		cStore("c", stHold, 0, "held"),
+		cMove("a", stActive, stDeferred),
+		cUpdate("a", stDeferred, 2, "refused"),
+		cDel("b"),
+		cMove("c", stHold, stIncoming),
+		cStore("a", stArchived, 3, "done"),
+		cDel("c"),
+	}}},
+	// Two goroutines move their own messages along, and both race to move
+	// the shared one out of incoming; the state compare-and-swap lets one
+	// win. Only what was acknowledged is checked.
+	{name: "concurrent-moves", tracks: [][]crashStep{
+		{
+			cStore("x", stIncoming, 0, ""),
+			cMove("x", stIncoming, stActive),
+			cMove("shared", stIncoming, stActive),
+			cMove("x", stActive, stDeferred),
+		},
+		{
+			cStore("y", stIncoming, 0, ""),
+			cMove("y", stIncoming, stHold),
+			cMove("shared", stIncoming, stBounce),
+			cMove("y", stHold, stArchived),
+		},
+	}},
+}
+
+// crashSetup is stored before the concurrent script's tracks start, and
+// before nothing else.
+var crashSetup = map[string][]crashStep{
+	"concurrent-moves": {cStore("shared", stIncoming, 7, "contended")},
+}
+
+// crashModel records what the calls of a run acknowledged. It is safe for
+// concurrent use.
+type crashModel struct {
+	mu       sync.Mutex
+	acked    map[string]crashRec
+	inflight map[string][]crashStep
+	seen     map[string][]crashRec // every version a message had or may have had
+	errs     []string
+}
+
+func newCrashModel() *crashModel {
+	return &crashModel{acked: map[string]crashRec{}, inflight: map[string][]crashStep{}, seen: map[string][]crashRec{}}
+}
+
+func (m *crashModel) violation(format string, args ...any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.errs = append(m.errs, fmt.Sprintf(format, args...))
+}
+
+// result records the outcome of a step; it reports whether the track goes
+// on.
+func (m *crashModel) result(s crashStep, err error) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.acked[s.id]
+	next, ok := s.apply(cur)
+	switch {
+	case err == nil && !ok:
+		m.errs = append(m.errs, fmt.Sprintf("%v acknowledged, but the message was %v", s, cur))
+		return false
+	case err == nil:
+		m.acked[s.id] = next
+		m.seen[s.id] = append(m.seen[s.id], next)
+		return true
+	case isCrashed(err):
+		m.inflight[s.id] = append(m.inflight[s.id], s)
+		return false
+	case s.op == "move" && errors.Is(err, metastorage.ErrStateConflict):
+		// Lost the race; the model may not yet hold the winner's ack.
+		return true
+	}
+	m.errs = append(m.errs, fmt.Sprintf("%v failed with an error that is not the crash: %v", s, err))
+	return false
+}
+
+// allowed returns the outcomes a message may have: as acknowledged, or
+// with any of its in-flight calls taken in any order.
+func (m *crashModel) allowed(id string) []crashRec {
+	out := []crashRec{m.acked[id]}
+	steps := m.inflight[id]
+	for range steps {
+		for _, s := range steps {
+			for _, r := range out {
+				if n, ok := s.apply(r); ok && !slices.Contains(out, n) {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// everSeen returns every version the message had or may have had, and
+// absent.
+func (m *crashModel) everSeen(id string) []crashRec {
+	out := append([]crashRec{{}}, m.seen[id]...)
+	return append(out, m.allowed(id)...)
+}
+
+func (m *crashModel) ids() []string {
+	var ids []string
+	for id := range m.acked {
+		ids = append(ids, id)
+	}
+	for id := range m.inflight {
+		if _, ok := m.acked[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// runScript opens a backend on fsys and runs the script on it; the model
+// records what was acknowledged. It returns the number of mutating calls
+// made, when fsys is a Crasher, and whether open succeeded.
+func runScript(sc crashScript, fsys vfs.FS, mode Mode, model *crashModel) {
+	b, err := open(crashConfig(fsys, mode))
+	if err != nil {
+		if !isCrashed(err) {
+			model.violation("open failed: %v", err)
+		}
+		return
+	}
+	defer b.Close()
+	ctx := context.Background()
+	for _, s := range crashSetup[sc.name] {
+		if !model.result(s, s.call(ctx, b)) {
+			return
+		}
+	}
+	var wg sync.WaitGroup
+	for _, tr := range sc.tracks {
+		wg.Go(func() {
+			for _, s := range tr {
+				if !model.result(s, s.call(ctx, b)) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// checkImage opens a backend on the crash image, recovers, and checks the
+// invariants against the model. It returns the violations found.
+func checkImage(img *vfs.Mem, mode Mode, model *crashModel) []string {
+	v := slices.Clone(model.errs)
+	b, err := open(crashConfig(img, mode))
+	if err != nil {
+		return append(v, fmt.Sprintf("reopening the crash image failed: %v", err))
+	}
+	if err := b.RecoverFromCrash(); err != nil {
+		v = append(v, fmt.Sprintf("recovery failed: %v", err))
+	}
+	if err := b.Close(); err != nil {
+		v = append(v, fmt.Sprintf("closing the recovered backend failed: %v", err))
+	}
+	disk, err := readImage(img)
+	if err != nil {
+		return append(v, fmt.Sprintf("listing the recovered directory failed: %v", err))
+	}
+	v = append(v, disk.structural()...)
+	for _, id := range disk.ids() {
+		if !slices.Contains(model.ids(), id) {
+			v = append(v, fmt.Sprintf("message %q found that no call stored", id))
+		}
+	}
+	for _, id := range model.ids() {
+		got := crashRec{}
+		if es := disk.msgs[id]; len(es) == 1 && es[0].err == nil {
+			got = recOf(es[0].md, es[0].state)
+		} else if len(es) > 0 {
+			continue // reported by structural
+		}
+		if mode == Performance {
+			// A power loss may take back acknowledged calls, but never
+			// leave a version the message did not have.
+			if !slices.Contains(model.everSeen(id), got) {
+				v = append(v, fmt.Sprintf("message %q is %v, a version it never had (acknowledged %v, in flight %v)", id, got, model.acked[id], model.inflight[id]))
+			}
+			continue
+		}
+		if !slices.Contains(model.allowed(id), got) {
+			v = append(v, fmt.Sprintf("message %q is %v; acknowledged %v, in flight %v, so allowed %v", id, got, model.acked[id], model.inflight[id], model.allowed(id)))
+		}
+	}
+	return v
+}
+
+func TestCrashPowerLossAtEveryCall(t *testing.T) {
+	for _, mode := range crashModes {
+		for _, sc := range crashScripts {
+			t.Run(mode.String()+"/"+sc.name, func(t *testing.T) {
+				t.Parallel()
+				// A run that never crashes counts the crash points, and
+				// its final image must hold every acknowledged call.
+				base := crashLayout(t)
+				counter := vfs.NewCrasher(base, 0)
+				model := newCrashModel()
+				runScript(sc, counter, mode, model)
+				n := counter.Calls()
+				for _, msg := range checkImage(base.CrashClone(), mode, model) {
+					t.Errorf("mode %s, script %v, no crash (after %d calls): %s", mode, sc, n, msg)
+				}
+				if n == 0 {
+					t.Fatalf("script %v made no mutating call", sc)
+				}
+				for k := 1; k <= n; k++ {
+					m := crashLayout(t)
+					c := vfs.NewCrasher(m, k)
+					model := newCrashModel()
+					runScript(sc, c, mode, model)
+					img, ok := c.Crashed()
+					if !ok {
+						// The concurrent script may make fewer calls when
+						// the race goes the other way; nothing to crash.
+						if len(sc.tracks) > 1 {
+							continue
+						}
+						t.Fatalf("mode %s, script %v: crash point %d of %d not reached", mode, sc, k, n)
+					}
+					for _, msg := range checkImage(img, mode, model) {
+						t.Errorf("mode %s, script %v, crash at call %d of %d: %s", mode, sc, k, n, msg)
+					}
+				}
+			})
+		}
+	}
+}

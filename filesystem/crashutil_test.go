@@ -1,0 +1,156 @@
+package filesystem
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// crashDir is the metadata directory of the crash and fault tests, on an
+// in-memory file system.
+const crashDir = "/spool"
+
+var crashModes = []Mode{Standard, Hybrid, Performance}
+
+// crashConfig returns the configuration of a backend on fsys in mode.
+func crashConfig(fsys vfs.FS, mode Mode) config {
+	return config{
+		dir:         crashDir,
+		fileMode:    0o644,
+		dirMode:     0o755,
+		fs:          fsys,
+		disableSync: mode == Performance,
+		batchSync:   mode == Hybrid,
+		logger:      slog.New(slog.DiscardHandler),
+	}
+}
+
+// crashLayout returns a Mem holding a durable, empty metadata directory.
+// The base directory is made by the test and its entry synced: open does
+// not sync the parent of a base directory it creates.
+func crashLayout(t testing.TB) *vfs.Mem {
+	t.Helper()
+	m := vfs.NewMem()
+	if err := m.Mkdir(crashDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := m.OpenDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	root.Close()
+	b, err := open(crashConfig(m, Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// diskEntry is one message file found in a state directory.
+type diskEntry struct {
+	state metastorage.QueueState
+	file  string
+	md    metastorage.MessageMetadata
+	err   error // why it does not decode, if it does not
+}
+
+// diskImage is what a listing of the state directories found.
+type diskImage struct {
+	msgs  map[string][]diskEntry // by message ID
+	temps []string               // temp files
+	other []string               // names that are neither
+}
+
+// readImage lists every state directory of the metadata directory on fsys
+// with OpenDir and ReadDir, and reads each message file found.
+func readImage(fsys vfs.FS) (diskImage, error) {
+	img := diskImage{msgs: make(map[string][]diskEntry)}
+	for _, s := range metastorage.States() {
+		dir := path.Join(crashDir, s.String())
+		d, err := fsys.OpenDir(dir)
+		if err != nil {
+			return img, err
+		}
+		ents, err := d.ReadDir(-1)
+		d.Close()
+		if err != nil && err != io.EOF {
+			return img, err
+		}
+		for _, e := range ents {
+			n := e.Name()
+			p := path.Join(dir, n)
+			if strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.") {
+				img.temps = append(img.temps, p)
+				continue
+			}
+			id, ok := name.Decode(n)
+			if !ok || !strings.HasSuffix(n, name.Suffix) {
+				img.other = append(img.other, p)
+				continue
+			}
+			md, err := readRecord(fsys, p)
+			img.msgs[id] = append(img.msgs[id], diskEntry{state: s, file: p, md: md, err: err})
+		}
+	}
+	return img, nil
+}
+
+// ids returns the message IDs found, sorted.
+func (img diskImage) ids() []string {
+	var ids []string
+	for id := range img.msgs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// structural returns the violations of invariants 2 and 3 that need no
+// model: a message in more than one state directory, a file that does not
+// decode, a record whose ID or State disagrees with its name or directory,
+// and a temp file left behind.
+func (img diskImage) structural() []string {
+	var v []string
+	for _, id := range img.ids() {
+		es := img.msgs[id]
+		if len(es) > 1 {
+			var where []string
+			for _, e := range es {
+				where = append(where, e.state.String())
+			}
+			v = append(v, fmt.Sprintf("message %q lies in %d state directories: %v", id, len(es), where))
+		}
+		for _, e := range es {
+			switch {
+			case e.err != nil:
+				v = append(v, fmt.Sprintf("file %s does not decode: %v", e.file, e.err))
+			case e.md.ID != id:
+				v = append(v, fmt.Sprintf("file %s holds the record of %q", e.file, e.md.ID))
+			case e.md.State != e.state:
+				v = append(v, fmt.Sprintf("file %s says State %s", e.file, e.md.State))
+			}
+		}
+	}
+	for _, p := range img.temps {
+		v = append(v, "temp file left after recovery: "+p)
+	}
+	return v
+}
+
+// isCrashed reports whether err comes from the simulated crash.
+func isCrashed(err error) bool { return errors.Is(err, vfs.ErrCrashed) }
