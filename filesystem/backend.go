@@ -144,7 +144,7 @@ func (b *Backend) ensureDir(dir string) error {
 		if errors.Is(err, fs.ErrExist) { // created meanwhile by another process
 			fi, err = b.fs.Lstat(dir)
 		} else if err == nil {
-			if b.cfg.mode() != Performance && dir != b.dir {
+			if b.cfg.mode() != Performance {
 				err = syncPath(b.fs, filepath.Dir(dir))
 			}
 			return wrapOpen(dir, err)

@@ -34,23 +34,11 @@ func crashConfig(fsys vfs.FS, mode Mode) config {
 	}
 }
 
-// crashLayout returns a Mem holding a durable, empty metadata directory.
-// The base directory is made by the test and its entry synced: open does
-// not sync the parent of a base directory it creates.
+// crashLayout returns a Mem holding a durable, empty metadata directory,
+// made by open itself on an empty file system.
 func crashLayout(t testing.TB) *vfs.Mem {
 	t.Helper()
 	m := vfs.NewMem()
-	if err := m.Mkdir(crashDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	root, err := m.OpenDir("/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	root.Close()
 	b, err := open(crashConfig(m, Standard))
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +46,7 @@ func crashLayout(t testing.TB) *vfs.Mem {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return m.CrashClone()
 }
 
 // diskEntry is one message file found in a state directory.
