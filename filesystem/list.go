@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"runtime"
 	"slices"
 	"strings"
@@ -200,17 +201,8 @@ func page(entries []listEntry, opts metastorage.MessageListOptions) metastorage.
 // batch at a time, in directory order. Entries that are not message files
 // (temp files, foreign names, subdirectories) are left out.
 func (b *Backend) readNames(ctx context.Context, state metastorage.QueueState, batch int, fn func(files []string) error) error {
-	d, err := b.fs.OpenDir(b.states[state])
-	if err != nil {
-		return err
-	}
-	defer d.Close()
 	files := make([]string, 0, batch)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := d.ReadDir(batch)
+	return b.readDir(ctx, b.states[state], batch, func(ents []fs.DirEntry) error {
 		files = files[:0]
 		for _, e := range ents {
 			if e.Type().IsRegular() {
@@ -219,8 +211,28 @@ func (b *Backend) readNames(ctx context.Context, state metastorage.QueueState, b
 				}
 			}
 		}
-		if len(files) > 0 {
-			if ferr := fn(files); ferr != nil {
+		if len(files) == 0 {
+			return nil
+		}
+		return fn(files)
+	})
+}
+
+// readDir calls fn with the entries of the directory dir, batch at a time,
+// in directory order, reading the directory once.
+func (b *Backend) readDir(ctx context.Context, dir string, batch int, fn func([]fs.DirEntry) error) error {
+	d, err := b.fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := d.ReadDir(batch)
+		if len(ents) > 0 {
+			if ferr := fn(ents); ferr != nil {
 				return ferr
 			}
 		}

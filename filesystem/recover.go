@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path/filepath"
 	"strconv"
@@ -116,28 +115,19 @@ func (b *Backend) scan(ctx context.Context, repair bool) ([]Finding, error) {
 }
 
 func (sc *scanner) eachEntry(s metastorage.QueueState, fn func(metastorage.QueueState, fs.DirEntry) error) error {
-	d, err := sc.b.fs.OpenDir(sc.b.states[s])
-	if err != nil {
-		return fmt.Errorf("recover: %w", err)
-	}
-	defer d.Close()
-	for {
-		if err := sc.ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := d.ReadDir(1024)
+	var fnErr error
+	err := sc.b.readDir(sc.ctx, sc.b.states[s], 1024, func(ents []fs.DirEntry) error {
 		for _, e := range ents {
-			if ferr := fn(s, e); ferr != nil {
-				return ferr
+			if fnErr = fn(s, e); fnErr != nil {
+				return fnErr
 			}
 		}
-		if err == io.EOF || (err == nil && len(ents) == 0) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("recover: %w", err)
-		}
+		return nil
+	})
+	if err != nil && err != fnErr && sc.ctx.Err() == nil {
+		return fmt.Errorf("recover: %w", err)
 	}
+	return err
 }
 
 // report records a finding and logs it.
