@@ -16,6 +16,12 @@ import (
 // saw, so a write is counted exactly once whether or not the scan saw its
 // file.
 type counter struct {
+	// gate is held shared by every change of a directory, from before its
+	// file-system calls until it has been recorded, and exclusively by
+	// finish: so no change the scan may have seen is still unrecorded.
+	// Take it before a stripe lock.
+	gate sync.RWMutex
+
 	mu       sync.Mutex
 	n        [metastorage.NumStates]int64
 	scanning [metastorage.NumStates]bool
@@ -51,6 +57,8 @@ func (c *counter) set(s metastorage.QueueState, file string, present bool, delta
 // whose name hashes are seen (sorted in place).
 func (c *counter) finish(s metastorage.QueueState, seen []uint64) {
 	slices.Sort(seen)
+	c.gate.Lock()
+	defer c.gate.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.scanning[s] {

@@ -176,6 +176,8 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 
 // locked runs fn under the lock of the message whose file name is file.
 func (sc *scanner) locked(file string, fn func() error) error {
+	sc.b.counts.gate.RLock()
+	defer sc.b.counts.gate.RUnlock()
 	unlock, err := sc.b.lock(sc.ctx, stripeOf(file))
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
@@ -193,6 +195,8 @@ func (sc *scanner) locked(file string, fn func() error) error {
 // same directory with an older Updated, or in no directory, a crash cut
 // off its change, which is finished; any other temp file is removed.
 func (sc *scanner) temp(s metastorage.QueueState, tmp string) error {
+	sc.b.counts.gate.RLock()
+	defer sc.b.counts.gate.RUnlock()
 	stripe, ok := tempStripe(tmp)
 	if !ok {
 		return sc.tempLocked(s, tmp)

@@ -125,6 +125,8 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 		return err
 	}
 	defer b.end()
+	b.counts.gate.RLock()
+	defer b.counts.gate.RUnlock()
 	unlock, err := b.lock(ctx, stripeOf(file))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
