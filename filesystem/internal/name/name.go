@@ -74,9 +74,9 @@ func needsEscape(id string, i int) bool {
 
 // Decode returns the message ID whose file name is file, and false when
 // file is not the name of a message file: a name that does not end in
-// ".json", starts with '.', or is not in the canonical form Encode produces.
+// ".json", starts with '.', is longer than MaxLen, or is not in the canonical form Encode produces.
 func Decode(file string) (string, bool) {
-	if len(file) <= len(Suffix) || !strings.HasSuffix(file, Suffix) || file[0] == '.' {
+	if len(file) <= len(Suffix) || len(file) > MaxLen || !strings.HasSuffix(file, Suffix) || file[0] == '.' {
 		return "", false
 	}
 	enc := file[:len(file)-len(Suffix)]
