@@ -10,31 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
+
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// copyFixture copies testdata/<name> into a new temporary directory and
-// returns the copy's path: recovery changes what it opens.
-func copyFixture(t *testing.T, name string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), name)
-	if err := os.CopyFS(dst, os.DirFS(filepath.Join("testdata", name))); err != nil {
-		t.Fatal(err)
-	}
-	if err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if d.IsDir() {
-			mode = 0o755
-		}
-		return os.Chmod(p, mode)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+// copyFixture copies the shared fixture name into a new temporary
+// directory and returns the copy's path: recovery changes what it opens.
+func copyFixture(t *testing.T, name string) string { return spooltest.Fixture(t, name) }
 
 func mustTime(t *testing.T, s string) time.Time {
 	t.Helper()

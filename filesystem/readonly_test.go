@@ -3,47 +3,16 @@ package filesystem
 import (
 	"context"
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// snapshot returns every path under dir with its size, mode and contents.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := make(map[string]string)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		v := info.Mode().String()
-		if info.Mode().IsRegular() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			v += " " + string(data)
-		}
-		m[strings.TrimPrefix(p, dir)] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestReadOnly(t *testing.T) {
 	dir := copyFixture(t, "crashed-spool")
-	before := snapshot(t, dir)
+	before := spooltest.Snapshot(t, dir)
 	b, err := NewFactory(dir).WithReadOnly(true).Open()
 	if err != nil {
 		t.Fatal(err)
@@ -81,15 +50,7 @@ func TestReadOnly(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	after := snapshot(t, dir)
-	if len(after) != len(before) {
-		t.Errorf("read-only open changed the directory: %d entries, had %d", len(after), len(before))
-	}
-	for p, v := range before {
-		if after[p] != v {
-			t.Errorf("read-only open changed %s", p)
-		}
-	}
+	spooltest.SameSnapshot(t, before, spooltest.Snapshot(t, dir))
 
 	if _, err := NewFactory(t.TempDir()).WithReadOnly(true).Open(); err == nil {
 		t.Error("read-only open of an empty directory succeeded, want an error")

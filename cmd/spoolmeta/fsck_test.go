@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 func TestFsckReport(t *testing.T) {
 	dir := fixture(t, "crashed-spool")
-	before := snapshot(t, dir)
+	before := spooltest.Snapshot(t, dir)
 	r := spoolmeta(t, "-d", dir, "fsck")
 	r.expect(t, 1)
 	for _, want := range []string{
@@ -25,7 +27,7 @@ func TestFsckReport(t *testing.T) {
 	if !strings.Contains(r.stderr, "6 findings, 0 repaired, 6 left") {
 		t.Errorf("stderr = %q", r.stderr)
 	}
-	sameSnapshot(t, before, snapshot(t, dir))
+	spooltest.SameSnapshot(t, before, spooltest.Snapshot(t, dir))
 }
 
 func TestFsckRepair(t *testing.T) {

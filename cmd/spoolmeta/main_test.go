@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // binary is the spoolmeta binary that TestMain builds for the tests.
@@ -90,76 +91,9 @@ func (r result) expect(t *testing.T, code int) {
 	}
 }
 
-// fixture copies testdata/name into a new temporary directory and returns
-// the copy's path.
-func fixture(t *testing.T, name string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), name)
-	if err := os.CopyFS(dst, os.DirFS(filepath.Join("testdata", name))); err != nil {
-		t.Fatal(err)
-	}
-	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if d.IsDir() {
-			mode = 0o755
-		}
-		return os.Chmod(p, mode)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// snapshot returns every path under dir with its mode, size, modification
-// time and contents.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := make(map[string]string)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		v := fmt.Sprintf("%s %d %d", info.Mode(), info.Size(), info.ModTime().UnixNano())
-		if info.Mode().IsRegular() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			v += " " + string(data)
-		}
-		m[strings.TrimPrefix(p, dir)] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// sameSnapshot fails the test if the two snapshots differ.
-func sameSnapshot(t *testing.T, before, after map[string]string) {
-	t.Helper()
-	for p, v := range before {
-		if w, ok := after[p]; !ok {
-			t.Errorf("%s was removed", p)
-		} else if v != w {
-			t.Errorf("%s changed:\n%s\n-> %s", p, v, w)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s was created", p)
-		}
-	}
-}
+// fixture copies the shared fixture name into a new temporary directory
+// and returns the copy's path.
+func fixture(t *testing.T, name string) string { return spooltest.Fixture(t, name) }
 
 // lines returns the non-empty lines of s.
 func lines(s string) []string {

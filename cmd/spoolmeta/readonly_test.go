@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // TestReadOnlyCommandsChangeNothing runs every read-only command on both
@@ -17,14 +19,14 @@ func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 	}
 	for _, name := range []string{"clean-spool", "crashed-spool"} {
 		dir := fixture(t, name)
-		before := snapshot(t, dir)
+		before := spooltest.Snapshot(t, dir)
 		for _, args := range cmds {
 			r := spoolmeta(t, append([]string{"-d", dir}, args...)...)
 			if r.code == 2 {
 				t.Errorf("%s %v: exit status 2\n%s", name, args, r.stderr)
 			}
 		}
-		sameSnapshot(t, before, snapshot(t, dir))
+		spooltest.SameSnapshot(t, before, spooltest.Snapshot(t, dir))
 	}
 }
 
