@@ -1,0 +1,152 @@
+package filesystem
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// benchRecord is a message of realistic size: three headers and a last
+// error, about 350 bytes of JSON.
+func benchRecord(s metastorage.QueueState) metastorage.MessageMetadata {
+	return metastorage.MessageMetadata{
+		State: s, Attempts: 1, MaxAttempts: 5, Size: 4096, Priority: 5,
+		LastError:       "451 4.7.1 greylisted, try again later",
+		RetryPolicyName: "smtp-default",
+		Headers: map[string]string{
+			"from": "sender@example.com", "to": "recipient@example.org", "subject": "Invoice 2026-11",
+		},
+	}
+}
+
+// benchModes runs fn as a sub-benchmark for each mode on a fresh backend.
+func benchModes(b *testing.B, fn func(b *testing.B, be *Backend)) {
+	for _, mode := range []Mode{Standard, Performance, Hybrid} {
+		b.Run(mode.String(), func(b *testing.B) {
+			be, err := factoryFor(b.TempDir(), mode).Open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close()
+			fn(b, be)
+		})
+	}
+}
+
+// seed stores n messages in state s and returns their IDs.
+func seed(b *testing.B, be *Backend, n int, s metastorage.QueueState) []string {
+	b.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("seed-%06d", i)
+		if err := be.StoreMeta(context.Background(), ids[i], benchRecord(s)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids
+}
+
+func BenchmarkStoreMeta(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		md := benchRecord(metastorage.StateIncoming)
+		for i := 0; b.Loop(); i++ {
+			if err := be.StoreMeta(context.Background(), fmt.Sprintf("m-%d", i), md); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkGetMeta(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		ids := seed(b, be, 100, metastorage.StateArchived)
+		for i := 0; b.Loop(); i++ {
+			if _, err := be.GetMeta(context.Background(), ids[i%len(ids)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkUpdateMeta(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		ids := seed(b, be, 100, metastorage.StateDeferred)
+		md := benchRecord(metastorage.StateDeferred)
+		for i := 0; b.Loop(); i++ {
+			md.Attempts = i
+			if err := be.UpdateMeta(context.Background(), ids[i%len(ids)], md); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkMoveToState(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		ids := seed(b, be, 100, metastorage.StateHold)
+		states := [2]metastorage.QueueState{metastorage.StateHold, metastorage.StateArchived}
+		for i := 0; b.Loop(); i++ {
+			from := states[(i/len(ids))%2]
+			if err := be.MoveToState(context.Background(), ids[i%len(ids)], from, states[1-(i/len(ids))%2]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkStoreDelete(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		md := benchRecord(metastorage.StateBounce)
+		ctx := context.Background()
+		for b.Loop() {
+			if err := be.StoreMeta(ctx, "gone", md); err != nil {
+				b.Fatal(err)
+			}
+			if err := be.DeleteMeta(ctx, "gone"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkListMessages(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		seed(b, be, 1000, metastorage.StateDeferred)
+		opts := metastorage.MessageListOptions{Limit: 100, SortBy: metastorage.SortByCreated}
+		for b.Loop() {
+			if _, err := be.ListMessages(context.Background(), metastorage.StateDeferred, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkIterate(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		seed(b, be, 1000, metastorage.StateDeferred)
+		ctx := context.Background()
+		for b.Loop() {
+			it, err := be.NewMessageIterator(ctx, metastorage.StateDeferred, 100)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for {
+				_, ok, err := it.Next(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				n++
+			}
+			it.Close()
+			if n != 1000 {
+				b.Fatalf("iterated %d messages, want 1000", n)
+			}
+		}
+	})
+}
