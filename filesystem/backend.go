@@ -28,6 +28,7 @@ type Backend struct {
 	dirs   [metastorage.NumStates]*dirSyncer
 	locks  *stripes
 	counts counter
+	hints  hints
 	stats  stats
 
 	// ops is held shared by every call and exclusively by Close.

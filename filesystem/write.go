@@ -72,6 +72,7 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 			return fmt.Errorf("%s %s: %w", op, messageID, err)
 		}
 		b.counts.set(cur.state, file, false, -1)
+		b.hints.forget(nameHash(file))
 		b.stats.add(&b.stats.deletes)
 		if err := b.syncDirs(cur.state); err != nil {
 			return b.rollback(op, messageID, file, cur, nowhere, err)
@@ -85,9 +86,6 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 // and Updated.
 func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to metastorage.QueueState) error {
 	const op = "move"
-	if err := checkState(op, messageID, from, to); err != nil {
-		return err
-	}
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
 		if !cur.ok {
 			b.stats.add(&b.stats.conflicts)
@@ -108,11 +106,12 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 		md.State = to
 		md.Updated = stamp(cur.md.Updated)
 		return b.put(op, messageID, file, cur, md)
-	})
+	}, from, to)
 }
 
 // mutate runs fn for the message under its stripe lock, with what was found
-// of it. states are the states the call names, checked first.
+// of it. states are the states the call names, checked first; the message
+// is looked for first where the location hint says, else in states[0].
 func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string, cur found) error, states ...metastorage.QueueState) error {
 	if err := checkState(op, id, states...); err != nil {
 		return err
@@ -132,29 +131,58 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	defer unlock()
-	cur, err := b.locate(file)
+	first := nowhere
+	if len(states) > 0 {
+		first = states[0]
+	}
+	cur, err := b.locate(file, first)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	return fn(file, cur)
 }
 
-// locate finds the message's file and reads it. It must be called under
-// the message's stripe lock, which makes the answer stable against the
-// writers of this directory.
-func (b *Backend) locate(file string) (found, error) {
-	for _, s := range metastorage.States() {
-		md, err := readRecord(b.fs, b.path(s, file))
-		switch {
-		case err == nil:
-			return found{ok: true, state: s, md: md}, nil
-		case errors.Is(err, errCorrupt):
-			return found{ok: true, state: s, err: err}, nil
-		case !isNotExist(err):
-			return found{}, err
+// locate finds the message's file and reads it, trying first the state
+// the location hint gives, else first (unless it is nowhere), then the
+// others. Under the message's stripe lock the answer is stable against the
+// writers of this directory; without it, a message that moves meanwhile
+// may be missed.
+func (b *Backend) locate(file string, first metastorage.QueueState) (found, error) {
+	h := nameHash(file)
+	if s, ok := b.hints.get(h); ok {
+		first = s
+	}
+	if first != nowhere {
+		if f, done, err := b.probe(file, first); done {
+			return f, err
 		}
 	}
+	for _, s := range metastorage.States() {
+		if s == first {
+			continue
+		}
+		if f, done, err := b.probe(file, s); done {
+			return f, err
+		}
+	}
+	b.hints.forget(h)
 	return found{}, nil
+}
+
+// probe reads the message's file in state s; done is false when it is not
+// there.
+func (b *Backend) probe(file string, s metastorage.QueueState) (f found, done bool, err error) {
+	md, err := readRecord(b.fs, b.path(s, file))
+	switch {
+	case err == nil:
+		b.hints.set(nameHash(file), s)
+		return found{ok: true, state: s, md: md}, true, nil
+	case errors.Is(err, errCorrupt):
+		return found{ok: true, state: s, err: err}, true, nil
+	case !isNotExist(err):
+		return found{}, true, err
+	}
+	return found{}, false, nil
 }
 
 // stamp returns the current time, or prev plus 1ns if the clock is not past
@@ -200,6 +228,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	b.stats.add(&b.stats.writes)
+	b.hints.set(nameHash(file), to)
 	var syncErr error
 	if cur.ok && cur.state != to {
 		syncErr = b.syncDirs(to, cur.state)
@@ -241,11 +270,14 @@ func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState) er
 	return nil
 }
 
+const hexDigit = "0123456789abcdef"
+
 // writeTemp writes data to a new temp file in state s's directory, synced
 // in the durable modes, and returns its path. Its name starts with
 // ".tmp.<stripe>-", so recovery knows which lock its writer holds.
 func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte) (string, error) {
-	prefix := b.states[s] + "/.tmp." + fmt.Sprintf("%02x", stripeOf(file)) + "-"
+	stripe := stripeOf(file)
+	prefix := b.states[s] + "/.tmp." + string([]byte{hexDigit[stripe>>4], hexDigit[stripe&15]}) + "-"
 	for attempt := 0; ; attempt++ {
 		tmp := prefix + strconv.FormatUint(rand.Uint64(), 16)
 		f, err := b.fs.Create(tmp, b.cfg.fileMode)
