@@ -17,11 +17,13 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// listEntry is what ListMessages keeps of a message: its ID and sort key.
+// listEntry is what ListMessages keeps of a message: its ID, file name
+// (the same string for most IDs) and sort key.
 type listEntry struct {
-	id string
-	t  time.Time // created or updated
-	n  int       // priority or attempts
+	id   string
+	file string
+	t    time.Time // created or updated
+	n    int       // priority or attempts
 }
 
 // ListMessages returns one page of the IDs of the messages in state; see
@@ -78,7 +80,7 @@ func (b *Backend) listEntries(ctx context.Context, state metastorage.QueueState,
 	err := b.readNames(ctx, state, 1024, func(files []string) error {
 		for _, f := range files {
 			id, _ := name.Decode(f)
-			entries = append(entries, listEntry{id: id})
+			entries = append(entries, listEntry{id: id, file: f})
 		}
 		return nil
 	})
@@ -133,8 +135,7 @@ func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, en
 }
 
 func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, opts metastorage.MessageListOptions) (bool, error) {
-	file, _ := name.Encode(e.id)
-	md, err := readRecord(b.fs, b.path(state, file))
+	md, err := readRecord(b.fs, b.path(state, e.file))
 	switch {
 	case isNotExist(err):
 		return false, nil

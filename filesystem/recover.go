@@ -238,7 +238,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string) error {
 		}
 	}
 	if ok {
-		cur, err := sc.b.locate(file)
+		cur, err := sc.b.locate(file, s)
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -370,21 +370,11 @@ func (sc *scanner) mismatch(s metastorage.QueueState, file string) error {
 	}
 	f := Finding{Kind: StateMismatch, Path: path, Detail: fmt.Sprintf("State field says %s", md.State)}
 	if sc.repair {
-		md.State = s
-		data, err := encode(&md)
-		if err != nil {
-			return fmt.Errorf("recover: %w", err)
-		}
-		tmp, err := sc.b.writeTemp(s, file, data)
-		if err != nil {
-			return fmt.Errorf("recover: %w", err)
-		}
-		if err := sc.b.fs.Rename(tmp, path); err != nil {
-			sc.b.removeTemp(tmp)
-			return fmt.Errorf("recover: %w", err)
-		}
-		if err := sc.b.syncDirs(s); err != nil {
-			return fmt.Errorf("recover: %w", err)
+		id, _ := name.Decode(file)
+		cur := found{ok: true, state: s, md: md}
+		md.ID, md.State = id, s
+		if err := sc.b.put("recover", id, file, cur, md); err != nil {
+			return err
 		}
 		f.Action, f.Repaired = "State field rewritten", true
 	}
