@@ -20,6 +20,7 @@ type dirSyncer struct {
 	started uint64 // fsyncs started
 	done    uint64 // fsyncs finished
 	running bool
+	waiting int   // callers waiting for an fsync to start or end
 	err     error // the first failure; final
 	syncs   uint64
 }
@@ -39,7 +40,9 @@ func (d *dirSyncer) sync() error {
 	need := d.started + 1
 	for d.done < need && d.err == nil {
 		if d.running {
+			d.waiting++
 			d.cond.Wait()
+			d.waiting--
 			continue
 		}
 		d.running = true

@@ -1,0 +1,206 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// TestIteratorReadsDirectoryOnce shows that iterating n messages costs
+// O(n) directory reads in all (the directory is never read again from its
+// start for each batch), and that the iterator holds at most one batch.
+func TestIteratorReadsDirectoryOnce(t *testing.T) {
+	const n, batch = 1000, 10
+	var readDirs atomic.Int64
+	deferred := crashDir + "/deferred"
+	fsys := vfs.Inject(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpReadDir && path == deferred {
+			readDirs.Add(1)
+		}
+		return nil
+	}))
+	b, err := open(crashConfig(fsys, Performance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	for i := range n {
+		if err := b.StoreMeta(ctx, fmt.Sprintf("m-%04d", i), metastorage.MessageMetadata{State: metastorage.StateDeferred}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.WaitCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	readDirs.Store(0)
+	mi, err := b.NewMessageIterator(ctx, metastorage.StateDeferred, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mi.Close()
+	it := mi.(*iterator)
+	got := 0
+	for {
+		_, ok, err := it.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(it.pending) > batch {
+			t.Fatalf("iterator holds %d entries, batch is %d", len(it.pending), batch)
+		}
+		if !ok {
+			break
+		}
+		got++
+	}
+	if got != n {
+		t.Errorf("iterated %d messages, want %d", got, n)
+	}
+	if max := int64(n/batch + 2); readDirs.Load() > max {
+		t.Errorf("%d directory reads for %d messages in batches of %d, want at most %d", readDirs.Load(), n, batch, max)
+	}
+}
+
+// TestLockFilesBounded shows that the lock files are a fixed set of
+// stripes, whatever the number of messages, and none is per message.
+func TestLockFilesBounded(t *testing.T) {
+	dir := t.TempDir()
+	b := openTest(t, dir)
+	ctx := context.Background()
+	for i := range 300 {
+		id := fmt.Sprintf("lock-%d", i)
+		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.MoveToState(ctx, id, metastorage.StateIncoming, metastorage.StateActive); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, ".locks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != numStripes {
+		t.Errorf(".locks holds %d files, want the %d stripes", len(ents), numStripes)
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "stripe-") {
+			t.Errorf(".locks holds %s, not a stripe", e.Name())
+		}
+	}
+}
+
+// TestRecoveryLeavesLiveWritersTemp shows that recovery does not touch a
+// temp file whose writer is alive (holds its stripe's lock), and removes
+// it once the writer is gone.
+func TestRecoveryLeavesLiveWritersTemp(t *testing.T) {
+	dir := t.TempDir()
+	b, err := NewFactory(dir).WithBackgroundRecovery(false).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	file, _ := name.Encode("msg-1")
+	stripe := stripeOf(file)
+	tmp := filepath.Join(dir, "incoming", fmt.Sprintf(".tmp.%02x-1234abcd", stripe))
+	if err := os.WriteFile(tmp, []byte(`{"ID": "msg-1", "Sta`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := b.lock(context.Background(), stripe) // a writer in the middle of its write
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	testHookLockWait = cancel
+	_, err = b.Check(ctx, true)
+	testHookLockWait = nil
+	unlock()
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Check while the writer holds its lock = %v, want it to wait for the lock", err)
+	}
+	if _, err := os.Lstat(tmp); err != nil {
+		t.Errorf("live writer's temp file: %v, want it left alone", err)
+	}
+	if err := b.RecoverFromCrash(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(tmp); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("orphaned temp file after its writer left: %v, want it removed", err)
+	}
+}
+
+// gatedFile is a directory whose fsyncs block until released.
+type gatedFile struct {
+	vfs.File
+	started chan struct{}
+	release chan struct{}
+	syncs   atomic.Int64
+}
+
+func (f *gatedFile) Sync() error {
+	f.syncs.Add(1)
+	f.started <- struct{}{}
+	<-f.release
+	return nil
+}
+
+// TestDirSyncGroupCommit shows the rule of shared directory fsyncs: a
+// caller that arrives while an fsync runs is not covered by it (that fsync
+// may have started before the caller's change) and waits for the next one,
+// which serves every caller that waited.
+func TestDirSyncGroupCommit(t *testing.T) {
+	f := &gatedFile{started: make(chan struct{}), release: make(chan struct{})}
+	d := newDirSyncer(f, "dir")
+	earlyDone := make(chan int64)
+	go func() {
+		d.sync()
+		earlyDone <- f.syncs.Load()
+	}()
+	<-f.started // fsync 1 runs
+	const lateCallers = 3
+	var late sync.WaitGroup
+	for range lateCallers {
+		late.Go(func() { d.sync() })
+	}
+	for { // until all late callers wait, without sleeping
+		d.mu.Lock()
+		w := d.waiting
+		d.mu.Unlock()
+		if w == lateCallers {
+			break
+		}
+		runtime.Gosched()
+	}
+	lateDone := make(chan struct{})
+	go func() {
+		late.Wait()
+		close(lateDone)
+	}()
+	f.release <- struct{}{} // fsync 1 ends
+	if n := <-earlyDone; n != 1 {
+		t.Errorf("early caller returned after %d fsyncs, want 1", n)
+	}
+	select {
+	case <-f.started: // fsync 2, for the late callers
+		f.release <- struct{}{}
+	case <-lateDone:
+		t.Fatal("late callers returned on the fsync that was running when they came")
+	}
+	<-lateDone
+	if got := f.syncs.Load(); got != 2 {
+		t.Errorf("%d fsyncs for 1 early and %d late callers, want 2", got, lateCallers)
+	}
+}
