@@ -18,11 +18,10 @@ type dirSyncer struct {
 	mu      sync.Mutex
 	cond    sync.Cond
 	started uint64 // fsyncs started
-	done    uint64 // fsyncs finished
+	done    uint64 // fsyncs finished, which run one at a time
 	running bool
 	waiting int   // callers waiting for an fsync to start or end
 	err     error // the first failure; final
-	syncs   uint64
 }
 
 func newDirSyncer(f vfs.File, path string) *dirSyncer {
@@ -53,7 +52,6 @@ func (d *dirSyncer) sync() error {
 		d.mu.Lock()
 		d.running = false
 		d.done = n
-		d.syncs++
 		if err != nil && d.err == nil {
 			d.err = fmt.Errorf("fsync directory %s: %w", d.path, err)
 		}

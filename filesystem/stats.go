@@ -41,7 +41,7 @@ func (b *Backend) Stats() Stats {
 	for _, d := range b.dirs {
 		if d != nil {
 			d.mu.Lock()
-			st.DirSyncs += int64(d.syncs)
+			st.DirSyncs += int64(d.done)
 			d.mu.Unlock()
 		}
 	}
