@@ -138,7 +138,7 @@ func (sc *scanner) report(f Finding) {
 		args = append(args, "action", f.Action)
 	}
 	if f.Repaired {
-		sc.b.stats.add(&sc.b.stats.recoveryActions)
+		sc.b.stats.recoveryActions.Add(1)
 		sc.b.log.Warn("recovery", args...)
 	} else if sc.repair {
 		sc.b.log.Info("recovery", args...)
@@ -319,7 +319,7 @@ func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string) er
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
-		sc.b.stats.add(&sc.b.stats.corruptFiles)
+		sc.b.stats.corruptFiles.Add(1)
 		f.Action, f.Repaired = "moved to "+dst, true
 	}
 	sc.report(f)

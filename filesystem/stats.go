@@ -13,7 +13,6 @@ type stats struct {
 	corruptFiles    atomic.Int64
 }
 
-func (s *stats) add(c *atomic.Int64) { c.Add(1) }
 
 // Stats is a snapshot of a Backend's counters since it was opened.
 type Stats struct {

@@ -73,7 +73,7 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 		}
 		b.counts.set(cur.state, file, false, -1)
 		b.hints.forget(nameHash(file))
-		b.stats.add(&b.stats.deletes)
+		b.stats.deletes.Add(1)
 		if err := b.syncDirs(cur.state); err != nil {
 			return b.rollback(op, messageID, file, cur, nowhere, err)
 		}
@@ -88,11 +88,11 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 	const op = "move"
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
 		if !cur.ok {
-			b.stats.add(&b.stats.conflicts)
+			b.stats.conflicts.Add(1)
 			return fmt.Errorf("%s %s: message not found in state %s: %w", op, messageID, from, metastorage.ErrStateConflict)
 		}
 		if cur.state != from {
-			b.stats.add(&b.stats.conflicts)
+			b.stats.conflicts.Add(1)
 			return fmt.Errorf("%s %s: message is in state %s, expected %s: %w", op, messageID, cur.state, from, metastorage.ErrStateConflict)
 		}
 		if cur.err != nil {
@@ -227,7 +227,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		b.removeTemp(tmp)
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	b.stats.add(&b.stats.writes)
+	b.stats.writes.Add(1)
 	b.hints.set(nameHash(file), to)
 	var syncErr error
 	if cur.ok && cur.state != to {
@@ -292,7 +292,7 @@ func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte) 
 			if err = f.Sync(); err != nil {
 				b.fail(err)
 			}
-			b.stats.add(&b.stats.fileSyncs)
+			b.stats.fileSyncs.Add(1)
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -323,7 +323,7 @@ func (b *Backend) syncDirs(states ...metastorage.QueueState) error {
 		return nil
 	}
 	for _, s := range states {
-		b.stats.add(&b.stats.dirSyncRequests)
+		b.stats.dirSyncRequests.Add(1)
 		if err := b.dirs[s].sync(); err != nil {
 			b.fail(err)
 			return err
