@@ -13,7 +13,6 @@ type stats struct {
 	corruptFiles    atomic.Int64
 }
 
-
 // Stats is a snapshot of a Backend's counters since it was opened.
 type Stats struct {
 	Writes          int64 // files written (stores, updates, moves)
