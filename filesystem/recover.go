@@ -50,6 +50,13 @@ func (b *Backend) RecoverFromCrash() error {
 // Check runs the recovery scan and returns what it found. With repair it
 // fixes each finding as RecoverFromCrash does; without, it changes nothing.
 func (b *Backend) Check(ctx context.Context, repair bool) ([]Finding, error) {
+	return b.CheckProgress(ctx, repair, nil)
+}
+
+// CheckProgress is Check that also calls progress, when not nil, with the
+// number of directory entries scanned so far, every 1024 entries and once
+// at the end, from the calling goroutine.
+func (b *Backend) CheckProgress(ctx context.Context, repair bool, progress func(scanned int)) ([]Finding, error) {
 	if err := b.begin(ctx, "recover", ""); err != nil {
 		return nil, err
 	}
@@ -62,7 +69,7 @@ func (b *Backend) Check(ctx context.Context, repair bool) ([]Finding, error) {
 			return nil, fmt.Errorf("recover: backend refuses writes after a failed fsync, reopen it: %w", *p)
 		}
 	}
-	return b.scan(ctx, repair)
+	return b.scan(ctx, repair, progress)
 }
 
 // background counts the state directories and then runs the recovery scan.
@@ -83,7 +90,7 @@ func (b *Backend) background(ctx context.Context) {
 	if b.cfg.readOnly || b.cfg.noRecovery {
 		return
 	}
-	if _, err := b.scan(ctx, true); err != nil && ctx.Err() == nil {
+	if _, err := b.scan(ctx, true, nil); err != nil && ctx.Err() == nil {
 		b.log.Error("recovery scan failed", "dir", b.dir, "err", err)
 	}
 }
@@ -94,12 +101,17 @@ type scanner struct {
 	repair   bool
 	findings []Finding
 	where    map[uint64]uint8 // name hash -> bit set of states holding it
+	progress func(scanned int)
+	scanned  int
 }
 
-func (b *Backend) scan(ctx context.Context, repair bool) ([]Finding, error) {
+func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]Finding, error) {
 	b.recoverMu.Lock()
 	defer b.recoverMu.Unlock()
-	sc := &scanner{b: b, ctx: ctx, repair: repair, where: make(map[uint64]uint8)}
+	sc := &scanner{b: b, ctx: ctx, repair: repair, where: make(map[uint64]uint8), progress: progress}
+	if progress != nil {
+		defer func() { progress(sc.scanned) }()
+	}
 	for _, s := range metastorage.States() {
 		if err := sc.eachEntry(s, sc.entry); err != nil {
 			return sc.findings, err
@@ -121,6 +133,10 @@ func (sc *scanner) eachEntry(s metastorage.QueueState, fn func(metastorage.Queue
 			if fnErr = fn(s, e); fnErr != nil {
 				return fnErr
 			}
+		}
+		sc.scanned += len(ents)
+		if sc.progress != nil {
+			sc.progress(sc.scanned)
 		}
 		return nil
 	})

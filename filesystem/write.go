@@ -59,6 +59,54 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 	}, md.State)
 }
 
+// UpdateMetaIn is UpdateMeta as a compare-and-swap: it replaces the record
+// only if the message is in state from, and otherwise returns an error
+// wrapping metastorage.ErrStateConflict that says where the message is. It
+// serves tools that change a message beside a running queue: of a worker's
+// MoveToState and an UpdateMetaIn from the same state, exactly one wins.
+func (b *Backend) UpdateMetaIn(ctx context.Context, messageID string, from metastorage.QueueState, md metastorage.MessageMetadata) error {
+	const op = "update"
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if err := b.expect(op, messageID, cur, from); err != nil {
+			return err
+		}
+		md.ID = messageID
+		md.Created = cur.md.Created
+		md.Updated = stamp(cur.md.Updated)
+		return b.put(op, messageID, file, cur, md)
+	}, from, md.State)
+}
+
+// DeleteMetaIn is DeleteMeta as a compare-and-swap: it removes the message
+// only if it is in state from, and otherwise returns an error wrapping
+// metastorage.ErrStateConflict that says where the message is.
+func (b *Backend) DeleteMetaIn(ctx context.Context, messageID string, from metastorage.QueueState) error {
+	const op = "delete"
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if err := b.expect(op, messageID, cur, from); err != nil {
+			return err
+		}
+		return b.remove(op, messageID, file, cur)
+	}, from)
+}
+
+// expect returns the conflict error of a compare-and-swap that found cur
+// where it expected the message in state from, or nil if it is there and
+// readable.
+func (b *Backend) expect(op, id string, cur found, from metastorage.QueueState) error {
+	switch {
+	case !cur.ok:
+		b.stats.conflicts.Add(1)
+		return fmt.Errorf("%s %s: message not found in state %s: %w", op, id, from, metastorage.ErrStateConflict)
+	case cur.state != from:
+		b.stats.conflicts.Add(1)
+		return fmt.Errorf("%s %s: message is in state %s, expected %s: %w", op, id, cur.state, from, metastorage.ErrStateConflict)
+	case cur.err != nil:
+		return fmt.Errorf("%s %s: %w", op, id, cur.err)
+	}
+	return nil
+}
+
 // DeleteMeta removes the message from whatever state it is in; see
 // metastorage.Backend.
 func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
@@ -67,18 +115,22 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 		if !cur.ok {
 			return fmt.Errorf("%s %s: %w", op, messageID, metastorage.ErrMessageNotFound)
 		}
-		path := b.path(cur.state, file)
-		if err := b.fs.Remove(path); err != nil {
-			return fmt.Errorf("%s %s: %w", op, messageID, err)
-		}
-		b.counts.set(cur.state, file, false, -1)
-		b.hints.forget(nameHash(file))
-		b.stats.deletes.Add(1)
-		if err := b.syncDirs(cur.state); err != nil {
-			return b.rollback(op, messageID, file, cur, nowhere, err)
-		}
-		return nil
+		return b.remove(op, messageID, file, cur)
 	})
+}
+
+// remove deletes the message's file where cur found it.
+func (b *Backend) remove(op, id, file string, cur found) error {
+	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	b.counts.set(cur.state, file, false, -1)
+	b.hints.forget(nameHash(file))
+	b.stats.deletes.Add(1)
+	if err := b.syncDirs(cur.state); err != nil {
+		return b.rollback(op, id, file, cur, nowhere, err)
+	}
+	return nil
 }
 
 // MoveToState moves the message from one state to another as a
@@ -87,16 +139,8 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to metastorage.QueueState) error {
 	const op = "move"
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
-		if !cur.ok {
-			b.stats.conflicts.Add(1)
-			return fmt.Errorf("%s %s: message not found in state %s: %w", op, messageID, from, metastorage.ErrStateConflict)
-		}
-		if cur.state != from {
-			b.stats.conflicts.Add(1)
-			return fmt.Errorf("%s %s: message is in state %s, expected %s: %w", op, messageID, cur.state, from, metastorage.ErrStateConflict)
-		}
-		if cur.err != nil {
-			return fmt.Errorf("%s %s: %w", op, messageID, cur.err)
+		if err := b.expect(op, messageID, cur, from); err != nil {
+			return err
 		}
 		if from == to {
 			return nil
