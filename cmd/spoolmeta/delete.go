@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -12,23 +12,16 @@ func deleteCmd() *command {
 		name:     "delete",
 		verb:     "deleted",
 		eligible: func(metastorage.QueueState) bool { return true },
-		apply: func(ctx context.Context, _ *env, b metastorage.Backend, id string, from metastorage.QueueState) error {
-			if err := claim(ctx, b, id, from); err != nil {
-				return err
-			}
-			if err := b.DeleteMeta(ctx, id); err != nil {
-				return fmt.Errorf("%w (the message stays in hold)", err)
-			}
-			return nil
+		apply: func(ctx context.Context, _ *env, b *metafs.Backend, id string, from metastorage.QueueState) error {
+			return b.DeleteMetaIn(ctx, id, from)
 		},
 	}
 	return mutateCommand(a, "[flags] ID... | --state STATE --all",
 		"Delete messages",
 		`
 Deletes each message from the state it is in (or, with --state, only if it
-is in that state). The library has no compare-and-delete, so a message is
-first moved to hold with a compare-and-swap and then deleted: a message that
-a worker moved meanwhile is skipped, not deleted under the worker.
+is in that state), with a compare-and-delete: a message that a worker moved
+meanwhile is skipped, not deleted under the worker.
 
 Examples:
 

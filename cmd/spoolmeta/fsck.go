@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
@@ -71,6 +72,22 @@ Examples:
 	}
 }
 
+// progressStep is how many directory entries fsck scans between two
+// progress lines.
+const progressStep = 50000
+
+// progressPrinter returns a progress function for CheckProgress that
+// writes a line to w each time another step entries have been scanned.
+func progressPrinter(w io.Writer, step int) func(scanned int) {
+	next := step
+	return func(scanned int) {
+		if scanned >= next {
+			fmt.Fprintf(w, "fsck: %d entries scanned\n", scanned)
+			next = scanned - scanned%step + step
+		}
+	}
+}
+
 // check runs the recovery scan of b, with progress on stderr.
 func check(e *env, b *metafs.Backend, repair bool) ([]metafs.Finding, error) {
 	ctx := context.Background()
@@ -82,7 +99,7 @@ func check(e *env, b *metafs.Backend, repair bool) ([]metafs.Finding, error) {
 		n += b.GetStateCount(s)
 	}
 	fmt.Fprintf(e.stderr, "fsck: checking %d messages in %s\n", n, b.Dir())
-	findings, err := b.Check(ctx, repair)
+	findings, err := b.CheckProgress(ctx, repair, progressPrinter(e.stderr, progressStep))
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %w", b.Dir(), err)
 	}

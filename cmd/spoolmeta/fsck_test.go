@@ -80,3 +80,17 @@ func TestHelp(t *testing.T) {
 		t.Errorf("version: %d %q", r.code, r.stdout)
 	}
 }
+
+// TestFsckProgress shows that fsck's progress lines come once per step of
+// scanned entries, however the scan's reports fall.
+func TestFsckProgress(t *testing.T) {
+	var buf strings.Builder
+	p := progressPrinter(&buf, 1000)
+	for _, n := range []int{10, 999, 1000, 1024, 1500, 2048, 4096, 4100} {
+		p(n)
+	}
+	want := "fsck: 1000 entries scanned\nfsck: 2048 entries scanned\nfsck: 4096 entries scanned\n"
+	if buf.String() != want {
+		t.Errorf("progress lines:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}

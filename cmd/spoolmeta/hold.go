@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -13,7 +13,7 @@ func holdCmd() *command {
 		verb:     "held",
 		to:       metastorage.StateHold,
 		eligible: func(s metastorage.QueueState) bool { return s != metastorage.StateHold },
-		apply: func(ctx context.Context, _ *env, b metastorage.Backend, id string, from metastorage.QueueState) error {
+		apply: func(ctx context.Context, _ *env, b *metafs.Backend, id string, from metastorage.QueueState) error {
 			return b.MoveToState(ctx, id, from, metastorage.StateHold)
 		},
 	}
@@ -36,35 +36,15 @@ Examples:
   spoolmeta ls --json deferred | jq -r 'select(.attempts > 3) | .id' | xargs spoolmeta hold --state deferred`)
 }
 
-// claim moves message id from state from to hold, where no worker touches
-// it, so that a change made in two steps is not raced by the queue. A
-// message already in hold is left there.
-func claim(ctx context.Context, b metastorage.Backend, id string, from metastorage.QueueState) error {
-	if from == metastorage.StateHold {
-		return nil
-	}
-	return b.MoveToState(ctx, id, from, metastorage.StateHold)
-}
-
-// releaseTo moves message id, which must be in hold, to state to with
-// NextRetry set to now.
-//
-// The library has no compare-and-swap for a change of content, so the
-// check that the message is in hold and the update are two calls: an
-// operator who moves the same message out of hold in between is raced.
-// Workers are not: they never take messages from hold.
-func releaseTo(ctx context.Context, e *env, b metastorage.Backend, id string, to metastorage.QueueState) error {
+// moveDue moves message id from state from to state to with NextRetry set
+// to now, as one compare-and-swap: if the message left from meanwhile, the
+// error wraps metastorage.ErrStateConflict and nothing changes.
+func moveDue(ctx context.Context, e *env, b *metafs.Backend, id string, from, to metastorage.QueueState) error {
 	md, err := b.GetMeta(ctx, id)
 	if err != nil {
 		return err
 	}
-	if md.State != metastorage.StateHold {
-		return fmt.Errorf("message is in state %s, expected hold: %w", md.State, metastorage.ErrStateConflict)
-	}
 	md.State = to
 	md.NextRetry = e.now()
-	if err := b.UpdateMeta(ctx, id, md); err != nil {
-		return fmt.Errorf("%w (the message stays in hold)", err)
-	}
-	return nil
+	return b.UpdateMetaIn(ctx, id, from, md)
 }

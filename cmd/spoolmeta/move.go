@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -64,7 +65,7 @@ func moveAction(to metastorage.QueueState) *action {
 		verb:     "moved",
 		to:       to,
 		eligible: func(metastorage.QueueState) bool { return true },
-		apply: func(ctx context.Context, _ *env, b metastorage.Backend, id string, from metastorage.QueueState) error {
+		apply: func(ctx context.Context, _ *env, b *metafs.Backend, id string, from metastorage.QueueState) error {
 			return b.MoveToState(ctx, id, from, to)
 		},
 	}

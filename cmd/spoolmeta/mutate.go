@@ -21,7 +21,7 @@ type action struct {
 	verb     string                              // what the summary says was done: "held"
 	eligible func(s metastorage.QueueState) bool // the states it acts on
 	to       metastorage.QueueState              // the state it moves to, when it moves
-	apply    func(ctx context.Context, e *env, b metastorage.Backend, id string, from metastorage.QueueState) error
+	apply    func(ctx context.Context, e *env, b *metafs.Backend, id string, from metastorage.QueueState) error
 }
 
 // mutateFlags are the flags common to the commands that change messages.
@@ -159,7 +159,7 @@ func runMutate(e *env, a *action, f mutateFlags, ids []string) error {
 
 // mutateIDs applies a to each message of ids, from its current state or,
 // when hasFrom, only if it is in from.
-func mutateIDs(e *env, b metastorage.Backend, a *action, ids []string, from metastorage.QueueState, hasFrom bool, t *tally) error {
+func mutateIDs(e *env, b *metafs.Backend, a *action, ids []string, from metastorage.QueueState, hasFrom bool, t *tally) error {
 	ctx := context.Background()
 	for _, id := range ids {
 		md, err := b.GetMeta(ctx, id)
@@ -218,7 +218,7 @@ func mutateAll(e *env, b *metafs.Backend, a *action, from metastorage.QueueState
 }
 
 // applyOne applies a to message id in state from and says what came of it.
-func applyOne(ctx context.Context, e *env, b metastorage.Backend, a *action, id string, from metastorage.QueueState) (outcome, error) {
+func applyOne(ctx context.Context, e *env, b *metafs.Backend, a *action, id string, from metastorage.QueueState) (outcome, error) {
 	o := outcome{ID: id, From: from.String()}
 	if a.to != from && a.name != "delete" {
 		o.To = a.to.String()

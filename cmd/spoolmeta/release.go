@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -12,8 +13,8 @@ func releaseCmd() *command {
 		verb:     "released",
 		to:       metastorage.StateDeferred,
 		eligible: func(s metastorage.QueueState) bool { return s == metastorage.StateHold },
-		apply: func(ctx context.Context, e *env, b metastorage.Backend, id string, _ metastorage.QueueState) error {
-			return releaseTo(ctx, e, b, id, metastorage.StateDeferred)
+		apply: func(ctx context.Context, e *env, b *metafs.Backend, id string, _ metastorage.QueueState) error {
+			return moveDue(ctx, e, b, id, metastorage.StateHold, metastorage.StateDeferred)
 		},
 	}
 	return mutateCommand(a, "[flags] ID... | --state hold --all",

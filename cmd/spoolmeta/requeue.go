@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -12,21 +13,16 @@ func requeueCmd() *command {
 		verb:     "requeued",
 		to:       metastorage.StateIncoming,
 		eligible: requeueable,
-		apply: func(ctx context.Context, e *env, b metastorage.Backend, id string, from metastorage.QueueState) error {
-			if err := claim(ctx, b, id, from); err != nil {
-				return err
-			}
-			return releaseTo(ctx, e, b, id, metastorage.StateIncoming)
+		apply: func(ctx context.Context, e *env, b *metafs.Backend, id string, from metastorage.QueueState) error {
+			return moveDue(ctx, e, b, id, from, metastorage.StateIncoming)
 		},
 	}
 	return mutateCommand(a, "[flags] ID... | --state STATE --all",
 		"Requeue deferred, bounced or held messages to incoming, due now",
 		`
 Moves each message from deferred, bounce or hold to incoming with NextRetry
-set to now. A message in deferred or bounce is first moved to hold with a
-compare-and-swap, so that a worker that takes it meanwhile wins and the
-message is reported as skipped; it is then rewritten into incoming. Should
-that second step fail, the message stays in hold and the error says so.
+set to now, with a compare-and-swap: a message that a worker took meanwhile
+is reported as skipped.
 
 Examples:
 
