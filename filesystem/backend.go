@@ -29,6 +29,7 @@ type Backend struct {
 	locks  *stripes
 	counts counter
 	hints  hints
+	order  moveOrder
 	stats  stats
 
 	// ops is held shared by every call and exclusively by Close.
@@ -101,6 +102,7 @@ func (b *Backend) openDirs() error {
 			return fmt.Errorf("open %s: %w", b.dir, err)
 		}
 		b.dirs[s] = newDirSyncer(f, b.states[s])
+		b.dirs[s].run = func() error { return b.order.sync(s, &b.dirs) }
 	}
 	lockDir := filepath.Join(b.dir, ".locks")
 	if err := b.ensureDir(lockDir); err != nil {

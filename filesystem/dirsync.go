@@ -14,6 +14,7 @@ import (
 type dirSyncer struct {
 	f    vfs.File
 	path string
+	run  func() error // the fsync itself; f.Sync unless set
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -48,7 +49,11 @@ func (d *dirSyncer) sync() error {
 		d.started++
 		n := d.started
 		d.mu.Unlock()
-		err := d.f.Sync()
+		run := d.run
+		if run == nil {
+			run = d.f.Sync
+		}
+		err := run()
 		d.mu.Lock()
 		d.running = false
 		d.done = n

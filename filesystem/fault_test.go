@@ -63,11 +63,10 @@ var (
 	faultRemove   = faultKind{name: "remove", inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpRemove, anyPath, e) }}
 	faultFileSync = faultKind{name: "file-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpSync, isTemp, e) }}
 	faultDirSync  = faultKind{name: "dir-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpSync, isStateDir, e) }}
-	// In a relocation the first directory fsync makes the temp file's
-	// entry durable before the renames; the second is of the target
-	// directory after them, the third of the directory the message left.
+	// In a relocation the first directory fsync is of the target
+	// directory after the renames, the second of the directory the
+	// message left.
 	faultDirSync2 = faultKind{name: "second-dir-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(2, vfs.OpSync, isStateDir, e) }}
-	faultDirSync3 = faultKind{name: "third-dir-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(3, vfs.OpSync, isStateDir, e) }}
 	// A write that runs out of space half way, and then the removal of
 	// the torn temp file fails too: recovery must remove it.
 	faultTornTemp = faultKind{name: "torn-temp", inj: func(e syscall.Errno) vfs.Injector {
@@ -132,7 +131,7 @@ func faultApplies(f faultKind, o faultOp, mode Mode) bool {
 	switch f.name {
 	case "write", "create", "rename", "file-fsync", "torn-temp":
 		return o.op != "delete"
-	case "second-rename", "second-dir-fsync", "third-dir-fsync":
+	case "second-rename", "second-dir-fsync":
 		return o.relocate
 	case "remove":
 		return o.op == "delete"
@@ -229,7 +228,7 @@ func TestFaultWritePath(t *testing.T) {
 		errno syscall.Errno
 	}
 	var faults []fault
-	for _, k := range []faultKind{faultWrite, faultCreate, faultRename, faultRename2, faultFileSync, faultDirSync, faultDirSync2, faultDirSync3, faultTornTemp, faultOpen} {
+	for _, k := range []faultKind{faultWrite, faultCreate, faultRename, faultRename2, faultFileSync, faultDirSync, faultDirSync2, faultTornTemp, faultOpen} {
 		faults = append(faults, fault{k, syscall.ENOSPC}, fault{k, syscall.EIO})
 	}
 	for _, k := range []faultKind{faultCreate, faultRename, faultOpen, faultRemove} {

@@ -208,8 +208,10 @@ func (sc *scanner) locked(file string, fn func() error) error {
 // or follows from the message's name in other implementations' temp files
 // ("<id>.json.tmp.<hex>"). Under that lock, the temp file is no live
 // writer's: if it holds a complete record of a message that lies in the
-// same directory with an older Updated, or in no directory, a crash cut
-// off its change, which is finished; any other temp file is removed.
+// same directory with an older Updated, a crash cut off its change, which
+// is finished; any other temp file is removed. (A temp file of a message
+// that lies nowhere is never put in place: the message may have been
+// deleted since.)
 func (sc *scanner) temp(s metastorage.QueueState, tmp string) error {
 	sc.b.counts.gate.RLock()
 	defer sc.b.counts.gate.RUnlock()
@@ -258,9 +260,8 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string) error {
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
-		newer := cur.ok && cur.state == s && (cur.err != nil || cur.md.Updated.Before(md.Updated))
-		if newer || !cur.ok {
-			return sc.finishTemp(s, tmp, file, cur.ok)
+		if cur.ok && cur.state == s && (cur.err != nil || cur.md.Updated.Before(md.Updated)) {
+			return sc.finishTemp(s, tmp, file)
 		}
 	}
 	f := Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}
@@ -277,22 +278,12 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string) error {
 	return nil
 }
 
-func (sc *scanner) finishTemp(s metastorage.QueueState, tmp, file string, exists bool) error {
+func (sc *scanner) finishTemp(s metastorage.QueueState, tmp, file string) error {
 	path, dst := sc.b.path(s, tmp), sc.b.path(s, file)
 	f := Finding{Kind: InterruptedPut, Path: path, Detail: "complete record of " + dst + " whose rename a crash cut off"}
 	if sc.repair {
-		var err error
-		if exists {
-			err = sc.b.fs.Rename(path, dst)
-		} else {
-			err = sc.b.fs.RenameNoReplace(path, dst)
-		}
-		if err != nil {
+		if err := sc.b.fs.Rename(path, dst); err != nil {
 			return fmt.Errorf("recover: %w", err)
-		}
-		if !exists {
-			sc.b.counts.set(s, file, true, 1)
-			sc.where[nameHash(file)] |= 1 << s
 		}
 		f.Action, f.Repaired = "renamed into place", true
 		if err := sc.b.syncDirs(s); err != nil {
@@ -351,6 +342,20 @@ func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string) (string, 
 	if err := b.ensureDir(dir); err != nil {
 		return "", err
 	}
+	dst, err := b.renameToCorrupt(s, file, dir)
+	if err != nil {
+		return dst, err
+	}
+	b.counts.set(s, file, false, -1)
+	return dst, b.syncDirs(s)
+}
+
+// renameToCorrupt renames the message file into the corrupt directory dir
+// and, in the durable modes, makes its new entry durable before any fsync
+// of the state's directory can make its removal durable.
+func (b *Backend) renameToCorrupt(s metastorage.QueueState, file, dir string) (string, error) {
+	b.order.out[s].RLock()
+	defer b.order.out[s].RUnlock()
 	src := b.path(s, file)
 	for i := 0; ; i++ {
 		dst := filepath.Join(dir, file)
@@ -364,13 +369,9 @@ func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string) (string, 
 		if err != nil {
 			return "", err
 		}
-		b.counts.set(s, file, false, -1)
 		if b.durable() {
 			if err := syncPath(b.fs, dir); err != nil {
 				b.fail(err)
-				return dst, err
-			}
-			if err := b.syncDirs(s); err != nil {
 				return dst, err
 			}
 		}

@@ -289,24 +289,27 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 // and puts the temp file tmp, already in the target directory, over it.
 // The file is in exactly one directory at every instant; a crash between
 // the two renames leaves a complete temp file beside the moved message,
-// which recovery puts in place. In the durable modes the temp file's entry
-// is made durable first, so that whatever a crash keeps of the two renames,
-// the new record survives.
+// which recovery puts in place. The move is recorded in b.order, so that
+// no fsync of the source directory makes the removal durable before the
+// target's entry is.
 func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState) error {
-	if err := b.syncDirs(to); err != nil {
-		return err
-	}
 	src, dst := b.path(from, file), b.path(to, file)
-	if err := b.fs.RenameNoReplace(src, dst); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
+	err := b.order.rename(from, to, func() (bool, error) {
+		if err := b.fs.RenameNoReplace(src, dst); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return false, fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
+			}
+			return false, err
 		}
-		return err
-	}
-	if err := b.fs.Rename(tmp, dst); err != nil {
-		if rerr := b.fs.RenameNoReplace(dst, src); rerr != nil {
-			return fmt.Errorf("%w; moving it back failed too, message is in state %s: %v", err, to, rerr)
+		if err := b.fs.Rename(tmp, dst); err != nil {
+			if rerr := b.fs.RenameNoReplace(dst, src); rerr != nil {
+				return true, fmt.Errorf("%w; moving it back failed too, message is in state %s: %v", err, to, rerr)
+			}
+			return false, err
 		}
+		return true, nil
+	})
+	if err != nil {
 		return err
 	}
 	b.counts.set(from, file, false, -1)
