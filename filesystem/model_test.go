@@ -467,7 +467,7 @@ func TestModelRandom(t *testing.T) {
 			})
 			t.Run("concurrent", func(t *testing.T) {
 				h := newModelHarness(t, mode, seed+uint64(i)+100)
-				testModelConcurrent(t, h, seed+uint64(i)+100, ops)
+				testModelConcurrent(t, h, seed+uint64(i)+100, ops/2)
 			})
 			t.Run("racing-moves", func(t *testing.T) {
 				h := newModelHarness(t, mode, seed+uint64(i)+200)
@@ -504,7 +504,7 @@ func testModelConcurrent(t *testing.T, h *modelHarness, seed uint64, ops int) {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-time.After(time.Millisecond):
 			}
 			s := randState(r, 0)
 			if _, err := h.fs.ListMessages(h.ctx, s, metastorage.MessageListOptions{SortBy: metastorage.SortByUpdated}); err != nil {
