@@ -306,7 +306,9 @@ func (sc *scanner) notRegular(s metastorage.QueueState, file string) error {
 	if fi.Mode().IsRegular() {
 		return nil
 	}
-	return sc.setAside(Finding{Kind: NotRegular, Path: path, Detail: "not a regular file (" + fi.Mode().Type().String() + "); not followed"}, s, file)
+	// The count never took it for a message: setting it aside changes no
+	// count.
+	return sc.setAside(Finding{Kind: NotRegular, Path: path, Detail: "not a regular file (" + fi.Mode().Type().String() + "); not followed"}, s, file, false)
 }
 
 func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
@@ -315,14 +317,15 @@ func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
 	if !errors.Is(err, errCorrupt) {
 		return nil // rewritten or moved meanwhile
 	}
-	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file)
+	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file, true)
 }
 
 // setAside moves a message file to corrupt/<state>/, keeping its name (with
-// a numeric suffix if that name is taken there).
-func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string) error {
+// a numeric suffix if that name is taken there). counted says whether the
+// state's count holds it.
+func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string, counted bool) error {
 	if sc.repair {
-		dst, err := sc.b.moveToCorrupt(s, file)
+		dst, err := sc.b.moveToCorrupt(s, file, counted)
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -333,7 +336,7 @@ func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string) er
 	return nil
 }
 
-func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string) (string, error) {
+func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string, counted bool) (string, error) {
 	dir := filepath.Join(b.dir, "corrupt")
 	if err := b.ensureDir(dir); err != nil {
 		return "", err
@@ -346,7 +349,9 @@ func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string) (string, 
 	if err != nil {
 		return dst, err
 	}
-	b.counts.set(s, file, false, -1)
+	if counted {
+		b.counts.set(s, file, false, -1)
+	}
 	return dst, b.syncDirs(s)
 }
 
@@ -470,7 +475,7 @@ func (sc *scanner) duplicate(file string) error {
 		f := Finding{Kind: Duplicate, Path: sc.b.path(c.s, file),
 			Detail: fmt.Sprintf("message also in state %s, which is kept (Updated %s against %s)",
 				copies[keep].s, copies[keep].md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"), c.md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"))}
-		if err := sc.setAside(f, c.s, file); err != nil {
+		if err := sc.setAside(f, c.s, file, true); err != nil {
 			return err
 		}
 	}
