@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -202,5 +203,47 @@ func TestDirSyncGroupCommit(t *testing.T) {
 	<-lateDone
 	if got := f.syncs.Load(); got != 2 {
 		t.Errorf("%d fsyncs for 1 early and %d late callers, want 2", got, lateCallers)
+	}
+}
+
+// TestFIFOUnderMessageName shows that a FIFO named like a message file is
+// neither waited on nor read: calls on that ID fail at once with its path,
+// the scan reports it, recovery sets it aside, and no count goes wrong.
+func TestFIFOUnderMessageName(t *testing.T) {
+	dir := t.TempDir()
+	b, err := NewFactory(dir).WithBackgroundRecovery(false).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.StoreMeta(ctx, "ok", metastorage.MessageMetadata{State: metastorage.StateHold}); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "hold", "x.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetMeta(ctx, "x"); err == nil || !strings.Contains(err.Error(), fifo) {
+		t.Errorf("GetMeta of a FIFO = %v, want an error naming %s", err, fifo)
+	}
+	if err := b.StoreMeta(ctx, "x", metastorage.MessageMetadata{}); err == nil || !strings.Contains(err.Error(), fifo) {
+		t.Errorf("StoreMeta over a FIFO = %v, want an error naming %s", err, fifo)
+	}
+	if err := b.WaitCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	findings, err := b.Check(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) != 1 || findings[0].Kind != NotRegular || findings[0].Path != fifo || !findings[0].Repaired {
+		t.Errorf("Check found %+v, want the FIFO set aside as not-regular", findings)
+	}
+	if n := b.GetStateCount(metastorage.StateHold); n != 1 {
+		t.Errorf("hold count %d after the FIFO was set aside, want 1", n)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "corrupt", "hold", "x.json")); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+		t.Errorf("corrupt/hold/x.json: %v, %v; want the FIFO moved there", fi, err)
 	}
 }

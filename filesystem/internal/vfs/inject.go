@@ -22,7 +22,7 @@ const (
 	OpCreate   Op = iota + 1 // FS.Create
 	OpOpen                   // FS.Open
 	OpOpenDir                // FS.OpenDir
-	OpRename                 // FS.Rename and FS.RenameNoReplace
+	OpRename                 // FS.Rename, FS.RenameNoReplace and FS.Exchange
 	OpRemove                 // FS.Remove
 	OpMkdir                  // FS.Mkdir
 	OpLstat                  // FS.Lstat
@@ -331,6 +331,15 @@ func (i *Injecting) Rename(oldname, newname string) error {
 	return i.fs.Rename(oldname, newname)
 }
 
+// Exchange implements FS. The Injector is consulted with OpRename and
+// oldname.
+func (i *Injecting) Exchange(oldname, newname string) error {
+	if err := i.checkRename("renameat2", oldname, newname); err != nil {
+		return err
+	}
+	return i.fs.Exchange(oldname, newname)
+}
+
 // RenameNoReplace implements FS. The Injector is consulted with OpRename
 // and oldname.
 func (i *Injecting) RenameNoReplace(oldname, newname string) error {
@@ -494,7 +503,7 @@ var ErrCrashed = errors.New("vfs: simulated crash")
 // *Mem and implements FS and SyncFS.
 //
 // A Crasher counts the mutating calls made through it and the Files it
-// opened: Create, Rename, RenameNoReplace, Remove, Mkdir, File.Write,
+// opened: Create, Rename, RenameNoReplace, Exchange, Remove, Mkdir, File.Write,
 // File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
 // which Crashed then returns, and then fails that call and every later call
 // of any kind with ErrCrashed, as if the process had died at that instant.
@@ -602,6 +611,16 @@ func (c *Crasher) Rename(oldname, newname string) error {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: ErrCrashed}
 	}
 	return c.m.Rename(oldname, newname)
+}
+
+// Exchange implements FS.
+func (c *Crasher) Exchange(oldname, newname string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: ErrCrashed}
+	}
+	return c.m.Exchange(oldname, newname)
 }
 
 // RenameNoReplace implements FS.

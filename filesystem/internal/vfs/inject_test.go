@@ -50,6 +50,13 @@ func TestInjectEveryOp(t *testing.T) {
 		}
 		return f
 	}
+	openDir := func(t *testing.T, fsys FS, name string) File {
+		f, err := fsys.OpenDir(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
 	lock := func(t *testing.T, fsys FS) Lock {
 		l, err := fsys.OpenLock("/d/lock", 0o644)
 		if err != nil {
@@ -85,7 +92,7 @@ func TestInjectEveryOp(t *testing.T) {
 		}, "write", "/d/new"},
 		{OpSync, func(t *testing.T, fsys FS) error { return open(t, fsys, "/d/f").Sync() }, "sync", "/d/f"},
 		{OpStat, func(t *testing.T, fsys FS) error { return second(open(t, fsys, "/d/f").Stat()) }, "stat", "/d/f"},
-		{OpReadDir, func(t *testing.T, fsys FS) error { return second(open(t, fsys, "/d").ReadDir(-1)) }, "readdirent", "/d"},
+		{OpReadDir, func(t *testing.T, fsys FS) error { return second(openDir(t, fsys, "/d").ReadDir(-1)) }, "readdirent", "/d"},
 		{OpClose, func(t *testing.T, fsys FS) error { return open(t, fsys, "/d/f").Close() }, "close", "/d/f"},
 		{OpClose, func(t *testing.T, fsys FS) error { return lock(t, fsys).Close() }, "close", "/d/lock"},
 		{OpLock, func(t *testing.T, fsys FS) error { return second(lock(t, fsys).TryLock()) }, "flock", "/d/lock"},

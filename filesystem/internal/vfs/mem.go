@@ -349,6 +349,8 @@ func (m *Mem) Open(name string) (File, error) {
 		errno = syscall.ELOOP
 	case !n.can(permR):
 		errno = syscall.EACCES
+	case n.isDir():
+		errno = syscall.EISDIR
 	}
 	if errno != 0 {
 		return nil, pathError("open", name, errno)
@@ -402,6 +404,48 @@ func (m *Mem) RenameNoReplace(oldname, newname string) error {
 		return linkError("renameat2", oldname, newname, errno)
 	}
 	return nil
+}
+
+// Exchange implements FS as renameat2(2) with RENAME_EXCHANGE does, for
+// names that are not directories (EINVAL otherwise, which the backend never
+// asks for). The swap of the two entries is durable in each directory once
+// that directory is synced, like any other entry.
+func (m *Mem) Exchange(oldname, newname string) error {
+	m.lock()
+	defer m.mu.Unlock()
+	if errno := m.exchange(oldname, newname); errno != 0 {
+		return linkError("renameat2", oldname, newname, errno)
+	}
+	return nil
+}
+
+func (m *Mem) exchange(oldname, newname string) syscall.Errno {
+	op, ochain, errno := m.resolve(oldname)
+	if errno != 0 {
+		return errno
+	}
+	np, nchain, errno := m.resolve(newname)
+	if errno != 0 {
+		return errno
+	}
+	if op.kind != lastNormal || np.kind != lastNormal {
+		return syscall.EBUSY
+	}
+	odir, ndir := ochain[len(ochain)-1], nchain[len(nchain)-1]
+	on, nn := odir.entries[op.last], ndir.entries[np.last]
+	switch {
+	case on == nil || nn == nil:
+		return syscall.ENOENT
+	case on.isDir() || nn.isDir():
+		return syscall.EINVAL
+	case !odir.can(permW) || !ndir.can(permW):
+		return syscall.EACCES
+	case on == nn:
+		return 0
+	}
+	odir.setEntry(op.last, nn)
+	ndir.setEntry(np.last, on)
+	return 0
 }
 
 // rename does rename(2), or renameat2(2) with RENAME_NOREPLACE, checking

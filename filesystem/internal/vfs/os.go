@@ -15,7 +15,7 @@ func (osFS) Create(name string, perm fs.FileMode) (File, error) {
 }
 
 func (osFS) Open(name string) (File, error) {
-	return os.OpenFile(name, os.O_RDONLY|oNoFollow, 0)
+	return openRead(name)
 }
 
 func (osFS) OpenDir(name string) (File, error) {
@@ -27,6 +27,8 @@ func (osFS) Rename(oldname, newname string) error { return os.Rename(oldname, ne
 func (osFS) RenameNoReplace(oldname, newname string) error {
 	return renameNoReplace(oldname, newname)
 }
+
+func (osFS) Exchange(oldname, newname string) error { return exchange(oldname, newname) }
 
 func (osFS) Remove(name string) error                             { return os.Remove(name) }
 func (osFS) Mkdir(name string, perm fs.FileMode) error            { return os.Mkdir(name, perm) }

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 
@@ -20,6 +21,17 @@ func openDir(name string) (File, error) {
 
 func renameNoReplace(oldname, newname string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE)
+	if err != nil {
+		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}
+
+func exchange(oldname, newname string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_EXCHANGE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
+		err = fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
+	}
 	if err != nil {
 		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: err}
 	}

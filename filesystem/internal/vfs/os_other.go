@@ -14,10 +14,16 @@ const oNoFollow = 0
 // reach these.
 var errUnsupported = errors.New("not supported on this platform: the backend needs renameat2(RENAME_NOREPLACE) and flock, which it implements on Linux only")
 
+func openRead(name string) (File, error) { return os.Open(name) }
+
 func openDir(name string) (File, error) { return os.Open(name) }
 
 func renameNoReplace(oldname, newname string) error {
 	return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: errUnsupported}
+}
+
+func exchange(oldname, newname string) error {
+	return &os.LinkError{Op: "exchange", Old: oldname, New: newname, Err: errors.ErrUnsupported}
 }
 
 func openLock(name string, perm os.FileMode) (Lock, error) {

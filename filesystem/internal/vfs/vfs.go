@@ -9,9 +9,14 @@
 package vfs
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 )
+
+// ErrNotRegular is returned by Open for a name that is not a regular file,
+// a directory or a symbolic link: a FIFO, a device or a socket.
+var ErrNotRegular = errors.New("not a regular file")
 
 // FS is a hierarchical file system addressed by OS paths.
 // Implementations are safe for concurrent use.
@@ -21,9 +26,12 @@ type FS interface {
 	// never follows a symbolic link.
 	Create(name string, perm fs.FileMode) (File, error)
 
-	// Open opens the existing file name for reading. It never follows a
-	// symbolic link in the last element of name: opening one fails with
-	// an error wrapping syscall.ELOOP.
+	// Open opens the existing regular file name for reading. It never
+	// follows a symbolic link in the last element of name: opening one
+	// fails with an error wrapping syscall.ELOOP. It never blocks on, or
+	// reads, anything but a regular file: a FIFO, a device or a socket
+	// gives an error wrapping ErrNotRegular, a directory one wrapping
+	// syscall.EISDIR.
 	Open(name string) (File, error)
 
 	// OpenDir opens the directory name for ReadDir and Sync. It fails
@@ -39,6 +47,15 @@ type FS interface {
 	// RenameNoReplace renames oldname to newname atomically, failing with
 	// an error wrapping fs.ErrExist if newname exists.
 	RenameNoReplace(oldname, newname string) error
+
+	// Exchange swaps oldname and newname atomically, as renameat2(2) with
+	// RENAME_EXCHANGE does: afterwards each name refers to the file the
+	// other did. Both must exist. Unlike a rename over an existing file,
+	// it never makes the file system write the renamed file's data back
+	// early (ext4 does that for a rename that replaces a file). Where the
+	// platform or file system lacks it, the error wraps
+	// errors.ErrUnsupported.
+	Exchange(oldname, newname string) error
 
 	// Remove removes the file or empty directory name.
 	Remove(name string) error
