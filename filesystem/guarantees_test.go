@@ -247,3 +247,33 @@ func TestFIFOUnderMessageName(t *testing.T) {
 		t.Errorf("corrupt/hold/x.json: %v, %v; want the FIFO moved there", fi, err)
 	}
 }
+
+// TestStatsOutcomes shows that Stats counts calls by kind and outcome.
+func TestStatsOutcomes(t *testing.T) {
+	b := openTest(t, t.TempDir())
+	ctx := context.Background()
+	b.StoreMeta(ctx, "a", metastorage.MessageMetadata{})
+	b.StoreMeta(ctx, "", metastorage.MessageMetadata{})
+	b.GetMeta(ctx, "a")
+	b.GetMeta(ctx, "missing")
+	b.MoveToState(ctx, "a", metastorage.StateIncoming, metastorage.StateActive)
+	b.MoveToState(ctx, "a", metastorage.StateIncoming, metastorage.StateActive)
+	b.UpdateMeta(ctx, "missing", metastorage.MessageMetadata{})
+	b.DeleteMeta(ctx, "a")
+	b.ListMessages(ctx, metastorage.StateActive, metastorage.MessageListOptions{})
+	st := b.Stats()
+	want := Stats{
+		Store:  Outcomes{OK: 1, Error: 1},
+		Get:    Outcomes{OK: 1, NotFound: 1},
+		Move:   Outcomes{OK: 1, Conflict: 1},
+		Update: Outcomes{NotFound: 1},
+		Delete: Outcomes{OK: 1},
+		List:   Outcomes{OK: 1},
+	}
+	if st.Store != want.Store || st.Get != want.Get || st.Move != want.Move || st.Update != want.Update || st.Delete != want.Delete || st.List != want.List {
+		t.Errorf("Stats outcomes:\n got %+v\nwant %+v", st, want)
+	}
+	if st.DirSyncs == 0 || st.MeanGroupCommit() < 1 {
+		t.Errorf("DirSyncs %d, mean group commit %v; want fsyncs, each serving at least one call", st.DirSyncs, st.MeanGroupCommit())
+	}
+}

@@ -32,8 +32,9 @@ type listEntry struct {
 // file, and keeps only the IDs and sort keys in memory. Ties are broken by
 // ID in ascending order, whatever the SortOrder, so pages never overlap or
 // skip.
-func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) (metastorage.MessageListResult, error) {
+func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) (res metastorage.MessageListResult, err error) {
 	const op = "list"
+	defer func() { b.stats.count(opList, err) }()
 	if err := checkState(op, state.String(), state); err != nil {
 		return metastorage.MessageListResult{}, err
 	}

@@ -12,8 +12,9 @@ import (
 // file's name and directory whatever its JSON says; see metastorage.Backend.
 // It takes no lock: renames are atomic, so it reads either the old record
 // or the new one, never a torn one.
-func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.MessageMetadata, error) {
+func (b *Backend) GetMeta(ctx context.Context, messageID string) (md metastorage.MessageMetadata, err error) {
 	const op = "get"
+	defer func() { b.stats.count(opGet, err) }()
 	file, err := b.fileName(op, messageID)
 	if err != nil {
 		return metastorage.MessageMetadata{}, err
@@ -41,7 +42,7 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.Me
 	case cur.err != nil:
 		return metastorage.MessageMetadata{}, fmt.Errorf("%s %s: %w", op, messageID, cur.err)
 	}
-	md := cur.md
+	md = cur.md
 	md.ID = messageID
 	md.State = cur.state
 	return md, nil

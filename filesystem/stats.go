@@ -1,9 +1,35 @@
 package filesystem
 
-import "sync/atomic"
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// The kinds of calls Stats counts by outcome.
+const (
+	opStore = iota
+	opGet
+	opUpdate
+	opDelete
+	opMove
+	opList
+	numOps
+)
+
+// The outcomes of a call.
+const (
+	outOK = iota
+	outNotFound
+	outConflict
+	outError
+	numOutcomes
+)
 
 // stats are the Backend's counters.
 type stats struct {
+	ops             [numOps][numOutcomes]atomic.Int64
 	writes          atomic.Int64
 	deletes         atomic.Int64
 	conflicts       atomic.Int64
@@ -13,21 +39,78 @@ type stats struct {
 	corruptFiles    atomic.Int64
 }
 
+// count records the outcome of a call of kind op that returned err.
+func (s *stats) count(op int, err error) {
+	out := outOK
+	switch {
+	case err == nil:
+	case errors.Is(err, metastorage.ErrMessageNotFound):
+		out = outNotFound
+	case errors.Is(err, metastorage.ErrStateConflict):
+		out = outConflict
+	default:
+		out = outError
+	}
+	s.ops[op][out].Add(1)
+}
+
+// opKind returns the kind of a mutating call by its name in errors, or -1
+// for recovery's own writes, which Stats counts as recovery actions.
+func opKind(op string) int {
+	switch op {
+	case "store":
+		return opStore
+	case "update":
+		return opUpdate
+	case "delete":
+		return opDelete
+	case "move":
+		return opMove
+	}
+	return -1
+}
+
+// Outcomes counts the calls of one kind by how they ended.
+type Outcomes struct {
+	OK       int64 // returned nil
+	NotFound int64 // ErrMessageNotFound
+	Conflict int64 // ErrStateConflict
+	Error    int64 // any other error, bad input included
+}
+
 // Stats is a snapshot of a Backend's counters since it was opened.
 type Stats struct {
+	Store, Get, Update, Delete, Move, List Outcomes // calls by outcome
+
 	Writes          int64 // files written (stores, updates, moves)
 	Deletes         int64 // messages deleted
-	Conflicts       int64 // moves that found the message elsewhere
+	Conflicts       int64 // compare-and-swaps that found the message elsewhere
 	FileSyncs       int64 // fsyncs of message data
 	DirSyncRequests int64 // directory fsyncs asked for by calls
-	DirSyncs        int64 // directory fsyncs issued; fewer than asked when shared
+	DirSyncs        int64 // directory fsyncs issued: group commits, each serving DirSyncRequests/DirSyncs calls on average
+	JournalBytes    int64 // bytes appended to a journal; 0, Hybrid mode has none yet
 	RecoveryActions int64 // changes made by recovery
 	CorruptFiles    int64 // files recovery moved to corrupt/
 }
 
+// MeanGroupCommit returns the mean number of calls one directory fsync
+// served, or 0 before the first.
+func (s Stats) MeanGroupCommit() float64 {
+	if s.DirSyncs == 0 {
+		return 0
+	}
+	return float64(s.DirSyncRequests) / float64(s.DirSyncs)
+}
+
 // Stats returns a snapshot of the Backend's counters.
 func (b *Backend) Stats() Stats {
+	outcomes := func(op int) Outcomes {
+		c := &b.stats.ops[op]
+		return Outcomes{c[outOK].Load(), c[outNotFound].Load(), c[outConflict].Load(), c[outError].Load()}
+	}
 	st := Stats{
+		Store: outcomes(opStore), Get: outcomes(opGet), Update: outcomes(opUpdate),
+		Delete: outcomes(opDelete), Move: outcomes(opMove), List: outcomes(opList),
 		Writes:          b.stats.writes.Load(),
 		Deletes:         b.stats.deletes.Load(),
 		Conflicts:       b.stats.conflicts.Load(),

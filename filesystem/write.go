@@ -156,7 +156,10 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 // mutate runs fn for the message under its stripe lock, with what was found
 // of it. states are the states the call names, checked first; the message
 // is looked for first where the location hint says, else in states[0].
-func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string, cur found) error, states ...metastorage.QueueState) error {
+func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string, cur found) error, states ...metastorage.QueueState) (err error) {
+	if k := opKind(op); k >= 0 {
+		defer func() { b.stats.count(k, err) }()
+	}
 	if err := checkState(op, id, states...); err != nil {
 		return err
 	}
