@@ -42,19 +42,26 @@ type benchResult struct {
 
 // benchStats is the JSON form of metafs.Stats.
 type benchStats struct {
-	Writes          int64 `json:"writes"`
-	Deletes         int64 `json:"deletes"`
-	Conflicts       int64 `json:"conflicts"`
-	FileSyncs       int64 `json:"file_syncs"`
-	DirSyncRequests int64 `json:"dir_sync_requests"`
-	DirSyncs        int64 `json:"dir_syncs"`
-	RecoveryActions int64 `json:"recovery_actions"`
-	CorruptFiles    int64 `json:"corrupt_files"`
+	Writes          int64   `json:"writes"`
+	Deletes         int64   `json:"deletes"`
+	Conflicts       int64   `json:"conflicts"`
+	FileSyncs       int64   `json:"file_syncs"`
+	DirSyncRequests int64   `json:"dir_sync_requests"`
+	DirSyncs        int64   `json:"dir_syncs"`
+	MeanGroup       float64 `json:"mean_group_commit"`
+	Errors          int64   `json:"errors"`
+	RecoveryActions int64   `json:"recovery_actions"`
+	CorruptFiles    int64   `json:"corrupt_files"`
 }
 
 func toBenchStats(s metafs.Stats) *benchStats {
+	var errs int64
+	for _, o := range []metafs.Outcomes{s.Store, s.Get, s.Update, s.Delete, s.Move, s.List} {
+		errs += o.Error
+	}
 	return &benchStats{Writes: s.Writes, Deletes: s.Deletes, Conflicts: s.Conflicts, FileSyncs: s.FileSyncs,
-		DirSyncRequests: s.DirSyncRequests, DirSyncs: s.DirSyncs, RecoveryActions: s.RecoveryActions, CorruptFiles: s.CorruptFiles}
+		DirSyncRequests: s.DirSyncRequests, DirSyncs: s.DirSyncs, MeanGroup: s.MeanGroupCommit(), Errors: errs,
+		RecoveryActions: s.RecoveryActions, CorruptFiles: s.CorruptFiles}
 }
 
 // workloadSpec describes a workload and its default size per mode.
@@ -424,14 +431,14 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 	}
 	fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\t  NOTE\n")
+	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tERRORS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\tMEAN GROUP\t  NOTE\n")
 	for _, r := range results {
 		if r.Stats == nil {
 			continue
 		}
 		s := r.Stats
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t  %s\n", r.Workload, r.Mode, s.Writes, s.Deletes, s.Conflicts,
-			s.FileSyncs, s.DirSyncRequests, s.DirSyncs, r.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t  %s\n", r.Workload, r.Mode, s.Writes, s.Deletes, s.Conflicts,
+			s.Errors, s.FileSyncs, s.DirSyncRequests, s.DirSyncs, s.MeanGroup, r.Note)
 	}
 	return tw.Flush()
 }
