@@ -10,30 +10,6 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// fillDeferred stores n messages in deferred in dir without fsync, as the
-// data set of the read workloads.
-func fillDeferred(ctx context.Context, dir string, n int) error {
-	b, err := metafs.NewFactory(dir).WithDisableSync(true).Open()
-	if err != nil {
-		return err
-	}
-	err = parallel(8, func(w int) error {
-		lo, hi := share(n, 8, w)
-		for i := lo; i < hi; i++ {
-			md := benchMessage(i, metastorage.StateDeferred)
-			md.Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(rand.N(n)) * time.Second)
-			if err := b.StoreMeta(ctx, benchID(i), md); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if cerr := b.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // benchIterate: one full NewMessageIterator pass (batch 100) over the N
 // messages in deferred.
 func benchIterate(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latencies) (int, string, error) {
