@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -36,6 +39,9 @@ func decode(data []byte) (metastorage.MessageMetadata, error) {
 	if trimmed[0] != '{' {
 		return md, fmt.Errorf("%w: not a JSON object", errCorrupt)
 	}
+	if md, ok := decodeFast(trimmed); ok {
+		return md, nil
+	}
 	if err := json.Unmarshal(trimmed, &md); err != nil {
 		return md, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
@@ -47,12 +53,18 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 // readRecord opens path without following a symbolic link and decodes it.
 // A missing file gives an error for which isNotExist is true.
 func readRecord(fsys vfs.FS, path string) (metastorage.MessageMetadata, error) {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	return readRecordBuf(fsys, path, bp)
+}
+
+// readRecordBuf is readRecord reading into *bp, which it leaves grown for
+// the next call: a caller that reads many records reuses one buffer.
+func readRecordBuf(fsys vfs.FS, path string, bp *[]byte) (metastorage.MessageMetadata, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
 		return metastorage.MessageMetadata{}, err
 	}
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
 	data, err := readAll(f, (*bp)[:0])
 	*bp = data[:0]
 	if cerr := f.Close(); err == nil {
@@ -86,4 +98,514 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 	}
+}
+
+// decodeFast parses the metadata JSON that encode writes, and the usual
+// variations of it (indentation, any field order, unknown fields, escapes
+// in strings), without reflection. It gives up (false) on anything it does
+// not handle exactly as encoding/json would: keys that match a field only
+// case-insensitively or contain escapes or non-ASCII bytes, a field given
+// twice, null or a quoted or fractional number for a number, invalid UTF-8
+// or a surrogate escape in a string, and every syntax error. decode then
+// takes encoding/json's path, so what is accepted, and the error of what is
+// not, never changes. data has no surrounding white space.
+func decodeFast(data []byte) (md metastorage.MessageMetadata, ok bool) {
+	p := parser{data: data}
+	if !p.byte('{') {
+		return md, false
+	}
+	var seen uint16
+	p.space()
+	if p.peek() == '}' {
+		p.i++
+		return md, p.end()
+	}
+	for {
+		p.space()
+		key, ok := p.key()
+		if !ok {
+			return md, false
+		}
+		p.space()
+		if !p.byte(':') {
+			return md, false
+		}
+		p.space()
+		f := fieldIndex(key)
+		if f >= 0 {
+			if seen&(1<<f) != 0 {
+				return md, false
+			}
+			seen |= 1 << f
+		}
+		switch f {
+		case fID:
+			md.ID, ok = p.str()
+		case fState:
+			var n int64
+			n, ok = p.int()
+			md.State = metastorage.QueueState(n)
+		case fAttempts:
+			var n int64
+			n, ok = p.int()
+			md.Attempts = int(n)
+		case fMaxAttempts:
+			var n int64
+			n, ok = p.int()
+			md.MaxAttempts = int(n)
+		case fNextRetry:
+			ok = p.time(&md.NextRetry)
+		case fCreated:
+			ok = p.time(&md.Created)
+		case fUpdated:
+			ok = p.time(&md.Updated)
+		case fLastError:
+			md.LastError, ok = p.str()
+		case fSize:
+			md.Size, ok = p.int()
+		case fPriority:
+			var n int64
+			n, ok = p.int()
+			md.Priority = int(n)
+		case fHeaders:
+			md.Headers, ok = p.headers()
+		case fRetryPolicyName:
+			md.RetryPolicyName, ok = p.str()
+		default:
+			ok = p.skip(0)
+		}
+		if !ok {
+			return md, false
+		}
+		p.space()
+		switch p.peek() {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return md, p.end()
+		default:
+			return md, false
+		}
+	}
+}
+
+// The fields of metastorage.MessageMetadata, in the order encode writes
+// them.
+const (
+	fID = iota
+	fState
+	fAttempts
+	fMaxAttempts
+	fNextRetry
+	fCreated
+	fUpdated
+	fLastError
+	fSize
+	fPriority
+	fHeaders
+	fRetryPolicyName
+)
+
+var fieldNames = [...]string{"ID", "State", "Attempts", "MaxAttempts", "NextRetry", "Created", "Updated",
+	"LastError", "Size", "Priority", "Headers", "RetryPolicyName"}
+
+// fieldIndex returns the field whose name is key, -1 for a key that
+// matches none even case-insensitively (an unknown field), and -2 for one
+// that matches only case-insensitively, which encoding/json resolves.
+func fieldIndex(key []byte) int {
+	for i, n := range fieldNames {
+		if string(key) == n {
+			return i
+		}
+	}
+	for _, n := range fieldNames {
+		if bytes.EqualFold(key, []byte(n)) {
+			return -2
+		}
+	}
+	return -1
+}
+
+type parser struct {
+	data []byte
+	i    int
+}
+
+func (p *parser) peek() byte {
+	if p.i < len(p.data) {
+		return p.data[p.i]
+	}
+	return 0
+}
+
+func (p *parser) byte(c byte) bool {
+	if p.peek() != c {
+		return false
+	}
+	p.i++
+	return true
+}
+
+func (p *parser) space() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// end reports whether nothing but white space follows.
+func (p *parser) end() bool {
+	p.space()
+	return p.i == len(p.data)
+}
+
+// key returns an object key made of printable ASCII without escapes; a key
+// that matches a field only case-insensitively gives up.
+func (p *parser) key() ([]byte, bool) {
+	if !p.byte('"') {
+		return nil, false
+	}
+	start := p.i
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		switch {
+		case c == '"':
+			key := p.data[start:p.i]
+			p.i++
+			return key, fieldIndex(key) != -2
+		case c < 0x20 || c >= 0x80 || c == '\\':
+			return nil, false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+// str returns a JSON string. Escapes are decoded; a \u escape of a
+// surrogate, a control character or invalid UTF-8 gives up.
+func (p *parser) str() (string, bool) {
+	if !p.byte('"') {
+		return "", false
+	}
+	start := p.i
+	ascii := true
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		switch {
+		case c == '"':
+			s := p.data[start:p.i]
+			p.i++
+			if !ascii && !utf8.Valid(s) {
+				return "", false
+			}
+			return string(s), true
+		case c == '\\':
+			return p.escaped(start)
+		case c < 0x20:
+			return "", false
+		case c >= 0x80:
+			ascii = false
+		}
+		p.i++
+	}
+	return "", false
+}
+
+// escaped continues str at the first backslash of the string that starts
+// at start.
+func (p *parser) escaped(start int) (string, bool) {
+	buf := make([]byte, 0, p.i-start+16)
+	buf = append(buf, p.data[start:p.i]...)
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			if !utf8.Valid(buf) {
+				return "", false
+			}
+			return string(buf), true
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			buf = append(buf, c)
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.data) {
+			return "", false
+		}
+		e := p.data[p.i+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			if p.i+4 > len(p.data) {
+				return "", false
+			}
+			var r rune
+			for _, h := range p.data[p.i : p.i+4] {
+				d := unhexDigit(h)
+				if d < 0 {
+					return "", false
+				}
+				r = r<<4 | rune(d)
+			}
+			p.i += 4
+			if utf16.IsSurrogate(r) {
+				return "", false
+			}
+			buf = utf8.AppendRune(buf, r)
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+func unhexDigit(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c-'a') + 10
+	case 'A' <= c && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// int returns an integer without fraction or exponent, of at most 18
+// digits.
+func (p *parser) int() (int64, bool) {
+	neg := p.byte('-')
+	start := p.i
+	var n int64
+	for p.i < len(p.data) && '0' <= p.data[p.i] && p.data[p.i] <= '9' {
+		n = n*10 + int64(p.data[p.i]-'0')
+		p.i++
+	}
+	digits := p.i - start
+	switch {
+	case digits == 0 || digits > 18 || digits > 1 && p.data[start] == '0':
+		return 0, false
+	case p.i < len(p.data) && (p.data[p.i] == '.' || p.data[p.i] == 'e' || p.data[p.i] == 'E'):
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// time parses a time as encoding/json does, by time.Time.UnmarshalJSON on
+// the quoted string; a string with an escape or a control character gives
+// up.
+func (p *parser) time(t *time.Time) bool {
+	start := p.i
+	if !p.byte('"') {
+		return false
+	}
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		p.i++
+		switch {
+		case c == '"':
+			return t.UnmarshalJSON(p.data[start:p.i]) == nil
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return false
+		}
+	}
+	return false
+}
+
+// headers returns the Headers map: nil for null, else a map of the
+// object's string members, the last of equal keys winning.
+func (p *parser) headers() (map[string]string, bool) {
+	if bytes.HasPrefix(p.data[p.i:], []byte("null")) {
+		p.i += 4
+		return nil, true
+	}
+	if !p.byte('{') {
+		return nil, false
+	}
+	m := make(map[string]string, 4)
+	p.space()
+	if p.byte('}') {
+		return m, true
+	}
+	for {
+		p.space()
+		k, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		p.space()
+		if !p.byte(':') {
+			return nil, false
+		}
+		p.space()
+		v, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		m[k] = v
+		p.space()
+		switch p.peek() {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return m, true
+		default:
+			return nil, false
+		}
+	}
+}
+
+// skip passes over the value of an unknown field, checking its syntax.
+func (p *parser) skip(depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	switch c := p.peek(); {
+	case c == '"':
+		return p.skipString()
+	case c == '{':
+		p.i++
+		p.space()
+		if p.byte('}') {
+			return true
+		}
+		for {
+			p.space()
+			if !p.skipString() {
+				return false
+			}
+			p.space()
+			if !p.byte(':') {
+				return false
+			}
+			p.space()
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.space()
+			if p.byte('}') {
+				return true
+			}
+			if !p.byte(',') {
+				return false
+			}
+		}
+	case c == '[':
+		p.i++
+		p.space()
+		if p.byte(']') {
+			return true
+		}
+		for {
+			p.space()
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.space()
+			if p.byte(']') {
+				return true
+			}
+			if !p.byte(',') {
+				return false
+			}
+		}
+	case c == '-' || '0' <= c && c <= '9':
+		return p.skipNumber()
+	}
+	for _, lit := range []string{"true", "false", "null"} {
+		if bytes.HasPrefix(p.data[p.i:], []byte(lit)) {
+			p.i += len(lit)
+			return true
+		}
+	}
+	return false
+}
+
+// skipString passes over a string, checking its escapes.
+func (p *parser) skipString() bool {
+	if !p.byte('"') {
+		return false
+	}
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		p.i++
+		switch {
+		case c == '"':
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			switch p.peek() {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i++
+			case 'u':
+				if p.i+5 > len(p.data) {
+					return false
+				}
+				for _, h := range p.data[p.i+1 : p.i+5] {
+					if unhexDigit(h) < 0 {
+						return false
+					}
+				}
+				p.i += 5
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// skipNumber passes over a number in JSON's grammar.
+func (p *parser) skipNumber() bool {
+	p.byte('-')
+	digits := func() int {
+		start := p.i
+		for p.i < len(p.data) && '0' <= p.data[p.i] && p.data[p.i] <= '9' {
+			p.i++
+		}
+		return p.i - start
+	}
+	start := p.i
+	n := digits()
+	if n == 0 || n > 1 && p.data[start] == '0' {
+		return false
+	}
+	if p.byte('.') && digits() == 0 {
+		return false
+	}
+	if c := p.peek(); c == 'e' || c == 'E' {
+		p.i++
+		if c := p.peek(); c == '+' || c == '-' {
+			p.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
 }

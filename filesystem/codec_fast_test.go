@@ -1,0 +1,136 @@
+package filesystem
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+func benchCodecRecord() metastorage.MessageMetadata {
+	md := benchRecord(metastorage.StateDeferred)
+	md.ID = "bench-00000042"
+	md.NextRetry = time.Date(2026, 1, 1, 0, 0, 42, 0, time.UTC)
+	md.Created = time.Date(2026, 1, 1, 3, 4, 5, 0, time.UTC)
+	md.Updated = time.Date(2026, 3, 4, 10, 11, 12, 123456789, time.FixedZone("", 3600))
+	return md
+}
+
+func BenchmarkDecode(b *testing.B) {
+	md := benchCodecRecord()
+	data, err := encode(&md)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	md := benchCodecRecord()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encode(&md); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// identical reports whether a and b are the same record down to the zone
+// of each time and a nil Headers map against an empty one.
+func identical(a, b metastorage.MessageMetadata) bool {
+	for _, p := range [][2]time.Time{{a.NextRetry, b.NextRetry}, {a.Created, b.Created}, {a.Updated, b.Updated}} {
+		na, oa := p[0].Zone()
+		nb, ob := p[1].Zone()
+		if !p[0].Equal(p[1]) || oa != ob || na != nb || p[0].Location().String() != p[1].Location().String() ||
+			p[0].IsZero() != p[1].IsZero() {
+			return false
+		}
+	}
+	if (a.Headers == nil) != (b.Headers == nil) || !maps.Equal(a.Headers, b.Headers) {
+		return false
+	}
+	a.NextRetry, a.Created, a.Updated, a.Headers = time.Time{}, time.Time{}, time.Time{}, nil
+	b.NextRetry, b.Created, b.Updated, b.Headers = time.Time{}, time.Time{}, time.Time{}, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// FuzzDecodeFast checks that the hand-written decoder accepts only what
+// encoding/json accepts, and decodes it to the same record: either it
+// gives up, or encoding/json gives the same record without error.
+func FuzzDecodeFast(f *testing.F) {
+	for _, data := range fixtureFiles(f) {
+		f.Add(data)
+	}
+	for _, data := range fuzzSeeds() {
+		f.Add(data)
+	}
+	md := benchCodecRecord()
+	compact, err := encode(&md)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, compact, "", "  "); err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		string(compact), indented.String(),
+		`{"ID":"a\"b\\c\/d\b\f\n\r\t\u00e9\u2028<\u003c>","Headers":{"k\u0041":"v","k\u0041":"w"}}`,
+		`{"Headers":null,"State":-3,"Attempts":-0,"Size":123456789012345678}`,
+		`{"Headers":{},"Future":{"a":[1,-2.5e+3,true,false,null,"x\u12ab"]},"Zzz":[]}`,
+		`{"Created":"2026-01-02T03:04:05.123456789-07:30","Updated":"2026-01-02T03:04:05Z","NextRetry":"0001-01-01T00:00:00Z"}`,
+		`{"id":"x"}`, `{"ID":"x","ID":"y"}`, `{"Headers":{"a":"b"},"Headers":{"c":"d"}}`, `{"Attempts":1.0}`,
+		`{"Attempts":null}`, `{"Created":null}`, `{"Headers":{"a":null}}`, "{\"ID\":\"\xff\"}", `{"ID":"\ud800"}`,
+		`{"Size":1234567890123456789012}`, `{"Created":"2026-01-02T03:04:05+24:00"}`, `{"LastError":"\u0000"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		trimmed := bytes.TrimSpace(data)
+		fast, ok := decodeFast(trimmed)
+		if !ok {
+			return
+		}
+		var want metastorage.MessageMetadata
+		if err := json.Unmarshal(trimmed, &want); err != nil {
+			t.Fatalf("decodeFast(%q) = %+v, encoding/json refuses it: %v", data, fast, err)
+		}
+		if !identical(fast, want) {
+			t.Fatalf("decodeFast(%q):\n got %+v\nwant %+v", data, fast, want)
+		}
+	})
+}
+
+// TestDecodeFastTakesTheUsualFiles checks that the files encode writes,
+// compact or indented, take the fast path.
+func TestDecodeFastTakesTheUsualFiles(t *testing.T) {
+	md := benchCodecRecord()
+	md.LastError = "550 5.1.1 <rcpt@example.com>: \"user unknown\" & more\n\tdetail é"
+	compact, err := encode(&md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, compact, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range [][]byte{compact, indented.Bytes()} {
+		got, ok := decodeFast(data)
+		if !ok {
+			t.Fatalf("decodeFast(%s) gave up", data)
+		}
+		if !identical(got, md) {
+			t.Errorf("decodeFast(%s):\n got %+v\nwant %+v", data, got, md)
+		}
+	}
+}
