@@ -36,7 +36,7 @@ func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.Queu
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, state, err)
 	}
-	return &iterator{b: b, state: state, dir: d, batch: batchSize}, nil
+	return &iterator{b: b, state: state, dir: d, batch: batchSize, buf: make([]byte, 0, 4096)}, nil
 }
 
 type iterator struct {
@@ -47,6 +47,7 @@ type iterator struct {
 	pending []fs.DirEntry
 	done    bool
 	closed  bool
+	buf     []byte // read buffer, reused for every message
 }
 
 func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool, error) {
@@ -106,7 +107,7 @@ func (it *iterator) read(e fs.DirEntry) (metastorage.MessageMetadata, bool, erro
 	if !ok || !e.Type().IsRegular() {
 		return metastorage.MessageMetadata{}, false, nil
 	}
-	md, err := readRecord(it.b.fs, it.b.path(it.state, e.Name()))
+	md, err := readRecordBuf(it.b.fs, it.b.path(it.state, e.Name()), &it.buf)
 	switch {
 	case isNotExist(err): // moved or deleted since the directory was read
 		return metastorage.MessageMetadata{}, false, nil
@@ -136,5 +137,6 @@ func (it *iterator) Close() error {
 	}
 	it.closed = true
 	it.pending = nil
+	it.buf = nil
 	return it.closeDir()
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -94,31 +95,48 @@ func (b *Backend) listEntries(ctx context.Context, state metastorage.QueueState,
 	return b.readKeys(ctx, state, entries, opts)
 }
 
-// readKeys reads the sort key of each entry with a few workers, and drops
-// the entries that have left the state, fail opts.Since, or are not valid
-// metadata (recovery sets those aside).
+// listWorkers is the number of goroutines that read sort keys. Reading a
+// small file is mostly system calls and, when it is not cached, waiting for
+// the disk, so more than the cores keep both busy.
+func listWorkers() int {
+	return min(max(runtime.GOMAXPROCS(0)*4, 8), 32)
+}
+
+// listChunk is the number of entries a worker takes at a time.
+const listChunk = 64
+
+// readKeys reads the sort key of each entry with several workers, and
+// drops the entries that have left the state, fail opts.Since, or are not
+// valid metadata (recovery sets those aside).
 func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, entries []listEntry, opts metastorage.MessageListOptions) ([]listEntry, error) {
 	keep := make([]bool, len(entries))
-	workers := min(runtime.GOMAXPROCS(0)*2, 8)
+	workers := min(listWorkers(), (len(entries)+listChunk-1)/listChunk)
 	var (
 		wg       sync.WaitGroup
+		next     atomic.Int64
+		failed   atomic.Bool
 		mu       sync.Mutex
 		firstErr error
 	)
-	for w := range workers {
+	for range workers {
 		wg.Go(func() {
-			for i := w; i < len(entries); i += workers {
-				if ctx.Err() != nil {
+			buf := make([]byte, 0, 4096)
+			for !failed.Load() && ctx.Err() == nil {
+				lo := int(next.Add(listChunk)) - listChunk
+				if lo >= len(entries) {
 					return
 				}
-				ok, err := b.readKey(state, &entries[i], opts)
-				if err != nil {
-					mu.Lock()
-					firstErr = cmp.Or(firstErr, err)
-					mu.Unlock()
-					return
+				for i := lo; i < min(lo+listChunk, len(entries)); i++ {
+					ok, err := b.readKey(state, &entries[i], opts, &buf)
+					if err != nil {
+						mu.Lock()
+						firstErr = cmp.Or(firstErr, err)
+						mu.Unlock()
+						failed.Store(true)
+						return
+					}
+					keep[i] = ok
 				}
-				keep[i] = ok
 			}
 		})
 	}
@@ -135,8 +153,8 @@ func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, en
 	return out, nil
 }
 
-func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, opts metastorage.MessageListOptions) (bool, error) {
-	md, err := readRecord(b.fs, b.path(state, e.file))
+func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, opts metastorage.MessageListOptions, buf *[]byte) (bool, error) {
+	md, err := readRecordBuf(b.fs, b.path(state, e.file), buf)
 	switch {
 	case isNotExist(err):
 		return false, nil
