@@ -60,7 +60,11 @@ var killModes = []Mode{Standard, Hybrid, Performance}
 // decodes, that Check finds nothing, and that no temp file is left. The
 // next cycle reuses the directory and the expected contents; the mode
 // rotates over Standard, Hybrid and Performance, which all keep what they
-// acknowledged across a process crash.
+// acknowledged across a process crash. One cycle in four leaves the
+// leftovers of its kill to the next child, which runs RecoverFromCrash
+// itself, reports what it finds of its messages (checked as above), and is
+// killed after its first few repairs, if it makes any: recovery, too, may
+// be interrupted at any point.
 //
 // It runs 50 cycles; SPOOLMETA_SOAK_CYCLES=N runs N for a long soak, and
 // SPOOLMETA_KILL_SEED=S starts from seed S (failures print the seed):
@@ -72,33 +76,47 @@ func TestKillCycles(t *testing.T) {
 		return
 	}
 	cycles := killCycles(t, 50)
-	seed := killSeed()
-	dir := t.TempDir()
-	k := newKillTest(t, dir)
+	k := newKillTest(t)
+	seed := k.seed
+	unrecovered, recoveryKills := false, 0
 	for cycle := range cycles {
 		cseed := seed + uint64(cycle)
 		rng := rand.New(rand.NewPCG(cseed, 0))
 		mode := killModes[cycle%len(killModes)]
 		c := k.cycle(fmt.Sprintf("cycle %d (%s, seed %d)", cycle, mode, cseed))
 		killAfter := killMinAcks + rng.IntN(killMaxAcks-killMinAcks+1)
-		p := c.start("g", mode, rng.Uint64(), false)
+		// After a cycle that left its recovery to the next child, that
+		// child runs RecoverFromCrash before it reports its messages, and
+		// is killed after the first few repairs it logs, if there are any.
+		killAtRepair := 1 + rng.IntN(3)
+		p := c.start("g", mode, rng.Uint64(), unrecovered)
 		if p == nil {
 			c.finish()
 			return
 		}
 		for line := range p.lines {
 			c.handle(p, line)
-			if p.ready && !p.killed && p.acks >= killAfter {
+			switch {
+			case p.killed:
+			case p.ready && p.acks >= killAfter:
 				p.kill()
+			case !p.ready && p.repairs >= killAtRepair:
+				p.kill()
+				recoveryKills++
 			}
 		}
 		c.ended(p)
-		c.verify()
+		// One cycle in four leaves the recovery to the next child.
+		unrecovered = cycle+1 < cycles && rng.IntN(4) == 0
+		if !unrecovered {
+			c.verify()
+		}
 		if !c.finish() {
 			return
 		}
 	}
 	k.summary(cycles)
+	t.Logf("%d children were killed while they recovered what the one before had left", recoveryKills)
 }
 
 // TestKillOneOfTwo runs two child processes on the same directory, each
@@ -120,9 +138,8 @@ func TestKillOneOfTwo(t *testing.T) {
 		return
 	}
 	cycles := killCycles(t, 10)
-	seed := killSeed()
-	dir := t.TempDir()
-	k := newKillTest(t, dir)
+	k := newKillTest(t)
+	seed := k.seed
 	roles := [2]string{"a", "b"}
 	overlap := 0
 	for cycle := range cycles {
@@ -177,6 +194,10 @@ func TestKillOneOfTwo(t *testing.T) {
 				c.handle(victim, line)
 				if victim.ready && !victim.killed && victim.acks >= killAfter {
 					victim.kill()
+					// The survivor's background recovery may still be
+					// running: from now on it may find what the kill
+					// left, as any recovery may.
+					survivor.strict = false
 				}
 			case line, ok := <-survivorLines:
 				if !ok {
@@ -588,6 +609,7 @@ func killChildMain() {
 type killTest struct {
 	t     *testing.T
 	dir   string
+	seed  uint64 // of cycle 0; cycle n's is seed+n
 	model map[string]killView
 	// unresolved are the operations in flight when their process died,
 	// by message, with the message as it was before.
@@ -604,8 +626,8 @@ type killInFlight struct {
 	by     string
 }
 
-func newKillTest(t *testing.T, dir string) *killTest {
-	return &killTest{t: t, dir: dir, model: make(map[string]killView), unresolved: make(map[string]killInFlight), found: make(map[string]int)}
+func newKillTest(t *testing.T) *killTest {
+	return &killTest{t: t, dir: t.TempDir(), seed: killSeed(), model: make(map[string]killView), unresolved: make(map[string]killInFlight), found: make(map[string]int)}
 }
 
 func (k *killTest) summary(cycles int) {
@@ -637,7 +659,7 @@ func (c *killCycle) finish() bool {
 		c.t.Errorf("%s: %s", c.name, e)
 	}
 	if len(c.errs) > 0 {
-		c.t.Logf("%s: run again with %s=<seed of cycle 0>; the interleaving of the goroutines differs from run to run", c.name, killSeedEnv)
+		c.t.Logf("to run the same kill points again: %s=%d (the interleaving of the goroutines differs from run to run)", killSeedEnv, c.seed)
 	}
 	return len(c.errs) == 0 && !c.t.Failed()
 }
@@ -652,6 +674,7 @@ type killProc struct {
 	pending map[int]killOp // by goroutine
 	strict  bool           // whether no recovery finding is allowed
 	acks    int
+	repairs int // findings its recovery logged
 	ready   bool
 	killed  bool
 	closed  bool // said "C"
@@ -799,6 +822,7 @@ func (c *killCycle) handle(p *killProc, line string) {
 	case "F":
 		fk, path, _ := strings.Cut(rest, " ")
 		c.found[fk]++
+		p.repairs++
 		if p.strict || !killAllowedFinding(fk) {
 			c.errorf("%s: its recovery found %s %s", p.label, fk, path)
 		}
