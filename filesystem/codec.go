@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf16"
@@ -65,7 +66,12 @@ func readRecordBuf(fsys vfs.FS, path string, bp *[]byte) (metastorage.MessageMet
 	if err != nil {
 		return metastorage.MessageMetadata{}, err
 	}
-	data, err := readAll(f, (*bp)[:0])
+	var data []byte
+	if fi, serr := f.Stat(); serr == nil && fi.Mode().IsRegular() && fi.Size() < maxRecord {
+		data, err = readSize(f, (*bp)[:0], int(fi.Size()))
+	} else {
+		data, err = readAll(f, (*bp)[:0])
+	}
 	*bp = data[:0]
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -78,6 +84,25 @@ func readRecordBuf(fsys vfs.FS, path string, bp *[]byte) (metastorage.MessageMet
 		return md, fmt.Errorf("%s: %w", path, err)
 	}
 	return md, nil
+}
+
+// readSize reads the size bytes of a file into buf, without the read that
+// would only confirm the end. A file under a message's name never changes
+// once it is renamed there (a new record is a new file put in its place),
+// so its size at open is its size.
+func readSize(r io.Reader, buf []byte, size int) ([]byte, error) {
+	buf = slices.Grow(buf, size)
+	for len(buf) < size {
+		n, err := r.Read(buf[len(buf):size])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // readAll reads r to the end into buf, growing it as needed.
