@@ -19,41 +19,45 @@ type Op int
 
 // The calls an Injector is consulted on.
 const (
-	OpCreate   Op = iota + 1 // FS.Create
-	OpOpen                   // FS.Open
-	OpOpenDir                // FS.OpenDir
-	OpRename                 // FS.Rename, FS.RenameNoReplace and FS.Exchange
-	OpRemove                 // FS.Remove
-	OpMkdir                  // FS.Mkdir
-	OpLstat                  // FS.Lstat
-	OpOpenLock               // FS.OpenLock
-	OpRead                   // File.Read
-	OpWrite                  // File.Write
-	OpSync                   // File.Sync
-	OpStat                   // File.Stat
-	OpReadDir                // File.ReadDir
-	OpClose                  // File.Close and Lock.Close
-	OpLock                   // Lock.TryLock and Lock.Unlock
-	OpSyncAll                // SyncFS.SyncAll
+	OpCreate     Op = iota + 1 // FS.Create
+	OpOpen                     // FS.Open
+	OpOpenDir                  // FS.OpenDir
+	OpRename                   // FS.Rename, FS.RenameNoReplace and FS.Exchange
+	OpRemove                   // FS.Remove
+	OpMkdir                    // FS.Mkdir
+	OpLstat                    // FS.Lstat
+	OpOpenLock                 // FS.OpenLock
+	OpRead                     // File.Read
+	OpWrite                    // File.Write
+	OpSync                     // File.Sync
+	OpStat                     // File.Stat
+	OpReadDir                  // File.ReadDir
+	OpClose                    // File.Close and Lock.Close
+	OpLock                     // Lock.TryLock and Lock.Unlock
+	OpSyncAll                  // SyncFS.SyncAll
+	OpOpenAppend               // FS.OpenAppend
+	OpTruncate                 // FS.Truncate
 )
 
 var opNames = [...]string{
-	OpCreate:   "Create",
-	OpOpen:     "Open",
-	OpOpenDir:  "OpenDir",
-	OpRename:   "Rename",
-	OpRemove:   "Remove",
-	OpMkdir:    "Mkdir",
-	OpLstat:    "Lstat",
-	OpOpenLock: "OpenLock",
-	OpRead:     "Read",
-	OpWrite:    "Write",
-	OpSync:     "Sync",
-	OpStat:     "Stat",
-	OpReadDir:  "ReadDir",
-	OpClose:    "Close",
-	OpLock:     "Lock",
-	OpSyncAll:  "SyncAll",
+	OpCreate:     "Create",
+	OpOpen:       "Open",
+	OpOpenDir:    "OpenDir",
+	OpRename:     "Rename",
+	OpRemove:     "Remove",
+	OpMkdir:      "Mkdir",
+	OpLstat:      "Lstat",
+	OpOpenLock:   "OpenLock",
+	OpRead:       "Read",
+	OpWrite:      "Write",
+	OpSync:       "Sync",
+	OpStat:       "Stat",
+	OpReadDir:    "ReadDir",
+	OpClose:      "Close",
+	OpLock:       "Lock",
+	OpSyncAll:    "SyncAll",
+	OpOpenAppend: "OpenAppend",
+	OpTruncate:   "Truncate",
 }
 
 // String returns the name of the method op stands for, such as "Write".
@@ -67,7 +71,7 @@ func (op Op) String() string {
 // sysOp is the Op field of the errors the os package returns for op.
 func (op Op) sysOp() string {
 	switch op {
-	case OpCreate, OpOpen, OpOpenDir, OpOpenLock:
+	case OpCreate, OpOpen, OpOpenDir, OpOpenLock, OpOpenAppend:
 		return "open"
 	case OpReadDir:
 		return "readdirent"
@@ -306,6 +310,15 @@ func (i *Injecting) Open(name string) (File, error) {
 	return i.file(name, f, err)
 }
 
+// OpenAppend implements FS.
+func (i *Injecting) OpenAppend(name string, perm fs.FileMode) (File, error) {
+	if err := i.check(OpOpenAppend, name); err != nil {
+		return nil, err
+	}
+	f, err := i.fs.OpenAppend(name, perm)
+	return i.file(name, f, err)
+}
+
 // OpenDir implements FS.
 func (i *Injecting) OpenDir(name string) (File, error) {
 	if err := i.check(OpOpenDir, name); err != nil {
@@ -356,6 +369,14 @@ func (i *Injecting) checkRename(sysOp, oldname, newname string) error {
 		return err
 	}
 	return &os.LinkError{Op: sysOp, Old: oldname, New: newname, Err: err}
+}
+
+// Truncate implements FS.
+func (i *Injecting) Truncate(name string, size int64) error {
+	if err := i.check(OpTruncate, name); err != nil {
+		return err
+	}
+	return i.fs.Truncate(name, size)
 }
 
 // Remove implements FS.
@@ -503,8 +524,8 @@ var ErrCrashed = errors.New("vfs: simulated crash")
 // *Mem and implements FS and SyncFS.
 //
 // A Crasher counts the mutating calls made through it and the Files it
-// opened: Create, Rename, RenameNoReplace, Exchange, Remove, Mkdir, File.Write,
-// File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
+// opened: Create, OpenAppend, Truncate, Rename, RenameNoReplace, Exchange,
+// Remove, Mkdir, File.Write, File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
 // which Crashed then returns, and then fails that call and every later call
 // of any kind with ErrCrashed, as if the process had died at that instant.
 // A Close after the crash still closes the underlying File or Lock, so
@@ -585,6 +606,18 @@ func (c *Crasher) Open(name string) (File, error) {
 	return c.file(name, f, err)
 }
 
+// OpenAppend implements FS. It counts as a mutating call, whether or not it
+// creates the file.
+func (c *Crasher) OpenAppend(name string, perm fs.FileMode) (File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return nil, crashed("open", name)
+	}
+	f, err := c.m.OpenAppend(name, perm)
+	return c.file(name, f, err)
+}
+
 // OpenDir implements FS.
 func (c *Crasher) OpenDir(name string) (File, error) {
 	c.mu.Lock()
@@ -631,6 +664,16 @@ func (c *Crasher) RenameNoReplace(oldname, newname string) error {
 		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: ErrCrashed}
 	}
 	return c.m.RenameNoReplace(oldname, newname)
+}
+
+// Truncate implements FS.
+func (c *Crasher) Truncate(name string, size int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return crashed("truncate", name)
+	}
+	return c.m.Truncate(name, size)
 }
 
 // Remove implements FS.

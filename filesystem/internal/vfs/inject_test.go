@@ -15,13 +15,13 @@ import (
 
 func TestOpString(t *testing.T) {
 	want := []string{"Create", "Open", "OpenDir", "Rename", "Remove", "Mkdir", "Lstat", "OpenLock",
-		"Read", "Write", "Sync", "Stat", "ReadDir", "Close", "Lock", "SyncAll"}
+		"Read", "Write", "Sync", "Stat", "ReadDir", "Close", "Lock", "SyncAll", "OpenAppend", "Truncate"}
 	for i, w := range want {
 		if got := (OpCreate + Op(i)).String(); got != w {
 			t.Errorf("Op %d: %q, want %q", OpCreate+Op(i), got, w)
 		}
 	}
-	for _, op := range []Op{0, -1, OpSyncAll + 1} {
+	for _, op := range []Op{0, -1, OpTruncate + 1} {
 		if got, want := op.String(), fmt.Sprintf("Op(%d)", int(op)); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", int(op), got, want)
 		}
@@ -57,6 +57,13 @@ func TestInjectEveryOp(t *testing.T) {
 		}
 		return f
 	}
+	appendTo := func(t *testing.T, fsys FS, name string) File {
+		f, err := fsys.OpenAppend(name, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
 	lock := func(t *testing.T, fsys FS) Lock {
 		l, err := fsys.OpenLock("/d/lock", 0o644)
 		if err != nil {
@@ -80,6 +87,14 @@ func TestInjectEveryOp(t *testing.T) {
 		{OpLstat, func(t *testing.T, fsys FS) error { return second(fsys.Lstat("/d/f")) }, "lstat", "/d/f"},
 		{OpOpenLock, func(t *testing.T, fsys FS) error { return second(fsys.OpenLock("/d/newlock", 0o644)) }, "open", "/d/newlock"},
 		{OpSyncAll, func(t *testing.T, fsys FS) error { return fsys.(SyncFS).SyncAll("/d") }, "syncfs", "/d"},
+		{OpOpenAppend, func(t *testing.T, fsys FS) error { return second(fsys.OpenAppend("/d/new", 0o644)) }, "open", "/d/new"},
+		{OpOpenAppend, func(t *testing.T, fsys FS) error { return second(fsys.OpenAppend("/d/f", 0o644)) }, "open", "/d/f"},
+		{OpTruncate, func(t *testing.T, fsys FS) error { return fsys.Truncate("/d/f", 1) }, "truncate", "/d/f"},
+		{OpWrite, func(t *testing.T, fsys FS) error {
+			return second(appendTo(t, fsys, "/d/f").Write([]byte("data")))
+		}, "write", "/d/f"},
+		{OpSync, func(t *testing.T, fsys FS) error { return appendTo(t, fsys, "/d/f").Sync() }, "sync", "/d/f"},
+		{OpClose, func(t *testing.T, fsys FS) error { return appendTo(t, fsys, "/d/f").Close() }, "close", "/d/f"},
 		{OpRead, func(t *testing.T, fsys FS) error {
 			return second(open(t, fsys, "/d/f").Read(make([]byte, 5)))
 		}, "read", "/d/f"},
@@ -523,6 +538,8 @@ func TestCrasherDead(t *testing.T) {
 		"Remove":                 c.Remove("/d/name"),
 		"Mkdir":                  c.Mkdir("/d/dir", 0o755),
 		"Lstat":                  second(c.Lstat("/d/name")),
+		"OpenAppend":             second(c.OpenAppend("/d/name", 0o644)),
+		"Truncate":               c.Truncate("/d/name", 0),
 		"OpenLock":               second(c.OpenLock("/d/lock", 0o644)),
 		"SyncAll":                c.SyncAll("/"),
 		"TryLock":                second(l.TryLock()),
@@ -541,8 +558,8 @@ func TestCrasherDead(t *testing.T) {
 			t.Errorf("%s after the crash: error of type %T", name, err)
 		}
 	}
-	if got := c.Calls(); got != 3+7 {
-		t.Errorf("Calls() = %d, want 10", got)
+	if got := c.Calls(); got != 3+9 {
+		t.Errorf("Calls() = %d, want 12", got)
 	}
 	if after := dumpTree(m, self, "/"); !slices.Equal(before, after) {
 		t.Errorf("calls after the crash changed the Mem: %q, was %q", after, before)
@@ -561,6 +578,110 @@ func TestCrasherDead(t *testing.T) {
 	}
 	if ok, err := l2.TryLock(); !ok || err != nil {
 		t.Errorf("lock of the dead process still held: %v, %v", ok, err)
+	}
+}
+
+// appendJournal is a program under crash test: it creates the journal
+// /d/j, durably, appends two records to it, durably, and cuts the second
+// off again.
+func appendJournal(fsys FS) error {
+	j, err := fsys.OpenAppend("/d/j", 0o644) // 1
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	d, err := fsys.OpenDir("/d")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	steps := []func() error{
+		d.Sync, // 2
+		func() error { return second(j.Write([]byte("r1;"))) }, // 3
+		j.Sync, // 4
+		func() error { return second(j.Write([]byte("r2;"))) }, // 5
+		j.Sync, // 6
+		func() error { return fsys.Truncate("/d/j", 3) }, // 7
+		j.Sync, // 8
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestCrasherJournal crashes appendJournal at each of its mutating calls,
+// OpenAppend and Truncate among them, and checks what survives each.
+func TestCrasherJournal(t *testing.T) {
+	probe := NewCrasher(crashBase(t), 0)
+	if err := appendJournal(probe); err != nil {
+		t.Fatal(err)
+	}
+	const total = 8
+	if got := probe.Calls(); got != total {
+		t.Fatalf("Calls() = %d, want %d", got, total)
+	}
+	// want[k-1] is the journal after a crash at the k-th call; the last
+	// is after the run completes.
+	want := []string{"ENOENT", "ENOENT", "", "", "r1;", "r1;", "r1;r2;", "r1;r2;", "r1;"}
+	for k := 1; k <= total+1; k++ {
+		t.Run(fmt.Sprint("k=", k), func(t *testing.T) {
+			m := crashBase(t)
+			c := NewCrasher(m, k)
+			err := appendJournal(c)
+			image, ok := c.Crashed()
+			if k > total {
+				if ok || err != nil {
+					t.Fatalf("crashed %v, error %v", ok, err)
+				}
+				image = m.CrashClone()
+			} else if !ok || !errors.Is(err, ErrCrashed) {
+				t.Fatalf("crashed %v, error %v; want ErrCrashed", ok, err)
+			}
+			data, err := readFile(image, "/d/j")
+			if err != nil {
+				data = errClass(err)
+			}
+			if data != want[k-1] {
+				t.Errorf("journal after the crash: %q, want %q", data, want[k-1])
+			}
+			if data, err := readFile(image, "/d/name"); data != "old" || err != nil {
+				t.Errorf("/d/name after the crash: %q, %v", data, err)
+			}
+		})
+	}
+}
+
+// TestWrappedAppendFiles checks that the Files OpenAppend gives through
+// Injecting and Crasher are theirs, so that their calls are injected into
+// and counted.
+func TestWrappedAppendFiles(t *testing.T) {
+	inj := Inject(injectFixture(t), nil)
+	f, err := inj.OpenAppend("/d/f", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.(*injectingFile); !ok {
+		t.Errorf("Injecting.OpenAppend returned a %T", f)
+	}
+	c := NewCrasher(injectFixture(t), 0)
+	f, err = c.OpenAppend("/d/f", 0o644) // 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.(*crasherFile); !ok {
+		t.Errorf("Crasher.OpenAppend returned a %T", f)
+	}
+	mustWrite(t, f, " world")         // 2
+	mustSync(t, f)                    // 3
+	mustTruncate(t, c, "/d/f", 5)     // 4
+	if err := f.Close(); err != nil { // not counted
+		t.Fatal(err)
+	}
+	if got := c.Calls(); got != 4 {
+		t.Errorf("Calls() = %d, want 4", got)
 	}
 }
 

@@ -29,14 +29,16 @@ import (
 //
 // Only synced changes survive a crash:
 //
-//   - A file's data survives as of the file's last Sync. Data written after
-//     it is lost; a file never synced is empty.
+//   - A file's data survives as of the file's last Sync, through any File
+//     open on it. Data written after it is lost; a file never synced is
+//     empty. A Truncate is like a write: the program sees the new size at
+//     once, and a crash before the file's next Sync forgets it.
 //   - A directory's entries survive as of the directory's last Sync. A new
-//     name (Create, Mkdir, OpenLock, Symlink, the new name of a rename)
-//     survives only if its directory was synced after the change; so does
-//     the disappearance of a name (Remove, the old name of a rename, a name
-//     a rename replaced). A new directory therefore survives only if its
-//     parent was synced after the Mkdir.
+//     name (Create, OpenAppend of a missing name, Mkdir, OpenLock, Symlink,
+//     the new name of a rename) survives only if its directory was synced
+//     after the change; so does the disappearance of a name (Remove, the
+//     old name of a rename, a name a rename replaced). A new directory
+//     therefore survives only if its parent was synced after the Mkdir.
 //   - A rename between two directories is two changes, one in each. With
 //     only the new directory synced, both names survive, naming one file;
 //     with only the old directory synced, neither does.
@@ -66,10 +68,11 @@ import (
 //     would follow one, as a non-final element of a name or as the final
 //     element followed by a slash, the call fails with ELOOP instead.
 //   - Permissions are checked as for a non-root owner of every file, even
-//     when the test runs as root: opening needs the owner read bit (read and
-//     write for OpenLock), resolving a name in a directory needs the
-//     directory's owner execute bit, and adding or removing a name needs its
-//     owner write bit. So opening a file of mode 000 fails with EACCES.
+//     when the test runs as root: opening needs the owner read bit (write
+//     for OpenAppend, read and write for OpenLock), Truncate needs the owner
+//     write bit, resolving a name in a directory needs the directory's owner
+//     execute bit, and adding or removing a name needs its owner write bit.
+//     So opening a file of mode 000 fails with EACCES.
 //   - Modes are stored as given, masked with fs.ModePerm; no umask applies.
 //   - A call on a closed File or Lock fails with an error that matches both
 //     fs.ErrClosed, as the os package reports it, and syscall.EBADF.
@@ -358,6 +361,18 @@ func (m *Mem) Open(name string) (File, error) {
 	return &memFile{m: m, node: n, name: name, readable: true}, nil
 }
 
+// OpenAppend implements FS. Its File writes at the end of the file's data on
+// every Write, wherever the data ends by then.
+func (m *Mem) OpenAppend(name string, perm fs.FileMode) (File, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.openCreate(name, perm, permW)
+	if errno != 0 {
+		return nil, pathError("open", name, errno)
+	}
+	return &memFile{m: m, node: n, name: name, writable: true, appending: true}, nil
+}
+
 // OpenDir implements FS.
 func (m *Mem) OpenDir(name string) (File, error) {
 	m.lock()
@@ -636,15 +651,17 @@ func (m *Mem) Lstat(name string) (fs.FileInfo, error) {
 func (m *Mem) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.openLock(name, perm)
+	n, errno := m.openCreate(name, perm, permR|permW)
 	if errno != 0 {
 		return nil, pathError("open", name, errno)
 	}
 	return &memLock{m: m, node: n, name: name}, nil
 }
 
-// openLock does open(2) with O_RDWR|O_CREAT|O_NOFOLLOW.
-func (m *Mem) openLock(name string, perm fs.FileMode) (*memNode, syscall.Errno) {
+// openCreate does open(2) with O_CREAT|O_NOFOLLOW and the access that an
+// existing file must grant with the owner bits want: permW for O_WRONLY,
+// permR|permW for O_RDWR.
+func (m *Mem) openCreate(name string, perm, want fs.FileMode) (*memNode, syscall.Errno) {
 	p, chain, errno := m.resolve(name)
 	switch {
 	case errno != 0:
@@ -665,10 +682,47 @@ func (m *Mem) openLock(name string, perm fs.FileMode) (*memNode, syscall.Errno) 
 		return nil, syscall.EISDIR
 	case n.typ == fs.ModeSymlink:
 		return nil, syscall.ELOOP
-	case !n.can(permR | permW):
+	case !n.can(want):
 		return nil, syscall.EACCES
 	}
 	return n, 0
+}
+
+// Truncate implements FS as truncate(2) does, in the order Linux checks,
+// without following a symbolic link: a negative size fails with EINVAL.
+// The program sees the new size at once; by the crash rules it survives a
+// crash only once a File open on the file has been synced.
+func (m *Mem) Truncate(name string, size int64) error {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.lookup(name)
+	switch {
+	case errno != 0:
+	case n.typ == fs.ModeSymlink:
+		errno = syscall.ELOOP
+	case n.isDir():
+		errno = syscall.EISDIR
+	case !n.can(permW):
+		errno = syscall.EACCES
+	case size < 0:
+		errno = syscall.EINVAL
+	}
+	if errno != 0 {
+		return pathError("truncate", name, errno)
+	}
+	n.resize(int(size))
+	n.modTime = time.Now()
+	return nil
+}
+
+// resize cuts regular file n's data to size bytes, or extends it with zeros
+// to size.
+func (n *memNode) resize(size int) {
+	if size <= len(n.data) {
+		n.data = n.data[:size]
+		return
+	}
+	n.data = append(n.data, make([]byte, size-len(n.data))...)
 }
 
 // SyncAll implements SyncFS: it makes everything in m durable. name must
@@ -816,6 +870,7 @@ type memFile struct {
 	node               *memNode
 	name               string
 	readable, writable bool
+	appending          bool // every Write goes to the end of the data
 	closed             bool
 	off                int
 
@@ -857,6 +912,12 @@ func (f *memFile) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	n := f.node
+	if f.appending {
+		f.off = len(n.data)
+	}
+	if f.off > len(n.data) {
+		n.resize(f.off) // a hole, left by a Truncate below the offset
+	}
 	if end := f.off + len(p); end <= len(n.data) {
 		copy(n.data[f.off:], p)
 	} else {

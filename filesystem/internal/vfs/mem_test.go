@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,6 +196,20 @@ func (c memOp) apply(fsys FS, at func(string) string) string {
 		_, errReadDir := f.ReadDir(1)
 		return fmt.Sprintf("name %s dir %v; read: %s; write: %s; readdir: %s",
 			fi.Name(), fi.IsDir(), outcome(errRead), outcome(errWrite), outcome(errReadDir))
+	case "openappend":
+		f, err := fsys.OpenAppend(at(c.a), 0o644)
+		if err != nil {
+			return outcome(err)
+		}
+		_, errWrite := io.WriteString(f, "+app")
+		_, errRead := f.Read(make([]byte, 1))
+		return "write: " + outcome(errWrite) + "; read: " + outcome(errRead) + "; close: " + outcome(f.Close())
+	case "truncate":
+		size, err := strconv.ParseInt(c.b, 10, 64)
+		if err != nil {
+			return err.Error()
+		}
+		return outcome(fsys.Truncate(at(c.a), size))
 	case "mkdir":
 		return outcome(fsys.Mkdir(at(c.a), 0o755))
 	case "remove":
@@ -266,6 +281,42 @@ var memOps = []memOp{
 	{"opendir", "/d/.", ""},
 	{"opendir", "/d/sub/..", ""},
 	{"opendir", "/d/nope/x", ""},
+
+	{"openappend", "/d/new", ""},
+	{"openappend", "/d/f", ""},
+	{"openappend", "/d/sub", ""},
+	{"openappend", "/d/s", ""},
+	{"openappend", "/d/sd", ""},
+	{"openappend", "/d/nope/x", ""},
+	{"openappend", "/d/f/x", ""},
+	{"openappend", "/d/new/", ""},
+	{"openappend", "/d/f/", ""},
+	{"openappend", "/d/sub/", ""},
+	{"openappend", "/d/.", ""},
+	{"openappend", "/d/..", ""},
+	{"openappend", "/d/empty/../new", ""},
+	{"openappend", "/d/sub/deep/../g", ""},
+	{"openappend", "", ""},
+
+	// For truncate, b is the size.
+	{"truncate", "/d/f", "2"},
+	{"truncate", "/d/f", "0"},
+	{"truncate", "/d/f", "5"},
+	{"truncate", "/d/f", "8"},
+	{"truncate", "/d/f", "-1"},
+	{"truncate", "/d/sub/deep/../g", "3"},
+	{"truncate", "/d/sub", "0"},
+	{"truncate", "/d/sub", "-1"},
+	{"truncate", "/d/s", "0"},
+	{"truncate", "/d/sd", "0"},
+	{"truncate", "/d/nope", "0"},
+	{"truncate", "/d/f/", "0"},
+	{"truncate", "/d/sub/", "0"},
+	{"truncate", "/d/.", "0"},
+	{"truncate", "/d/..", "0"},
+	{"truncate", "/d/f/x", "0"},
+	{"truncate", "/d/nope/x", "0"},
+	{"truncate", "", "0"},
 
 	{"mkdir", "/d/new", ""},
 	{"mkdir", "/d/new/", ""},
@@ -459,6 +510,36 @@ func mustRename(t *testing.T, fsys FS, oldname, newname string) {
 }
 
 func self(name string) string { return name }
+
+func mustOpenAppend(t *testing.T, fsys FS, name string) File {
+	t.Helper()
+	f, err := fsys.OpenAppend(name, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func mustWrite(t *testing.T, f File, data string) {
+	t.Helper()
+	if n, err := io.WriteString(f, data); n != len(data) || err != nil {
+		t.Fatalf("Write(%q) = %d, %v", data, n, err)
+	}
+}
+
+func mustSync(t *testing.T, f File) {
+	t.Helper()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustTruncate(t *testing.T, fsys FS, name string, size int64) {
+	t.Helper()
+	if err := fsys.Truncate(name, size); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestMemCrash(t *testing.T) {
 	// durable sets up /x/a holding "v1", durably, and the empty dir /y.
@@ -666,6 +747,100 @@ func TestMemCrash(t *testing.T) {
 			syncDir(t, m, "/z/y")
 		},
 		want: []string{"/", "/z/", `/z/a "v1"`, "/z/y/", `/z/y/a "v1"`},
+	}, {
+		name: "journal from OpenAppend, dir unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			j := mustOpenAppend(t, m, "/x/j")
+			mustWrite(t, j, "r1")
+			mustSync(t, j)
+			j.Close()
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "journal from OpenAppend, dir synced, data unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			j := mustOpenAppend(t, m, "/x/j")
+			defer j.Close()
+			mustWrite(t, j, "r1")
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, `/x/j ""`, "/y/"},
+	}, {
+		name: "appended data after the last Sync lost",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			j := mustOpenAppend(t, m, "/x/j")
+			defer j.Close()
+			syncDir(t, m, "/x")
+			mustWrite(t, j, "r1")
+			mustSync(t, j)
+			mustWrite(t, j, "r2")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, `/x/j "r1"`, "/y/"},
+	}, {
+		name: "append to an existing file, synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			j := mustOpenAppend(t, m, "/x/a")
+			defer j.Close()
+			mustWrite(t, j, "+r")
+			mustSync(t, j)
+		},
+		want: []string{"/", "/x/", `/x/a "v1+r"`, "/y/"},
+	}, {
+		name: "truncate, file unsynced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustTruncate(t, m, "/x/a", 1)
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "truncate, synced through a File opened before",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			j := mustOpenAppend(t, m, "/x/a")
+			defer j.Close()
+			mustTruncate(t, m, "/x/a", 1)
+			mustSync(t, j)
+		},
+		want: []string{"/", "/x/", `/x/a "v"`, "/y/"},
+	}, {
+		name: "truncate, synced through a File opened after",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			mustTruncate(t, m, "/x/a", 0)
+			f, err := m.Open("/x/a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			mustSync(t, f)
+		},
+		want: []string{"/", "/x/", `/x/a ""`, "/y/"},
+	}, {
+		name: "truncate to a larger size, synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			j := mustOpenAppend(t, m, "/x/a")
+			defer j.Close()
+			mustTruncate(t, m, "/x/a", 4)
+			mustSync(t, j)
+		},
+		want: []string{"/", "/x/", `/x/a "v1\x00\x00"`, "/y/"},
+	}, {
+		name: "truncate and append, synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			j := mustOpenAppend(t, m, "/x/a")
+			defer j.Close()
+			mustTruncate(t, m, "/x/a", 0)
+			mustWrite(t, j, "new")
+			mustSync(t, j)
+			mustTruncate(t, m, "/x/a", 1) // not synced
+		},
+		want: []string{"/", "/x/", `/x/a "new"`, "/y/"},
 	}, {
 		name: "SyncAll",
 		run: func(t *testing.T, m *Mem) {
@@ -1013,6 +1188,7 @@ func TestMemSymlinks(t *testing.T) {
 	create(t, m, "/d/f", "", false)
 	m.Symlink("d", "/ld")
 	m.Symlink("f", "/d/lf")
+	m.Symlink("nowhere", "/dangling")
 	tests := []struct {
 		what string
 		err  error
@@ -1023,6 +1199,12 @@ func TestMemSymlinks(t *testing.T) {
 		{"OpenDir", second(m.OpenDir("/ld")), syscall.ENOTDIR},
 		{"Create", second(m.Create("/d/lf", 0o644)), syscall.EEXIST},
 		{"OpenLock", second(m.OpenLock("/d/lf", 0o644)), syscall.ELOOP},
+		{"OpenAppend", second(m.OpenAppend("/d/lf", 0o644)), syscall.ELOOP},
+		{"OpenAppend dangling", second(m.OpenAppend("/dangling", 0o644)), syscall.ELOOP},
+		{"OpenAppend through a link", second(m.OpenAppend("/ld/new", 0o644)), syscall.ELOOP},
+		{"Truncate", m.Truncate("/d/lf", 0), syscall.ELOOP},
+		{"Truncate dir link", m.Truncate("/ld", 0), syscall.ELOOP},
+		{"Truncate through a link", m.Truncate("/ld/f", 0), syscall.ELOOP},
 		{"Lstat", second(m.Lstat("/ld")), 0},
 		{"through a link", second(m.Open("/ld/f")), syscall.ELOOP},
 		{"Create through a link", second(m.Create("/ld/new", 0o644)), syscall.ELOOP},
@@ -1091,6 +1273,17 @@ func TestMemPermissions(t *testing.T) {
 		{"OpenDir without read", second(m.OpenDir("/noread")), syscall.EACCES},
 		{"Create in dir without read", second(m.Create("/noread/f", 0o644)), 0},
 		{"SyncAll on mode 000", m.SyncAll("/none"), syscall.EACCES},
+		{"OpenAppend mode 000", second(m.OpenAppend("/none", 0o644)), syscall.EACCES},
+		{"OpenAppend write-only", second(m.OpenAppend("/wo", 0o644)), 0},
+		{"OpenAppend new in read-only dir", second(m.OpenAppend("/ro/new", 0o644)), syscall.EACCES},
+		{"OpenAppend existing in read-only dir", second(m.OpenAppend("/ro/f", 0o644)), 0},
+		{"OpenAppend in dir without x", second(m.OpenAppend("/nox/f", 0o644)), syscall.EACCES},
+		{"OpenAppend new of mode 000", second(m.OpenAppend("/new000", 0)), 0},
+		{"Truncate mode 000", m.Truncate("/none", 0), syscall.EACCES},
+		{"Truncate write-only", m.Truncate("/wo", 0), 0},
+		{"Truncate in read-only dir", m.Truncate("/ro/f", 0), 0},
+		{"Truncate in dir without x", m.Truncate("/nox/f", 0), syscall.EACCES},
+		{"Truncate read-only dir", m.Truncate("/ro", 0), syscall.EISDIR},
 	}
 	for _, tt := range tests {
 		wantErrno(t, tt.what, tt.err, tt.want)
@@ -1251,6 +1444,21 @@ func TestMemConcurrent(t *testing.T) {
 		}
 	})
 	wg.Go(func() {
+		for i := range 50 {
+			f, err := m.OpenAppend("/d/journal", 0o644)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.WriteString(f, "record\n")
+			if i%10 == 9 {
+				m.Truncate("/d/journal", 0)
+			}
+			f.Sync()
+			f.Close()
+		}
+	})
+	wg.Go(func() {
 		for range 20 {
 			c := m.CrashClone()
 			dumpTree(c, self, "/")
@@ -1258,4 +1466,256 @@ func TestMemConcurrent(t *testing.T) {
 		}
 	})
 	wg.Wait()
+}
+
+// appendFSes are the file systems the tests of OpenAppend and Truncate run
+// on alike: each gives a fresh FS, an empty directory in it, and its
+// Symlink.
+var appendFSes = []struct {
+	name  string
+	setup func(t *testing.T) (fsys FS, dir string, symlink func(target, name string) error)
+}{
+	{"os", func(t *testing.T) (FS, string, func(string, string) error) {
+		return OS, t.TempDir(), os.Symlink
+	}},
+	{"mem", func(t *testing.T) (FS, string, func(string, string) error) {
+		m := NewMem()
+		mustMkdir(t, m, "/d")
+		return m, "/d", m.Symlink
+	}},
+}
+
+// TestAppendAndTruncate runs the same steps on the OS and on Mem and checks
+// the data they leave in the file j.
+func TestAppendAndTruncate(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, fsys FS, j string)
+		want string
+	}{{
+		name: "two Files interleave whole writes in order",
+		run: func(t *testing.T, fsys FS, j string) {
+			a, b := mustOpenAppend(t, fsys, j), mustOpenAppend(t, fsys, j)
+			defer a.Close()
+			defer b.Close()
+			mustWrite(t, a, "a1 ")
+			mustWrite(t, b, "b1 ")
+			mustWrite(t, b, "b2 ")
+			mustWrite(t, a, "a2 ")
+		},
+		want: "a1 b1 b2 a2 ",
+	}, {
+		name: "appends after the existing data",
+		run: func(t *testing.T, fsys FS, j string) {
+			writeFile(t, fsys, j, "hello")
+			f := mustOpenAppend(t, fsys, j)
+			defer f.Close()
+			mustWrite(t, f, " world")
+		},
+		want: "hello world",
+	}, {
+		name: "creates with mode perm, writable whatever perm",
+		run: func(t *testing.T, fsys FS, j string) {
+			f, err := fsys.OpenAppend(j, 0o400)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			mustWrite(t, f, "x")
+			if fi, err := fsys.Lstat(j); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o400 {
+				t.Errorf("Lstat = %v, %v; want a regular file of mode 0400", fi, err)
+			}
+		},
+		want: "x",
+	}, {
+		name: "Read fails, Sync and Stat work",
+		run: func(t *testing.T, fsys FS, j string) {
+			f := mustOpenAppend(t, fsys, j)
+			defer f.Close()
+			mustWrite(t, f, "data")
+			if _, err := f.Read(make([]byte, 1)); !errors.Is(err, syscall.EBADF) {
+				t.Errorf("Read = %v, want EBADF", err)
+			}
+			mustSync(t, f)
+			if fi, err := f.Stat(); err != nil || fi.Size() != 4 {
+				t.Errorf("Stat = %v, %v; want size 4", fi, err)
+			}
+		},
+		want: "data",
+	}, {
+		name: "each Write goes to the current end after a Truncate",
+		run: func(t *testing.T, fsys FS, j string) {
+			f := mustOpenAppend(t, fsys, j)
+			defer f.Close()
+			mustWrite(t, f, "abcdef")
+			mustTruncate(t, fsys, j, 2)
+			mustWrite(t, f, "X")
+		},
+		want: "abX",
+	}, {
+		name: "Truncate shrinks",
+		run: func(t *testing.T, fsys FS, j string) {
+			writeFile(t, fsys, j, "hello")
+			mustTruncate(t, fsys, j, 2)
+		},
+		want: "he",
+	}, {
+		name: "Truncate to a larger size zero-fills",
+		run: func(t *testing.T, fsys FS, j string) {
+			writeFile(t, fsys, j, "ab")
+			mustTruncate(t, fsys, j, 5)
+		},
+		want: "ab\x00\x00\x00",
+	}, {
+		name: "Truncate down and up zero-fills",
+		run: func(t *testing.T, fsys FS, j string) {
+			writeFile(t, fsys, j, "hello")
+			mustTruncate(t, fsys, j, 1)
+			mustTruncate(t, fsys, j, 3)
+		},
+		want: "h\x00\x00",
+	}, {
+		name: "a Write past the end after a Truncate leaves a hole",
+		run: func(t *testing.T, fsys FS, j string) {
+			f, err := fsys.Create(j, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			mustWrite(t, f, "hello")
+			mustTruncate(t, fsys, j, 2)
+			mustWrite(t, f, "x")
+		},
+		want: "he\x00\x00\x00x",
+	}}
+	for _, impl := range appendFSes {
+		for _, tt := range tests {
+			t.Run(impl.name+"/"+tt.name, func(t *testing.T) {
+				fsys, dir, _ := impl.setup(t)
+				j := dir + "/j"
+				tt.run(t, fsys, j)
+				if got, err := readFile(fsys, j); err != nil || got != tt.want {
+					t.Errorf("j holds %q, %v; want %q", got, err, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// TestAppendAndTruncateErrors checks the errors of OpenAppend and Truncate
+// on the OS and on Mem, and that a failed call changes nothing.
+func TestAppendAndTruncateErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		call  func(fsys FS, dir string) error
+		op    string // of the *fs.PathError
+		errno syscall.Errno
+	}{
+		{"OpenAppend of a directory", func(fsys FS, dir string) error {
+			return second(fsys.OpenAppend(dir+"/sub", 0o644))
+		}, "open", syscall.EISDIR},
+		{"OpenAppend of a symlink", func(fsys FS, dir string) error {
+			return second(fsys.OpenAppend(dir+"/link", 0o644))
+		}, "open", syscall.ELOOP},
+		{"OpenAppend of a dangling symlink", func(fsys FS, dir string) error {
+			return second(fsys.OpenAppend(dir+"/dangling", 0o644))
+		}, "open", syscall.ELOOP},
+		{"OpenAppend in a missing directory", func(fsys FS, dir string) error {
+			return second(fsys.OpenAppend(dir+"/nope/j", 0o644))
+		}, "open", syscall.ENOENT},
+		{"Truncate of a missing name", func(fsys FS, dir string) error {
+			return fsys.Truncate(dir+"/nope", 0)
+		}, "truncate", syscall.ENOENT},
+		{"Truncate of a directory", func(fsys FS, dir string) error {
+			return fsys.Truncate(dir+"/sub", 0)
+		}, "truncate", syscall.EISDIR},
+		{"Truncate of a symlink", func(fsys FS, dir string) error {
+			return fsys.Truncate(dir+"/link", 0)
+		}, "truncate", syscall.ELOOP},
+		{"Truncate of a dangling symlink", func(fsys FS, dir string) error {
+			return fsys.Truncate(dir+"/dangling", 0)
+		}, "truncate", syscall.ELOOP},
+		{"Truncate to a negative size", func(fsys FS, dir string) error {
+			return fsys.Truncate(dir+"/f", -1)
+		}, "truncate", syscall.EINVAL},
+	}
+	for _, impl := range appendFSes {
+		for _, tt := range tests {
+			t.Run(impl.name+"/"+tt.name, func(t *testing.T) {
+				fsys, dir, symlink := impl.setup(t)
+				writeFile(t, fsys, dir+"/f", "data")
+				mustMkdir(t, fsys, dir+"/sub")
+				for name, target := range map[string]string{"link": "f", "dangling": "nowhere"} {
+					if err := symlink(target, dir+"/"+name); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before := dumpTree(fsys, self, dir)
+				err := tt.call(fsys, dir)
+				if !errors.Is(err, tt.errno) {
+					t.Errorf("error %v, want %s", err, errnoName(tt.errno))
+				}
+				var pe *fs.PathError
+				if !errors.As(err, &pe) || pe.Op != tt.op {
+					t.Errorf("error %#v, want a *fs.PathError of Op %q", err, tt.op)
+				}
+				if after := dumpTree(fsys, self, dir); !slices.Equal(before, after) {
+					t.Errorf("the failed call changed the tree: %q, was %q", after, before)
+				}
+			})
+		}
+	}
+}
+
+// TestAppendConcurrent appends records from several Files at once, on the
+// OS and on Mem, and checks that each record is whole and each writer's
+// records are in the order it wrote them.
+func TestAppendConcurrent(t *testing.T) {
+	const writers, records = 4, 200
+	for _, impl := range appendFSes {
+		t.Run(impl.name, func(t *testing.T) {
+			fsys, dir, _ := impl.setup(t)
+			j := dir + "/journal"
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					f, err := fsys.OpenAppend(j, 0o644)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer f.Close()
+					for i := range records {
+						rec := fmt.Sprintf("writer %d record %04d %s\n", w, i, strings.Repeat("x", 100))
+						if n, err := io.WriteString(f, rec); n != len(rec) || err != nil {
+							t.Errorf("Write = %d, %v", n, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			data, err := readFile(fsys, j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(data, "\n"), "\n")
+			if len(lines) != writers*records {
+				t.Fatalf("%d records, want %d", len(lines), writers*records)
+			}
+			next := make([]int, writers)
+			for _, line := range lines {
+				var w, i int
+				var pad string
+				if n, err := fmt.Sscanf(line, "writer %d record %d %s", &w, &i, &pad); n != 3 || err != nil ||
+					w < 0 || w >= writers || pad != strings.Repeat("x", 100) {
+					t.Fatalf("torn record %q", line)
+				}
+				if i != next[w] {
+					t.Fatalf("writer %d: record %d after %d", w, i, next[w]-1)
+				}
+				next[w]++
+			}
+		})
+	}
 }

@@ -18,6 +18,10 @@ func (osFS) Open(name string) (File, error) {
 	return openRead(name)
 }
 
+func (osFS) OpenAppend(name string, perm fs.FileMode) (File, error) {
+	return openAppend(name, perm)
+}
+
 func (osFS) OpenDir(name string) (File, error) {
 	return openDir(name)
 }
@@ -29,6 +33,8 @@ func (osFS) RenameNoReplace(oldname, newname string) error {
 }
 
 func (osFS) Exchange(oldname, newname string) error { return exchange(oldname, newname) }
+
+func (osFS) Truncate(name string, size int64) error { return truncate(name, size) }
 
 func (osFS) Remove(name string) error                             { return os.Remove(name) }
 func (osFS) Mkdir(name string, perm fs.FileMode) error            { return os.Mkdir(name, perm) }

@@ -19,6 +19,73 @@ func openDir(name string) (File, error) {
 	return f, nil
 }
 
+// openAppend opens name with O_WRONLY|O_APPEND|O_CREAT, without following a
+// symbolic link and without blocking (a FIFO would block until a reader
+// came), and refuses anything but a regular file. The descriptor keeps
+// O_NONBLOCK, which changes nothing for a regular file.
+func openAppend(name string, perm os.FileMode) (File, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, perm)
+	if err != nil {
+		if pe, ok := err.(*os.PathError); ok {
+			pe.Err = notRegular(pe.Err)
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	return f, nil
+}
+
+// truncate does truncate(2) without following a symbolic link and without
+// blocking: it opens name with O_WRONLY|O_NONBLOCK, checks that it is a
+// regular file, and truncates the descriptor. Every error is a
+// *os.PathError of Op "truncate", as os.Truncate returns.
+func truncate(name string, size int64) error {
+	var fd int
+	err := retryEINTR(func() (err error) {
+		fd, err = unix.Open(name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return &os.PathError{Op: "truncate", Path: name, Err: notRegular(err)}
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	switch {
+	case err != nil:
+	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		err = syscall.EISDIR // as open already refuses it
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		err = ErrNotRegular
+	default:
+		err = retryEINTR(func() error { return unix.Ftruncate(fd, size) })
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &os.PathError{Op: "truncate", Path: name, Err: err}
+	}
+	return nil
+}
+
+// notRegular makes an error of open(2) with O_WRONLY|O_NONBLOCK match
+// ErrNotRegular too when it is ENXIO, which open gives only for a FIFO with
+// no reader, a device with no driver and a socket.
+func notRegular(err error) error {
+	if errors.Is(err, syscall.ENXIO) {
+		return fmt.Errorf("%w: %w", ErrNotRegular, err)
+	}
+	return err
+}
+
 func renameNoReplace(oldname, newname string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE)
 	if err != nil {

@@ -18,6 +18,16 @@ func openRead(name string) (File, error) { return os.Open(name) }
 
 func openDir(name string) (File, error) { return os.Open(name) }
 
+func openAppend(name string, perm os.FileMode) (File, error) {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE|oNoFollow, perm)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func truncate(name string, size int64) error { return os.Truncate(name, size) }
+
 func renameNoReplace(oldname, newname string) error {
 	return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: errUnsupported}
 }

@@ -14,8 +14,9 @@ import (
 	"io/fs"
 )
 
-// ErrNotRegular is returned by Open for a name that is not a regular file,
-// a directory or a symbolic link: a FIFO, a device or a socket.
+// ErrNotRegular is returned by Open, OpenAppend and Truncate for a name that
+// is not a regular file, a directory or a symbolic link: a FIFO, a device or
+// a socket.
 var ErrNotRegular = errors.New("not a regular file")
 
 // FS is a hierarchical file system addressed by OS paths.
@@ -33,6 +34,20 @@ type FS interface {
 	// gives an error wrapping ErrNotRegular, a directory one wrapping
 	// syscall.EISDIR.
 	Open(name string) (File, error)
+
+	// OpenAppend opens the regular file name for appending, creating it
+	// with permission bits perm if it does not exist, as open(2) with
+	// O_WRONLY|O_APPEND|O_CREAT does. Every Write appends its whole
+	// buffer at the file's current end atomically, also when other Files,
+	// of this process or another, append to the same file; Read fails
+	// with an error wrapping syscall.EBADF. It never follows a symbolic
+	// link in the last element of name: opening one fails with an error
+	// wrapping syscall.ELOOP. It never blocks on anything but a regular
+	// file: a FIFO, a device or a socket gives an error wrapping
+	// ErrNotRegular, a directory one wrapping syscall.EISDIR. A file it
+	// creates is durable once its directory has been synced, as one from
+	// Create; the data once the File has been synced.
+	OpenAppend(name string, perm fs.FileMode) (File, error)
 
 	// OpenDir opens the directory name for ReadDir and Sync. It fails
 	// with an error wrapping syscall.ENOTDIR if name is not a directory,
@@ -56,6 +71,15 @@ type FS interface {
 	// platform or file system lacks it, the error wraps
 	// errors.ErrUnsupported.
 	Exchange(oldname, newname string) error
+
+	// Truncate changes the size of the regular file name to size, as
+	// truncate(2) does: the data past size is cut, and a file that grows
+	// reads as zeros up to size. It never follows a symbolic link in the
+	// last element of name (ELOOP) and never blocks: a directory gives an
+	// error wrapping syscall.EISDIR, a FIFO, a device or a socket one
+	// wrapping ErrNotRegular. The new size is durable once a File open on
+	// the file has been synced.
+	Truncate(name string, size int64) error
 
 	// Remove removes the file or empty directory name.
 	Remove(name string) error
