@@ -32,6 +32,10 @@ type Backend struct {
 	order  moveOrder
 	stats  stats
 
+	jnl   atomic.Pointer[journal] // the directory's journal, once found
+	jnlMu sync.Mutex              // serialises opening it
+	kick  chan struct{}           // asks for a checkpoint
+
 	// ops is held shared by every call and exclusively by Close.
 	ops    sync.RWMutex
 	closed atomic.Bool
@@ -41,7 +45,8 @@ type Backend struct {
 
 	recoverMu sync.Mutex // serialises recovery scans
 	stop      context.CancelFunc
-	bg        sync.WaitGroup
+	bg        sync.WaitGroup // the background count and recovery scan
+	cp        sync.WaitGroup // the checkpointer
 }
 
 var _ metastorage.StateCounterBackend = (*Backend)(nil)
@@ -79,6 +84,15 @@ func open(cfg config) (*Backend, error) {
 	b.counts.start()
 	ctx, stop := context.WithCancel(context.Background())
 	b.stop = stop
+	if !cfg.readOnly {
+		if err := b.startJournal(ctx); err != nil {
+			stop()
+			b.closeFiles()
+			return nil, fmt.Errorf("open %s: %w", dir, err)
+		}
+		b.kick = make(chan struct{}, 1)
+		b.cp.Go(func() { b.checkpointer(ctx) })
+	}
 	b.bg.Go(func() { b.background(ctx) })
 	return b, nil
 }
@@ -196,13 +210,21 @@ func (b *Backend) Close() error {
 	}
 	b.stop()
 	b.bg.Wait()
+	b.cp.Wait()
+	// Leave the journal empty, so that the next open has nothing to
+	// replay. Calls still running finish first: the checkpoint waits for
+	// their stripe locks.
+	err := b.checkpoint(context.Background())
 	b.ops.Lock()
 	defer b.ops.Unlock()
-	return b.closeFiles()
+	return errors.Join(err, b.closeFiles())
 }
 
 func (b *Backend) closeFiles() error {
 	var errs []error
+	if j := b.jnl.Load(); j != nil {
+		errs = append(errs, j.f.Close())
+	}
 	for _, d := range b.dirs {
 		if d != nil {
 			errs = append(errs, d.close())

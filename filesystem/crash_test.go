@@ -197,12 +197,24 @@ var crashScripts = []crashScript{
 			cMove("y", stHold, stArchived),
 		},
 	}},
+	{name: "handoff", tracks: [][]crashStep{
+		{cStore("a", stIncoming, 0, "")},
+		{cStore("b", stDeferred, 0, "")},
+	}},
 }
 
-// crashSetup is stored before the concurrent script's tracks start, and
-// before nothing else.
+// crashSetup runs before a concurrent script's tracks start.
 var crashSetup = map[string][]crashStep{
 	"concurrent-moves": {cStore("shared", stIncoming, 7, "contended")},
+	// With two backends, the message changes hands at each step.
+	"handoff": {
+		cStore("h", stIncoming, 0, ""),
+		cMove("h", stIncoming, stActive),
+		cUpdate("h", stDeferred, 1, "timeout"),
+		cMove("h", stDeferred, stActive),
+		cDel("h"),
+		cStore("h", stHold, 2, "again"),
+	},
 }
 
 // crashModel records what the calls of a run acknowledged. It is safe for
@@ -289,26 +301,37 @@ func (m *crashModel) ids() []string {
 	return ids
 }
 
-// runScript opens a backend on fsys and runs the script on it; the model
-// records what was acknowledged. It returns the number of mutating calls
-// made, when fsys is a Crasher, and whether open succeeded.
-func runScript(sc crashScript, fsys vfs.FS, mode Mode, model *crashModel) {
-	b, err := open(crashConfig(fsys, mode))
-	if err != nil {
-		if !isCrashed(err) {
-			model.violation("open failed: %v", err)
+// runScript opens a backend on fsys in each of modes, in order, and runs
+// the script: the setup, then track i on backend i modulo
+// their number. Several backends stand for several processes sharing the
+// directory. Setup step i runs on backend i modulo their number. The
+// model records what was acknowledged.
+func runScript(sc crashScript, fsys vfs.FS, model *crashModel, modes ...Mode) {
+	var bs []*Backend
+	defer func() {
+		for _, b := range bs {
+			b.Close()
 		}
-		return
+	}()
+	for _, mode := range modes {
+		b, err := open(crashConfig(fsys, mode))
+		if err != nil {
+			if !isCrashed(err) {
+				model.violation("open in %s mode failed: %v", mode, err)
+			}
+			return
+		}
+		bs = append(bs, b)
 	}
-	defer b.Close()
 	ctx := context.Background()
-	for _, s := range crashSetup[sc.name] {
-		if !model.result(s, s.call(ctx, b)) {
+	for i, s := range crashSetup[sc.name] {
+		if !model.result(s, s.call(ctx, bs[i%len(bs)])) {
 			return
 		}
 	}
 	var wg sync.WaitGroup
-	for _, tr := range sc.tracks {
+	for i, tr := range sc.tracks {
+		b := bs[i%len(bs)]
 		wg.Go(func() {
 			for _, s := range tr {
 				if !model.result(s, s.call(ctx, b)) {
@@ -371,38 +394,67 @@ func TestCrashPowerLossAtEveryCall(t *testing.T) {
 		for _, sc := range crashScripts {
 			t.Run(mode.String()+"/"+sc.name, func(t *testing.T) {
 				t.Parallel()
-				// A run that never crashes counts the crash points, and
-				// its final image must hold every acknowledged call.
-				base := crashLayout(t)
-				counter := vfs.NewCrasher(base, 0)
-				model := newCrashModel()
-				runScript(sc, counter, mode, model)
-				n := counter.Calls()
-				for _, msg := range checkImage(base.CrashClone(), mode, model) {
-					t.Errorf("mode %s, script %v, no crash (after %d calls): %s", mode, sc, n, msg)
-				}
-				if n == 0 {
-					t.Fatalf("script %v made no mutating call", sc)
-				}
-				for k := 1; k <= n; k++ {
-					m := crashLayout(t)
-					c := vfs.NewCrasher(m, k)
-					model := newCrashModel()
-					runScript(sc, c, mode, model)
-					img, ok := c.Crashed()
-					if !ok {
-						// The concurrent script may make fewer calls when
-						// the race goes the other way; nothing to crash.
-						if len(sc.tracks) > 1 {
-							continue
-						}
-						t.Fatalf("mode %s, script %v: crash point %d of %d not reached", mode, sc, k, n)
-					}
-					for _, msg := range checkImage(img, mode, model) {
-						t.Errorf("mode %s, script %v, crash at call %d of %d: %s", mode, sc, k, n, msg)
-					}
-				}
+				crashAtEveryCall(t, sc, mode, mode)
 			})
+		}
+	}
+}
+
+// TestCrashPowerLossShared runs the concurrent scripts with each track on
+// a backend of its own, standing for processes sharing the directory, in
+// the durable modes mixed: a Standard-mode backend opened before or after
+// a Hybrid-mode one must write through the journal the Hybrid one made,
+// or the replay of an older record could undo its change.
+func TestCrashPowerLossShared(t *testing.T) {
+	pairs := [][]Mode{{Hybrid, Hybrid}, {Standard, Hybrid}, {Hybrid, Standard}, {Standard, Standard}}
+	for _, modes := range pairs {
+		for _, sc := range crashScripts {
+			if len(sc.tracks) < 2 {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s+%s/%s", modes[0], modes[1], sc.name), func(t *testing.T) {
+				t.Parallel()
+				// The image is opened in Standard mode, which replays a
+				// journal it finds as Hybrid mode does.
+				crashAtEveryCall(t, sc, Standard, modes...)
+			})
+		}
+	}
+}
+
+// crashAtEveryCall runs the script with backends in modes once without a
+// crash, to count the crash points, and then once crashing at each; it
+// checks each crash image, opened in mode check, against the model.
+func crashAtEveryCall(t *testing.T, sc crashScript, check Mode, modes ...Mode) {
+	// A run that never crashes counts the crash points, and its final
+	// image must hold every acknowledged call.
+	base := crashLayout(t)
+	counter := vfs.NewCrasher(base, 0)
+	model := newCrashModel()
+	runScript(sc, counter, model, modes...)
+	n := counter.Calls()
+	for _, msg := range checkImage(base.CrashClone(), check, model) {
+		t.Errorf("modes %v, script %v, no crash (after %d calls): %s", modes, sc, n, msg)
+	}
+	if n == 0 {
+		t.Fatalf("script %v made no mutating call", sc)
+	}
+	for k := 1; k <= n; k++ {
+		m := crashLayout(t)
+		c := vfs.NewCrasher(m, k)
+		model := newCrashModel()
+		runScript(sc, c, model, modes...)
+		img, ok := c.Crashed()
+		if !ok {
+			// The concurrent script may make fewer calls when the race
+			// goes the other way; nothing to crash.
+			if len(sc.tracks) > 1 {
+				continue
+			}
+			t.Fatalf("modes %v, script %v: crash point %d of %d not reached", modes, sc, k, n)
+		}
+		for _, msg := range checkImage(img, check, model) {
+			t.Errorf("modes %v, script %v, crash at call %d of %d: %s", modes, sc, k, n, msg)
 		}
 	}
 }

@@ -58,7 +58,7 @@ func (d *dirSyncer) sync() error {
 		d.running = false
 		d.done = n
 		if err != nil && d.err == nil {
-			d.err = fmt.Errorf("fsync directory %s: %w", d.path, err)
+			d.err = fmt.Errorf("fsync %s: %w", d.path, err)
 		}
 		d.cond.Broadcast()
 	}

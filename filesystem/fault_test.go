@@ -70,9 +70,17 @@ var (
 	// A write that runs out of space half way, and then the removal of
 	// the torn temp file fails too: recovery must remove it.
 	faultTornTemp = faultKind{name: "torn-temp", inj: func(e syscall.Errno) vfs.Injector {
-		return eitherInj{vfs.ShortWrite(nthOn(1, vfs.OpWrite, anyPath, e)), nthOn(1, vfs.OpRemove, isTemp, syscall.EIO)}
+		return eitherInj{vfs.ShortWrite(nthOn(1, vfs.OpWrite, isTemp, e)), nthOn(1, vfs.OpRemove, isTemp, syscall.EIO)}
+	}}
+	// Hybrid mode's journal: its fsync fails, or an append runs out of
+	// space half way, leaving a torn record that later appends follow.
+	faultJournalSync = faultKind{name: "journal-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpSync, isJournal, e) }}
+	faultTornJournal = faultKind{name: "torn-journal", inj: func(e syscall.Errno) vfs.Injector {
+		return vfs.ShortWrite(nthOn(1, vfs.OpWrite, isJournal, e))
 	}}
 )
+
+func isJournal(p string) bool { return strings.HasSuffix(p, "/"+journalName) }
 
 // eitherInj fails a call with the error of the first of its Injectors
 // that fails it; each is consulted on every call.
@@ -129,7 +137,17 @@ func faultApplies(f faultKind, o faultOp, mode Mode) bool {
 		return false
 	}
 	switch f.name {
-	case "write", "create", "rename", "file-fsync", "torn-temp":
+	case "journal-fsync", "torn-journal":
+		return mode == Hybrid
+	case "file-fsync", "dir-fsync", "second-dir-fsync":
+		if mode == Hybrid {
+			return false // the journal makes the change durable
+		}
+	}
+	switch f.name {
+	case "write":
+		return o.op != "delete" || mode == Hybrid // the journal's append
+	case "create", "rename", "file-fsync", "torn-temp":
 		return o.op != "delete"
 	case "second-rename", "second-dir-fsync":
 		return o.relocate
@@ -228,7 +246,7 @@ func TestFaultWritePath(t *testing.T) {
 		errno syscall.Errno
 	}
 	var faults []fault
-	for _, k := range []faultKind{faultWrite, faultCreate, faultRename, faultRename2, faultFileSync, faultDirSync, faultDirSync2, faultTornTemp, faultOpen} {
+	for _, k := range []faultKind{faultWrite, faultCreate, faultRename, faultRename2, faultFileSync, faultDirSync, faultDirSync2, faultTornTemp, faultOpen, faultJournalSync, faultTornJournal} {
 		faults = append(faults, fault{k, syscall.ENOSPC}, fault{k, syscall.EIO})
 	}
 	for _, k := range []faultKind{faultCreate, faultRename, faultOpen, faultRemove} {

@@ -60,7 +60,7 @@ func TestRecoveryDoesNotResurrect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp, err := b.writeTemp(metastorage.StateActive, "gone.json", data)
+	tmp, err := b.writeTemp(metastorage.StateActive, "gone.json", data, true)
 	if err != nil {
 		t.Fatal(err)
 	}

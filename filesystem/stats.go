@@ -37,6 +37,10 @@ type stats struct {
 	dirSyncRequests atomic.Int64
 	recoveryActions atomic.Int64
 	corruptFiles    atomic.Int64
+
+	journalBytes        atomic.Int64
+	journalSyncRequests atomic.Int64
+	checkpoints         atomic.Int64
 }
 
 // count records the outcome of a call of kind op that returned err.
@@ -82,24 +86,27 @@ type Outcomes struct {
 type Stats struct {
 	Store, Get, Update, Delete, Move, List Outcomes // calls by outcome
 
-	Writes          int64 // files written (stores, updates, moves)
-	Deletes         int64 // messages deleted
-	Conflicts       int64 // compare-and-swaps that found the message elsewhere
-	FileSyncs       int64 // fsyncs of message data
-	DirSyncRequests int64 // directory fsyncs asked for by calls
-	DirSyncs        int64 // directory fsyncs issued: group commits, each serving DirSyncRequests/DirSyncs calls on average
-	JournalBytes    int64 // bytes appended to a journal; 0, Hybrid mode has none yet
-	RecoveryActions int64 // changes made by recovery
-	CorruptFiles    int64 // files recovery moved to corrupt/
+	Writes              int64 // files written (stores, updates, moves)
+	Deletes             int64 // messages deleted
+	Conflicts           int64 // compare-and-swaps that found the message elsewhere
+	FileSyncs           int64 // fsyncs of message data
+	DirSyncRequests     int64 // directory fsyncs asked for by calls
+	DirSyncs            int64 // directory fsyncs issued: group commits, each serving DirSyncRequests/DirSyncs calls on average
+	JournalBytes        int64 // bytes appended to the journal
+	JournalSyncRequests int64 // journal fsyncs asked for by calls
+	JournalSyncs        int64 // journal fsyncs issued: group commits
+	Checkpoints         int64 // journal checkpoints: syncfs, then the journal emptied
+	RecoveryActions     int64 // changes made by recovery
+	CorruptFiles        int64 // files recovery moved to corrupt/
 }
 
-// MeanGroupCommit returns the mean number of calls one directory fsync
-// served, or 0 before the first.
+// MeanGroupCommit returns the mean number of calls one directory or
+// journal fsync served, or 0 before the first.
 func (s Stats) MeanGroupCommit() float64 {
-	if s.DirSyncs == 0 {
+	if s.DirSyncs+s.JournalSyncs == 0 {
 		return 0
 	}
-	return float64(s.DirSyncRequests) / float64(s.DirSyncs)
+	return float64(s.DirSyncRequests+s.JournalSyncRequests) / float64(s.DirSyncs+s.JournalSyncs)
 }
 
 // Stats returns a snapshot of the Backend's counters.
@@ -111,13 +118,21 @@ func (b *Backend) Stats() Stats {
 	st := Stats{
 		Store: outcomes(opStore), Get: outcomes(opGet), Update: outcomes(opUpdate),
 		Delete: outcomes(opDelete), Move: outcomes(opMove), List: outcomes(opList),
-		Writes:          b.stats.writes.Load(),
-		Deletes:         b.stats.deletes.Load(),
-		Conflicts:       b.stats.conflicts.Load(),
-		FileSyncs:       b.stats.fileSyncs.Load(),
-		DirSyncRequests: b.stats.dirSyncRequests.Load(),
-		RecoveryActions: b.stats.recoveryActions.Load(),
-		CorruptFiles:    b.stats.corruptFiles.Load(),
+		Writes:              b.stats.writes.Load(),
+		Deletes:             b.stats.deletes.Load(),
+		Conflicts:           b.stats.conflicts.Load(),
+		FileSyncs:           b.stats.fileSyncs.Load(),
+		DirSyncRequests:     b.stats.dirSyncRequests.Load(),
+		RecoveryActions:     b.stats.recoveryActions.Load(),
+		CorruptFiles:        b.stats.corruptFiles.Load(),
+		JournalBytes:        b.stats.journalBytes.Load(),
+		JournalSyncRequests: b.stats.journalSyncRequests.Load(),
+		Checkpoints:         b.stats.checkpoints.Load(),
+	}
+	if j := b.jnl.Load(); j != nil {
+		j.sync.mu.Lock()
+		st.JournalSyncs = int64(j.sync.done)
+		j.sync.mu.Unlock()
 	}
 	for _, d := range b.dirs {
 		if d != nil {

@@ -121,12 +121,27 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 
 // remove deletes the message's file where cur found it.
 func (b *Backend) remove(op, id, file string, cur found) error {
+	j, err := b.findJournal()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	if j != nil {
+		if err := b.journalChange(j, kindDelete, 0, file, nil, cur); err != nil {
+			return fmt.Errorf("%s %s: %w", op, id, err)
+		}
+	}
 	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
+		if j != nil {
+			b.undo(j, file, cur)
+		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	b.counts.set(cur.state, file, false, -1)
 	b.hints.forget(nameHash(file))
 	b.stats.deletes.Add(1)
+	if j != nil {
+		return nil // durable in the journal
+	}
 	if err := b.syncDirs(cur.state); err != nil {
 		return b.rollback(op, id, file, cur, nowhere, err)
 	}
@@ -244,15 +259,28 @@ func stamp(prev time.Time) time.Time {
 
 // put writes md as the message's new record in state md.State, moving the
 // file there if cur lies in another state. On error the message is as cur
-// was.
+// was. If the directory has a journal, the change is durable once its
+// record is, and the files are not synced.
 func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMetadata) error {
 	data, err := encode(&md)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	to := md.State
-	tmp, err := b.writeTemp(to, file, data)
+	j, err := b.findJournal()
 	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	if j != nil {
+		if err := b.journalChange(j, kindPut, to, file, data, cur); err != nil {
+			return fmt.Errorf("%s %s: %w", op, id, err)
+		}
+	}
+	tmp, err := b.writeTemp(to, file, data, j == nil && b.durable())
+	if err != nil {
+		if j != nil {
+			b.undo(j, file, cur)
+		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	dst := b.path(to, file)
@@ -272,10 +300,16 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	}
 	if err != nil {
 		b.removeTemp(tmp)
+		if j != nil {
+			b.undo(j, file, cur)
+		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	b.stats.writes.Add(1)
 	b.hints.set(nameHash(file), to)
+	if j != nil {
+		return nil // durable in the journal
+	}
 	var syncErr error
 	if cur.ok && cur.state != to {
 		syncErr = b.syncDirs(to, cur.state)
@@ -342,9 +376,9 @@ func (b *Backend) replace(tmp, dst string) error {
 const hexDigit = "0123456789abcdef"
 
 // writeTemp writes data to a new temp file in state s's directory, synced
-// in the durable modes, and returns its path. Its name starts with
+// if sync is set, and returns its path. Its name starts with
 // ".tmp.<stripe>-", so recovery knows which lock its writer holds.
-func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte) (string, error) {
+func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte, sync bool) (string, error) {
 	stripe := stripeOf(file)
 	prefix := b.states[s] + "/.tmp." + string([]byte{hexDigit[stripe>>4], hexDigit[stripe&15]}) + "-"
 	for attempt := 0; ; attempt++ {
@@ -357,7 +391,7 @@ func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte) 
 			return "", err
 		}
 		_, err = f.Write(data)
-		if err == nil && b.durable() {
+		if err == nil && sync {
 			if err = f.Sync(); err != nil {
 				b.fail(err)
 			}
@@ -441,7 +475,7 @@ func (b *Backend) restore(file string, cur found, now metastorage.QueueState) er
 	if err != nil {
 		return err
 	}
-	tmp, err := b.writeTemp(cur.state, file, data)
+	tmp, err := b.writeTemp(cur.state, file, data, b.durable())
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,508 @@
+package filesystem
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// The write-ahead journal of Hybrid mode.
+//
+// A directory's journal is the file .journal in it, shared by every
+// Backend and process on the directory. A change of a message appends a
+// record of the message as the change leaves it (its whole new file, or
+// its deletion) to the journal, waits for an fsync of the journal that
+// started after the append (one fsync serves every caller waiting: group
+// commit), and only then changes the message files, without fsync. So
+// every acknowledged change is durable in the journal before any of its
+// file changes can be, and a power loss at any point leaves, for each
+// message, either a durable file state or a durable record that says what
+// the files must be.
+//
+// Records are appended under the message's stripe lock, so for each message
+// the journal holds its changes in the order they were made, whichever
+// process made them, and the last record of a message is its state.
+// Replay applies the last record of each message to the files, removing
+// every other copy; it is idempotent.
+//
+// A checkpoint takes every stripe lock, so that no change is between its
+// record and its file changes, replays the journal if asked, makes every
+// file change durable at once (syncfs), and only then empties the journal.
+// Opening a directory that has a journal runs a checkpoint with replay,
+// before the first call; a checkpoint without replay runs when the journal
+// has grown by journalLimit, and at Close.
+//
+// Once a directory has a journal, every writer on it appends its changes
+// to the journal, whatever its mode (a Standard-mode Backend then also
+// waits for the journal's fsync, and skips its own): a change the journal
+// does not order could be undone by the replay of an older record. A
+// Backend that opened before the journal existed finds it at its next
+// change, under the stripe lock, which the journal's creator held.
+
+const journalName = ".journal"
+
+// journalLimit is the journal growth, by one Backend's appends, after which
+// it runs a checkpoint.
+const journalLimit = 8 << 20
+
+// A record: magic, body length, CRC-32C of the body, then the body: kind,
+// state, file name length (2 bytes), file name and, for a put, the file's
+// contents.
+const (
+	recordMagic  = 0x534d4a31 // "SMJ1"
+	recordHeader = 12
+	kindPut      = 'P'
+	kindDelete   = 'D'
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// journal is a Backend's handle on its directory's journal.
+type journal struct {
+	path     string
+	f        vfs.File // opened for appending
+	sync     *dirSyncer
+	appended atomic.Int64 // bytes appended since this Backend's last checkpoint
+}
+
+var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendRecord appends one record to buf.
+func appendRecord(buf []byte, kind byte, s metastorage.QueueState, file string, data []byte) []byte {
+	start := len(buf)
+	buf = binary.BigEndian.AppendUint32(buf, recordMagic)
+	buf = append(buf, make([]byte, 8)...)
+	body := len(buf)
+	buf = append(buf, kind, byte(s))
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(file)))
+	buf = append(buf, file...)
+	buf = append(buf, data...)
+	binary.BigEndian.PutUint32(buf[start+4:], uint32(len(buf)-body))
+	binary.BigEndian.PutUint32(buf[start+8:], crc32.Checksum(buf[body:], castagnoli))
+	return buf
+}
+
+// record is a parsed journal record.
+type record struct {
+	kind  byte
+	state metastorage.QueueState
+	file  string
+	data  []byte // the file's contents, for a put
+}
+
+// parseRecord parses the record at the start of buf and returns it and its
+// length, or ok false if no valid record starts there.
+func parseRecord(buf []byte) (r record, n int, ok bool) {
+	if len(buf) < recordHeader || binary.BigEndian.Uint32(buf) != recordMagic {
+		return r, 0, false
+	}
+	size := binary.BigEndian.Uint32(buf[4:])
+	if size < 4 || uint64(size) > uint64(len(buf)-recordHeader) {
+		return r, 0, false
+	}
+	body := buf[recordHeader : recordHeader+int(size)]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(buf[8:]) {
+		return r, 0, false
+	}
+	r.kind, r.state = body[0], metastorage.QueueState(body[1])
+	nameLen := int(binary.BigEndian.Uint16(body[2:]))
+	if 4+nameLen > len(body) || (r.kind != kindPut && r.kind != kindDelete) || !r.state.Valid() {
+		return r, 0, false
+	}
+	r.file = string(body[4 : 4+nameLen])
+	r.data = body[4+nameLen:]
+	if _, ok := name.Decode(r.file); !ok {
+		return r, 0, false
+	}
+	return r, recordHeader + int(size), true
+}
+
+// parseJournal returns the last record of each message in buf, in the order
+// of those records, and the number of bytes it skipped as damaged. After a
+// damaged record (a torn append, or one cut short by a full disk) it goes
+// on at the next place a valid record starts.
+func parseJournal(buf []byte) (last []record, skipped int) {
+	at := make(map[string]int)
+	for off := 0; off < len(buf); {
+		r, n, ok := parseRecord(buf[off:])
+		if !ok {
+			next := bytes.Index(buf[off+1:], recordMagicBytes)
+			if next < 0 {
+				skipped += len(buf) - off
+				break
+			}
+			skipped += next + 1
+			off += next + 1
+			continue
+		}
+		if i, seen := at[r.file]; seen {
+			last[i].kind = 0 // superseded
+		}
+		at[r.file] = len(last)
+		last = append(last, r)
+		off += n
+	}
+	return slices.DeleteFunc(last, func(r record) bool { return r.kind == 0 }), skipped
+}
+
+var recordMagicBytes = binary.BigEndian.AppendUint32(nil, recordMagic)
+
+// journalChange appends the record of a change of the message whose file
+// name is file to the journal and, unless the Backend is in Performance
+// mode, waits until it is durable. The caller holds the message's stripe
+// lock. If it fails, the message is as cur found it, also once the journal
+// is replayed.
+func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState, file string, data []byte, cur found) error {
+	if err := b.appendRecord(j, kind, s, file, data); err != nil {
+		return err
+	}
+	if b.cfg.mode() == Performance {
+		return nil
+	}
+	b.stats.journalSyncRequests.Add(1)
+	if err := j.sync.sync(); err != nil {
+		b.fail(err)
+		// The record may or may not be durable; the one that undoes it
+		// is appended without waiting, for the journal's fsync fails
+		// from now on.
+		b.undo(j, file, cur)
+		return err
+	}
+	return nil
+}
+
+// appendRecord appends a record to the journal, in one write.
+func (b *Backend) appendRecord(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
+	bp := recordBufs.Get().(*[]byte)
+	buf := appendRecord((*bp)[:0], kind, s, file, data)
+	_, err := j.f.Write(buf)
+	*bp = buf[:0]
+	recordBufs.Put(bp)
+	if err != nil {
+		return fmt.Errorf("append to journal: %w", err)
+	}
+	b.stats.journalBytes.Add(int64(len(buf)))
+	if n := j.appended.Add(int64(len(buf))); n >= journalLimit && n-int64(len(buf)) < journalLimit {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// undo appends the record of the message as cur found it, after the record
+// of a change that then failed, so that replaying the journal leaves the
+// message as it is. It waits for the record to be durable unless the
+// journal's fsync has failed. If it fails, the journal says what the files
+// do not, and the Backend refuses further writes.
+func (b *Backend) undo(j *journal, file string, cur found) {
+	var err error
+	switch {
+	case !cur.ok:
+		err = b.appendRecord(j, kindDelete, 0, file, nil)
+	case cur.err != nil:
+		err = fmt.Errorf("the previous record of %s is not valid metadata: %w", file, cur.err)
+	default:
+		md := cur.md
+		var data []byte
+		if data, err = encode(&md); err == nil {
+			err = b.appendRecord(j, kindPut, cur.state, file, data)
+		}
+	}
+	if err == nil && b.failed.Load() == nil && b.cfg.mode() != Performance {
+		b.stats.journalSyncRequests.Add(1)
+		err = j.sync.sync()
+	}
+	if err != nil {
+		b.fail(fmt.Errorf("journal %s: cannot record the undoing of a failed change: %w", j.path, err))
+	}
+}
+
+// findJournal returns the directory's journal, opening it if it has come
+// to exist since the Backend opened, or nil if it has none. The caller
+// holds a stripe lock, so no other Backend is creating it.
+func (b *Backend) findJournal() (*journal, error) {
+	if j := b.jnl.Load(); j != nil || b.cfg.readOnly {
+		return j, nil
+	}
+	path := filepath.Join(b.dir, journalName)
+	if _, err := b.fs.Lstat(path); isNotExist(err) {
+		return nil, nil
+	}
+	b.jnlMu.Lock()
+	defer b.jnlMu.Unlock()
+	if j := b.jnl.Load(); j != nil {
+		return j, nil
+	}
+	j, err := b.openJournal(path)
+	if err != nil {
+		return nil, err
+	}
+	b.jnl.Store(j)
+	return j, nil
+}
+
+func (b *Backend) openJournal(path string) (*journal, error) {
+	f, err := b.fs.OpenAppend(path, b.cfg.fileMode)
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	return &journal{path: path, f: f, sync: newDirSyncer(f, path)}, nil
+}
+
+// startJournal opens the directory's journal, creating it in Hybrid mode,
+// and replays it. It runs in open, before any call.
+func (b *Backend) startJournal(ctx context.Context) error {
+	path := filepath.Join(b.dir, journalName)
+	if b.cfg.mode() != Hybrid {
+		if _, err := b.fs.Lstat(path); isNotExist(err) {
+			return nil
+		}
+	}
+	b.counts.gate.RLock()
+	defer b.counts.gate.RUnlock()
+	unlock, err := b.lockAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = b.fs.Lstat(path)
+	created := isNotExist(err)
+	j, err := b.openJournal(path)
+	if err != nil {
+		return err
+	}
+	b.jnl.Store(j)
+	if created {
+		// The journal's name must be durable before a record relies on it.
+		if err := syncPath(b.fs, b.dir); err != nil {
+			return fmt.Errorf("create journal %s: %w", path, err)
+		}
+		return nil
+	}
+	return b.checkpointLocked(j, true)
+}
+
+// lockAll takes every stripe lock, in order.
+func (b *Backend) lockAll(ctx context.Context) (func(), error) {
+	unlocks := make([]func(), 0, numStripes)
+	release := func() {
+		for _, u := range slices.Backward(unlocks) {
+			u()
+		}
+	}
+	for i := range numStripes {
+		u, err := b.lock(ctx, i)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		unlocks = append(unlocks, u)
+	}
+	return release, nil
+}
+
+// checkpointer runs a checkpoint each time the journal has grown by
+// journalLimit, until ctx is done.
+func (b *Backend) checkpointer(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.kick:
+		}
+		if err := b.checkpoint(ctx); err != nil && ctx.Err() == nil {
+			b.log.Error("journal checkpoint failed", "dir", b.dir, "err", err)
+		}
+	}
+}
+
+// checkpoint makes every change recorded in the journal durable in the
+// message files, and empties the journal.
+func (b *Backend) checkpoint(ctx context.Context) error {
+	j := b.jnl.Load()
+	if j == nil || b.failed.Load() != nil {
+		return nil
+	}
+	b.counts.gate.RLock()
+	defer b.counts.gate.RUnlock()
+	unlock, err := b.lockAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return b.checkpointLocked(j, false)
+}
+
+// checkpointLocked is checkpoint for a caller that holds every stripe
+// lock; with replay, it first applies the journal's records to the files.
+func (b *Backend) checkpointLocked(j *journal, replay bool) error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	if replay {
+		if err := b.replay(j); err != nil {
+			return err
+		}
+	}
+	syncer, ok := b.fs.(vfs.SyncFS)
+	if !ok {
+		return fmt.Errorf("checkpoint %s: %w", j.path, errors.ErrUnsupported)
+	}
+	if err := syncer.SyncAll(b.dir); err != nil {
+		b.fail(err)
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := b.fs.Truncate(j.path, 0); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := j.f.Sync(); err != nil {
+		b.fail(err)
+		return fmt.Errorf("checkpoint: fsync %s: %w", j.path, err)
+	}
+	j.appended.Store(0)
+	b.stats.checkpoints.Add(1)
+	return nil
+}
+
+// replay applies the last record of each message in the journal to the
+// message files. The caller holds every stripe lock.
+func (b *Backend) replay(j *journal) error {
+	f, err := b.fs.Open(j.path)
+	if err != nil {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	var buf []byte
+	if fi, serr := f.Stat(); serr == nil {
+		buf = make([]byte, 0, fi.Size())
+	}
+	for err == nil {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 64<<10)
+		}
+		var n int
+		n, err = f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+	}
+	f.Close()
+	if err != io.EOF {
+		return fmt.Errorf("replay journal: %w", err)
+	}
+	records, skipped := parseJournal(buf)
+	if skipped > 0 {
+		b.log.Warn("journal has damaged records, skipped; they were never acknowledged", "path", j.path, "bytes", skipped)
+	}
+	for _, r := range records {
+		if err := b.applyRecord(r); err != nil {
+			return fmt.Errorf("replay journal %s: %w", j.path, err)
+		}
+	}
+	return nil
+}
+
+// applyRecord makes the message files what r says, without fsync: the
+// message's file in r's state holds r's contents, and no other state holds
+// the message.
+func (b *Backend) applyRecord(r record) error {
+	keep := nowhere
+	if r.kind == kindPut {
+		keep = r.state
+	}
+	h := nameHash(r.file)
+	for _, s := range metastorage.States() {
+		if s == keep {
+			continue
+		}
+		path := b.path(s, r.file)
+		fi, err := b.fs.Lstat(path)
+		if isNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			if _, err := b.moveToCorrupt(s, r.file, false); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := b.fs.Remove(path); err != nil {
+			return err
+		}
+		b.counts.set(s, r.file, false, -1)
+		b.stats.recoveryActions.Add(1)
+	}
+	if keep == nowhere {
+		b.hints.forget(h)
+		return nil
+	}
+	dst := b.path(keep, r.file)
+	fi, err := b.fs.Lstat(dst)
+	exists := err == nil
+	switch {
+	case isNotExist(err):
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		if _, err := b.moveToCorrupt(keep, r.file, false); err != nil {
+			return err
+		}
+		exists = false
+	default:
+		if same, err := b.sameContents(dst, r.data); err != nil || same {
+			b.hints.set(h, keep)
+			return err
+		}
+	}
+	tmp, err := b.writeTemp(keep, r.file, r.data, false)
+	if err != nil {
+		return err
+	}
+	if exists {
+		err = b.replace(tmp, dst)
+	} else if err = b.fs.RenameNoReplace(tmp, dst); err == nil {
+		b.counts.set(keep, r.file, true, 1)
+	}
+	if err != nil {
+		b.removeTemp(tmp)
+		return err
+	}
+	b.hints.set(h, keep)
+	b.stats.recoveryActions.Add(1)
+	return nil
+}
+
+// sameContents reports whether the file path holds exactly data.
+func (b *Backend) sameContents(path string, data []byte) (bool, error) {
+	f, err := b.fs.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	got, err := readAll(f, (*bp)[:0])
+	*bp = got[:0]
+	if err != nil {
+		return false, nil // damaged or oversized: not the record
+	}
+	return bytes.Equal(got, data), nil
+}
