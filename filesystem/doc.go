@@ -10,6 +10,7 @@
 //	<dir>/active/ deferred/ hold/ bounce/ archived/
 //	<dir>/corrupt/<state>/     damaged files that recovery set aside
 //	<dir>/.locks/stripe-NN     lock files (a fixed set of stripes)
+//	<dir>/.journal             Hybrid mode's write-ahead journal
 //
 // The directory a file lies in is the truth about the message's state. A
 // file is written to a temp file (".tmp.<random>") in the directory it will
@@ -32,7 +33,19 @@
 // never leaves a half-written file under a message's name. Use it where the
 // queue can be rebuilt, or where the speed is worth that risk.
 //
-// Hybrid (WithBatchSync): as durable as Standard.
+// Hybrid (WithBatchSync): as durable as Standard, by a write-ahead journal.
+// Before a call returns nil, the message as the call leaves it (its whole
+// new record, or its deletion, checksummed) has been appended to the
+// directory's journal and the journal fsynced; one fsync serves every call
+// waiting for it (group commit). The message files are then changed as in
+// Performance mode. A checkpoint makes every file change durable at once
+// (syncfs(2)) and only then empties the journal; it runs when a Backend has
+// appended 8 MiB to the journal, and at Close. Opening a directory whose
+// journal is not empty replays it before the first call: each message ends
+// as its last record says. Once a directory has a journal, Backends of
+// every mode write through it, since a change it does not order could be
+// undone by the replay of an older record; a Standard-mode Backend is then
+// as durable as before, and skips its own fsyncs.
 //
 // # Crash recovery
 //

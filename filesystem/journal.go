@@ -194,7 +194,11 @@ func (b *Backend) appendRecord(j *journal, kind byte, s metastorage.QueueState, 
 		return fmt.Errorf("append to journal: %w", err)
 	}
 	b.stats.journalBytes.Add(int64(len(buf)))
-	if n := j.appended.Add(int64(len(buf))); n >= journalLimit && n-int64(len(buf)) < journalLimit {
+	limit := b.cfg.journalLimit
+	if limit == 0 {
+		limit = journalLimit
+	}
+	if j.appended.Add(int64(len(buf))) >= limit {
 		select {
 		case b.kick <- struct{}{}:
 		default:
@@ -379,6 +383,9 @@ func (b *Backend) checkpointLocked(j *journal, replay bool) error {
 	}
 	j.appended.Store(0)
 	b.stats.checkpoints.Add(1)
+	if b.cfg.onCheckpoint != nil {
+		b.cfg.onCheckpoint()
+	}
 	return nil
 }
 

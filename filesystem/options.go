@@ -47,6 +47,11 @@ type config struct {
 	fileMode    fs.FileMode
 	dirMode     fs.FileMode
 	fs          vfs.FS // nil means vfs.OS
+
+	// For tests: the journal growth that starts a checkpoint (0 means
+	// journalLimit), and a function called after each checkpoint.
+	journalLimit int64
+	onCheckpoint func()
 }
 
 var _ metastorage.Factory = (*Factory)(nil)

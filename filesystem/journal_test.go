@@ -1,0 +1,251 @@
+package filesystem
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+func testRecord(kind byte, s metastorage.QueueState, file, data string) []byte {
+	return appendRecord(nil, kind, s, file, []byte(data))
+}
+
+func TestParseJournal(t *testing.T) {
+	a1 := testRecord(kindPut, stIncoming, "a.json", `{"ID":"a","State":0}`)
+	a2 := testRecord(kindPut, stActive, "a.json", `{"ID":"a","State":1}`)
+	b1 := testRecord(kindPut, stDeferred, "b.json", `{"ID":"b","State":2}`)
+	bDel := testRecord(kindDelete, 0, "b.json", "")
+	badCRC := slices.Clone(b1)
+	badCRC[len(badCRC)-1] ^= 1
+	badName := testRecord(kindPut, stIncoming, "../x.json", "{}")
+	badState := testRecord(kindPut, metastorage.QueueState(9), "c.json", "{}")
+	badKind := testRecord('X', stIncoming, "c.json", "{}")
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	type want struct {
+		kind  byte
+		state metastorage.QueueState
+		file  string
+	}
+	tests := []struct {
+		name    string
+		journal []byte
+		want    []want
+		skipped int
+	}{
+		{"empty", nil, nil, 0},
+		{"two messages", cat(a1, b1), []want{{kindPut, stIncoming, "a.json"}, {kindPut, stDeferred, "b.json"}}, 0},
+		{"last record wins, in its place", cat(a1, b1, a2), []want{{kindPut, stDeferred, "b.json"}, {kindPut, stActive, "a.json"}}, 0},
+		{"deletion", cat(b1, a1, bDel), []want{{kindPut, stIncoming, "a.json"}, {kindDelete, 0, "b.json"}}, 0},
+		{"torn tail", cat(a1, b1[:len(b1)-3]), []want{{kindPut, stIncoming, "a.json"}}, len(b1) - 3},
+		{"torn record followed by others", cat(a1[:7], b1, a2), []want{{kindPut, stDeferred, "b.json"}, {kindPut, stActive, "a.json"}}, 7},
+		{"torn header", cat(a1[:3], b1), []want{{kindPut, stDeferred, "b.json"}}, 3},
+		{"zeros between", cat(a1, make([]byte, 100), b1), []want{{kindPut, stIncoming, "a.json"}, {kindPut, stDeferred, "b.json"}}, 100},
+		{"bad checksum", cat(a1, badCRC), []want{{kindPut, stIncoming, "a.json"}}, len(badCRC)},
+		{"bad name", cat(badName, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badName)},
+		{"bad state", cat(badState, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badState)},
+		{"bad kind", cat(badKind, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badKind)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			records, skipped := parseJournal(tt.journal)
+			var got []want
+			for _, r := range records {
+				got = append(got, want{r.kind, r.state, r.file})
+			}
+			if !slices.Equal(got, tt.want) || skipped != tt.skipped {
+				t.Errorf("parseJournal = %v, skipped %d; want %v, skipped %d", got, skipped, tt.want, tt.skipped)
+			}
+		})
+	}
+}
+
+// FuzzParseJournal checks that any journal parses without panicking into
+// valid records, each of which is in the input as it would be written.
+func FuzzParseJournal(f *testing.F) {
+	f.Add(testRecord(kindPut, stIncoming, "a.json", `{"ID":"a"}`))
+	f.Add(append(testRecord(kindDelete, 0, "a.json", ""), testRecord(kindPut, stHold, "b.json", "{}")[:9]...))
+	f.Fuzz(func(t *testing.T, journal []byte) {
+		records, skipped := parseJournal(journal)
+		if skipped < 0 || skipped > len(journal) {
+			t.Fatalf("skipped %d of %d bytes", skipped, len(journal))
+		}
+		seen := map[string]bool{}
+		for _, r := range records {
+			if seen[r.file] {
+				t.Fatalf("two records for %s", r.file)
+			}
+			seen[r.file] = true
+			if _, ok := name.Decode(r.file); !ok || !r.state.Valid() || (r.kind != kindPut && r.kind != kindDelete) {
+				t.Fatalf("invalid record %+v", r)
+			}
+			if !bytes.Contains(journal, appendRecord(nil, r.kind, r.state, r.file, r.data)) {
+				t.Fatalf("record %+v is not in the input", r)
+			}
+		}
+	})
+}
+
+// hybridOnMem opens a Hybrid-mode backend on a fresh Mem layout.
+func hybridOnMem(t *testing.T, limit int64, onCheckpoint func()) (*Backend, *vfs.Mem) {
+	t.Helper()
+	m := crashLayout(t)
+	cfg := crashConfig(m, Hybrid)
+	cfg.journalLimit, cfg.onCheckpoint = limit, onCheckpoint
+	b, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, m
+}
+
+func journalSize(t *testing.T, fsys vfs.FS) int64 {
+	t.Helper()
+	fi, err := fsys.Lstat(crashDir + "/" + journalName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func TestJournalReplayAfterPowerLoss(t *testing.T) {
+	ctx := context.Background()
+	b, m := hybridOnMem(t, 0, nil)
+	for _, id := range []string{"a", "b", "c"} {
+		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: stIncoming, LastError: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.MoveToState(ctx, "a", stIncoming, stActive); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteMeta(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	st := b.Stats()
+	if st.FileSyncs != 0 || st.DirSyncs != 0 {
+		t.Errorf("Hybrid mode synced message files: %+v", st)
+	}
+	if st.JournalSyncs == 0 || st.JournalSyncRequests != 5 || st.JournalBytes == 0 {
+		t.Errorf("journal counters: %d syncs for %d requests, %d bytes; want 5 requests", st.JournalSyncs, st.JournalSyncRequests, st.JournalBytes)
+	}
+
+	// Power loss: the message files were never synced, the journal was.
+	img := m.CrashClone()
+	before, err := readImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.msgs) != 0 {
+		t.Fatalf("the crash image holds message files before replay: %v", before.ids())
+	}
+	// A torn append after the last acknowledged record is skipped.
+	jf, err := img.OpenAppend(crashDir+"/"+journalName, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := testRecord(kindPut, stHold, "c.json", `{"ID":"c","State":3}`)
+	if _, err := jf.Write(torn[:len(torn)-4]); err != nil {
+		t.Fatal(err)
+	}
+	jf.Close()
+
+	b2, err := open(crashConfig(img, Performance)) // any mode replays
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	want := map[string]metastorage.QueueState{"a": stActive, "c": stIncoming}
+	for _, id := range []string{"a", "b", "c"} {
+		md, err := b2.GetMeta(ctx, id)
+		s, ok := want[id]
+		switch {
+		case !ok && err == nil:
+			t.Errorf("deleted message %s is back", id)
+		case ok && err != nil:
+			t.Errorf("GetMeta %s after replay: %v", id, err)
+		case ok && (md.State != s || md.LastError != id):
+			t.Errorf("message %s after replay is %+v, want state %s", id, md, s)
+		}
+	}
+	if n := journalSize(t, img); n != 0 {
+		t.Errorf("journal holds %d bytes after the replay's checkpoint, want 0", n)
+	}
+}
+
+func TestJournalCheckpointAtLimit(t *testing.T) {
+	ctx := context.Background()
+	done := make(chan struct{}, 1)
+	b, m := hybridOnMem(t, 2048, func() {
+		select {
+		case done <- struct{}{}:
+		default:
+		}
+	})
+	for i := range 20 {
+		id := string(rune('a' + i))
+		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: stDeferred, LastError: "timeout"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if n := b.Stats().Checkpoints; n < 1 {
+		t.Fatalf("Checkpoints = %d after a checkpoint ran", n)
+	}
+	if n, total := journalSize(t, m), b.Stats().JournalBytes; n >= total {
+		t.Errorf("journal holds %d of the %d bytes appended; a checkpoint empties it", n, total)
+	}
+	// What the checkpoint took out of the journal is durable in the files.
+	img, err := readImage(m.CrashClone())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.msgs) == 0 {
+		t.Error("no message file is durable after a checkpoint")
+	}
+}
+
+func TestJournalEmptiedByClose(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := NewBackendWithOptions(dir, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{}); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(dir, journalName)
+	if fi, err := os.Stat(journal); err != nil || fi.Size() == 0 {
+		t.Fatalf("journal after a Hybrid store: %v, %v", fi, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(journal); err != nil || fi.Size() != 0 {
+		t.Fatalf("journal after Close: %v, %v; want it empty", fi, err)
+	}
+
+	// A Standard-mode backend on the directory writes through its journal,
+	// and syncs no message file.
+	b2, err := NewBackend(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if err := b2.MoveToState(ctx, "m", stIncoming, stActive); err != nil {
+		t.Fatal(err)
+	}
+	st := b2.Stats()
+	if st.JournalBytes == 0 || st.JournalSyncRequests != 1 || st.FileSyncs != 0 || st.DirSyncRequests != 0 {
+		t.Errorf("Standard mode on a journaled directory: %d journal bytes, %d journal syncs asked, %d file syncs, %d directory syncs asked; want the journal only",
+			st.JournalBytes, st.JournalSyncRequests, st.FileSyncs, st.DirSyncRequests)
+	}
+}
