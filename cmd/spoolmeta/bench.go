@@ -48,6 +48,9 @@ type benchStats struct {
 	FileSyncs       int64   `json:"file_syncs"`
 	DirSyncRequests int64   `json:"dir_sync_requests"`
 	DirSyncs        int64   `json:"dir_syncs"`
+	JournalBytes    int64   `json:"journal_bytes"`
+	JournalSyncs    int64   `json:"journal_syncs"`
+	Checkpoints     int64   `json:"checkpoints"`
 	MeanGroup       float64 `json:"mean_group_commit"`
 	Errors          int64   `json:"errors"`
 	RecoveryActions int64   `json:"recovery_actions"`
@@ -60,7 +63,8 @@ func toBenchStats(s metafs.Stats) *benchStats {
 		errs += o.Error
 	}
 	return &benchStats{Writes: s.Writes, Deletes: s.Deletes, Conflicts: s.Conflicts, FileSyncs: s.FileSyncs,
-		DirSyncRequests: s.DirSyncRequests, DirSyncs: s.DirSyncs, MeanGroup: s.MeanGroupCommit(), Errors: errs,
+		DirSyncRequests: s.DirSyncRequests, DirSyncs: s.DirSyncs, JournalBytes: s.JournalBytes, JournalSyncs: s.JournalSyncs,
+		Checkpoints: s.Checkpoints, MeanGroup: s.MeanGroupCommit(), Errors: errs,
 		RecoveryActions: s.RecoveryActions, CorruptFiles: s.CorruptFiles}
 }
 
@@ -437,14 +441,14 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 	}
 	fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tERRORS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\tMEAN GROUP\t  NOTE\n")
+	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tERRORS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\tJOURNAL\tJOURNAL SYNCS\tCHECKPOINTS\tMEAN GROUP\t  NOTE\n")
 	for _, r := range results {
 		if r.Stats == nil {
 			continue
 		}
 		s := r.Stats
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t  %s\n", r.Workload, r.Mode, s.Writes, s.Deletes, s.Conflicts,
-			s.Errors, s.FileSyncs, s.DirSyncRequests, s.DirSyncs, s.MeanGroup, r.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%.1f\t  %s\n", r.Workload, r.Mode, s.Writes, s.Deletes, s.Conflicts,
+			s.Errors, s.FileSyncs, s.DirSyncRequests, s.DirSyncs, humanSize(s.JournalBytes), s.JournalSyncs, s.Checkpoints, s.MeanGroup, r.Note)
 	}
 	return tw.Flush()
 }
