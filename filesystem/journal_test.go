@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -247,5 +249,38 @@ func TestJournalEmptiedByClose(t *testing.T) {
 	if st.JournalBytes == 0 || st.JournalSyncRequests != 1 || st.FileSyncs != 0 || st.DirSyncRequests != 0 {
 		t.Errorf("Standard mode on a journaled directory: %d journal bytes, %d journal syncs asked, %d file syncs, %d directory syncs asked; want the journal only",
 			st.JournalBytes, st.JournalSyncRequests, st.FileSyncs, st.DirSyncRequests)
+	}
+}
+
+// TestJournalNotARegularFile checks that a journal that is not a regular
+// file is refused, with an error naming it, in every mode: it is never
+// followed, read or written through.
+func TestJournalNotARegularFile(t *testing.T) {
+	makers := map[string]func(path string) error{
+		"symlink":   func(path string) error { return os.Symlink("elsewhere", path) },
+		"directory": func(path string) error { return os.Mkdir(path, 0o755) },
+		"fifo":      func(path string) error { return syscall.Mkfifo(path, 0o644) },
+	}
+	for kind, mk := range makers {
+		for _, mode := range crashModes {
+			t.Run(kind+"/"+mode.String(), func(t *testing.T) {
+				dir := t.TempDir()
+				journal := filepath.Join(dir, journalName)
+				if err := mk(journal); err != nil {
+					t.Fatal(err)
+				}
+				b, err := NewBackendWithOptions(dir, mode == Performance, mode == Hybrid)
+				if err == nil {
+					b.Close()
+					t.Fatalf("open succeeded with a %s as journal", kind)
+				}
+				if !strings.Contains(err.Error(), journal) {
+					t.Errorf("error %q does not name %s", err, journal)
+				}
+				if fi, err := os.Lstat(journal); err != nil || fi.Mode().IsRegular() {
+					t.Errorf("the %s was replaced: %v, %v", kind, fi, err)
+				}
+			})
+		}
 	}
 }
