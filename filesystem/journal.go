@@ -165,7 +165,7 @@ var recordMagicBytes = binary.BigEndian.AppendUint32(nil, recordMagic)
 // lock. If it fails, the message is as cur found it, also once the journal
 // is replayed.
 func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState, file string, data []byte, cur found) error {
-	if err := b.appendRecord(j, kind, s, file, data); err != nil {
+	if err := b.appendToJournal(j, kind, s, file, data); err != nil {
 		return err
 	}
 	if b.cfg.mode() == Performance {
@@ -183,8 +183,8 @@ func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState,
 	return nil
 }
 
-// appendRecord appends a record to the journal, in one write.
-func (b *Backend) appendRecord(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
+// appendToJournal appends a record to the journal, in one write.
+func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
 	bp := recordBufs.Get().(*[]byte)
 	buf := appendRecord((*bp)[:0], kind, s, file, data)
 	_, err := j.f.Write(buf)
@@ -216,14 +216,14 @@ func (b *Backend) undo(j *journal, file string, cur found) {
 	var err error
 	switch {
 	case !cur.ok:
-		err = b.appendRecord(j, kindDelete, 0, file, nil)
+		err = b.appendToJournal(j, kindDelete, 0, file, nil)
 	case cur.err != nil:
 		err = fmt.Errorf("the previous record of %s is not valid metadata: %w", file, cur.err)
 	default:
 		md := cur.md
 		var data []byte
 		if data, err = encode(&md); err == nil {
-			err = b.appendRecord(j, kindPut, cur.state, file, data)
+			err = b.appendToJournal(j, kindPut, cur.state, file, data)
 		}
 	}
 	if err == nil && b.failed.Load() == nil && b.cfg.mode() != Performance {
@@ -396,20 +396,9 @@ func (b *Backend) replay(j *journal) error {
 	if err != nil {
 		return fmt.Errorf("replay journal: %w", err)
 	}
-	var buf []byte
-	if fi, serr := f.Stat(); serr == nil {
-		buf = make([]byte, 0, fi.Size())
-	}
-	for err == nil {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, 64<<10)
-		}
-		var n int
-		n, err = f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-	}
+	buf, err := io.ReadAll(f)
 	f.Close()
-	if err != io.EOF {
+	if err != nil {
 		return fmt.Errorf("replay journal: %w", err)
 	}
 	records, skipped := parseJournal(buf)
