@@ -26,7 +26,9 @@ const (
 // TestMultiProcessMoveRace starts several processes (this test binary,
 // re-run) that race MoveToState on the same messages, from the same state
 // to different target states: exactly one wins each message, and each
-// message ends in exactly one directory, the winner's target.
+// message ends in exactly one directory, the winner's target. The
+// processes use the three modes in turn, so the Hybrid ones make a journal
+// that the others find and write through.
 func TestMultiProcessMoveRace(t *testing.T) {
 	if os.Getenv(raceChildEnv) != "" {
 		raceChild()
@@ -135,7 +137,8 @@ func raceID(i int) string { return fmt.Sprintf("race-%03d", i) }
 func raceChild() {
 	p, _ := strconv.Atoi(os.Getenv(raceChildEnv))
 	to := metastorage.QueueState(1 + p%(metastorage.NumStates-1))
-	b, err := NewBackend(os.Getenv("SPOOLMETA_TEST_DIR"))
+	mode := []Mode{Standard, Hybrid, Performance}[p%3]
+	b, err := NewBackendWithOptions(os.Getenv("SPOOLMETA_TEST_DIR"), mode == Performance, mode == Hybrid)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
