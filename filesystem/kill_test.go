@@ -517,11 +517,13 @@ func killChildMain() {
 		fmt.Fprintf(os.Stderr, "kill child %s: "+format+"\n", append([]any{role}, args...)...)
 		os.Exit(2)
 	}
-	b, err := NewFactory(os.Getenv(killDirEnv)).
+	f := NewFactory(os.Getenv(killDirEnv)).
 		WithDisableSync(Mode(mode) == Performance).
 		WithBatchSync(Mode(mode) == Hybrid).
-		WithLogger(slog.New(killLog{out.line})).
-		Open()
+		WithLogger(slog.New(killLog{out.line}))
+	// Checkpoint the journal often, so that kills land in checkpoints too.
+	f.cfg.journalLimit = 16 << 10
+	b, err := f.Open()
 	if err != nil {
 		die("%v", err)
 	}
