@@ -310,13 +310,13 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	if j != nil {
 		return nil // durable in the journal
 	}
-	var syncErr error
+	// After a relocation, the fsync of the old directory is enough: it
+	// first makes the new one's entries durable (moveOrder).
+	synced := to
 	if cur.ok && cur.state != to {
-		syncErr = b.syncDirs(to, cur.state)
-	} else {
-		syncErr = b.syncDirs(to)
+		synced = cur.state
 	}
-	if syncErr != nil {
+	if syncErr := b.syncDirs(synced); syncErr != nil {
 		return b.rollback(op, id, file, cur, to, syncErr)
 	}
 	return nil
