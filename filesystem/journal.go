@@ -276,8 +276,6 @@ func (b *Backend) startJournal(ctx context.Context) error {
 			return nil
 		}
 	}
-	b.counts.gate.RLock()
-	defer b.counts.gate.RUnlock()
 	unlock, err := b.lockAll(ctx)
 	if err != nil {
 		return err
@@ -300,13 +298,16 @@ func (b *Backend) startJournal(ctx context.Context) error {
 	return b.checkpointLocked(j, true)
 }
 
-// lockAll takes every stripe lock, in order.
+// lockAll takes the count gate, shared, and every stripe lock, in order,
+// as a writer of every message would.
 func (b *Backend) lockAll(ctx context.Context) (func(), error) {
+	b.counts.gate.RLock()
 	unlocks := make([]func(), 0, numStripes)
 	release := func() {
 		for _, u := range slices.Backward(unlocks) {
 			u()
 		}
+		b.counts.gate.RUnlock()
 	}
 	for i := range numStripes {
 		u, err := b.lock(ctx, i)
@@ -341,8 +342,6 @@ func (b *Backend) checkpoint(ctx context.Context) error {
 	if j == nil || b.failed.Load() != nil {
 		return nil
 	}
-	b.counts.gate.RLock()
-	defer b.counts.gate.RUnlock()
 	unlock, err := b.lockAll(ctx)
 	if err != nil {
 		return err
