@@ -404,10 +404,14 @@ func (b *Backend) replay(j *journal) error {
 	if skipped > 0 {
 		b.log.Warn("journal has damaged records, skipped; they were never acknowledged", "path", j.path, "bytes", skipped)
 	}
+	before := b.stats.recoveryActions.Load()
 	for _, r := range records {
 		if err := b.applyRecord(r); err != nil {
 			return fmt.Errorf("replay journal %s: %w", j.path, err)
 		}
+	}
+	if n := b.stats.recoveryActions.Load() - before; n > 0 {
+		b.log.Warn("journal replayed: message files changed to match it", "path", j.path, "messages", len(records), "changes", n)
 	}
 	return nil
 }
