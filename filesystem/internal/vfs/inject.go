@@ -310,6 +310,36 @@ func (i *Injecting) Open(name string) (File, error) {
 	return i.file(name, f, err)
 }
 
+// OpenIn implements FS. The Injector is consulted with OpOpen and the path
+// of name in dir.
+func (i *Injecting) OpenIn(dir File, name string) (File, error) {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpOpen, full); err != nil {
+		return nil, err
+	}
+	f, err := i.fs.OpenIn(d, name)
+	return i.file(full, f, err)
+}
+
+// LstatIn implements FS. The Injector is consulted with OpLstat and the
+// path of name in dir.
+func (i *Injecting) LstatIn(dir File, name string) (fs.FileInfo, error) {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpLstat, full); err != nil {
+		return nil, err
+	}
+	return i.fs.LstatIn(d, name)
+}
+
+// inDir returns the wrapped file system's File of dir, and the path of name
+// in it.
+func (i *Injecting) inDir(dir File, name string) (File, string) {
+	if d, ok := dir.(*injectingFile); ok {
+		return d.f, d.name + "/" + name
+	}
+	return dir, name
+}
+
 // OpenAppend implements FS.
 func (i *Injecting) OpenAppend(name string, perm fs.FileMode) (File, error) {
 	if err := i.check(OpOpenAppend, name); err != nil {
@@ -604,6 +634,37 @@ func (c *Crasher) Open(name string) (File, error) {
 	}
 	f, err := c.m.Open(name)
 	return c.file(name, f, err)
+}
+
+// OpenIn implements FS.
+func (c *Crasher) OpenIn(dir File, name string) (File, error) {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(false) {
+		return nil, crashed("open", full)
+	}
+	f, err := c.m.OpenIn(d, name)
+	return c.file(full, f, err)
+}
+
+// LstatIn implements FS.
+func (c *Crasher) LstatIn(dir File, name string) (fs.FileInfo, error) {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(false) {
+		return nil, crashed("lstat", full)
+	}
+	return c.m.LstatIn(d, name)
+}
+
+// inDir returns the Mem's File of dir, and the path of name in it.
+func (c *Crasher) inDir(dir File, name string) (File, string) {
+	if d, ok := dir.(*crasherFile); ok {
+		return d.f, d.name + "/" + name
+	}
+	return dir, name
 }
 
 // OpenAppend implements FS. It counts as a mutating call, whether or not it

@@ -153,7 +153,7 @@ func (n *memNode) can(want fs.FileMode) bool { return n.perm&want == want }
 
 // info describes n under the name name.
 func (n *memNode) info(name string) fs.FileInfo {
-	fi := &memInfo{name: name, mode: n.typ | n.perm, modTime: n.modTime}
+	fi := &memInfo{name: name, mode: n.typ | n.perm, modTime: n.modTime, node: n}
 	switch n.typ {
 	case 0:
 		fi.size = int64(len(n.data))
@@ -359,6 +359,62 @@ func (m *Mem) Open(name string) (File, error) {
 		return nil, pathError("open", name, errno)
 	}
 	return &memFile{m: m, node: n, name: name, readable: true}, nil
+}
+
+// OpenIn implements FS.
+func (m *Mem) OpenIn(dir File, name string) (File, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, full, errno := m.lookupIn(dir, name)
+	switch {
+	case errno != 0:
+	case n.typ == fs.ModeSymlink:
+		errno = syscall.ELOOP
+	case !n.can(permR):
+		errno = syscall.EACCES
+	case n.isDir():
+		errno = syscall.EISDIR
+	}
+	if errno != 0 {
+		return nil, pathError("open", full, errno)
+	}
+	return &memFile{m: m, node: n, name: full, readable: true}, nil
+}
+
+// LstatIn implements FS.
+func (m *Mem) LstatIn(dir File, name string) (fs.FileInfo, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, full, errno := m.lookupIn(dir, name)
+	if errno != 0 {
+		return nil, pathError("lstat", full, errno)
+	}
+	return n.info(name), nil
+}
+
+// lookupIn returns the node name names in the directory dir, an open
+// directory of m, and the path of name in it.
+func (m *Mem) lookupIn(dir File, name string) (*memNode, string, syscall.Errno) {
+	d, ok := dir.(*memFile)
+	if !ok || d.m != m {
+		return nil, name, syscall.EBADF
+	}
+	full := d.name + "/" + name
+	switch {
+	case d.closed:
+		return nil, full, syscall.EBADF
+	case !d.node.isDir():
+		return nil, full, syscall.ENOTDIR
+	case name == "" || name == "." || name == ".." || strings.Contains(name, "/"):
+		return nil, full, syscall.EINVAL
+	case !d.node.can(permX):
+		return nil, full, syscall.EACCES
+	}
+	n := d.node.entries[name]
+	if n == nil {
+		return nil, full, syscall.ENOENT
+	}
+	return n, full, 0
 }
 
 // OpenAppend implements FS. Its File writes at the end of the file's data on
@@ -1016,6 +1072,7 @@ type memInfo struct {
 	size    int64
 	mode    fs.FileMode
 	modTime time.Time
+	node    *memNode // the file's identity, for SameFile
 }
 
 func (fi *memInfo) Name() string       { return fi.name }

@@ -3,6 +3,8 @@ package vfs
 import (
 	"io/fs"
 	"os"
+	"strings"
+	"syscall"
 )
 
 // OS is the operating system's file system.
@@ -16,6 +18,14 @@ func (osFS) Create(name string, perm fs.FileMode) (File, error) {
 
 func (osFS) Open(name string) (File, error) {
 	return openRead(name)
+}
+
+func (osFS) OpenIn(dir File, name string) (File, error) {
+	return openReadIn(dir, name)
+}
+
+func (osFS) LstatIn(dir File, name string) (fs.FileInfo, error) {
+	return lstatIn(dir, name)
 }
 
 func (osFS) OpenAppend(name string, perm fs.FileMode) (File, error) {
@@ -40,3 +50,17 @@ func (osFS) Remove(name string) error                             { return os.Re
 func (osFS) Mkdir(name string, perm fs.FileMode) error            { return os.Mkdir(name, perm) }
 func (osFS) Lstat(name string) (fs.FileInfo, error)               { return os.Lstat(name) }
 func (osFS) OpenLock(name string, perm fs.FileMode) (Lock, error) { return openLock(name, perm) }
+
+// inDirName returns the path of name in the directory dir, or an error if
+// dir is not a directory opened by OS or name not one path element.
+func inDirName(dir File, name string) (*os.File, string, error) {
+	d, ok := dir.(*os.File)
+	if !ok {
+		return nil, name, syscall.EBADF
+	}
+	full := d.Name() + string(os.PathSeparator) + name
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') || strings.ContainsRune(name, os.PathSeparator) {
+		return nil, full, syscall.EINVAL
+	}
+	return d, full, nil
+}

@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 
@@ -154,3 +155,15 @@ func (l *flock) Unlock() error {
 }
 
 func (l *flock) Close() error { return l.f.Close() }
+
+// fileID returns the device and inode number of the file fi describes, if
+// fi comes from the os package or from an fdReader.
+func fileID(fi fs.FileInfo) (dev, ino uint64, ok bool) {
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		return st.Dev, st.Ino, true
+	case *unix.Stat_t:
+		return st.Dev, st.Ino, true
+	}
+	return 0, 0, false
+}

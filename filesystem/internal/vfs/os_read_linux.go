@@ -32,6 +32,58 @@ func openRead(name string) (File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
+	return checkRead(fd, name)
+}
+
+// openReadIn is openRead with name looked up in the directory dir, by
+// openat(2) on its descriptor.
+func openReadIn(dir File, name string) (File, error) {
+	var fd int
+	full, err := at(dir, name, func(dirfd int) error {
+		return retryEINTR(func() (err error) {
+			fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: full, Err: err}
+	}
+	return checkRead(fd, full)
+}
+
+// lstatIn describes name in the directory dir, by fstatat(2) on its
+// descriptor.
+func lstatIn(dir File, name string) (fs.FileInfo, error) {
+	fi := &statInfo{name: name}
+	full, err := at(dir, name, func(dirfd int) error {
+		return retryEINTR(func() error { return unix.Fstatat(dirfd, name, &fi.st, unix.AT_SYMLINK_NOFOLLOW) })
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: full, Err: err}
+	}
+	return fi, nil
+}
+
+// at calls fn with the descriptor of the directory dir, and returns the
+// path of name in it.
+func at(dir File, name string, fn func(dirfd int) error) (string, error) {
+	d, full, err := inDirName(dir, name)
+	if err != nil {
+		return full, err
+	}
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return full, err
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = fn(int(fd)) }); cerr != nil {
+		return full, cerr
+	}
+	return full, err
+}
+
+// checkRead makes the descriptor fd, open for reading on name, a File if
+// it is a regular file, and closes it otherwise.
+func checkRead(fd int, name string) (File, error) {
 	f := &fdReader{fd: fd, name: name}
 	if err := unix.Fstat(fd, &f.st); err != nil {
 		unix.Close(fd)
@@ -115,4 +167,45 @@ func baseName(name string) string {
 		}
 	}
 	return name
+}
+
+// statInfo is a fs.FileInfo from fstatat(2).
+type statInfo struct {
+	name string
+	st   unix.Stat_t
+}
+
+func (i *statInfo) Name() string       { return i.name }
+func (i *statInfo) Size() int64        { return i.st.Size }
+func (i *statInfo) ModTime() time.Time { return time.Unix(i.st.Mtim.Unix()) }
+func (i *statInfo) IsDir() bool        { return i.Mode().IsDir() }
+func (i *statInfo) Sys() any           { return &i.st }
+
+// Mode converts the mode as the os package does.
+func (i *statInfo) Mode() fs.FileMode {
+	m := fs.FileMode(i.st.Mode & 0o777)
+	switch i.st.Mode & unix.S_IFMT {
+	case unix.S_IFBLK:
+		m |= fs.ModeDevice
+	case unix.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFDIR:
+		m |= fs.ModeDir
+	case unix.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case unix.S_IFLNK:
+		m |= fs.ModeSymlink
+	case unix.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	if i.st.Mode&unix.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if i.st.Mode&unix.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if i.st.Mode&unix.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"os"
 )
 
 // ErrNotRegular is returned by Open, OpenAppend and Truncate for a name that
@@ -34,6 +35,19 @@ type FS interface {
 	// gives an error wrapping ErrNotRegular, a directory one wrapping
 	// syscall.EISDIR.
 	Open(name string) (File, error)
+
+	// OpenIn opens the existing regular file name in the directory dir, a
+	// File that OpenDir returned and that is still open, as Open opens a
+	// path, without resolving the directory's path again: name is one
+	// path element (no "/", not "." or ".."), looked up in the directory
+	// dir is open on, wherever that directory is now. Errors name the file
+	// as dir's name, "/" and name.
+	OpenIn(dir File, name string) (File, error)
+
+	// LstatIn describes name in the directory dir without following a
+	// symbolic link, as Lstat does, with name looked up as OpenIn looks it
+	// up.
+	LstatIn(dir File, name string) (fs.FileInfo, error)
 
 	// OpenAppend opens the regular file name for appending, creating it
 	// with permission bits perm if it does not exist, as open(2) with
@@ -134,4 +148,24 @@ type SyncFS interface {
 	// SyncAll makes durable every change made so far to the file system
 	// that holds name.
 	SyncAll(name string) error
+}
+
+// SameFile reports whether fi1 and fi2 describe the same file, as
+// os.SameFile does, for the descriptions that the FS implementations of
+// this package return: from Lstat, and from the Stat of an open File. A
+// file that is open keeps its identity: no other file can be the same file
+// as it while it stays open, even after it is removed.
+func SameFile(fi1, fi2 fs.FileInfo) bool {
+	if fi1 == nil || fi2 == nil {
+		return false
+	}
+	if m1, ok := fi1.(*memInfo); ok {
+		m2, ok := fi2.(*memInfo)
+		return ok && m1.node != nil && m1.node == m2.node
+	}
+	if dev1, ino1, ok := fileID(fi1); ok {
+		dev2, ino2, ok := fileID(fi2)
+		return ok && dev1 == dev2 && ino1 == ino2
+	}
+	return os.SameFile(fi1, fi2)
 }
