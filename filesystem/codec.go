@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -66,13 +68,28 @@ func readRecordBuf(fsys vfs.FS, path string, bp *[]byte) (metastorage.MessageMet
 	if err != nil {
 		return metastorage.MessageMetadata{}, err
 	}
-	var data []byte
-	if fi, serr := f.Stat(); serr == nil && fi.Mode().IsRegular() && fi.Size() < maxRecord {
-		data, err = readSize(f, (*bp)[:0], int(fi.Size()))
-	} else {
-		data, err = readAll(f, (*bp)[:0])
+	return readOpen(f, path, bp)
+}
+
+// readRecordIn is readRecordBuf of the file named file in the open
+// directory dir, whose path is dirPath.
+func readRecordIn(fsys vfs.FS, dir vfs.File, dirPath, file string, bp *[]byte) (metastorage.MessageMetadata, error) {
+	f, err := fsys.OpenIn(dir, file)
+	if err != nil {
+		return metastorage.MessageMetadata{}, err
 	}
-	*bp = data[:0]
+	md, err := readOpen(f, "", bp)
+	if errors.Is(err, errCorrupt) {
+		err = fmt.Errorf("%s%c%s: %w", dirPath, filepath.Separator, file, err)
+	}
+	return md, err
+}
+
+// readOpen reads and decodes the open file f, whose path is path, and
+// closes it. An empty path leaves errCorrupt errors without one.
+func readOpen(f vfs.File, path string, bp *[]byte) (metastorage.MessageMetadata, error) {
+	fi, _ := f.Stat()
+	data, err := readFile(f, fi, bp)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -80,10 +97,22 @@ func readRecordBuf(fsys vfs.FS, path string, bp *[]byte) (metastorage.MessageMet
 		return metastorage.MessageMetadata{}, err
 	}
 	md, err := decode(data)
-	if err != nil {
+	if err != nil && path != "" {
 		return md, fmt.Errorf("%s: %w", path, err)
 	}
-	return md, nil
+	return md, err
+}
+
+// readFile reads the open file f, which fi describes (fi may be nil), into
+// *bp, which it leaves grown for the next call, and returns the bytes.
+func readFile(f vfs.File, fi fs.FileInfo, bp *[]byte) (data []byte, err error) {
+	if fi != nil && fi.Mode().IsRegular() && fi.Size() < maxRecord {
+		data, err = readSize(f, (*bp)[:0], int(fi.Size()))
+	} else {
+		data, err = readAll(f, (*bp)[:0])
+	}
+	*bp = data[:0]
+	return data, err
 }
 
 // readSize reads the size bytes of a file into buf, without the read that

@@ -21,7 +21,8 @@ import (
 
 // TestIteratorReadsDirectoryOnce shows that iterating n messages costs
 // O(n) directory reads in all (the directory is never read again from its
-// start for each batch), and that the iterator holds at most one batch.
+// start for each batch), and that the iterator holds at most one batch of
+// entries and reads at most two ahead.
 func TestIteratorReadsDirectoryOnce(t *testing.T) {
 	const n, batch = 1000, 10
 	var readDirs atomic.Int64
@@ -61,6 +62,9 @@ func TestIteratorReadsDirectoryOnce(t *testing.T) {
 		}
 		if len(it.pending) > batch {
 			t.Fatalf("iterator holds %d entries, batch is %d", len(it.pending), batch)
+		}
+		if q := it.ahead.queued(); q > 2*batch {
+			t.Fatalf("iterator reads %d messages ahead, batch is %d", q, batch)
 		}
 		if !ok {
 			break

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime"
+	"sync"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -15,11 +17,26 @@ import (
 // defaultBatch is the iterator's batch size when none is given.
 const defaultBatch = 50
 
+// maxAhead bounds the number of messages an iterator reads ahead, whatever
+// its batch size: each holds an open file until Next returns it.
+const maxAhead = 256
+
 // NewMessageIterator returns an iterator over the messages in state; see
-// metastorage.Backend. It holds one open directory and at most batchSize
-// directory entries, whatever the number of messages, and reads the
-// directory once from start to end. Files that are not valid metadata are
-// logged and skipped; recovery moves them to corrupt/.
+// metastorage.Backend. It reads the directory once from start to end,
+// batchSize entries at a time, and returns the messages in directory order.
+// Files that are not valid metadata are logged and skipped; recovery moves
+// them to corrupt/.
+//
+// While the caller handles one message, the iterator reads the files of the
+// next ones, up to two batches (at most 256 messages), with a few
+// goroutines. A record read ahead is returned only if the file it was read
+// from is still the one under the message's name when Next returns it (a
+// file under a message's name never changes: a new record is a new file),
+// else Next reads the file again. So Next returns each message as it is at
+// some instant during that call, as if it had read it then. The iterator
+// holds one open directory, at most batchSize entries not yet read ahead,
+// and the open file and record of each message read ahead, whatever the
+// number of messages.
 func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.QueueState, batchSize int) (metastorage.MessageIterator, error) {
 	const op = "iterate"
 	if err := checkState(op, state.String(), state); err != nil {
@@ -36,18 +53,26 @@ func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.Queu
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, state, err)
 	}
-	return &iterator{b: b, state: state, dir: d, batch: batchSize, buf: make([]byte, 0, 4096)}, nil
+	it := &iterator{b: b, state: state, dir: d, batch: batchSize, buf: make([]byte, 0, 4096),
+		ahead: &readAhead{b: b, dir: d, limit: min(2*batchSize, maxAhead), workers: runtime.GOMAXPROCS(0)}}
+	// An iterator dropped without Close would keep the files it read ahead
+	// open.
+	it.cleanup = runtime.AddCleanup(it, (*readAhead).release, it.ahead)
+	return it, nil
 }
 
 type iterator struct {
 	b       *Backend
 	state   metastorage.QueueState
-	dir     vfs.File // nil once the directory is read to its end
+	dir     vfs.File // nil once every message is returned
 	batch   int
-	pending []fs.DirEntry
+	pending []fs.DirEntry // entries read from the directory, not yet read ahead
+	dirErr  error         // an error reading the directory, for Next once the reads ahead are returned
 	done    bool
 	closed  bool
-	buf     []byte // read buffer, reused for every message
+	buf     []byte // read buffer of the files Next reads itself
+	ahead   *readAhead
+	cleanup runtime.Cleanup
 }
 
 func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool, error) {
@@ -62,23 +87,45 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 	}
 	defer it.b.end()
 	for {
-		if len(it.pending) == 0 {
-			if err := it.fill(); err != nil {
+		it.readAhead()
+		r := it.ahead.next()
+		if r == nil {
+			if err := it.dirErr; err != nil {
+				it.dirErr = nil // the next call reads the directory again
 				return metastorage.MessageMetadata{}, false, err
 			}
-			if it.done {
-				return metastorage.MessageMetadata{}, false, nil
-			}
-			continue
+			return metastorage.MessageMetadata{}, false, it.closeDir()
 		}
-		e := it.pending[0]
-		it.pending = it.pending[1:]
-		md, ok, err := it.read(e)
+		md, ok, err := it.take(r)
 		if err != nil || ok {
 			return md, ok, err
 		}
 		if err := ctx.Err(); err != nil {
 			return metastorage.MessageMetadata{}, false, err
+		}
+	}
+}
+
+// readAhead starts reading the files of the next messages, once fewer than
+// half the limit are being read ahead, until the limit is reached or the
+// directory read to its end.
+func (it *iterator) readAhead() {
+	ra := it.ahead
+	if ra.queued() > ra.limit/2 {
+		return
+	}
+	for ra.queued() < ra.limit {
+		if len(it.pending) == 0 {
+			if it.done || it.dirErr != nil {
+				return
+			}
+			it.dirErr = it.fill()
+			continue
+		}
+		e := it.pending[0]
+		it.pending = it.pending[1:]
+		if id, ok := name.Decode(e.Name()); ok && e.Type().IsRegular() {
+			ra.start(&aheadRead{id: id, file: e.Name(), done: make(chan struct{})})
 		}
 	}
 }
@@ -91,8 +138,8 @@ func (it *iterator) fill() error {
 	ents, err := it.dir.ReadDir(it.batch)
 	it.pending = ents
 	if err == io.EOF || (err == nil && len(ents) == 0) {
-		it.done = true
-		return it.closeDir()
+		it.done = true // the directory stays open for the reads ahead
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("iterate %s: %w", it.state, err)
@@ -100,14 +147,33 @@ func (it *iterator) fill() error {
 	return nil
 }
 
-// read returns the message of entry e, or false if e is not one (any
-// more).
-func (it *iterator) read(e fs.DirEntry) (metastorage.MessageMetadata, bool, error) {
-	id, ok := name.Decode(e.Name())
-	if !ok || !e.Type().IsRegular() {
-		return metastorage.MessageMetadata{}, false, nil
+// take returns the message r read ahead, or false if it is not one (any
+// more). The record read ahead is returned if its file is still the one
+// under the message's name; else the file is read now.
+func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error) {
+	<-r.done
+	if r.f != nil {
+		fi, err := it.b.fs.LstatIn(it.dir, r.file)
+		same := err == nil && vfs.SameFile(r.fi, fi)
+		cerr := r.f.Close()
+		r.f = nil
+		switch {
+		case isNotExist(err): // moved or deleted since it was read ahead
+			return metastorage.MessageMetadata{}, false, nil
+		case same && cerr == nil:
+			md := r.md
+			md.ID = r.id
+			md.State = it.state
+			return md, true, nil
+		}
 	}
-	md, err := readRecordBuf(it.b.fs, it.b.path(it.state, e.Name()), &it.buf)
+	return it.read(r.id, r.file)
+}
+
+// read reads the message id from its file, or returns false if it is not
+// there any more or not valid metadata.
+func (it *iterator) read(id, file string) (metastorage.MessageMetadata, bool, error) {
+	md, err := readRecordIn(it.b.fs, it.dir, it.b.states[it.state], file, &it.buf)
 	switch {
 	case isNotExist(err): // moved or deleted since the directory was read
 		return metastorage.MessageMetadata{}, false, nil
@@ -138,5 +204,138 @@ func (it *iterator) Close() error {
 	it.closed = true
 	it.pending = nil
 	it.buf = nil
+	it.cleanup.Stop()
+	it.ahead.release() // before the directory the reads use is closed
 	return it.closeDir()
+}
+
+// aheadRead is the read of one message's file ahead of Next.
+type aheadRead struct {
+	id, file string
+	done     chan struct{} // closed when the read has ended
+
+	// Set before done is closed: the file, open until Next takes the
+	// record, and what was read from it; f is nil if the read failed.
+	f  vfs.File
+	fi fs.FileInfo
+	md metastorage.MessageMetadata
+}
+
+// readAhead reads message files ahead of Next with up to workers
+// goroutines, which end when nothing is left to read. It refers to no
+// iterator, so that an iterator dropped without Close can be collected and
+// release the files.
+type readAhead struct {
+	b       *Backend
+	dir     vfs.File     // the state's directory, open until every read has ended
+	limit   int          // the most reads queued at a time
+	workers int          // the most goroutines reading at a time
+	queue   []*aheadRead // the reads not yet taken, in directory order; queue[head:]
+	head    int
+
+	mu      sync.Mutex
+	todo    []*aheadRead // the reads not yet started: todo[todoAt:]
+	todoAt  int
+	running int
+}
+
+// queued returns the number of reads not yet taken.
+func (ra *readAhead) queued() int { return len(ra.queue) - ra.head }
+
+// start queues r and starts a goroutine to read it if fewer than
+// ra.workers are reading.
+func (ra *readAhead) start(r *aheadRead) {
+	if ra.head > 0 && len(ra.queue) == cap(ra.queue) {
+		n := copy(ra.queue, ra.queue[ra.head:])
+		clear(ra.queue[n:])
+		ra.queue, ra.head = ra.queue[:n], 0
+	}
+	ra.queue = append(ra.queue, r)
+	ra.mu.Lock()
+	ra.todo = append(ra.todo, r)
+	spawn := ra.running < ra.workers
+	if spawn {
+		ra.running++
+	}
+	ra.mu.Unlock()
+	if spawn {
+		go ra.work()
+	}
+}
+
+// next returns the next read not yet taken, or nil if there is none.
+func (ra *readAhead) next() *aheadRead {
+	if ra.head == len(ra.queue) {
+		return nil
+	}
+	r := ra.queue[ra.head]
+	ra.queue[ra.head] = nil
+	ra.head++
+	return r
+}
+
+// work reads files until none is left to start.
+func (ra *readAhead) work() {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	for {
+		ra.mu.Lock()
+		if ra.todoAt == len(ra.todo) {
+			clear(ra.todo)
+			ra.todo, ra.todoAt = ra.todo[:0], 0
+			ra.running--
+			ra.mu.Unlock()
+			return
+		}
+		r := ra.todo[ra.todoAt]
+		ra.todoAt++
+		ra.mu.Unlock()
+		ra.read(r, bp)
+		close(r.done)
+	}
+}
+
+// read reads r's file and keeps it open. Any failure leaves r.f nil, for
+// Next to read the file itself and report what it finds.
+func (ra *readAhead) read(r *aheadRead, bp *[]byte) {
+	b := ra.b
+	// Hold the Backend open as a call does, but never wait: Next, which
+	// waits for this read, holds it too, and a Close waiting for Next
+	// blocks new holders.
+	if !b.ops.TryRLock() {
+		return
+	}
+	defer b.ops.RUnlock()
+	if b.closed.Load() {
+		return
+	}
+	f, err := b.fs.OpenIn(ra.dir, r.file)
+	if err != nil {
+		return
+	}
+	fi, err := f.Stat()
+	var data []byte
+	if err == nil {
+		data, err = readFile(f, fi, bp)
+	}
+	if err == nil {
+		r.md, err = decode(data)
+	}
+	if err != nil {
+		f.Close()
+		return
+	}
+	r.f, r.fi = f, fi
+}
+
+// release waits for the reads not yet taken and closes their files.
+func (ra *readAhead) release() {
+	for r := ra.next(); r != nil; r = ra.next() {
+		<-r.done
+		if r.f != nil {
+			r.f.Close()
+			r.f = nil
+		}
+	}
+	ra.queue, ra.head = nil, 0
 }
