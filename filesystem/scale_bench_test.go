@@ -1,0 +1,158 @@
+package filesystem
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// scaleDirs caches one seeded directory per size across the scale
+// benchmarks of one run: seeding 100,000 files takes longer than reading
+// them.
+var scaleDirs sync.Map // int -> string
+
+// scaleDir returns a directory whose deferred state holds n messages of
+// benchRecord's size, written directly as the files StoreMeta writes
+// (without fsync), with distinct Created times.
+func scaleDir(b *testing.B, n int) string {
+	b.Helper()
+	if d, ok := scaleDirs.Load(n); ok {
+		return d.(string)
+	}
+	var dir string
+	if keep := os.Getenv("SPOOLMETA_SCALE_DIR"); keep != "" {
+		// A directory kept between runs, to compare builds on the same
+		// files.
+		dir = filepath.Join(keep, fmt.Sprint(n))
+		if _, err := os.Stat(filepath.Join(dir, "seeded")); err == nil {
+			scaleDirs.Store(n, dir)
+			return dir
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		dir = b.TempDir() // removed with the benchmark, so not cached
+	}
+	be, err := factoryFor(dir, Performance).Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := be.Close(); err != nil {
+		b.Fatal(err)
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const workers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				md := benchRecord(metastorage.StateDeferred)
+				md.Created = base.Add(time.Duration((i*7919)%n) * time.Second)
+				md.Updated = md.Created
+				data, err := encode(&md)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(dir, "deferred", fmt.Sprintf("seed-%07d.json", i)), data, 0o644)
+				}
+				if err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if os.Getenv("SPOOLMETA_SCALE_DIR") != "" {
+		if err := os.WriteFile(filepath.Join(dir, "seeded"), nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		scaleDirs.Store(n, dir)
+	}
+	return dir
+}
+
+var scaleSizes = []int{10_000, 100_000}
+
+// BenchmarkIterateScale is one full iterator pass (batch 100) over n
+// messages; compare ns/msg between the sizes.
+func BenchmarkIterateScale(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			be, err := factoryFor(scaleDir(b, n), Performance).WithBackgroundRecovery(false).Open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close()
+			ctx := context.Background()
+			if err := be.WaitCounts(ctx); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				it, err := be.NewMessageIterator(ctx, metastorage.StateDeferred, 100)
+				if err != nil {
+					b.Fatal(err)
+				}
+				got := 0
+				for {
+					_, ok, err := it.Next(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if !ok {
+						break
+					}
+					got++
+				}
+				it.Close()
+				if got != n {
+					b.Fatalf("iterated %d messages, want %d", got, n)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+		})
+	}
+}
+
+// BenchmarkListScale is ListMessages(deferred, Limit 100, SortBy created)
+// over n messages.
+func BenchmarkListScale(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			be, err := factoryFor(scaleDir(b, n), Performance).WithBackgroundRecovery(false).Open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close()
+			ctx := context.Background()
+			if err := be.WaitCounts(ctx); err != nil {
+				b.Fatal(err)
+			}
+			opts := metastorage.MessageListOptions{Limit: 100, SortBy: metastorage.SortByCreated}
+			for b.Loop() {
+				res, err := be.ListMessages(ctx, metastorage.StateDeferred, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Total != n {
+					b.Fatalf("total %d, want %d", res.Total, n)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+		})
+	}
+}
