@@ -234,7 +234,9 @@ func (b *Backend) locate(file string, first metastorage.QueueState) (found, erro
 // probe reads the message's file in state s; done is false when it is not
 // there.
 func (b *Backend) probe(file string, s metastorage.QueueState) (f found, done bool, err error) {
-	md, err := readRecord(b.fs, b.path(s, file))
+	bp := readBufs.Get().(*[]byte)
+	md, err := readRecordIn(b.fs, b.dirs[s].f, b.states[s], file, bp)
+	readBufs.Put(bp)
 	switch {
 	case err == nil:
 		b.hints.set(nameHash(file), s)
