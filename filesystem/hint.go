@@ -6,9 +6,9 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// hintSlots is the number of slots of the location hint table: 256 KiB
+// hintSlots is the number of slots of the location hint table: 1 MiB
 // whatever the number of messages.
-const hintSlots = 1 << 16
+const hintSlots = 1 << 18
 
 // hints remember in which state a message was last seen, so that a lookup
 // tries that directory first instead of up to five others. A slot is

@@ -72,13 +72,16 @@ func (b *Backend) CheckProgress(ctx context.Context, repair bool, progress func(
 	return b.scan(ctx, repair, progress)
 }
 
-// background counts the state directories and then runs the recovery scan.
+// background counts the state directories, noting where each message lies
+// in the location hints, and then runs the recovery scan.
 func (b *Backend) background(ctx context.Context) {
 	for _, s := range metastorage.States() {
 		var seen []uint64
 		err := b.readNames(ctx, s, 4096, func(files []string) error {
 			for _, f := range files {
-				seen = append(seen, nameHash(f))
+				h := nameHash(f)
+				seen = append(seen, h)
+				b.hints.set(h, s)
 			}
 			return nil
 		})
