@@ -202,7 +202,9 @@ func (b *Backend) Dir() string { return b.dir }
 func (b *Backend) Mode() Mode { return b.cfg.mode() }
 
 // Close waits for the calls in progress and the background recovery to end,
-// and releases the Backend's files. It is idempotent; every later call
+// empties the directory's journal if it has one (a checkpoint, which also
+// waits for the calls in progress in other processes), and releases the
+// Backend's files. It is idempotent; every later call
 // returns an error wrapping metastorage.ErrBackendClosed.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {

@@ -209,7 +209,7 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 
 // undo appends the record of the message as cur found it, after the record
 // of a change that then failed, so that replaying the journal leaves the
-// message as it is. It waits for the record to be durable unless the
+// message as it is (unless its record was damaged). It waits for the record to be durable unless the
 // journal's fsync has failed. If it fails, the journal says what the files
 // do not, and the Backend refuses further writes.
 func (b *Backend) undo(j *journal, file string, cur found) {
@@ -218,7 +218,10 @@ func (b *Backend) undo(j *journal, file string, cur found) {
 	case !cur.ok:
 		err = b.appendToJournal(j, kindDelete, 0, file, nil)
 	case cur.err != nil:
-		err = fmt.Errorf("the previous record of %s is not valid metadata: %w", file, cur.err)
+		// The damaged record cannot be written again: a replay would
+		// apply the failed change instead, which leaves valid metadata.
+		b.log.Warn("cannot undo the journal record of a failed change of a message whose previous record is damaged; a replay applies the change", "file", file, "err", cur.err)
+		return
 	default:
 		md := cur.md
 		var data []byte
