@@ -340,20 +340,13 @@ func (m *Mem) create(name string, perm fs.FileMode) (*memNode, syscall.Errno) {
 	return n, 0
 }
 
-// Open implements FS. Opening a directory succeeds, as it does on Linux:
-// the File reads with ReadDir, and Read fails with EISDIR.
+// Open implements FS.
 func (m *Mem) Open(name string) (File, error) {
 	m.lock()
 	defer m.mu.Unlock()
 	n, errno := m.lookup(name)
-	switch {
-	case errno != 0:
-	case n.typ == fs.ModeSymlink:
-		errno = syscall.ELOOP
-	case !n.can(permR):
-		errno = syscall.EACCES
-	case n.isDir():
-		errno = syscall.EISDIR
+	if errno == 0 {
+		errno = n.readable()
 	}
 	if errno != 0 {
 		return nil, pathError("open", name, errno)
@@ -361,19 +354,26 @@ func (m *Mem) Open(name string) (File, error) {
 	return &memFile{m: m, node: n, name: name, readable: true}, nil
 }
 
+// readable returns why n cannot be opened for reading, or 0 if it can.
+func (n *memNode) readable() syscall.Errno {
+	switch {
+	case n.typ == fs.ModeSymlink:
+		return syscall.ELOOP
+	case !n.can(permR):
+		return syscall.EACCES
+	case n.isDir():
+		return syscall.EISDIR
+	}
+	return 0
+}
+
 // OpenIn implements FS.
 func (m *Mem) OpenIn(dir File, name string) (File, error) {
 	m.lock()
 	defer m.mu.Unlock()
 	n, full, errno := m.lookupIn(dir, name)
-	switch {
-	case errno != 0:
-	case n.typ == fs.ModeSymlink:
-		errno = syscall.ELOOP
-	case !n.can(permR):
-		errno = syscall.EACCES
-	case n.isDir():
-		errno = syscall.EISDIR
+	if errno == 0 {
+		errno = n.readable()
 	}
 	if errno != 0 {
 		return nil, pathError("open", full, errno)
