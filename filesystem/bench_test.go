@@ -126,27 +126,33 @@ func BenchmarkListMessages(b *testing.B) {
 func BenchmarkIterate(b *testing.B) {
 	benchModes(b, func(b *testing.B, be *Backend) {
 		seed(b, be, 1000, metastorage.StateDeferred)
-		ctx := context.Background()
 		for b.Loop() {
-			it, err := be.NewMessageIterator(ctx, metastorage.StateDeferred, 100)
-			if err != nil {
-				b.Fatal(err)
-			}
-			n := 0
-			for {
-				_, ok, err := it.Next(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if !ok {
-					break
-				}
-				n++
-			}
-			it.Close()
-			if n != 1000 {
+			if n := iterateCount(b, be, metastorage.StateDeferred, 100); n != 1000 {
 				b.Fatalf("iterated %d messages, want 1000", n)
 			}
 		}
 	})
+}
+
+// iterateCount makes one full pass of a new iterator over state and
+// returns the number of messages it yielded.
+func iterateCount(tb testing.TB, be *Backend, state metastorage.QueueState, batch int) int {
+	tb.Helper()
+	ctx := context.Background()
+	it, err := be.NewMessageIterator(ctx, state, batch)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for {
+		_, ok, err := it.Next(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if !ok {
+			return n
+		}
+		n++
+	}
 }

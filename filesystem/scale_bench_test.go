@@ -88,38 +88,29 @@ func scaleDir(b *testing.B, n int) string {
 
 var scaleSizes = []int{10_000, 100_000}
 
+// openScale opens a backend on the seeded directory of n messages, without
+// a recovery scan beside the measured reads, once its counts are done.
+func openScale(b *testing.B, n int) *Backend {
+	b.Helper()
+	be, err := factoryFor(scaleDir(b, n), Performance).WithBackgroundRecovery(false).Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { be.Close() })
+	if err := be.WaitCounts(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return be
+}
+
 // BenchmarkIterateScale is one full iterator pass (batch 100) over n
 // messages; compare ns/msg between the sizes.
 func BenchmarkIterateScale(b *testing.B) {
 	for _, n := range scaleSizes {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			be, err := factoryFor(scaleDir(b, n), Performance).WithBackgroundRecovery(false).Open()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer be.Close()
-			ctx := context.Background()
-			if err := be.WaitCounts(ctx); err != nil {
-				b.Fatal(err)
-			}
+			be := openScale(b, n)
 			for b.Loop() {
-				it, err := be.NewMessageIterator(ctx, metastorage.StateDeferred, 100)
-				if err != nil {
-					b.Fatal(err)
-				}
-				got := 0
-				for {
-					_, ok, err := it.Next(ctx)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if !ok {
-						break
-					}
-					got++
-				}
-				it.Close()
-				if got != n {
+				if got := iterateCount(b, be, metastorage.StateDeferred, 100); got != n {
 					b.Fatalf("iterated %d messages, want %d", got, n)
 				}
 			}
@@ -133,15 +124,8 @@ func BenchmarkIterateScale(b *testing.B) {
 func BenchmarkListScale(b *testing.B) {
 	for _, n := range scaleSizes {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			be, err := factoryFor(scaleDir(b, n), Performance).WithBackgroundRecovery(false).Open()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer be.Close()
+			be := openScale(b, n)
 			ctx := context.Background()
-			if err := be.WaitCounts(ctx); err != nil {
-				b.Fatal(err)
-			}
 			opts := metastorage.MessageListOptions{Limit: 100, SortBy: metastorage.SortByCreated}
 			for b.Loop() {
 				res, err := be.ListMessages(ctx, metastorage.StateDeferred, opts)
