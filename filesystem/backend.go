@@ -25,7 +25,7 @@ type Backend struct {
 	log    *slog.Logger
 	dir    string
 	states [metastorage.NumStates]string // state directory paths
-	dirs   [metastorage.NumStates]*dirSyncer
+	dirs   [metastorage.NumStates]*groupSync
 	locks  *stripes
 	counts counter
 	hints  hints
@@ -115,7 +115,7 @@ func (b *Backend) openDirs() error {
 		if err != nil {
 			return fmt.Errorf("open %s: %w", b.dir, err)
 		}
-		b.dirs[s] = newDirSyncer(f, b.states[s])
+		b.dirs[s] = newGroupSync(f, b.states[s])
 		b.dirs[s].run = func() error { return b.order.sync(s, &b.dirs) }
 	}
 	lockDir := filepath.Join(b.dir, ".locks")
@@ -146,7 +146,7 @@ func (b *Backend) openReadOnly() error {
 		if err != nil {
 			return fmt.Errorf("open %s: not a metadata directory: %w", b.dir, err)
 		}
-		b.dirs[s] = newDirSyncer(f, b.states[s])
+		b.dirs[s] = newGroupSync(f, b.states[s])
 	}
 	return nil
 }

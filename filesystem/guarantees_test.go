@@ -168,7 +168,7 @@ func (f *gatedFile) Sync() error {
 // which serves every caller that waited.
 func TestDirSyncGroupCommit(t *testing.T) {
 	f := &gatedFile{started: make(chan struct{}), release: make(chan struct{})}
-	d := newDirSyncer(f, "dir")
+	d := newGroupSync(f, "dir")
 	earlyDone := make(chan int64)
 	go func() {
 		d.sync()

@@ -73,7 +73,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type journal struct {
 	path     string
 	f        vfs.File // opened for appending
-	sync     *dirSyncer
+	sync     *groupSync
 	appended atomic.Int64 // bytes appended since this Backend's last checkpoint
 }
 
@@ -267,7 +267,7 @@ func (b *Backend) openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &journal{path: path, f: f, sync: newDirSyncer(f, path)}, nil
+	return &journal{path: path, f: f, sync: newGroupSync(f, path)}, nil
 }
 
 // startJournal opens the directory's journal, creating it in Hybrid mode,

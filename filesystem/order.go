@@ -39,7 +39,7 @@ func (o *moveOrder) rename(from, to metastorage.QueueState, fn func() (moved boo
 
 // sync fsyncs directory s of dirs, after the directories that hold
 // messages renamed out of s whose entries may not be durable yet.
-func (o *moveOrder) sync(s metastorage.QueueState, dirs *[metastorage.NumStates]*dirSyncer) error {
+func (o *moveOrder) sync(s metastorage.QueueState, dirs *[metastorage.NumStates]*groupSync) error {
 	o.out[s].Lock()
 	defer o.out[s].Unlock()
 	for t := range dirs {
@@ -52,7 +52,7 @@ func (o *moveOrder) sync(s metastorage.QueueState, dirs *[metastorage.NumStates]
 	return o.syncDir(s, dirs[s])
 }
 
-func (o *moveOrder) syncDir(s metastorage.QueueState, d *dirSyncer) error {
+func (o *moveOrder) syncDir(s metastorage.QueueState, d *groupSync) error {
 	g := o.gen.Load()
 	if err := d.f.Sync(); err != nil {
 		return err

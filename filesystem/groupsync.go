@@ -7,11 +7,12 @@ import (
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 )
 
-// dirSyncer fsyncs one directory for many concurrent callers. A caller needs
-// an fsync that started after its own change; one that was already running
-// does not cover it. Callers that arrive while an fsync runs wait for the
-// next one, which one of them starts for all: group commit.
-type dirSyncer struct {
+// groupSync fsyncs one file or directory (a state directory, or the
+// journal) for many concurrent callers. A caller needs an fsync that
+// started after its own change; one that was already running does not
+// cover it. Callers that arrive while an fsync runs wait for the next one,
+// which one of them starts for all: group commit.
+type groupSync struct {
 	f    vfs.File
 	path string
 	run  func() error // the fsync itself; f.Sync unless set
@@ -25,15 +26,15 @@ type dirSyncer struct {
 	err     error // the first failure; final
 }
 
-func newDirSyncer(f vfs.File, path string) *dirSyncer {
-	d := &dirSyncer{f: f, path: path}
+func newGroupSync(f vfs.File, path string) *groupSync {
+	d := &groupSync{f: f, path: path}
 	d.cond.L = &d.mu
 	return d
 }
 
 // sync returns once an fsync of the directory that started after the call
 // has finished, or with the error of a failed fsync.
-func (d *dirSyncer) sync() error {
+func (d *groupSync) sync() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// An fsync running now may have started before our change.
@@ -65,4 +66,4 @@ func (d *dirSyncer) sync() error {
 	return d.err
 }
 
-func (d *dirSyncer) close() error { return d.f.Close() }
+func (d *groupSync) close() error { return d.f.Close() }
