@@ -3,6 +3,7 @@ package filesystem
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -282,5 +283,39 @@ func TestJournalNotARegularFile(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestJournalReadOnly checks that a read-only backend opens a directory
+// whose journal holds records without replaying or emptying it: it changes
+// nothing, and the next writer replays.
+func TestJournalReadOnly(t *testing.T) {
+	ctx := context.Background()
+	b, m := hybridOnMem(t, 0, nil)
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: stHold}); err != nil {
+		t.Fatal(err)
+	}
+	img := m.CrashClone() // the journal holds the record, the files nothing
+	size := journalSize(t, img)
+	cfg := crashConfig(img, Standard)
+	cfg.readOnly = true
+	ro, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.GetMeta(ctx, "m"); !errors.Is(err, metastorage.ErrMessageNotFound) {
+		t.Errorf("read-only GetMeta before any replay: %v, want not found", err)
+	}
+	ro.Close()
+	if n := journalSize(t, img); n != size || n == 0 {
+		t.Fatalf("journal holds %d bytes after a read-only open, want the %d it held", n, size)
+	}
+	w, err := open(crashConfig(img, Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if md, err := w.GetMeta(ctx, "m"); err != nil || md.State != stHold {
+		t.Errorf("GetMeta after a writer's replay: %+v, %v", md, err)
 	}
 }
