@@ -480,8 +480,8 @@ func (b *Backend) applyRecord(r record) error {
 	}
 	if exists {
 		err = b.replace(tmp, dst)
-	} else if err = b.fs.RenameNoReplace(tmp, dst); err == nil {
-		b.counts.set(keep, r.file, true, 1)
+	} else {
+		err = b.placeNew(tmp, keep, r.file)
 	}
 	if err != nil {
 		b.removeTemp(tmp)

@@ -288,13 +288,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	dst := b.path(to, file)
 	switch {
 	case !cur.ok:
-		err = b.fs.RenameNoReplace(tmp, dst)
-		if errors.Is(err, fs.ErrExist) {
-			err = fmt.Errorf("%s appeared while the message's lock was held; another program writes this directory: %w", dst, err)
-		}
-		if err == nil {
-			b.counts.set(to, file, true, 1)
-		}
+		err = b.placeNew(tmp, to, file)
 	case cur.state == to:
 		err = b.replace(tmp, dst)
 	default:
@@ -322,6 +316,20 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		return b.rollback(op, id, file, cur, to, syncErr)
 	}
 	return nil
+}
+
+// placeNew renames the temp file tmp to the name of a message that lies
+// nowhere, in state s, and counts it there.
+func (b *Backend) placeNew(tmp string, s metastorage.QueueState, file string) error {
+	dst := b.path(s, file)
+	err := b.fs.RenameNoReplace(tmp, dst)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s appeared while the message's lock was held; another program writes this directory: %w", dst, err)
+	}
+	if err == nil {
+		b.counts.set(s, file, true, 1)
+	}
+	return err
 }
 
 // relocate moves the message's file from one state directory to another
