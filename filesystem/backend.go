@@ -213,12 +213,11 @@ func (b *Backend) Close() error {
 	b.stop()
 	b.bg.Wait()
 	b.cp.Wait()
-	// Leave the journal empty, so that the next open has nothing to
-	// replay. Calls still running finish first: the checkpoint waits for
-	// their stripe locks.
-	err := b.checkpoint(context.Background())
-	b.ops.Lock()
+	b.ops.Lock() // the calls still running have finished
 	defer b.ops.Unlock()
+	// Leave the journal empty, so that the next open has nothing to
+	// replay.
+	err := b.checkpoint(context.Background())
 	return errors.Join(err, b.closeFiles())
 }
 

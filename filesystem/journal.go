@@ -345,6 +345,9 @@ func (b *Backend) checkpoint(ctx context.Context) error {
 	if j == nil || b.failed.Load() != nil {
 		return nil
 	}
+	if fi, err := j.f.Stat(); err == nil && fi.Size() == 0 {
+		return nil // nothing to make durable; no need to stop the writers
+	}
 	unlock, err := b.lockAll(ctx)
 	if err != nil {
 		return err
