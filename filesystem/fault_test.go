@@ -136,25 +136,26 @@ func faultApplies(f faultKind, o faultOp, mode Mode) bool {
 	if f.fsync && mode == Performance {
 		return false
 	}
+	hybrid := mode == Hybrid // the journal makes a change durable
 	switch f.name {
 	case "journal-fsync", "torn-journal":
-		return mode == Hybrid
-	case "file-fsync", "dir-fsync", "second-dir-fsync":
-		if mode == Hybrid {
-			return false // the journal makes the change durable
-		}
-	}
-	switch f.name {
+		return hybrid
 	case "write":
-		return o.op != "delete" || mode == Hybrid // the journal's append
-	case "create", "rename", "file-fsync", "torn-temp":
+		return o.op != "delete" || hybrid // the journal's append
+	case "create", "rename", "torn-temp":
 		return o.op != "delete"
-	case "second-rename", "second-dir-fsync":
+	case "file-fsync":
+		return o.op != "delete" && !hybrid
+	case "dir-fsync":
+		return !hybrid
+	case "second-rename":
 		return o.relocate
+	case "second-dir-fsync":
+		return o.relocate && !hybrid
 	case "remove":
 		return o.op == "delete"
 	}
-	return true // open, dir-fsync
+	return true // open
 }
 
 // faultEnv is a backend on an injecting Mem with acknowledged messages.
