@@ -281,3 +281,42 @@ func TestStatsOutcomes(t *testing.T) {
 		t.Errorf("DirSyncs %d, mean group commit %v; want fsyncs, each serving at least one call", st.DirSyncs, st.MeanGroupCommit())
 	}
 }
+
+// TestStandardSyncsPerCall pins what each Standard-mode call syncs: one
+// fsync of its new file's data, and one directory fsync asked for, also
+// for a change of state, whose fsync of the old directory first makes the
+// new one durable (moveOrder; the power-loss test shows it is enough).
+// Nothing is synced twice.
+func TestStandardSyncsPerCall(t *testing.T) {
+	ctx := context.Background()
+	b, err := open(crashConfig(crashLayout(t), Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	md := func(s metastorage.QueueState) metastorage.MessageMetadata {
+		return metastorage.MessageMetadata{State: s}
+	}
+	calls := []struct {
+		name            string
+		call            func() error
+		fileSyncs, dirs int64
+	}{
+		{"store new", func() error { return b.StoreMeta(ctx, "m", md(stIncoming)) }, 1, 1},
+		{"store over", func() error { return b.StoreMeta(ctx, "m", md(stIncoming)) }, 1, 1},
+		{"move", func() error { return b.MoveToState(ctx, "m", stIncoming, stActive) }, 1, 1},
+		{"update to another state", func() error { return b.UpdateMeta(ctx, "m", md(stDeferred)) }, 1, 1},
+		{"update in place", func() error { return b.UpdateMeta(ctx, "m", md(stDeferred)) }, 1, 1},
+		{"delete", func() error { return b.DeleteMeta(ctx, "m") }, 0, 1},
+	}
+	for _, c := range calls {
+		before := b.Stats()
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		after := b.Stats()
+		if f, d := after.FileSyncs-before.FileSyncs, after.DirSyncRequests-before.DirSyncRequests; f != c.fileSyncs || d != c.dirs {
+			t.Errorf("%s: %d file fsyncs and %d directory fsyncs asked for, want %d and %d", c.name, f, d, c.fileSyncs, c.dirs)
+		}
+	}
+}
