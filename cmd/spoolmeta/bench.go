@@ -18,7 +18,7 @@ import (
 // benchRun is one row of the benchmark: a workload in a mode.
 type benchRun struct {
 	workload string
-	mode     string // a metafs.Mode's name, or "durable"/"no-fsync" for calibrate
+	mode     string // a metafs.Mode's name, or one of the calibrations (calDurable...)
 	workers  int
 	messages int
 }
@@ -79,7 +79,7 @@ type workloadSpec struct {
 // The workloads and their defaults, chosen so that the whole default run
 // takes about a minute on a 2-core machine with a slow shared disk.
 var workloadSpecs = []workloadSpec{
-	{name: "calibrate", workers: 64, messages: map[string]int{"durable": 1000, "no-fsync": 2000}},
+	{name: "calibrate", workers: 64, messages: map[string]int{calDurable: 1000, calFloor: 1000, calNoSync: 2000}},
 	{name: "lifecycle", workers: 64, messages: map[string]int{"standard": 1000, "hybrid": 1000, "": 2000}, perMode: true},
 	{name: "store", workers: 64, messages: map[string]int{"standard": 1000, "hybrid": 1000, "": 4000}, perMode: true},
 	{name: "claim", workers: 16, messages: map[string]int{"standard": 300, "hybrid": 300, "": 1000}, perMode: true},
@@ -124,8 +124,14 @@ size: three headers and a last error, about 350 bytes of JSON.
 Workloads:
 
   calibrate  the same disk without the library: per message the system calls
-             of a durable lifecycle, each syncing on its own (mode durable),
-             and the same calls without fsync (mode no-fsync)
+             of a durable lifecycle, each syncing on its own (mode durable);
+             the same with the fewest fsyncs that keep each call durable in a
+             layout of one file per message (mode floor: a state change
+             syncs the new directory only, the delete every directory; its
+             ratio to durable is the most such a design can gain); the same
+             calls without fsync (mode no-fsync); and, beside the read
+             workloads, the bare openat, fstat, read and close of each of
+             their N files by 8 goroutines, without decoding (mode read)
   lifecycle  per message StoreMeta(incoming), MoveToState(incoming->active),
              GetMeta, UpdateMeta(deferred), MoveToState(deferred->active),
              DeleteMeta; msg/s is the main figure, its ratio is to
@@ -137,7 +143,8 @@ Workloads:
   iterate    one NewMessageIterator pass (batch 100) over N deferred messages
   get        W workers GetMeta random messages, 4N calls over N messages
   list       ListMessages(deferred, limit 100, sort created) over N messages,
-             five times
+             five times; the ratio of iterate, get (calls/s) and list
+             (messages scanned/s) is to calibrate read
   open       open a Backend on N messages: the time until it returns and
              until its counts are exact
 
@@ -218,7 +225,31 @@ func benchPlan(o benchOptions) ([]benchRun, error) {
 		}
 		plan[i].workers = max(1, min(plan[i].workers, plan[i].messages))
 	}
-	return plan, nil
+	return withReadCalibration(plan), nil
+}
+
+// readCalibrationWorkers is the number of goroutines of calibrate read.
+const readCalibrationWorkers = 8
+
+// withReadCalibration puts a calibrate read row of each size before the
+// first read workload of that size.
+func withReadCalibration(plan []benchRun) []benchRun {
+	var out []benchRun
+	done := map[int]bool{}
+	for _, r := range plan {
+		if isReadWorkload(r.workload) && !done[r.messages] {
+			done[r.messages] = true
+			out = append(out, benchRun{workload: "calibrate", mode: calRead, workers: min(readCalibrationWorkers, r.messages), messages: r.messages})
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// isReadWorkload reports whether the workload reads the seeded files,
+// and so has a ratio to calibrate read.
+func isReadWorkload(name string) bool {
+	return name == "iterate" || name == "get" || name == "list"
 }
 
 // calibrationRuns returns the calibrations the modes are compared with.
@@ -226,10 +257,12 @@ func calibrationRuns(modes []string) []benchRun {
 	s := specOf("calibrate")
 	var runs []benchRun
 	if slices.Contains(modes, "standard") || slices.Contains(modes, "hybrid") {
-		runs = append(runs, benchRun{workload: "calibrate", mode: "durable", workers: s.workers, messages: s.size("durable")})
+		for _, m := range []string{calDurable, calFloor} {
+			runs = append(runs, benchRun{workload: "calibrate", mode: m, workers: s.workers, messages: s.size(m)})
+		}
 	}
 	if slices.Contains(modes, "performance") {
-		runs = append(runs, benchRun{workload: "calibrate", mode: "no-fsync", workers: s.workers, messages: s.size("no-fsync")})
+		runs = append(runs, benchRun{workload: "calibrate", mode: calNoSync, workers: s.workers, messages: s.size(calNoSync)})
 	}
 	return runs
 }
@@ -301,10 +334,12 @@ func runOne(ctx context.Context, dir string, r benchRun, prepared map[int]string
 	var stats metafs.Stats
 	heap := startHeap()
 	start := time.Now()
-	switch r.workload {
-	case "calibrate":
-		ops, err = benchCalibrate(dir, r.mode == "durable", r, &lat)
-	case "open":
+	switch {
+	case r.workload == "calibrate" && r.mode == calRead:
+		ops, err = benchReadCalibrate(data, r, &lat)
+	case r.workload == "calibrate":
+		ops, err = benchCalibrate(dir, r, &lat)
+	case r.workload == "open":
 		ops, res.Note, stats, err = benchOpen(ctx, factory(data, r.mode), r, &lat)
 	default:
 		ops, res.Note, stats, err = runWithBackend(ctx, factory(data, r.mode), r, &lat)
@@ -332,8 +367,8 @@ func runOne(ctx context.Context, dir string, r benchRun, prepared map[int]string
 // prepare creates what the workload needs before it is measured and
 // returns the directory to open.
 func prepare(ctx context.Context, dir string, r benchRun, prepared map[int]string) (string, error) {
-	switch r.workload {
-	case "iterate", "get", "list", "open":
+	switch {
+	case isReadWorkload(r.workload) || r.workload == "open" || r.mode == calRead:
 		if d, ok := prepared[r.messages]; ok {
 			return d, nil
 		}
@@ -341,7 +376,7 @@ func prepare(ctx context.Context, dir string, r benchRun, prepared map[int]strin
 			return "", err
 		}
 		prepared[r.messages] = dir
-	case "claim":
+	case r.workload == "claim":
 		if err := fillIncoming(ctx, dir, r.messages); err != nil {
 			return "", err
 		}
@@ -395,31 +430,41 @@ func runWithBackend(ctx context.Context, f *metafs.Factory, r benchRun, lat *lat
 	return ops, note, b.Stats(), err
 }
 
-// setRatios sets the ratio of each lifecycle row to the calibration it is
-// compared with: durable for standard and hybrid, no-fsync for
-// performance. Calibration rows get 1.
+// setRatios sets the ratio of each row to the calibration it is compared
+// with: for lifecycle, durable in standard and hybrid mode and no-fsync in
+// performance mode; for calibrate floor, durable; for iterate, get and
+// list, calibrate read of the same size. Other calibration rows get 1.
 func setRatios(results []benchResult) {
 	calib := map[string]float64{}
+	reads := map[int]float64{} // messages -> files read per second
 	for _, r := range results {
-		if r.Workload == "calibrate" {
+		switch {
+		case r.Workload != "calibrate":
+		case r.Mode == calRead:
+			reads[r.Messages] = r.MsgPerSec
+		default:
 			calib[r.Mode] = r.MsgPerSec
 		}
 	}
 	for i := range results {
 		r := &results[i]
-		var base float64
+		rate, base := r.MsgPerSec, 0.0
 		switch {
+		case r.Workload == "calibrate" && r.Mode == calFloor:
+			base = calib[calDurable]
 		case r.Workload == "calibrate":
 			base = r.MsgPerSec
-		case r.Workload != "lifecycle":
-			continue
-		case r.Mode == "performance":
-			base = calib["no-fsync"]
-		default:
-			base = calib["durable"]
+		case r.Workload == "lifecycle" && r.Mode == "performance":
+			base = calib[calNoSync]
+		case r.Workload == "lifecycle":
+			base = calib[calDurable]
+		case r.Workload == "get":
+			rate, base = r.OpsPerSec, reads[r.Messages]
+		case isReadWorkload(r.Workload):
+			base = reads[r.Messages]
 		}
 		if base > 0 {
-			v := r.MsgPerSec / base
+			v := rate / base
 			r.Ratio = &v
 		}
 	}

@@ -2,28 +2,51 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
+// The calibrations of the write workloads.
+const (
+	// calDurable is the bare system calls of a durable lifecycle, each
+	// syncing on its own: per state change a file fsync and an fsync of
+	// both directories.
+	calDurable = "durable"
+	// calFloor is the fewest fsyncs with which every call of the
+	// lifecycle is durable when it returns, in a layout of one file per
+	// message: a file fsync before each rename, and after it one
+	// directory fsync, of the new directory only. The old directory's
+	// unlinks are left to the delete, which syncs every directory at
+	// once: until then a crash could bring back an older copy, which a
+	// reader would have to tell from the newer by its Updated. No design
+	// of that layout syncs less, as a new record's data must be durable
+	// before its name is, and its name before the call returns.
+	calFloor = "floor"
+	// calNoSync is the durable calls without any fsync.
+	calNoSync = "no-fsync"
+)
+
 // calibration is the same disk without the library: the bare system
-// calls of a durable lifecycle, each syncing on its own (sync), or the
-// same calls without any fsync.
+// calls of a lifecycle, synced as its mode says.
 type calibration struct {
 	root string
-	sync bool
+	mode string              // calDurable, calFloor or calNoSync
 	dirs map[string]*os.File // state directory -> open handle, for fsync
 }
 
 var calibrationStates = []string{"incoming", "active", "deferred"}
 
-func newCalibration(root string, sync bool) (*calibration, error) {
-	c := &calibration{root: root, sync: sync, dirs: map[string]*os.File{}}
+func newCalibration(root, mode string) (*calibration, error) {
+	c := &calibration{root: root, mode: mode, dirs: map[string]*os.File{}}
 	for _, s := range calibrationStates {
 		p := filepath.Join(root, s)
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -45,16 +68,27 @@ func (c *calibration) close() {
 	}
 }
 
-// syncDir fsyncs the directory of state s, in the durable variant.
+// syncDir fsyncs the directory of state s, unless the mode syncs nothing.
 func (c *calibration) syncDir(s string) error {
-	if !c.sync {
+	if c.mode == calNoSync {
 		return nil
 	}
 	return c.dirs[s].Sync()
 }
 
+// syncDirs fsyncs the directories of states at once, one goroutine each.
+func (c *calibration) syncDirs(states ...string) error {
+	errs := make([]error, len(states))
+	var wg sync.WaitGroup
+	for i, s := range states {
+		wg.Go(func() { errs[i] = c.syncDir(s) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // writeFile writes data to a temp file in state s's directory, fsyncs it
-// in the durable variant, and renames it to name.
+// unless the mode syncs nothing, and renames it to name.
 func (c *calibration) writeFile(s, name string, data []byte, w int) error {
 	tmp := filepath.Join(c.root, s, ".tmp."+strconv.Itoa(w))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -62,7 +96,7 @@ func (c *calibration) writeFile(s, name string, data []byte, w int) error {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil && c.sync {
+	if err == nil && c.mode != calNoSync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -88,6 +122,9 @@ func (c *calibration) lifecycle(i, w int, l *[]time.Duration) error {
 		func() error {
 			if err := os.Remove(filepath.Join(c.root, "active", name)); err != nil {
 				return err
+			}
+			if c.mode == calFloor {
+				return c.syncDirs(calibrationStates...)
 			}
 			return c.syncDir("active")
 		},
@@ -115,7 +152,7 @@ func (c *calibration) put(s, name string, md metastorage.MessageMetadata, w int)
 
 // change moves the message to state to: the record with its new State and
 // Updated written to a temp file in to, fsynced, renamed into to; the old
-// file unlinked; both directories fsynced.
+// file unlinked; both directories fsynced, or in the floor mode only to.
 func (c *calibration) change(from, to, name string, md *metastorage.MessageMetadata, w int) error {
 	md.Updated = time.Now()
 	data, err := json.Marshal(md)
@@ -131,13 +168,16 @@ func (c *calibration) change(from, to, name string, md *metastorage.MessageMetad
 	if err := c.syncDir(to); err != nil {
 		return err
 	}
+	if c.mode == calFloor {
+		return nil
+	}
 	return c.syncDir(from)
 }
 
-// benchCalibrate runs the calibration lifecycle with W workers over N
-// messages in dir.
-func benchCalibrate(dir string, sync bool, cfg benchRun, lat *latencies) (int, error) {
-	c, err := newCalibration(dir, sync)
+// benchCalibrate runs the calibration lifecycle of cfg.mode with W workers
+// over N messages in dir.
+func benchCalibrate(dir string, cfg benchRun, lat *latencies) (int, error) {
+	c, err := newCalibration(dir, cfg.mode)
 	if err != nil {
 		return 0, fmt.Errorf("calibrate: %w", err)
 	}
@@ -154,4 +194,60 @@ func benchCalibrate(dir string, sync bool, cfg benchRun, lat *latencies) (int, e
 		return nil
 	})
 	return cfg.messages * 6, err
+}
+
+// calRead is the calibration of the read workloads: the bare system calls
+// that read every message file of the deferred directory once (see
+// bareDir), by several goroutines, and no decoding. The backend makes these
+// calls and more: iterate also checks that each file read ahead is still
+// the message's, and every read decodes the record.
+const calRead = "read"
+
+// benchReadCalibrate reads the N message files of the deferred directory
+// of dataDir with W workers, after one read of the directory.
+func benchReadCalibrate(dataDir string, cfg benchRun, lat *latencies) (int, error) {
+	dir := filepath.Join(dataDir, metastorage.StateDeferred.String())
+	d, err := openBareDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("calibrate read: %w", err)
+	}
+	defer d.close()
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, fmt.Errorf("calibrate read: %w", err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("calibrate read: %w", err)
+	}
+	var files []string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".json") {
+			files = append(files, n)
+		}
+	}
+	if len(files) != cfg.messages {
+		return 0, fmt.Errorf("calibrate read: %d message files in %s, want %d", len(files), dir, cfg.messages)
+	}
+	var next atomic.Int64
+	err = parallel(cfg.workers, func(int) error {
+		buf := make([]byte, 0, 4096)
+		var l []time.Duration
+		defer func() { lat.add(l) }()
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(files) {
+				return nil
+			}
+			start := time.Now()
+			var rerr error
+			buf, rerr = d.read(files[i], buf)
+			l = append(l, time.Since(start))
+			if rerr != nil {
+				return fmt.Errorf("calibrate read: %w", rerr)
+			}
+		}
+	})
+	return len(files), err
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,7 +23,7 @@ func TestBenchSmoke(t *testing.T) {
 		}
 		rows[res.Workload+" "+res.Mode] = res
 	}
-	for _, w := range []string{"calibrate durable", "calibrate no-fsync", "lifecycle standard", "lifecycle hybrid",
+	for _, w := range []string{"calibrate durable", "calibrate floor", "calibrate no-fsync", "calibrate read", "lifecycle standard", "lifecycle hybrid",
 		"lifecycle performance", "store standard", "store performance", "claim standard", "claim performance",
 		"iterate standard", "get standard", "list standard", "open standard"} {
 		res, ok := rows[w]
@@ -36,10 +38,15 @@ func TestBenchSmoke(t *testing.T) {
 	if lc := rows["lifecycle standard"]; lc.Ratio == nil || lc.Stats == nil || lc.Stats.Writes != 80 || lc.Stats.Deletes != 20 {
 		t.Errorf("lifecycle standard: ratio %v, stats %+v; want a ratio, 80 writes and 20 deletes", lc.Ratio, lc.Stats)
 	}
+	for _, w := range []string{"calibrate floor", "iterate standard", "get standard", "list standard"} {
+		if rows[w].Ratio == nil {
+			t.Errorf("%s: no ratio to its calibration", w)
+		}
+	}
 	if c := rows["claim standard"]; c.Stats == nil || c.Stats.Conflicts != 60 {
 		t.Errorf("claim: want 60 conflicts (3 losers per message), got %+v", c.Stats)
 	}
-	if !strings.Contains(r.stderr, "[15/15] open standard: 1 workers, 20 messages") {
+	if !strings.Contains(r.stderr, "[17/17] open standard: 1 workers, 20 messages") {
 		t.Errorf("no progress on stderr:\n%s", r.stderr)
 	}
 	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
@@ -61,5 +68,35 @@ func TestBenchTable(t *testing.T) {
 	}
 	for _, args := range [][]string{{"--workload", "nap"}, {"--mode", "turbo"}, {"--messages", "-1"}, {"extra"}} {
 		spoolmeta(t, append([]string{"bench"}, args...)...).expect(t, 2)
+	}
+}
+
+// TestBenchPlan checks which calibrations each selection runs, and where.
+func TestBenchPlan(t *testing.T) {
+	tests := []struct {
+		workloads, modes string
+		messages         int
+		want             []string
+	}{
+		{"lifecycle", "standard", 0, []string{"calibrate durable 1000", "calibrate floor 1000", "lifecycle standard 1000"}},
+		{"lifecycle", "performance", 0, []string{"calibrate no-fsync 2000", "lifecycle performance 2000"}},
+		{"iterate,list", "", 0, []string{"calibrate read 20000", "iterate standard 20000", "list standard 20000"}},
+		{"open,get", "", 500, []string{"open standard 500", "calibrate read 500", "get standard 500"}},
+		{"calibrate", "hybrid", 0, []string{"calibrate durable 1000", "calibrate floor 1000"}},
+	}
+	for _, tt := range tests {
+		workloads, modes, dir := tt.workloads, tt.modes, ""
+		workers, messages, asJSON := 0, tt.messages, false
+		plan, err := benchPlan(benchOptions{dir: &dir, workloads: &workloads, modes: &modes, workers: &workers, messages: &messages, json: &asJSON})
+		if err != nil {
+			t.Fatalf("%s/%s: %v", tt.workloads, tt.modes, err)
+		}
+		var got []string
+		for _, r := range plan {
+			got = append(got, fmt.Sprintf("%s %s %d", r.workload, r.mode, r.messages))
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s/%s: plan\n%q\nwant\n%q", tt.workloads, tt.modes, got, tt.want)
+		}
 	}
 }
