@@ -36,6 +36,7 @@ type benchResult struct {
 	P99Micros float64     `json:"p99_us"`
 	PeakHeap  uint64      `json:"peak_heap_bytes"`
 	Ratio     *float64    `json:"ratio_to_calibration"`
+	Rounds    int         `json:"rounds,omitempty"` // the rounds it is the median of, if more than one
 	Note      string      `json:"note,omitempty"`
 	Stats     *benchStats `json:"stats,omitempty"`
 }
@@ -102,9 +103,9 @@ var benchModes = []string{"standard", "hybrid", "performance"}
 
 // benchOptions are the flags of bench.
 type benchOptions struct {
-	dir, workloads, modes *string
-	workers, messages     *int
-	json                  *bool
+	dir, workloads, modes     *string
+	workers, messages, rounds *int
+	json                      *bool
 }
 
 func benchCmd() *command {
@@ -151,18 +152,24 @@ Workloads:
 By default lifecycle, store and claim run in each mode and the read
 workloads in standard mode; --workload and --mode (comma-separated) select,
 --workers and --messages override the defaults of every selected workload.
+On a noisy disk, --rounds N runs the whole selection N times, every other
+round in reverse order so that no row always follows the same one, and
+prints for each row the median of its rounds (of its ratios too, each
+taken within its round); counters are those of the first round.
 
 Examples:
 
   spoolmeta bench
   spoolmeta bench --dir /var/spool/queue --workload lifecycle,calibrate
-  spoolmeta bench --workload iterate --messages 100000 --json`,
+  spoolmeta bench --workload iterate --messages 100000 --json
+  spoolmeta bench --workload calibrate,lifecycle --mode standard --rounds 10`,
 		setFlags: func(fs *flag.FlagSet) {
 			o.dir = fs.String("dir", "", "create the temporary directory under `DIR` (default: the system's)")
 			o.workloads = fs.String("workload", "", "run only these workloads (`LIST`, comma-separated)")
 			o.modes = fs.String("mode", "", "run only in these modes (`LIST` of standard, hybrid, performance)")
 			o.workers = fs.Int("workers", 0, "the number of concurrent workers (`N`; 0: each workload's default)")
 			o.messages = fs.Int("messages", 0, "the number of messages (`N`; 0: each workload's default)")
+			o.rounds = fs.Int("rounds", 1, "run every row `N` times, every other round in reverse order, and print the medians")
 			o.json = fs.Bool("json", false, "print one JSON object per row")
 		},
 		run: func(e *env, _ *flag.FlagSet, args []string) error {
@@ -190,6 +197,9 @@ func benchPlan(o benchOptions) ([]benchRun, error) {
 	}
 	if *o.workers < 0 || *o.messages < 0 {
 		return nil, usagef("--workers and --messages must not be negative")
+	}
+	if *o.rounds < 1 {
+		return nil, usagef("--rounds must be at least 1")
 	}
 	explicitModes := len(modes) > 0
 	if !explicitModes {
@@ -296,21 +306,33 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(root)
-	fmt.Fprintf(e.stderr, "bench: %d runs in %s\n", len(plan), root)
+	rounds := *o.rounds
+	fmt.Fprintf(e.stderr, "bench: %d runs in %s\n", len(plan)*rounds, root)
 	ctx := context.Background()
-	var results []benchResult
+	all := make([][]benchResult, rounds)
 	prepared := map[int]string{} // messages -> directory of the read workloads' data
-	for i, r := range plan {
-		fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", i+1, len(plan), r.workload, r.mode, r.workers, r.messages)
-		res, err := runOne(ctx, filepath.Join(root, fmt.Sprintf("run-%02d", i)), r, prepared)
-		if err != nil {
-			fmt.Fprintln(e.stderr, "failed")
-			return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
+	n := 0
+	for k := range rounds {
+		all[k] = make([]benchResult, len(plan))
+		for j := range plan {
+			i := j
+			if k%2 == 1 {
+				i = len(plan) - 1 - j
+			}
+			r := plan[i]
+			n++
+			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
+			res, err := runOne(ctx, filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i)), r, prepared)
+			if err != nil {
+				fmt.Fprintln(e.stderr, "failed")
+				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
+			}
+			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
+			all[k][i] = res
 		}
-		fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
-		results = append(results, res)
+		setRatios(all[k])
 	}
-	setRatios(results)
+	results := medians(all)
 	if *o.json {
 		for _, r := range results {
 			if err := writeJSON(e.stdout, r); err != nil {
@@ -471,6 +493,9 @@ func setRatios(results []benchResult) {
 }
 
 func writeBenchTables(w io.Writer, results []benchResult) error {
+	if n := results[0].Rounds; n > 1 {
+		fmt.Fprintf(w, "Each row is the median of %d rounds; ratios are taken within each round.\n\n", n)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "WORKLOAD\tMODE\tWORKERS\tMESSAGES\tMSG/S\tOPS/S\tP50\tP99\tPEAK HEAP\tRATIO\t\n")
 	for _, r := range results {
@@ -484,7 +509,11 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
+	if results[0].Rounds > 1 {
+		fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes, of the first round:\n")
+	} else {
+		fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
+	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tERRORS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\tJOURNAL\tJOURNAL SYNCS\tCHECKPOINTS\tMEAN GROUP\t  NOTE\n")
 	for _, r := range results {

@@ -98,3 +98,50 @@ func parallel(workers int, fn func(w int) error) error {
 func share(n, workers, w int) (lo, hi int) {
 	return n * w / workers, n * (w + 1) / workers
 }
+
+// medians returns, for each row, the median of its rounds: rounds[k][i] is
+// row i of round k. Peak heap is the largest; counters and notes are the
+// first round's.
+func medians(rounds [][]benchResult) []benchResult {
+	out := slices.Clone(rounds[0])
+	if len(rounds) == 1 {
+		return out
+	}
+	for i := range out {
+		r := &out[i]
+		med := func(f func(benchResult) (float64, bool)) float64 {
+			var v []float64
+			for k := range rounds {
+				if x, ok := f(rounds[k][i]); ok {
+					v = append(v, x)
+				}
+			}
+			slices.Sort(v)
+			if len(v)%2 == 1 {
+				return v[len(v)/2]
+			}
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		r.Seconds = med(func(b benchResult) (float64, bool) { return b.Seconds, true })
+		r.MsgPerSec = med(func(b benchResult) (float64, bool) { return b.MsgPerSec, true })
+		r.OpsPerSec = med(func(b benchResult) (float64, bool) { return b.OpsPerSec, true })
+		r.P50Micros = med(func(b benchResult) (float64, bool) { return b.P50Micros, true })
+		r.P99Micros = med(func(b benchResult) (float64, bool) { return b.P99Micros, true })
+		if r.Ratio != nil {
+			v := med(func(b benchResult) (float64, bool) { return deref(b.Ratio) })
+			r.Ratio = &v
+		}
+		for k := range rounds {
+			r.PeakHeap = max(r.PeakHeap, rounds[k][i].PeakHeap)
+		}
+		r.Rounds = len(rounds)
+	}
+	return out
+}
+
+func deref(p *float64) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
+}

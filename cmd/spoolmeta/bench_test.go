@@ -66,7 +66,7 @@ func TestBenchTable(t *testing.T) {
 	if !strings.Contains(r.stdout, "Backend counters") {
 		t.Errorf("no counters:\n%s", r.stdout)
 	}
-	for _, args := range [][]string{{"--workload", "nap"}, {"--mode", "turbo"}, {"--messages", "-1"}, {"extra"}} {
+	for _, args := range [][]string{{"--workload", "nap"}, {"--mode", "turbo"}, {"--messages", "-1"}, {"--rounds", "0"}, {"extra"}} {
 		spoolmeta(t, append([]string{"bench"}, args...)...).expect(t, 2)
 	}
 }
@@ -86,8 +86,8 @@ func TestBenchPlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		workloads, modes, dir := tt.workloads, tt.modes, ""
-		workers, messages, asJSON := 0, tt.messages, false
-		plan, err := benchPlan(benchOptions{dir: &dir, workloads: &workloads, modes: &modes, workers: &workers, messages: &messages, json: &asJSON})
+		workers, messages, rounds, asJSON := 0, tt.messages, 1, false
+		plan, err := benchPlan(benchOptions{dir: &dir, workloads: &workloads, modes: &modes, workers: &workers, messages: &messages, rounds: &rounds, json: &asJSON})
 		if err != nil {
 			t.Fatalf("%s/%s: %v", tt.workloads, tt.modes, err)
 		}
@@ -97,6 +97,58 @@ func TestBenchPlan(t *testing.T) {
 		}
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s/%s: plan\n%q\nwant\n%q", tt.workloads, tt.modes, got, tt.want)
+		}
+	}
+}
+
+// TestBenchRounds checks that --rounds runs every row that many times,
+// every other round in reverse order, and prints the medians.
+func TestBenchRounds(t *testing.T) {
+	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "calibrate", "--mode", "performance,standard", "--messages", "10", "--rounds", "2")
+	r.expect(t, 0)
+	var order []string
+	for _, l := range lines(r.stderr) {
+		if _, rest, ok := strings.Cut(l, "] "); ok {
+			w, _, _ := strings.Cut(rest, ":")
+			order = append(order, w)
+		}
+	}
+	want := []string{"calibrate durable", "calibrate floor", "calibrate no-fsync", "calibrate no-fsync", "calibrate floor", "calibrate durable"}
+	if !slices.Equal(order, want) {
+		t.Errorf("order of the runs %q, want %q", order, want)
+	}
+	if !strings.Contains(r.stdout, "median of 2 rounds") {
+		t.Errorf("no word of the rounds:\n%s", r.stdout)
+	}
+}
+
+func TestMedians(t *testing.T) {
+	ratio := func(v float64) *float64 { return &v }
+	row := func(msgs, r float64, heap uint64) benchResult {
+		return benchResult{Workload: "lifecycle", MsgPerSec: msgs, Ratio: ratio(r), PeakHeap: heap, Note: fmt.Sprint(msgs)}
+	}
+	tests := []struct {
+		name        string
+		rounds      []benchResult
+		msgs, ratio float64
+		heap        uint64
+		note        string
+		wantRounds  int
+	}{
+		{"one", []benchResult{row(10, 1, 5)}, 10, 1, 5, "10", 0},
+		{"odd", []benchResult{row(30, 0.5, 1), row(10, 1.5, 9), row(20, 1.0, 2)}, 20, 1.0, 9, "30", 3},
+		{"even", []benchResult{row(10, 1, 1), row(40, 2, 1), row(20, 3, 1), row(30, 4, 1)}, 25, 2.5, 1, "10", 4},
+	}
+	for _, tt := range tests {
+		var rounds [][]benchResult
+		for _, r := range tt.rounds {
+			rounds = append(rounds, []benchResult{r})
+		}
+		got := medians(rounds)[0]
+		gotRatio, _ := deref(got.Ratio)
+		if got.MsgPerSec != tt.msgs || got.Ratio == nil || *got.Ratio != tt.ratio || got.PeakHeap != tt.heap || got.Note != tt.note || got.Rounds != tt.wantRounds {
+			t.Errorf("%s: got msg/s %v, ratio %v, heap %d, note %q, rounds %d; want %v, %v, %d, %q, %d",
+				tt.name, got.MsgPerSec, gotRatio, got.PeakHeap, got.Note, got.Rounds, tt.msgs, tt.ratio, tt.heap, tt.note, tt.wantRounds)
 		}
 	}
 }
