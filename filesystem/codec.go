@@ -176,7 +176,7 @@ func decodeFast(data []byte) (md metastorage.MessageMetadata, ok bool) {
 	}
 	for {
 		p.space()
-		key, ok := p.key()
+		f, ok := p.key()
 		if !ok {
 			return md, false
 		}
@@ -185,7 +185,6 @@ func decodeFast(data []byte) (md metastorage.MessageMetadata, ok bool) {
 			return md, false
 		}
 		p.space()
-		f := fieldIndex(key)
 		if f >= 0 {
 			if seen&(1<<f) != 0 {
 				return md, false
@@ -268,10 +267,31 @@ var fieldNames = [...]string{"ID", "State", "Attempts", "MaxAttempts", "NextRetr
 // matches none even case-insensitively (an unknown field), and -2 for one
 // that matches only case-insensitively, which encoding/json resolves.
 func fieldIndex(key []byte) int {
-	for i, n := range fieldNames {
-		if string(key) == n {
-			return i
-		}
+	switch string(key) {
+	case "ID":
+		return fID
+	case "State":
+		return fState
+	case "Attempts":
+		return fAttempts
+	case "MaxAttempts":
+		return fMaxAttempts
+	case "NextRetry":
+		return fNextRetry
+	case "Created":
+		return fCreated
+	case "Updated":
+		return fUpdated
+	case "LastError":
+		return fLastError
+	case "Size":
+		return fSize
+	case "Priority":
+		return fPriority
+	case "Headers":
+		return fHeaders
+	case "RetryPolicyName":
+		return fRetryPolicyName
 	}
 	for _, n := range fieldNames {
 		if bytes.EqualFold(key, []byte(n)) {
@@ -318,26 +338,27 @@ func (p *parser) end() bool {
 	return p.i == len(p.data)
 }
 
-// key returns an object key made of printable ASCII without escapes; a key
-// that matches a field only case-insensitively gives up.
-func (p *parser) key() ([]byte, bool) {
+// key reads an object key made of printable ASCII without escapes and
+// returns its fieldIndex; a key that matches a field only
+// case-insensitively gives up.
+func (p *parser) key() (int, bool) {
 	if !p.byte('"') {
-		return nil, false
+		return 0, false
 	}
 	start := p.i
 	for p.i < len(p.data) {
 		c := p.data[p.i]
 		switch {
 		case c == '"':
-			key := p.data[start:p.i]
+			f := fieldIndex(p.data[start:p.i])
 			p.i++
-			return key, fieldIndex(key) != -2
+			return f, f != -2
 		case c < 0x20 || c >= 0x80 || c == '\\':
-			return nil, false
+			return 0, false
 		}
 		p.i++
 	}
-	return nil, false
+	return 0, false
 }
 
 // str returns a JSON string. Escapes are decoded; a \u escape of a
