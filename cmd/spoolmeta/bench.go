@@ -493,8 +493,12 @@ func setRatios(results []benchResult) {
 }
 
 func writeBenchTables(w io.Writer, results []benchResult) error {
-	if n := results[0].Rounds; n > 1 {
-		fmt.Fprintf(w, "Each row is the median of %d rounds; ratios are taken within each round.\n\n", n)
+	rounds := 0
+	if len(results) > 0 {
+		rounds = results[0].Rounds
+	}
+	if rounds > 1 {
+		fmt.Fprintf(w, "Each row is the median of %d rounds; ratios are taken within each round.\n\n", rounds)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "WORKLOAD\tMODE\tWORKERS\tMESSAGES\tMSG/S\tOPS/S\tP50\tP99\tPEAK HEAP\tRATIO\t\n")
@@ -509,7 +513,7 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if results[0].Rounds > 1 {
+	if rounds > 1 {
 		fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes, of the first round:\n")
 	} else {
 		fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
