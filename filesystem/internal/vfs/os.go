@@ -13,7 +13,7 @@ var OS FS = osFS{}
 type osFS struct{}
 
 func (osFS) Create(name string, perm fs.FileMode) (File, error) {
-	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
+	return createFile(name, perm)
 }
 
 func (osFS) Open(name string) (File, error) {

@@ -92,3 +92,61 @@ func TestOSAppendFile(t *testing.T) {
 		t.Errorf("flags %#x, want O_WRONLY|O_APPEND", flags)
 	}
 }
+
+// TestOSCreate pins what Create on the OS does with its bare descriptor:
+// it makes a new file with the permissions asked (under the umask), writes
+// and syncs it, describes it, refuses to read, and never creates over an
+// existing name, a symbolic link (dangling or not) among them.
+func TestOSCreate(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "f")
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	f, err := OS.Create(name, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(`{"ID":"m-1"}`)
+	if n, err := f.Write(data); n != len(data) || err != nil {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() != int64(len(data)) || fi.Mode() != 0o640 || fi.Name() != "f" {
+		t.Fatalf("Stat = %v, %v; want f, size %d, mode 0640", fi, err, len(data))
+	}
+	if _, err := f.Read(make([]byte, 1)); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Read on a created file: %v, want EBADF", err)
+	}
+	if _, err := f.ReadDir(1); !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("ReadDir on a created file: %v, want ENOTDIR", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got, err := os.ReadFile(name); err != nil || string(got) != string(data) {
+		t.Fatalf("file holds %q, %v; want %q", got, err, data)
+	}
+	target := filepath.Join(dir, "target")
+	if err := os.Symlink(target, filepath.Join(dir, "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	for _, existing := range []string{name, filepath.Join(dir, "dangling")} {
+		f, err := OS.Create(existing, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			t.Errorf("Create(%s) over an existing name: %v, want fs.ErrExist", existing, err)
+		}
+		if f != nil {
+			f.Close()
+		}
+		var pe *fs.PathError
+		if !errors.As(err, &pe) || pe.Path != existing {
+			t.Errorf("Create(%s): error %v does not name the path", existing, err)
+		}
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Create through a dangling symbolic link created its target: %v", err)
+	}
+}
