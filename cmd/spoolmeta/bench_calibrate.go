@@ -38,15 +38,16 @@ const (
 // calibration is the same disk without the library: the bare system
 // calls of a lifecycle, synced as its mode says.
 type calibration struct {
-	root string
-	mode string              // calDurable, calFloor or calNoSync
-	dirs map[string]*os.File // state directory -> open handle, for fsync
+	root    string
+	mode    string              // calDurable, calFloor or calNoSync
+	dirs    map[string]*os.File // state directory -> open handle, for fsync
+	readers map[string]*bareDir // state directory -> its reader
 }
 
 var calibrationStates = []string{"incoming", "active", "deferred"}
 
 func newCalibration(root, mode string) (*calibration, error) {
-	c := &calibration{root: root, mode: mode, dirs: map[string]*os.File{}}
+	c := &calibration{root: root, mode: mode, dirs: map[string]*os.File{}, readers: map[string]*bareDir{}}
 	for _, s := range calibrationStates {
 		p := filepath.Join(root, s)
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -58,6 +59,12 @@ func newCalibration(root, mode string) (*calibration, error) {
 			return nil, err
 		}
 		c.dirs[s] = d
+		r, err := openBareDir(p)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		c.readers[s] = r
 	}
 	return c, nil
 }
@@ -66,6 +73,15 @@ func (c *calibration) close() {
 	for _, d := range c.dirs {
 		d.Close()
 	}
+	for _, r := range c.readers {
+		r.close()
+	}
+}
+
+// read reads the message file name of state s.
+func (c *calibration) read(s, name string) error {
+	_, err := c.readers[s].read(name, nil)
+	return err
 }
 
 // syncDir fsyncs the directory of state s, unless the mode syncs nothing.
@@ -91,21 +107,10 @@ func (c *calibration) syncDirs(states ...string) error {
 // unless the mode syncs nothing, and renames it to name.
 func (c *calibration) writeFile(s, name string, data []byte, w int) error {
 	tmp := filepath.Join(c.root, s, ".tmp."+strconv.Itoa(w))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := bareWrite(tmp, data, c.mode != calNoSync); err != nil {
 		return err
 	}
-	_, err = f.Write(data)
-	if err == nil && c.mode != calNoSync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(c.root, s, name))
+	return bareRename(tmp, filepath.Join(c.root, s, name))
 }
 
 // lifecycle runs the system calls of one message's lifecycle; l receives
@@ -116,11 +121,11 @@ func (c *calibration) lifecycle(i, w int, l *[]time.Duration) error {
 	ops := []func() error{
 		func() error { return c.put("incoming", name, md, w) },
 		func() error { return c.change("incoming", "active", name, &md, w) },
-		func() error { _, err := os.ReadFile(filepath.Join(c.root, "active", name)); return err },
+		func() error { return c.read("active", name) },
 		func() error { return c.change("active", "deferred", name, &md, w) },
 		func() error { return c.change("deferred", "active", name, &md, w) },
 		func() error {
-			if err := os.Remove(filepath.Join(c.root, "active", name)); err != nil {
+			if err := bareRemove(filepath.Join(c.root, "active", name)); err != nil {
 				return err
 			}
 			if c.mode == calFloor {
@@ -162,7 +167,7 @@ func (c *calibration) change(from, to, name string, md *metastorage.MessageMetad
 	if err := c.writeFile(to, name, data, w); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(c.root, from, name)); err != nil {
+	if err := bareRemove(filepath.Join(c.root, from, name)); err != nil {
 		return err
 	}
 	if err := c.syncDir(to); err != nil {
