@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,8 +155,9 @@ workloads in standard mode; --workload and --mode (comma-separated) select,
 --workers and --messages override the defaults of every selected workload.
 On a noisy disk, --rounds N runs the whole selection N times, every other
 round in reverse order so that no row always follows the same one, and
-prints for each row the median of its rounds (of its ratios too, each
-taken within its round); counters are those of the first round.
+prints for each row and column the median of its rounds, each column on
+its own (ratios too, each taken within its round); peak heap is the
+largest of the rounds, counters and notes are the first round's.
 
 Examples:
 
@@ -322,13 +324,20 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 			r := plan[i]
 			n++
 			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
-			res, err := runOne(ctx, filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i)), r, prepared)
+			dir := filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i))
+			res, err := runOne(ctx, dir, r, prepared)
 			if err != nil {
 				fmt.Fprintln(e.stderr, "failed")
 				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
 			}
 			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
 			all[k][i] = res
+			if !slices.Contains(slices.Collect(maps.Values(prepared)), dir) {
+				// Later runs should not find the disk fuller for it.
+				if err := os.RemoveAll(dir); err != nil {
+					return fmt.Errorf("bench: %w", err)
+				}
+			}
 		}
 		setRatios(all[k])
 	}
@@ -498,7 +507,7 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 		rounds = results[0].Rounds
 	}
 	if rounds > 1 {
-		fmt.Fprintf(w, "Each row is the median of %d rounds; ratios are taken within each round.\n\n", rounds)
+		fmt.Fprintf(w, "Each figure is the median of %d rounds (ratios taken within each round), peak heap the largest.\n\n", rounds)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "WORKLOAD\tMODE\tWORKERS\tMESSAGES\tMSG/S\tOPS/S\tP50\tP99\tPEAK HEAP\tRATIO\t\n")

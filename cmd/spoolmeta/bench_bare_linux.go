@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 )
@@ -20,7 +21,14 @@ func bareWrite(path string, data []byte, sync bool) error {
 	for len(data) > 0 && err == nil {
 		var n int
 		n, err = syscall.Write(fd, data)
-		data = data[n:]
+		switch {
+		case err == syscall.EINTR:
+			err = nil
+		case err == nil && n == 0:
+			err = io.ErrShortWrite
+		case err == nil:
+			data = data[n:]
+		}
 	}
 	if err == nil && sync {
 		err = syscall.Fsync(fd)
@@ -79,6 +87,9 @@ func (d *bareDir) read(name string, buf []byte) ([]byte, error) {
 	}
 	for len(buf) < int(st.Size) {
 		n, err := syscall.Read(fd, buf[len(buf):st.Size])
+		if err == syscall.EINTR {
+			continue
+		}
 		if err != nil {
 			return buf, fmt.Errorf("read %s: %w", name, err)
 		}
