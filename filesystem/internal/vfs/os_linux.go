@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-
 func openDir(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
 	if err != nil {

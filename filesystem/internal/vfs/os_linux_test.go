@@ -126,8 +126,21 @@ func TestOSCreate(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("second Close: %v, want os.ErrClosed", err)
+	}
 	if got, err := os.ReadFile(name); err != nil || string(got) != string(data) {
 		t.Fatalf("file holds %q, %v; want %q", got, err, data)
+	}
+	r, err := OS.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close of a file opened for reading: %v", err)
+	}
+	if err := r.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("second Close of a file opened for reading: %v, want os.ErrClosed", err)
 	}
 	target := filepath.Join(dir, "target")
 	if err := os.Symlink(target, filepath.Join(dir, "dangling")); err != nil {

@@ -18,7 +18,7 @@ var errUnsupported = errors.New("not supported on this platform: the backend nee
 func openRead(name string) (File, error) { return os.Open(name) }
 
 func createFile(name string, perm fs.FileMode) (File, error) {
-	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
+	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, perm.Perm())
 }
 
 func openDir(name string) (File, error) { return os.Open(name) }

@@ -15,9 +15,44 @@ import (
 // costs an open, one fstat that also checks its type, the reads and a
 // close, and no os.File.
 type fdReader struct {
-	fd   int
+	fdFile
+	st unix.Stat_t
+}
+
+// fdFile is what a file on its bare descriptor does whether it was opened
+// for reading or writing.
+type fdFile struct {
+	fd   int // -1 once closed
 	name string
-	st   unix.Stat_t
+}
+
+// Sync makes the file's data durable.
+func (f *fdFile) Sync() error {
+	if f.fd < 0 {
+		return &os.PathError{Op: "sync", Path: f.name, Err: os.ErrClosed}
+	}
+	if err := retryEINTR(func() error { return unix.Fsync(f.fd) }); err != nil {
+		return &os.PathError{Op: "sync", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+// Close closes the descriptor; closing again fails with os.ErrClosed and
+// touches no descriptor.
+func (f *fdFile) Close() error {
+	if f.fd < 0 {
+		return &os.PathError{Op: "close", Path: f.name, Err: os.ErrClosed}
+	}
+	fd := f.fd
+	f.fd = -1
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+func (f *fdFile) ReadDir(int) ([]fs.DirEntry, error) {
+	return nil, &os.PathError{Op: "readdirent", Path: f.name, Err: syscall.ENOTDIR}
 }
 
 // openRead opens name for reading without following a symbolic link and
@@ -84,7 +119,7 @@ func at(dir File, name string, fn func(dirfd int) error) (string, error) {
 // checkRead makes the descriptor fd, open for reading on name, a File if
 // it is a regular file, and closes it otherwise.
 func checkRead(fd int, name string) (File, error) {
-	f := &fdReader{fd: fd, name: name}
+	f := &fdReader{fdFile: fdFile{fd: fd, name: name}}
 	if err := unix.Fstat(fd, &f.st); err != nil {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "fstat", Path: name, Err: err}
@@ -128,24 +163,6 @@ func (f *fdReader) Read(p []byte) (int, error) {
 
 func (f *fdReader) Write([]byte) (int, error) {
 	return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EBADF}
-}
-
-func (f *fdReader) Sync() error {
-	if err := unix.Fsync(f.fd); err != nil {
-		return &os.PathError{Op: "sync", Path: f.name, Err: err}
-	}
-	return nil
-}
-
-func (f *fdReader) Close() error {
-	if err := unix.Close(f.fd); err != nil {
-		return &os.PathError{Op: "close", Path: f.name, Err: err}
-	}
-	return nil
-}
-
-func (f *fdReader) ReadDir(int) ([]fs.DirEntry, error) {
-	return nil, &os.PathError{Op: "readdirent", Path: f.name, Err: syscall.ENOTDIR}
 }
 
 // Stat describes the file as it was when it was opened.
@@ -222,13 +239,12 @@ func createFile(name string, perm fs.FileMode) (File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	return &fdWriter{fd: fd, name: name}, nil
+	return &fdWriter{fdFile{fd: fd, name: name}}, nil
 }
 
 // fdWriter is a file created for writing, on its bare descriptor.
 type fdWriter struct {
-	fd   int
-	name string
+	fdFile
 }
 
 // Write writes all of p, or returns the error that stopped it.
@@ -253,24 +269,6 @@ func (f *fdWriter) Write(p []byte) (int, error) {
 
 func (f *fdWriter) Read([]byte) (int, error) {
 	return 0, &os.PathError{Op: "read", Path: f.name, Err: syscall.EBADF}
-}
-
-func (f *fdWriter) Sync() error {
-	if err := retryEINTR(func() error { return unix.Fsync(f.fd) }); err != nil {
-		return &os.PathError{Op: "sync", Path: f.name, Err: err}
-	}
-	return nil
-}
-
-func (f *fdWriter) Close() error {
-	if err := unix.Close(f.fd); err != nil {
-		return &os.PathError{Op: "close", Path: f.name, Err: err}
-	}
-	return nil
-}
-
-func (f *fdWriter) ReadDir(int) ([]fs.DirEntry, error) {
-	return nil, &os.PathError{Op: "readdirent", Path: f.name, Err: syscall.ENOTDIR}
 }
 
 func (f *fdWriter) Stat() (fs.FileInfo, error) {

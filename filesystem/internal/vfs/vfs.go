@@ -23,7 +23,8 @@ var ErrNotRegular = errors.New("not a regular file")
 // FS is a hierarchical file system addressed by OS paths.
 // Implementations are safe for concurrent use.
 type FS interface {
-	// Create creates name as a new, empty regular file opened for writing.
+	// Create creates name as a new, empty regular file opened for writing,
+	// with the permission bits of perm (no setuid, setgid or sticky bit).
 	// It fails with an error wrapping fs.ErrExist if name exists, and
 	// never follows a symbolic link.
 	Create(name string, perm fs.FileMode) (File, error)
