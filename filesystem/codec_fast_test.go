@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,6 +132,25 @@ func TestDecodeFastTakesTheUsualFiles(t *testing.T) {
 		}
 		if !identical(got, md) {
 			t.Errorf("decodeFast(%s):\n got %+v\nwant %+v", data, got, md)
+		}
+	}
+}
+
+// TestFieldIndex checks the decoder's key lookup against the field names:
+// each name is its own field, a case-insensitive match is -2 (left to
+// encoding/json), and any other key -1.
+func TestFieldIndex(t *testing.T) {
+	for i, n := range fieldNames {
+		if got := fieldIndex([]byte(n)); got != i {
+			t.Errorf("fieldIndex(%q) = %d, want %d", n, got, i)
+		}
+		if got := fieldIndex([]byte(strings.ToLower(n))); got != -2 {
+			t.Errorf("fieldIndex(%q) = %d, want -2", strings.ToLower(n), got)
+		}
+	}
+	for _, k := range []string{"", "Future", "IDs", "Header"} {
+		if got := fieldIndex([]byte(k)); got != -1 {
+			t.Errorf("fieldIndex(%q) = %d, want -1", k, got)
 		}
 	}
 }
