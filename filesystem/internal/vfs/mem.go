@@ -41,7 +41,9 @@ import (
 //     therefore survives only if its parent was synced after the Mkdir.
 //   - A rename between two directories is two changes, one in each. With
 //     only the new directory synced, both names survive, naming one file;
-//     with only the old directory synced, neither does.
+//     with only the old directory synced, neither does. After
+//     JournalRenames, it is one change, as a journaling file system (ext4,
+//     XFS) commits it: a Sync of either directory makes both durable.
 //   - A directory left with two names that way, which real file systems do
 //     not allow, survives under the first of them that a breadth-first walk
 //     of the crash image in name order reaches; the other names are dropped.
@@ -85,6 +87,48 @@ import (
 type Mem struct {
 	mu   sync.Mutex
 	root *memNode
+
+	journalRenames bool
+	renames        []memRename // renames between directories, not yet durable in both
+}
+
+// memRename is a rename of node from name old in directory odir to name nw
+// in directory ndir.
+type memRename struct {
+	odir, ndir *memNode
+	old, nw    string
+	node       *memNode
+}
+
+// JournalRenames makes each later rename between two directories one
+// change that a Sync of either directory makes durable whole, as a
+// journaling file system commits it; see the crash rules.
+func (m *Mem) JournalRenames() {
+	m.lock()
+	defer m.mu.Unlock()
+	m.journalRenames = true
+}
+
+// syncRenames makes durable the other half of every rename that involves
+// the directory d, which is being synced. The other directory has not been
+// synced since the rename (that would have made the rename durable whole),
+// so its durable entries still predate it.
+func (m *Mem) syncRenames(d *memNode) {
+	keep := m.renames[:0]
+	for _, r := range m.renames {
+		switch d {
+		case r.odir:
+			r.ndir.durable[r.nw] = r.node
+		case r.ndir:
+			if r.odir.durable[r.old] == r.node {
+				delete(r.odir.durable, r.old)
+			}
+		default:
+			keep = append(keep, r)
+		}
+	}
+	clear(m.renames[len(keep):])
+	m.renames = keep
 }
 
 // Owner permission bits, the only ones Mem checks.
@@ -560,6 +604,9 @@ func (m *Mem) rename(oldname, newname string, noReplace bool) syscall.Errno {
 	}
 	odir.setEntry(op.last, nil)
 	ndir.setEntry(np.last, on)
+	if m.journalRenames && odir != ndir {
+		m.renames = append(m.renames, memRename{odir: odir, ndir: ndir, old: op.last, nw: np.last, node: on})
+	}
 	return 0
 }
 
@@ -798,6 +845,8 @@ func (m *Mem) SyncAll(name string) error {
 		return pathError("open", name, errno)
 	}
 	syncTree(m.root)
+	clear(m.renames)
+	m.renames = m.renames[:0]
 	return nil
 }
 
@@ -888,7 +937,7 @@ func (m *Mem) CrashClone() *Mem {
 		}
 		clone.durable = maps.Clone(clone.entries)
 	}
-	return &Mem{root: clones[m.root]}
+	return &Mem{root: clones[m.root], journalRenames: m.journalRenames}
 }
 
 // durableCopy returns a new node holding what of n survives a crash, with
@@ -1000,6 +1049,9 @@ func (f *memFile) Sync() error {
 	defer f.m.mu.Unlock()
 	if f.closed {
 		return pathError("sync", f.name, errClosed)
+	}
+	if f.node.isDir() {
+		f.m.syncRenames(f.node)
 	}
 	f.node.sync()
 	return nil

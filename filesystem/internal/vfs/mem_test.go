@@ -661,6 +661,65 @@ func TestMemCrash(t *testing.T) {
 		},
 		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
 	}, {
+		name: "journaled cross-dir rename, source synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalRenames()
+			mustRename(t, m, "/x/a", "/y/a")
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
+	}, {
+		name: "journaled cross-dir rename, target synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalRenames()
+			mustRename(t, m, "/x/a", "/y/a")
+			syncDir(t, m, "/y")
+		},
+		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
+	}, {
+		name: "journaled cross-dir rename, nothing synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalRenames()
+			mustRename(t, m, "/x/a", "/y/a")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		// The rename is durable whole; the later change of /y is not.
+		name: "journaled cross-dir rename, then a change of the target",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalRenames()
+			mustRename(t, m, "/x/a", "/y/a")
+			if err := m.Remove("/y/a"); err != nil {
+				t.Fatal(err)
+			}
+			syncDir(t, m, "/x")
+		},
+		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
+	}, {
+		name: "journaled renames carried over a crash clone",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalRenames()
+			c := m.CrashClone()
+			mustRename(t, c, "/x/a", "/y/a")
+			syncDir(t, c, "/x")
+			*m = Mem{root: c.CrashClone().root}
+		},
+		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
+	}, {
+		name: "journaled rename within a dir, another dir synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalRenames()
+			mustRename(t, m, "/x/a", "/x/b")
+			syncDir(t, m, "/y")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
 		name: "remove, dir unsynced",
 		run: func(t *testing.T, m *Mem) {
 			durable(t, m)
