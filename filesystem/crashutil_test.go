@@ -49,6 +49,14 @@ func crashLayout(t testing.TB) *vfs.Mem {
 	return m.CrashClone()
 }
 
+// crashLayoutJournaledRenames is crashLayout on a Mem that commits each
+// rename between directories whole, as ext4 and XFS do.
+func crashLayoutJournaledRenames(t testing.TB) *vfs.Mem {
+	m := crashLayout(t)
+	m.JournalRenames()
+	return m
+}
+
 // diskEntry is one message file found in a state directory.
 type diskEntry struct {
 	state metastorage.QueueState
