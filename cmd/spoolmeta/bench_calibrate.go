@@ -157,7 +157,9 @@ func (c *calibration) put(s, name string, md metastorage.MessageMetadata, w int)
 
 // change moves the message to state to: the record with its new State and
 // Updated written to a temp file in to, fsynced, renamed into to; the old
-// file unlinked; both directories fsynced, or in the floor mode only to.
+// file unlinked; both directories fsynced. In the floor mode only to is
+// fsynced, and before the unlink, so that on any file system the new copy
+// is durable before the old one can go.
 func (c *calibration) change(from, to, name string, md *metastorage.MessageMetadata, w int) error {
 	md.Updated = time.Now()
 	data, err := json.Marshal(md)
@@ -167,14 +169,17 @@ func (c *calibration) change(from, to, name string, md *metastorage.MessageMetad
 	if err := c.writeFile(to, name, data, w); err != nil {
 		return err
 	}
+	if c.mode == calFloor {
+		if err := c.syncDir(to); err != nil {
+			return err
+		}
+		return bareRemove(filepath.Join(c.root, from, name))
+	}
 	if err := bareRemove(filepath.Join(c.root, from, name)); err != nil {
 		return err
 	}
 	if err := c.syncDir(to); err != nil {
 		return err
-	}
-	if c.mode == calFloor {
-		return nil
 	}
 	return c.syncDir(from)
 }
