@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -332,7 +331,7 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 			}
 			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
 			all[k][i] = res
-			if !slices.Contains(slices.Collect(maps.Values(prepared)), dir) {
+			if prepared[r.messages] != dir {
 				// Later runs should not find the disk fuller for it.
 				if err := os.RemoveAll(dir); err != nil {
 					return fmt.Errorf("bench: %w", err)

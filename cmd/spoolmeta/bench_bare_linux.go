@@ -56,21 +56,9 @@ func bareRemove(path string) error {
 	return nil
 }
 
-// bareDir reads the files of one directory with the bare system calls
-// the backend makes to read a record: openat, fstat, read and close.
-type bareDir struct {
-	f *os.File
-}
-
-func openBareDir(dir string) (*bareDir, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	return &bareDir{f: f}, nil
-}
-
-// read reads the file name into buf, grown as needed, and returns it.
+// read reads the file name into buf, grown as needed, and returns it, with
+// the bare system calls the backend makes to read a record: openat, fstat,
+// read and close.
 func (d *bareDir) read(name string, buf []byte) ([]byte, error) {
 	fd, err := syscall.Openat(int(d.f.Fd()), name, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -100,5 +88,3 @@ func (d *bareDir) read(name string, buf []byte) ([]byte, error) {
 	}
 	return buf, nil
 }
-
-func (d *bareDir) close() error { return d.f.Close() }

@@ -38,49 +38,56 @@ const (
 // calibration is the same disk without the library: the bare system
 // calls of a lifecycle, synced as its mode says.
 type calibration struct {
-	root    string
-	mode    string              // calDurable, calFloor or calNoSync
-	dirs    map[string]*os.File // state directory -> open handle, for fsync
-	readers map[string]*bareDir // state directory -> its reader
+	root string
+	mode string              // calDurable, calFloor or calNoSync
+	dirs map[string]*bareDir // state -> its open directory
 }
+
+// bareDir is an open directory whose files the calibrations read (see
+// read, per platform) and which they fsync.
+type bareDir struct {
+	f *os.File
+}
+
+func openBareDir(dir string) (*bareDir, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &bareDir{f: f}, nil
+}
+
+func (d *bareDir) sync() error  { return d.f.Sync() }
+func (d *bareDir) close() error { return d.f.Close() }
 
 var calibrationStates = []string{"incoming", "active", "deferred"}
 
 func newCalibration(root, mode string) (*calibration, error) {
-	c := &calibration{root: root, mode: mode, dirs: map[string]*os.File{}, readers: map[string]*bareDir{}}
+	c := &calibration{root: root, mode: mode, dirs: map[string]*bareDir{}}
 	for _, s := range calibrationStates {
 		p := filepath.Join(root, s)
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return nil, err
 		}
-		d, err := os.Open(p)
+		d, err := openBareDir(p)
 		if err != nil {
 			c.close()
 			return nil, err
 		}
 		c.dirs[s] = d
-		r, err := openBareDir(p)
-		if err != nil {
-			c.close()
-			return nil, err
-		}
-		c.readers[s] = r
 	}
 	return c, nil
 }
 
 func (c *calibration) close() {
 	for _, d := range c.dirs {
-		d.Close()
-	}
-	for _, r := range c.readers {
-		r.close()
+		d.close()
 	}
 }
 
 // read reads the message file name of state s.
 func (c *calibration) read(s, name string) error {
-	_, err := c.readers[s].read(name, nil)
+	_, err := c.dirs[s].read(name, nil)
 	return err
 }
 
@@ -89,7 +96,7 @@ func (c *calibration) syncDir(s string) error {
 	if c.mode == calNoSync {
 		return nil
 	}
-	return c.dirs[s].Sync()
+	return c.dirs[s].sync()
 }
 
 // syncDirs fsyncs the directories of states at once, one goroutine each.
@@ -222,12 +229,7 @@ func benchReadCalibrate(dataDir string, cfg benchRun, lat *latencies) (int, erro
 		return 0, fmt.Errorf("calibrate read: %w", err)
 	}
 	defer d.close()
-	f, err := os.Open(dir)
-	if err != nil {
-		return 0, fmt.Errorf("calibrate read: %w", err)
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	names, err := d.f.Readdirnames(-1)
 	if err != nil {
 		return 0, fmt.Errorf("calibrate read: %w", err)
 	}
