@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -116,11 +119,12 @@ func benchCmd() *command {
 		summary: "Measure the speed of the backend on this disk",
 		detail: `
 Runs workloads on a fresh temporary directory (under --dir, to choose the
-disk), removed at the end, with progress on stderr, and prints a table on
-stdout: workload, mode, workers, messages, msg/s, ops/s, p50 and p99 latency
-of one operation, peak heap, and the ratio to the calibration of the same
-run; then the backend's counters of each row. Messages are of realistic
-size: three headers and a last error, about 350 bytes of JSON.
+disk), removed at the end or on an interrupt, with progress on stderr, and
+prints a table on stdout: workload, mode, workers, messages, msg/s, ops/s,
+p50 and p99 latency of one operation, peak heap, and the ratio to the
+calibration of the same run; then the backend's counters of each row.
+Messages are of realistic size: three headers and a last error, about 350
+bytes of JSON.
 
 Workloads:
 
@@ -309,7 +313,9 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 	defer os.RemoveAll(root)
 	rounds := *o.rounds
 	fmt.Fprintf(e.stderr, "bench: %d runs in %s\n", len(plan)*rounds, root)
-	ctx := context.Background()
+	// An interrupt stops the run under way and removes the directory.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	all := make([][]benchResult, rounds)
 	prepared := map[int]string{} // messages -> directory of the read workloads' data
 	n := 0
@@ -325,6 +331,10 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
 			dir := filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i))
 			res, err := runOne(ctx, dir, r, prepared)
+			if ctx.Err() != nil {
+				fmt.Fprintln(e.stderr, "interrupted")
+				return errors.New("interrupted")
+			}
 			if err != nil {
 				fmt.Fprintln(e.stderr, "failed")
 				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
@@ -366,9 +376,9 @@ func runOne(ctx context.Context, dir string, r benchRun, prepared map[int]string
 	start := time.Now()
 	switch {
 	case r.workload == "calibrate" && r.mode == calRead:
-		ops, err = benchReadCalibrate(data, r, &lat)
+		ops, err = benchReadCalibrate(ctx, data, r, &lat)
 	case r.workload == "calibrate":
-		ops, err = benchCalibrate(dir, r, &lat)
+		ops, err = benchCalibrate(ctx, dir, r, &lat)
 	case r.workload == "open":
 		ops, res.Note, stats, err = benchOpen(ctx, factory(data, r.mode), r, &lat)
 	default:

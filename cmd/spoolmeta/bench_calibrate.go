@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,7 +194,7 @@ func (c *calibration) change(from, to, name string, md *metastorage.MessageMetad
 
 // benchCalibrate runs the calibration lifecycle of cfg.mode with W workers
 // over N messages in dir.
-func benchCalibrate(dir string, cfg benchRun, lat *latencies) (int, error) {
+func benchCalibrate(ctx context.Context, dir string, cfg benchRun, lat *latencies) (int, error) {
 	c, err := newCalibration(dir, cfg.mode)
 	if err != nil {
 		return 0, fmt.Errorf("calibrate: %w", err)
@@ -204,6 +205,9 @@ func benchCalibrate(dir string, cfg benchRun, lat *latencies) (int, error) {
 		var l []time.Duration
 		defer func() { lat.add(l) }()
 		for i := lo; i < hi; i++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if err := c.lifecycle(i, w, &l); err != nil {
 				return err
 			}
@@ -222,7 +226,7 @@ const calRead = "read"
 
 // benchReadCalibrate reads the N message files of the deferred directory
 // of dataDir with W workers, after one read of the directory.
-func benchReadCalibrate(dataDir string, cfg benchRun, lat *latencies) (int, error) {
+func benchReadCalibrate(ctx context.Context, dataDir string, cfg benchRun, lat *latencies) (int, error) {
 	dir := filepath.Join(dataDir, metastorage.StateDeferred.String())
 	d, err := openBareDir(dir)
 	if err != nil {
@@ -251,6 +255,9 @@ func benchReadCalibrate(dataDir string, cfg benchRun, lat *latencies) (int, erro
 			i := int(next.Add(1)) - 1
 			if i >= len(files) {
 				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
 			}
 			start := time.Now()
 			var rerr error

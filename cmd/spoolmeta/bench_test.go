@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -150,5 +152,46 @@ func TestMedians(t *testing.T) {
 			t.Errorf("%s: got msg/s %v, ratio %v, heap %d, note %q, rounds %d; want %v, %v, %d, %q, %d",
 				tt.name, got.MsgPerSec, gotRatio, got.PeakHeap, got.Note, got.Rounds, tt.msgs, tt.ratio, tt.heap, tt.note, tt.wantRounds)
 		}
+	}
+}
+
+// TestBenchInterrupt interrupts a run that would take hours, once it has
+// started: bench stops, says so, and removes its directory.
+func TestBenchInterrupt(t *testing.T) {
+	parent := t.TempDir()
+	cmd := exec.Command(binary, "bench", "--dir", parent, "--workload", "lifecycle", "--mode", "performance", "--messages", "10000000")
+	cmd.Env = testEnv()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The progress of the first run ends in "... " until the run ends.
+	var seen []byte
+	buf := make([]byte, 256)
+	for !strings.Contains(string(seen), "messages ... ") {
+		n, err := stderr.Read(buf)
+		seen = append(seen, buf[:n]...)
+		if err != nil {
+			cmd.Wait()
+			t.Fatalf("bench ended before its first run started: %v\n%s", err, seen)
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stderr)
+	seen = append(seen, rest...)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitError {
+		t.Errorf("exit: %v, want status %d\n%s", err, exitError, seen)
+	}
+	if !strings.Contains(string(seen), "interrupted") {
+		t.Errorf("stderr does not say the run was interrupted:\n%s", seen)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Errorf("bench left %d entries in --dir", len(ents))
 	}
 }
