@@ -37,6 +37,7 @@ const (
 	OpSyncAll                  // SyncFS.SyncAll
 	OpOpenAppend               // FS.OpenAppend
 	OpTruncate                 // FS.Truncate
+	OpMapShared                // SharedMemory.MapShared
 )
 
 var opNames = [...]string{
@@ -58,6 +59,7 @@ var opNames = [...]string{
 	OpSyncAll:    "SyncAll",
 	OpOpenAppend: "OpenAppend",
 	OpTruncate:   "Truncate",
+	OpMapShared:  "MapShared",
 }
 
 // String returns the name of the method op stands for, such as "Write".
@@ -71,7 +73,7 @@ func (op Op) String() string {
 // sysOp is the Op field of the errors the os package returns for op.
 func (op Op) sysOp() string {
 	switch op {
-	case OpCreate, OpOpen, OpOpenDir, OpOpenLock, OpOpenAppend:
+	case OpCreate, OpOpen, OpOpenDir, OpOpenLock, OpOpenAppend, OpMapShared:
 		return "open"
 	case OpReadDir:
 		return "readdirent"
@@ -445,6 +447,20 @@ func (i *Injecting) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 	return &injectingLock{i: i, l: l, name: name}, nil
 }
 
+// MapShared implements SharedMemory, consulting the Injector with
+// OpMapShared. If the wrapped file system does not implement SharedMemory,
+// it fails with an error wrapping errors.ErrUnsupported.
+func (i *Injecting) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	sm, ok := i.fs.(SharedMemory)
+	if !ok {
+		return nil, nil, &fs.PathError{Op: "mmap", Path: name, Err: errors.ErrUnsupported}
+	}
+	if err := i.check(OpMapShared, name); err != nil {
+		return nil, nil, err
+	}
+	return sm.MapShared(name, size, perm)
+}
+
 // SyncAll implements SyncFS. If the wrapped file system does not implement
 // SyncFS, it fails with an error wrapping errors.ErrUnsupported.
 func (i *Injecting) SyncAll(name string) error {
@@ -779,6 +795,16 @@ func (c *Crasher) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 		return nil, err
 	}
 	return &crasherLock{c: c, l: l, name: name}, nil
+}
+
+// MapShared implements SharedMemory; it is not a mutating call.
+func (c *Crasher) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(false) {
+		return nil, nil, crashed("open", name)
+	}
+	return c.m.MapShared(name, size, perm)
 }
 
 // SyncAll implements SyncFS.

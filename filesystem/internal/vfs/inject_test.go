@@ -15,13 +15,13 @@ import (
 
 func TestOpString(t *testing.T) {
 	want := []string{"Create", "Open", "OpenDir", "Rename", "Remove", "Mkdir", "Lstat", "OpenLock",
-		"Read", "Write", "Sync", "Stat", "ReadDir", "Close", "Lock", "SyncAll", "OpenAppend", "Truncate"}
+		"Read", "Write", "Sync", "Stat", "ReadDir", "Close", "Lock", "SyncAll", "OpenAppend", "Truncate", "MapShared"}
 	for i, w := range want {
 		if got := (OpCreate + Op(i)).String(); got != w {
 			t.Errorf("Op %d: %q, want %q", OpCreate+Op(i), got, w)
 		}
 	}
-	for _, op := range []Op{0, -1, OpTruncate + 1} {
+	for _, op := range []Op{0, -1, OpMapShared + 1} {
 		if got, want := op.String(), fmt.Sprintf("Op(%d)", int(op)); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", int(op), got, want)
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // Mem is a strict in-memory file system for tests. It implements FS and
@@ -153,6 +154,7 @@ type memNode struct {
 	data, durableData []byte
 	durableModTime    time.Time
 	locker            *memLock
+	shared            []uint64 // the memory MapShared maps, once it has
 
 	// Symbolic links.
 	target string
@@ -759,6 +761,32 @@ func (m *Mem) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 		return nil, pathError("open", name, errno)
 	}
 	return &memLock{m: m, node: n, name: name}, nil
+}
+
+// MapShared implements SharedMemory. The memory belongs to the file, as a
+// file's pages do: every mapping of the file shares it. It is not part of
+// what a crash keeps: in the Mem that CrashClone returns, the file maps
+// zeros again, as a power loss may leave it.
+func (m *Mem) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.openCreate(name, perm, permR|permW)
+	if errno != 0 {
+		return nil, nil, pathError("open", name, errno)
+	}
+	words := max((size+7)/8, 1)
+	if n.shared == nil {
+		n.shared = make([]uint64, words)
+	}
+	if len(n.shared) < words {
+		// The memory of the first mapping cannot grow under it.
+		return nil, nil, pathError("mmap", name, syscall.EINVAL)
+	}
+	if len(n.data) < size {
+		n.data = append(n.data, make([]byte, size-len(n.data))...)
+	}
+	mem := unsafe.Slice((*byte)(unsafe.Pointer(&n.shared[0])), size)
+	return mem, func() error { return nil }, nil
 }
 
 // openCreate does open(2) with O_CREAT|O_NOFOLLOW and the access that an

@@ -51,6 +51,11 @@ func (osFS) Mkdir(name string, perm fs.FileMode) error            { return os.Mk
 func (osFS) Lstat(name string) (fs.FileInfo, error)               { return os.Lstat(name) }
 func (osFS) OpenLock(name string, perm fs.FileMode) (Lock, error) { return openLock(name, perm) }
 
+// MapShared implements SharedMemory.
+func (osFS) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return mapShared(name, size, perm)
+}
+
 // inDirName returns the path of name in the directory dir, or an error if
 // dir is not a directory opened by OS or name not one path element.
 func inDirName(dir File, name string) (*os.File, string, error) {

@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -164,4 +165,65 @@ func fileID(fi fs.FileInfo) (dev, ino uint64, ok bool) {
 		return st.Dev, st.Ino, true
 	}
 	return 0, 0, false
+}
+
+// mapShared opens name as open(2) with O_RDWR|O_CREAT|O_NOFOLLOW does,
+// extends it with zeros to size under an exclusive flock, so that two
+// processes extending it at once cannot write zeros over what a third has
+// already stored in the memory, and maps it with MAP_SHARED. The zeros are
+// written, not left as a hole, so that the file's blocks are allocated now:
+// a store into the memory over a hole on a full disk would raise SIGBUS.
+func mapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	var fd int
+	err := retryEINTR(func() (err error) {
+		fd, err = unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, uint32(perm.Perm()))
+		return err
+	})
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := retryEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX) }); err != nil {
+		return nil, nil, &os.PathError{Op: "flock", Path: name, Err: err}
+	}
+	// The mapping keeps the open file, and so the lock, past the close.
+	defer unix.Flock(fd, unix.LOCK_UN)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, nil, &os.PathError{Op: "fstat", Path: name, Err: err}
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		return nil, nil, &os.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
+	default:
+		return nil, nil, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	if st.Size < int64(size) {
+		zeros := make([]byte, int64(size)-st.Size)
+		for off := st.Size; len(zeros) > 0; {
+			n, err := unix.Pwrite(fd, zeros, off)
+			switch {
+			case errors.Is(err, unix.EINTR):
+				continue
+			case err == nil && n == 0:
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return nil, nil, &os.PathError{Op: "write", Path: name, Err: err}
+			}
+			zeros, off = zeros[n:], off+int64(n)
+		}
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "mmap", Path: name, Err: err}
+	}
+	unmap := func() error {
+		if err := unix.Munmap(mem); err != nil {
+			return &os.PathError{Op: "munmap", Path: name, Err: err}
+		}
+		return nil
+	}
+	return mem, unmap, nil
 }

@@ -63,3 +63,7 @@ func lstatIn(dir File, name string) (fs.FileInfo, error) {
 	}
 	return os.Lstat(full)
 }
+
+func mapShared(name string, _ int, _ fs.FileMode) ([]byte, func() error, error) {
+	return nil, nil, &fs.PathError{Op: "mmap", Path: name, Err: errors.ErrUnsupported}
+}

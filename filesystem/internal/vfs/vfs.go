@@ -151,6 +151,23 @@ type SyncFS interface {
 	SyncAll(name string) error
 }
 
+// SharedMemory is implemented by file systems that can map a file into
+// memory shared by every process that maps the same file, as mmap(2) with
+// MAP_SHARED does.
+type SharedMemory interface {
+	// MapShared maps the first size bytes of the regular file name into
+	// memory, creating the file with permission bits perm if it does not
+	// exist, and extending it with zeros to size if it is shorter. Every
+	// mapping of the file, by this process or another, sees the same
+	// memory, and every change to it at once; what the memory holds need
+	// not reach the file durably. The memory is aligned to 8 bytes and
+	// stays valid until unmap is called. MapShared never follows a
+	// symbolic link in the last element of name, and refuses anything but a
+	// regular file (ErrNotRegular, or syscall.EISDIR for a directory).
+	// Where the platform lacks it, the error wraps errors.ErrUnsupported.
+	MapShared(name string, size int, perm fs.FileMode) (mem []byte, unmap func() error, err error)
+}
+
 // SameFile reports whether fi1 and fi2 describe the same file, as
 // os.SameFile does, for the descriptions that the FS implementations of
 // this package return: from Lstat, and from the Stat of an open File. A
