@@ -27,10 +27,13 @@ type Backend struct {
 	states [metastorage.NumStates]string // state directory paths
 	dirs   [metastorage.NumStates]*groupSync
 	locks  *stripes
-	counts counter
-	hints  hints
-	order  moveOrder
-	stats  stats
+	// changes counts the changes of message files, for readers that check
+	// a file read earlier is still current; nil if not tracked.
+	changes *changes
+	counts  counter
+	hints   hints
+	order   moveOrder
+	stats   stats
 
 	jnl   atomic.Pointer[journal] // the directory's journal, once found
 	jnlMu sync.Mutex              // serialises opening it
@@ -127,6 +130,14 @@ func (b *Backend) openDirs() error {
 		return fmt.Errorf("open %s: %w", b.dir, err)
 	}
 	b.locks = l
+	ch, err := openChanges(b.fs, lockDir, b.cfg.fileMode)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", b.dir, err)
+	}
+	if ch != nil {
+		b.changes = ch
+		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states}
+	}
 	if b.cfg.mode() != Performance {
 		// Make the layout itself durable: a state directory created now
 		// must not vanish with the first message stored in it.
@@ -234,6 +245,7 @@ func (b *Backend) closeFiles() error {
 	if b.locks != nil {
 		errs = append(errs, b.locks.close())
 	}
+	errs = append(errs, b.changes.close())
 	return errors.Join(errs...)
 }
 

@@ -306,27 +306,33 @@ func (m *crashModel) ids() []string {
 // their number. Several backends stand for several processes sharing the
 // directory. Setup step i runs on backend i modulo their number. The
 // model records what was acknowledged.
-func runScript(sc crashScript, fsys vfs.FS, model *crashModel, modes ...Mode) {
+func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, modes ...Mode) (checked int) {
+	cf := &checkFS{FS: fsys, mem: mem}
 	var bs []*Backend
 	defer func() {
 		for _, b := range bs {
 			b.Close()
 		}
+		errs, n := cf.result()
+		for _, e := range errs {
+			model.violation("%s", e)
+		}
+		checked = n
 	}()
 	for _, mode := range modes {
-		b, err := open(crashConfig(fsys, mode))
+		b, err := open(crashConfig(cf, mode))
 		if err != nil {
 			if !isCrashed(err) {
 				model.violation("open in %s mode failed: %v", mode, err)
 			}
-			return
+			return 0
 		}
 		bs = append(bs, b)
 	}
 	ctx := context.Background()
 	for i, s := range crashSetup[sc.name] {
 		if !model.result(s, s.call(ctx, bs[i%len(bs)])) {
-			return
+			return 0
 		}
 	}
 	var wg sync.WaitGroup
@@ -341,13 +347,15 @@ func runScript(sc crashScript, fsys vfs.FS, model *crashModel, modes ...Mode) {
 		})
 	}
 	wg.Wait()
+	return 0 // set by the deferred function
 }
 
 // checkImage opens a backend on the crash image, recovers, and checks the
 // invariants against the model. It returns the violations found.
 func checkImage(img *vfs.Mem, mode Mode, model *crashModel) []string {
 	v := slices.Clone(model.errs)
-	b, err := open(crashConfig(img, mode))
+	cf := &checkFS{FS: img, mem: img}
+	b, err := open(crashConfig(cf, mode))
 	if err != nil {
 		return append(v, fmt.Sprintf("reopening the crash image failed: %v", err))
 	}
@@ -357,6 +365,8 @@ func checkImage(img *vfs.Mem, mode Mode, model *crashModel) []string {
 	if err := b.Close(); err != nil {
 		v = append(v, fmt.Sprintf("closing the recovered backend failed: %v", err))
 	}
+	errs, _ := cf.result()
+	v = append(v, errs...)
 	disk, err := readImage(img)
 	if err != nil {
 		return append(v, fmt.Sprintf("listing the recovered directory failed: %v", err))
@@ -443,7 +453,9 @@ func crashAtEveryCall(t *testing.T, layout func(testing.TB) *vfs.Mem, sc crashSc
 	base := layout(t)
 	counter := vfs.NewCrasher(base, 0)
 	model := newCrashModel()
-	runScript(sc, counter, model, modes...)
+	if runScript(sc, counter, base, model, modes...) == 0 {
+		t.Fatalf("script %v: no change of a message file was checked", sc)
+	}
 	n := counter.Calls()
 	for _, msg := range checkImage(base.CrashClone(), check, model) {
 		t.Errorf("modes %v, script %v, no crash (after %d calls): %s", modes, sc, n, msg)
@@ -455,7 +467,7 @@ func crashAtEveryCall(t *testing.T, layout func(testing.TB) *vfs.Mem, sc crashSc
 		m := layout(t)
 		c := vfs.NewCrasher(m, k)
 		model := newCrashModel()
-		runScript(sc, c, model, modes...)
+		runScript(sc, c, m, model, modes...)
 		img, ok := c.Crashed()
 		if !ok {
 			// The concurrent script may make fewer calls when the race

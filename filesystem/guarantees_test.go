@@ -79,8 +79,9 @@ func TestIteratorReadsDirectoryOnce(t *testing.T) {
 	}
 }
 
-// TestLockFilesBounded shows that the lock files are a fixed set of
-// stripes, whatever the number of messages, and none is per message.
+// TestLockFilesBounded shows that the files under .locks are a fixed set,
+// the stripes and the change counters, whatever the number of messages,
+// and none is per message.
 func TestLockFilesBounded(t *testing.T) {
 	dir := t.TempDir()
 	b := openTest(t, dir)
@@ -98,12 +99,12 @@ func TestLockFilesBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != numStripes {
-		t.Errorf(".locks holds %d files, want the %d stripes", len(ents), numStripes)
+	if len(ents) != numStripes+1 {
+		t.Errorf(".locks holds %d files, want the %d stripes and the change counters", len(ents), numStripes)
 	}
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "stripe-") {
-			t.Errorf(".locks holds %s, not a stripe", e.Name())
+		if !strings.HasPrefix(e.Name(), "stripe-") && e.Name() != changesName {
+			t.Errorf(".locks holds %s, neither a stripe nor the change counters", e.Name())
 		}
 	}
 }

@@ -61,6 +61,15 @@ func writeEntry(data string, perm fs.FileMode) func(t *testing.T, entry, outside
 	}
 }
 
+func mkdirEntry() func(t *testing.T, entry, outside string) {
+	return func(t *testing.T, entry, outside string) {
+		t.Helper()
+		if err := os.Mkdir(entry, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func replaceDir(with func(t *testing.T, entry, outside string)) func(t *testing.T, entry, outside string) {
 	return func(t *testing.T, entry, outside string) {
 		t.Helper()
@@ -106,6 +115,12 @@ var hostileCases = []hostileCase{
 		kind: StrayLock, after: "left"},
 	{name: "lock stripe replaced by a symlink outside", entry: ".locks/stripe-07",
 		plant: replaceDir(symlinkTo("secret.json")), openErr: true},
+	{name: "change counters replaced by a symlink outside", entry: ".locks/changes",
+		plant: replaceDir(symlinkTo("secret.json")), openErr: true},
+	{name: "change counters replaced by a directory", entry: ".locks/changes",
+		plant: replaceDir(mkdirEntry()), openErr: true},
+	{name: "change counters of another format", entry: ".locks/changes",
+		plant: replaceDir(writeEntry("not counters", 0o644)), openErr: true},
 	{name: "unknown file name in a state directory", entry: "hold/README", plant: writeEntry("hello", 0o644),
 		kind: UnknownEntry, after: "left"},
 	{name: "unknown name with the .json suffix", entry: "hold/.x.json", plant: writeEntry(outsideRecord, 0o644),

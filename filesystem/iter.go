@@ -33,10 +33,14 @@ const maxAhead = 256
 // from is still the one under the message's name when Next returns it (a
 // file under a message's name never changes: a new record is a new file),
 // else Next reads the file again. So Next returns each message as it is at
-// some instant during that call, as if it had read it then. The iterator
-// holds one open directory, at most batchSize entries not yet read ahead,
-// and the open file and record of each message read ahead, whatever the
-// number of messages.
+// some instant during that call, as if it had read it then. Next knows the
+// file is still the message's from the change counters that the writers of
+// the directory share (see changes), without a system call, or else, where
+// a change of the message's stripe was under way when the file was read,
+// by looking up the name again. The iterator holds one open directory, at
+// most batchSize entries not yet read ahead, and the record (and for the
+// second kind of check, the open file) of each message read ahead,
+// whatever the number of messages.
 func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.QueueState, batchSize int) (metastorage.MessageIterator, error) {
 	const op = "iterate"
 	if err := checkState(op, state.String(), state); err != nil {
@@ -54,7 +58,7 @@ func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.Queu
 		return nil, fmt.Errorf("%s %s: %w", op, state, err)
 	}
 	it := &iterator{b: b, state: state, dir: d, batch: batchSize, buf: make([]byte, 0, 4096),
-		ahead: &readAhead{b: b, dir: d, limit: min(2*batchSize, maxAhead), workers: runtime.GOMAXPROCS(0)}}
+		ahead: &readAhead{b: b, state: state, dir: d, limit: min(2*batchSize, maxAhead), workers: runtime.GOMAXPROCS(0)}}
 	// An iterator dropped without Close would keep the files it read ahead
 	// open.
 	it.cleanup = runtime.AddCleanup(it, (*readAhead).release, it.ahead)
@@ -152,6 +156,15 @@ func (it *iterator) fill() error {
 // under the message's name; else the file is read now.
 func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error) {
 	<-r.done
+	if r.counted {
+		if it.b.changes.unchanged(it.state, r.stripe, r.count) {
+			md := r.md
+			md.ID = r.id
+			md.State = it.state
+			return md, true, nil
+		}
+		return it.read(r.id, r.file)
+	}
 	if r.f != nil {
 		fi, err := it.b.fs.LstatIn(it.dir, r.file)
 		same := err == nil && vfs.SameFile(r.fi, fi)
@@ -214,11 +227,16 @@ type aheadRead struct {
 	id, file string
 	done     chan struct{} // closed when the read has ended
 
-	// Set before done is closed: the file, open until Next takes the
-	// record, and what was read from it; f is nil if the read failed.
-	f  vfs.File
-	fi fs.FileInfo
-	md metastorage.MessageMetadata
+	// Set before done is closed, if the read succeeded: the record, and
+	// either the change counter of the message's stripe (counted) that
+	// was even before the file was opened, or the file, open until Next
+	// takes the record. If the read failed, counted is false and f nil.
+	stripe  int
+	counted bool
+	count   uint64
+	f       vfs.File
+	fi      fs.FileInfo
+	md      metastorage.MessageMetadata
 }
 
 // readAhead reads message files ahead of Next with up to workers
@@ -227,6 +245,7 @@ type aheadRead struct {
 // release the files.
 type readAhead struct {
 	b       *Backend
+	state   metastorage.QueueState
 	dir     vfs.File     // the state's directory, open until every read has ended
 	limit   int          // the most reads queued at a time
 	workers int          // the most goroutines reading at a time
@@ -295,8 +314,10 @@ func (ra *readAhead) work() {
 	}
 }
 
-// read reads r's file and keeps it open. Any failure leaves r.f nil, for
-// Next to read the file itself and report what it finds.
+// read reads r's file, and keeps it open unless the change counter of its
+// stripe was usable before it was opened. Any failure leaves r.f nil and
+// r.counted false, for Next to read the file itself and report what it
+// finds.
 func (ra *readAhead) read(r *aheadRead, bp *[]byte) {
 	b := ra.b
 	// Hold the Backend open as a call does, but never wait: Next, which
@@ -309,6 +330,8 @@ func (ra *readAhead) read(r *aheadRead, bp *[]byte) {
 	if b.closed.Load() {
 		return
 	}
+	r.stripe = stripeOf(r.file)
+	count, counted := b.changes.snapshot(ra.state, r.stripe)
 	f, err := b.fs.OpenIn(ra.dir, r.file)
 	if err != nil {
 		return
@@ -323,6 +346,10 @@ func (ra *readAhead) read(r *aheadRead, bp *[]byte) {
 	}
 	if err != nil {
 		f.Close()
+		return
+	}
+	if counted {
+		r.counted, r.count = f.Close() == nil, count
 		return
 	}
 	r.f, r.fi = f, fi

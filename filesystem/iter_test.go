@@ -9,16 +9,54 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
+// noSharedMemory hides the shared memory of the file system it wraps: the
+// Backends on it have no change counters.
+type noSharedMemory struct{ vfs.FS }
+
 // TestIteratorReadAheadIsCurrent shows that a message the iterator may
 // have read ahead is returned as it is when Next returns it: rewritten,
 // moved out, deleted, or moved out and back, between two calls of Next.
+// The changes are made by the iterator's Backend or by another one on the
+// same directory (another process), and Next knows of them by the change
+// counters or, without them, by looking up the file again.
 func TestIteratorReadAheadIsCurrent(t *testing.T) {
-	const n, batch = 12, 4
-	b, err := open(crashConfig(vfs.NewMem(), Performance))
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name           string
+		shared, counts bool
+	}{
+		{"counted, same backend", false, true},
+		{"counted, another backend", true, true},
+		{"looked up, same backend", false, false},
+		{"looked up, another backend", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fsys vfs.FS = vfs.NewMem()
+			if !tc.counts {
+				fsys = noSharedMemory{fsys}
+			}
+			b, err := open(crashConfig(fsys, Performance))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if (b.changes != nil) != tc.counts {
+				t.Fatalf("change counters: %v, want them: %t", b.changes, tc.counts)
+			}
+			w := b
+			if tc.shared {
+				if w, err = open(crashConfig(fsys, Performance)); err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+			}
+			testReadAheadIsCurrent(t, b, w)
+		})
 	}
-	defer b.Close()
+}
+
+// testReadAheadIsCurrent iterates with b while w changes the messages.
+func testReadAheadIsCurrent(t *testing.T, b, w *Backend) {
+	const n, batch = 12, 4
 	ctx := context.Background()
 	id := func(i int) string { return fmt.Sprintf("m-%02d", i) }
 	for i := range n {
@@ -38,19 +76,19 @@ func TestIteratorReadAheadIsCurrent(t *testing.T) {
 	}
 	// The next messages are read ahead, or being read, by now.
 	md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 7}
-	if err := b.UpdateMeta(ctx, id(1), md); err != nil {
+	if err := w.UpdateMeta(ctx, id(1), md); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.MoveToState(ctx, id(2), metastorage.StateDeferred, metastorage.StateActive); err != nil {
+	if err := w.MoveToState(ctx, id(2), metastorage.StateDeferred, metastorage.StateActive); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.DeleteMeta(ctx, id(3)); err != nil {
+	if err := w.DeleteMeta(ctx, id(3)); err != nil {
 		t.Fatal(err)
 	}
 	for _, mv := range [][2]metastorage.QueueState{
 		{metastorage.StateDeferred, metastorage.StateHold}, {metastorage.StateHold, metastorage.StateDeferred},
 	} {
-		if err := b.MoveToState(ctx, id(4), mv[0], mv[1]); err != nil {
+		if err := w.MoveToState(ctx, id(4), mv[0], mv[1]); err != nil {
 			t.Fatal(err)
 		}
 	}

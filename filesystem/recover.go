@@ -25,7 +25,7 @@ const (
 	StateMismatch  FindingKind = "state-mismatch"  // a State field that disagrees with the directory: rewritten
 	Duplicate      FindingKind = "duplicate"       // a copy of a message that also lies in another state: older copy moved to corrupt/
 	UnknownEntry   FindingKind = "unknown-entry"   // a name that is not a message file: left alone
-	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is not a lock stripe: left alone
+	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is neither a lock stripe nor the change counters: left alone
 )
 
 // Finding is one thing a recovery scan found, and what it did about it.
@@ -485,7 +485,8 @@ func (sc *scanner) duplicate(file string) error {
 	return nil
 }
 
-// locks reports files under .locks that are not lock stripes.
+// locks reports files under .locks that are neither lock stripes nor the
+// change counters.
 func (sc *scanner) locks() error {
 	dir := filepath.Join(sc.b.dir, ".locks")
 	d, err := sc.b.fs.OpenDir(dir)
@@ -501,6 +502,9 @@ func (sc *scanner) locks() error {
 		return fmt.Errorf("recover: %w", err)
 	}
 	for _, e := range ents {
+		if e.Name() == changesName && e.Type().IsRegular() {
+			continue
+		}
 		n, ok := strings.CutPrefix(e.Name(), "stripe-")
 		if i, err := strconv.Atoi(n); ok && err == nil && i >= 0 && i < numStripes && len(n) == 2 {
 			continue

@@ -1,0 +1,212 @@
+package filesystem
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// changesName is the file under .locks whose memory, mapped by every
+// writable Backend on the directory, holds the change counters.
+const changesName = "changes"
+
+const (
+	changesMagic  = 0x31306d7367686373 // "schgsm01" as little-endian bytes: the layout below
+	changesHeader = 64                 // bytes before the counters: the magic word
+	changesSize   = changesHeader + metastorage.NumStates*numStripes*8
+)
+
+// changes is a counter for each state and stripe, in memory that every
+// writable Backend on the directory shares, in this process or another.
+// Around each rename or removal of a message file of stripe i in a state's
+// directory, the writer, who holds stripe i's lock, makes the counter of
+// that state and stripe odd, and then even again. So a reader that finds
+// the same even value before it opens a message file and later knows that
+// the file is still the one under the message's name: no file of the
+// stripe entered or left the directory meanwhile.
+//
+// A nil *changes tracks nothing: every snapshot is unusable.
+type changes struct {
+	mem   []byte
+	unmap func() error
+}
+
+// openChanges maps the counters of the directory whose lock files are in
+// lockDir. It returns nil, and no error, if fsys has no shared memory.
+func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error) {
+	sm, ok := fsys.(vfs.SharedMemory)
+	if !ok {
+		return nil, nil
+	}
+	path := lockDir + "/" + changesName
+	mem, unmap, err := sm.MapShared(path, changesSize, perm)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &changes{mem: mem, unmap: unmap}
+	magic := c.word(0)
+	if !magic.CompareAndSwap(0, changesMagic) {
+		if m := magic.Load(); m != changesMagic {
+			unmap()
+			return nil, fmt.Errorf("%s: not a file of change counters of this version (it starts with %#x)", path, m)
+		}
+	}
+	return c, nil
+}
+
+func (c *changes) close() error {
+	if c == nil {
+		return nil
+	}
+	return c.unmap()
+}
+
+func (c *changes) word(off int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&c.mem[off]))
+}
+
+func (c *changes) counter(s metastorage.QueueState, stripe int) *atomic.Uint64 {
+	return c.word(changesHeader + (int(s)*numStripes+stripe)*8)
+}
+
+// begin makes the counter of state s and stripe odd: a change is under
+// way. The caller holds the stripe's lock, so no one else writes the
+// counter; an odd value found is that of a holder that died mid-change.
+func (c *changes) begin(s metastorage.QueueState, stripe int) {
+	v := c.counter(s, stripe)
+	n := v.Load()
+	if n%2 == 1 {
+		n++
+	}
+	v.Store(n + 1)
+}
+
+// end makes the counter of state s and stripe even again.
+func (c *changes) end(s metastorage.QueueState, stripe int) {
+	v := c.counter(s, stripe)
+	v.Store(v.Load() + 1)
+}
+
+// snapshot returns the counter of state s and stripe, and whether a
+// reader can use it: it is even, no change being under way.
+func (c *changes) snapshot(s metastorage.QueueState, stripe int) (uint64, bool) {
+	if c == nil {
+		return 0, false
+	}
+	n := c.counter(s, stripe).Load()
+	return n, n%2 == 0
+}
+
+// unchanged reports whether the counter of state s and stripe still holds
+// n, a usable snapshot.
+func (c *changes) unchanged(s metastorage.QueueState, stripe int, n uint64) bool {
+	return c.counter(s, stripe).Load() == n
+}
+
+// changeFS is the file system of a writable Backend with change counters:
+// each rename, exchange or removal of a message file in a state's
+// directory is counted, by construction, whatever code makes it.
+type changeFS struct {
+	vfs.FS
+	c      *changes
+	states *[metastorage.NumStates]string
+}
+
+// SyncAll implements vfs.SyncFS if the wrapped file system does.
+func (f *changeFS) SyncAll(name string) error {
+	s, ok := f.FS.(vfs.SyncFS)
+	if !ok {
+		return &fs.PathError{Op: "syncfs", Path: name, Err: errors.ErrUnsupported}
+	}
+	return s.SyncAll(name)
+}
+
+// target is a message file in a state's directory: the counter a change
+// of it moves.
+type target struct {
+	state  metastorage.QueueState
+	stripe int
+}
+
+// target returns the target that path names, if it is a message file in a
+// state's directory. Temp files (".tmp.") are not: no reader takes them
+// for a message.
+func (f *changeFS) target(path string) (target, bool) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 || i+1 == len(path) || path[i+1] == '.' {
+		return target{}, false
+	}
+	dir, file := path[:i], path[i+1:]
+	for s, d := range f.states {
+		if d == dir {
+			return target{metastorage.QueueState(s), stripeOf(file)}, true
+		}
+	}
+	return target{}, false
+}
+
+// changing is a change under way: the targets whose counters it made odd.
+type changing struct {
+	a, b     target
+	okA, okB bool
+}
+
+// begin counts a change of the names old and new (new may be "") as begun.
+func (f *changeFS) begin(old, new string) changing {
+	var c changing
+	c.a, c.okA = f.target(old)
+	if new != "" {
+		c.b, c.okB = f.target(new)
+		c.okB = c.okB && (!c.okA || c.b != c.a)
+	}
+	if c.okA {
+		f.c.begin(c.a.state, c.a.stripe)
+	}
+	if c.okB {
+		f.c.begin(c.b.state, c.b.stripe)
+	}
+	return c
+}
+
+// end counts the change c as ended.
+func (f *changeFS) end(c changing) {
+	if c.okB {
+		f.c.end(c.b.state, c.b.stripe)
+	}
+	if c.okA {
+		f.c.end(c.a.state, c.a.stripe)
+	}
+}
+
+func (f *changeFS) Rename(oldname, newname string) error {
+	c := f.begin(oldname, newname)
+	defer f.end(c)
+	return f.FS.Rename(oldname, newname)
+}
+
+func (f *changeFS) RenameNoReplace(oldname, newname string) error {
+	c := f.begin(oldname, newname)
+	defer f.end(c)
+	return f.FS.RenameNoReplace(oldname, newname)
+}
+
+func (f *changeFS) Exchange(oldname, newname string) error {
+	c := f.begin(oldname, newname)
+	defer f.end(c)
+	return f.FS.Exchange(oldname, newname)
+}
+
+func (f *changeFS) Remove(name string) error {
+	c := f.begin(name, "")
+	defer f.end(c)
+	return f.FS.Remove(name)
+}

@@ -1,0 +1,105 @@
+package filesystem
+
+import (
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// checkFS is a file system that checks, at each rename, exchange or
+// removal of a message file in a state directory of crashDir, what the
+// iterator relies on: the change counter of the file's state and stripe
+// is odd (a change is under way), and the stripe's lock is held. It looks
+// at the counters and locks on mem, the Mem under FS, so that a Crasher's
+// count of calls does not see the checks.
+type checkFS struct {
+	vfs.FS
+	mem *vfs.Mem
+
+	mu       sync.Mutex
+	counters *changes // mapped at the first check
+	checked  int
+	errs     []string
+}
+
+func (f *checkFS) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return f.FS.(vfs.SharedMemory).MapShared(name, size, perm)
+}
+
+func (f *checkFS) errorf(format string, args ...any) {
+	f.errs = append(f.errs, fmt.Sprintf(format, args...))
+}
+
+// result returns what the checks found, and how many changes they checked.
+func (f *checkFS) result() ([]string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.errs), f.checked
+}
+
+func (f *checkFS) SyncAll(name string) error { return f.FS.(vfs.SyncFS).SyncAll(name) }
+
+func (f *checkFS) check(op string, names ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, name := range names {
+		i := strings.LastIndexByte(name, '/')
+		dir, file := name[:i], name[i+1:]
+		state := nowhere
+		for _, s := range metastorage.States() {
+			if dir == crashDir+"/"+s.String() {
+				state = s
+			}
+		}
+		if state == nowhere || strings.HasPrefix(file, ".") {
+			continue
+		}
+		if f.counters == nil {
+			c, err := openChanges(f.mem, crashDir+"/.locks", 0o644)
+			if err != nil || c == nil {
+				f.errorf("%s %s: cannot map the change counters: %v", op, name, err)
+				return
+			}
+			f.counters = c
+		}
+		stripe := stripeOf(file)
+		if _, even := f.counters.snapshot(state, stripe); even {
+			f.errorf("%s %s: the counter of %s, stripe %d, is even: the change is not counted", op, name, state, stripe)
+		}
+		l, err := f.mem.OpenLock(fmt.Sprintf("%s/.locks/stripe-%02d", crashDir, stripe), 0o644)
+		if err != nil {
+			f.errorf("%s %s: %v", op, name, err)
+			continue
+		}
+		if free, _ := l.TryLock(); free {
+			f.errorf("%s %s: made without the lock of stripe %d", op, name, stripe)
+		}
+		l.Close()
+		f.checked++
+	}
+}
+
+func (f *checkFS) Rename(oldname, newname string) error {
+	f.check("rename", oldname, newname)
+	return f.FS.Rename(oldname, newname)
+}
+
+func (f *checkFS) RenameNoReplace(oldname, newname string) error {
+	f.check("rename", oldname, newname)
+	return f.FS.RenameNoReplace(oldname, newname)
+}
+
+func (f *checkFS) Exchange(oldname, newname string) error {
+	f.check("exchange", oldname, newname)
+	return f.FS.Exchange(oldname, newname)
+}
+
+func (f *checkFS) Remove(name string) error {
+	f.check("remove", name)
+	return f.FS.Remove(name)
+}
