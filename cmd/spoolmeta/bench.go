@@ -420,8 +420,12 @@ func prepare(ctx context.Context, dir string, r benchRun, prepared map[int]strin
 		if err := fillIncoming(ctx, dir, r.messages); err != nil {
 			return "", err
 		}
+	default:
+		return dir, nil
 	}
-	return dir, nil
+	// The seed is written without fsync; its writeback must not run
+	// beside the measurement.
+	return dir, flushSeed(dir)
 }
 
 func factory(dir, mode string) *metafs.Factory {
