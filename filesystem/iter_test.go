@@ -1,8 +1,14 @@
 package filesystem
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -54,13 +60,24 @@ func TestIteratorReadAheadIsCurrent(t *testing.T) {
 	}
 }
 
-// testReadAheadIsCurrent iterates with b while w changes the messages.
-func testReadAheadIsCurrent(t *testing.T, b, w *Backend) {
+// writer is what testReadAheadIsCurrent changes the messages with: a
+// Backend, or one in another process.
+type writer interface {
+	UpdateMeta(ctx context.Context, id string, md metastorage.MessageMetadata) error
+	MoveToState(ctx context.Context, id string, from, to metastorage.QueueState) error
+	DeleteMeta(ctx context.Context, id string) error
+}
+
+// testReadAheadIsCurrent iterates with b while w changes the messages:
+// after the first Next, one message is rewritten, one moved out, one
+// deleted, and one moved out and back.
+func testReadAheadIsCurrent(t *testing.T, b *Backend, w writer) {
 	const n, batch = 12, 4
 	ctx := context.Background()
-	id := func(i int) string { return fmt.Sprintf("m-%02d", i) }
+	var ids []string
 	for i := range n {
-		if err := b.StoreMeta(ctx, id(i), metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 1}); err != nil {
+		ids = append(ids, fmt.Sprintf("m-%02d", i))
+		if err := b.StoreMeta(ctx, ids[i], metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,30 +86,32 @@ func testReadAheadIsCurrent(t *testing.T, b, w *Backend) {
 		t.Fatal(err)
 	}
 	defer it.Close()
-	// Mem lists a directory in name order.
 	first, ok, err := it.Next(ctx)
-	if err != nil || !ok || first.ID != id(0) {
-		t.Fatalf("first Next = %q, %t, %v; want %q", first.ID, ok, err, id(0))
+	if err != nil || !ok {
+		t.Fatalf("first Next = %q, %t, %v; want a message", first.ID, ok, err)
 	}
-	// The next messages are read ahead, or being read, by now.
+	// The next messages are read ahead, or being read, by now. The roles
+	// go to messages not yet returned.
+	others := slices.DeleteFunc(ids, func(id string) bool { return id == first.ID })
+	rewritten, movedOut, deleted, movedBack := others[0], others[1], others[2], others[3]
 	md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 7}
-	if err := w.UpdateMeta(ctx, id(1), md); err != nil {
+	if err := w.UpdateMeta(ctx, rewritten, md); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.MoveToState(ctx, id(2), metastorage.StateDeferred, metastorage.StateActive); err != nil {
+	if err := w.MoveToState(ctx, movedOut, metastorage.StateDeferred, metastorage.StateActive); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.DeleteMeta(ctx, id(3)); err != nil {
+	if err := w.DeleteMeta(ctx, deleted); err != nil {
 		t.Fatal(err)
 	}
 	for _, mv := range [][2]metastorage.QueueState{
 		{metastorage.StateDeferred, metastorage.StateHold}, {metastorage.StateHold, metastorage.StateDeferred},
 	} {
-		if err := w.MoveToState(ctx, id(4), mv[0], mv[1]); err != nil {
+		if err := w.MoveToState(ctx, movedBack, mv[0], mv[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want4, err := b.GetMeta(ctx, id(4))
+	wantBack, err := b.GetMeta(ctx, movedBack)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,15 +129,131 @@ func testReadAheadIsCurrent(t *testing.T, b, w *Backend) {
 	if len(got) != n-3 {
 		t.Errorf("iterated %d more messages, want %d", len(got), n-3)
 	}
-	if m := got[id(1)]; m.Attempts != 7 {
-		t.Errorf("%s rewritten before Next returned it: Attempts %d, want 7", id(1), m.Attempts)
+	if m := got[rewritten]; m.Attempts != 7 {
+		t.Errorf("%s rewritten before Next returned it: Attempts %d, want 7", rewritten, m.Attempts)
 	}
-	for _, i := range []int{2, 3} {
-		if _, ok := got[id(i)]; ok {
-			t.Errorf("%s left the state before Next reached it, and was returned", id(i))
+	for _, id := range []string{movedOut, deleted} {
+		if _, ok := got[id]; ok {
+			t.Errorf("%s left the state before Next reached it, and was returned", id)
 		}
 	}
-	if m := got[id(4)]; !m.Updated.Equal(want4.Updated) {
-		t.Errorf("%s moved out and back: Updated %v, want %v", id(4), m.Updated, want4.Updated)
+	if m := got[movedBack]; !m.Updated.Equal(wantBack.Updated) {
+		t.Errorf("%s moved out and back: Updated %v, want %v", movedBack, m.Updated, wantBack.Updated)
 	}
+}
+
+const iterChildEnv = "SPOOLMETA_TEST_ITER_CHILD"
+
+// TestIteratorReadAheadIsCurrentProcesses is TestIteratorReadAheadIsCurrent
+// with the changes made by another process on the real file system: the
+// change counters are shared through the mapping of .locks/changes.
+func TestIteratorReadAheadIsCurrentProcesses(t *testing.T) {
+	if dir := os.Getenv(iterChildEnv); dir != "" {
+		os.Exit(iterChild(dir))
+	}
+	dir := t.TempDir()
+	b, err := NewBackendWithOptions(dir, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.changes == nil {
+		t.Fatal("no change counters on the real file system")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIteratorReadAheadIsCurrentProcesses$", "-test.count=1")
+	cmd.Env = append(os.Environ(), iterChildEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("writer process: %v", err)
+		}
+	}()
+	w := &processWriter{in: in, out: bufio.NewReader(out)}
+	if err := w.call("ready?"); err != nil {
+		t.Fatal(err)
+	}
+	testReadAheadIsCurrent(t, b, w)
+}
+
+// processWriter sends calls to the writer process, a line each, and
+// returns the error it answers with.
+type processWriter struct {
+	in  io.Writer
+	out *bufio.Reader
+}
+
+func (w *processWriter) call(line string) error {
+	if _, err := fmt.Fprintln(w.in, line); err != nil {
+		return err
+	}
+	reply, err := w.out.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("writer process: %w", err)
+	}
+	if reply != "ok\n" {
+		return fmt.Errorf("writer process: %s", strings.TrimSpace(reply))
+	}
+	return nil
+}
+
+func (w *processWriter) UpdateMeta(_ context.Context, id string, md metastorage.MessageMetadata) error {
+	return w.call(fmt.Sprintf("update %s %d %d", id, md.State, md.Attempts))
+}
+
+func (w *processWriter) MoveToState(_ context.Context, id string, from, to metastorage.QueueState) error {
+	return w.call(fmt.Sprintf("move %s %d %d", id, from, to))
+}
+
+func (w *processWriter) DeleteMeta(_ context.Context, id string) error {
+	return w.call("delete " + id)
+}
+
+// iterChild is the writer process: it makes the calls it reads on stdin
+// with a Backend of its own and answers each with "ok" or the error.
+func iterChild(dir string) int {
+	b, err := NewBackendWithOptions(dir, true, false)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer b.Close()
+	ctx := context.Background()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var id string
+		var a, c int
+		var err error
+		switch f := strings.Fields(in.Text()); f[0] {
+		case "ready?":
+		case "update":
+			fmt.Sscan(f[2]+" "+f[3], &a, &c)
+			id = f[1]
+			err = b.UpdateMeta(ctx, id, metastorage.MessageMetadata{State: metastorage.QueueState(a), Attempts: c})
+		case "move":
+			fmt.Sscan(f[2]+" "+f[3], &a, &c)
+			err = b.MoveToState(ctx, f[1], metastorage.QueueState(a), metastorage.QueueState(c))
+		case "delete":
+			err = b.DeleteMeta(ctx, f[1])
+		default:
+			err = fmt.Errorf("unknown call %q", in.Text())
+		}
+		if err != nil {
+			fmt.Println(strings.ReplaceAll(err.Error(), "\n", " "))
+			continue
+		}
+		fmt.Println("ok")
+	}
+	return 0
 }
