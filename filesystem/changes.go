@@ -18,8 +18,9 @@ const changesName = "changes"
 
 const (
 	changesMagic  = 0x31306d7367686373 // "schgsm01" as little-endian bytes: the layout below
-	changesHeader = 64                 // bytes before the counters: the magic word
+	changesHeader = 64                 // bytes before the counters: the magic word, the journal flag
 	changesSize   = changesHeader + metastorage.NumStates*numStripes*8
+	journalFlag   = 8 // offset of the word that is 1 once the directory may have a journal
 )
 
 // changes is a counter for each state and stripe, in memory that every
@@ -68,6 +69,22 @@ func (c *changes) close() error {
 		return nil
 	}
 	return c.unmap()
+}
+
+// markJournal records that the directory has, or is about to have, a
+// journal. Every Backend that finds or creates the journal calls it first,
+// so that the flag is set again after a reboot left it clear on disk.
+func (c *changes) markJournal() {
+	if c != nil {
+		c.word(journalFlag).Store(1)
+	}
+}
+
+// mayHaveJournal reports whether the directory may have a journal: false
+// only if no Backend has marked one since the counters were created, so
+// that a writer can skip looking for it. Without counters it is true.
+func (c *changes) mayHaveJournal() bool {
+	return c == nil || c.word(journalFlag).Load() != 0
 }
 
 func (c *changes) word(off int) *atomic.Uint64 {

@@ -242,7 +242,7 @@ func (b *Backend) undo(j *journal, file string, cur found) {
 // to exist since the Backend opened, or nil if it has none. The caller
 // holds a stripe lock, so no other Backend is creating it.
 func (b *Backend) findJournal() (*journal, error) {
-	if j := b.jnl.Load(); j != nil || b.cfg.readOnly {
+	if j := b.jnl.Load(); j != nil || b.cfg.readOnly || !b.changes.mayHaveJournal() {
 		return j, nil
 	}
 	path := filepath.Join(b.dir, journalName)
@@ -279,6 +279,7 @@ func (b *Backend) startJournal(ctx context.Context) error {
 			return nil
 		}
 	}
+	b.changes.markJournal()
 	unlock, err := b.lockAll(ctx)
 	if err != nil {
 		return err
