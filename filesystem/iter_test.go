@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -160,27 +159,14 @@ func TestIteratorReadAheadIsCurrentProcesses(t *testing.T) {
 	if b.changes == nil {
 		t.Fatal("no change counters on the real file system")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIteratorReadAheadIsCurrentProcesses$", "-test.count=1")
-	cmd.Env = append(os.Environ(), iterChildEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, in, out := startChild(t, "TestIteratorReadAheadIsCurrentProcesses", iterChildEnv+"="+dir)
 	defer func() {
 		in.Close()
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("writer process: %v", err)
 		}
 	}()
-	w := &processWriter{in: in, out: bufio.NewReader(out)}
+	w := &processWriter{in: in, out: out}
 	if err := w.call("ready?"); err != nil {
 		t.Fatal(err)
 	}

@@ -56,21 +56,8 @@ func TestMultiProcessMoveRace(t *testing.T) {
 	}
 	children := make([]child, raceProcesses)
 	for p := range children {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMultiProcessMoveRace$", "-test.count=1")
-		cmd.Env = append(os.Environ(), raceChildEnv+"="+strconv.Itoa(p), "SPOOLMETA_TEST_DIR="+dir)
-		cmd.Stderr = os.Stderr
-		start, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		children[p] = child{cmd, start, bufio.NewReader(out)}
+		cmd, start, out := startChild(t, "TestMultiProcessMoveRace", raceChildEnv+"="+strconv.Itoa(p), "SPOOLMETA_TEST_DIR="+dir)
+		children[p] = child{cmd, start, out}
 	}
 	// Each child opens the directory, says "ready", and waits for its
 	// stdin to close: all of them start moving at once.
@@ -167,4 +154,26 @@ func raceChild() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// startChild starts this test binary again, running only the test named
+// test, with the extra environment variables env, its stdin and stdout
+// piped to the returned writer and reader and its stderr to this one's.
+func startChild(t *testing.T, test string, env ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, in, bufio.NewReader(out)
 }
