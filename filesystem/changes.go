@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -45,7 +46,7 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 	if !ok {
 		return nil, nil
 	}
-	path := lockDir + "/" + changesName
+	path := filepath.Join(lockDir, changesName)
 	mem, unmap, err := sm.MapShared(path, changesSize, perm)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil, nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
@@ -70,6 +71,15 @@ func mkdirEntry() func(t *testing.T, entry, outside string) {
 	}
 }
 
+func mkfifoEntry() func(t *testing.T, entry, outside string) {
+	return func(t *testing.T, entry, outside string) {
+		t.Helper()
+		if err := syscall.Mkfifo(entry, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func replaceDir(with func(t *testing.T, entry, outside string)) func(t *testing.T, entry, outside string) {
 	return func(t *testing.T, entry, outside string) {
 		t.Helper()
@@ -119,6 +129,8 @@ var hostileCases = []hostileCase{
 		plant: replaceDir(symlinkTo("secret.json")), openErr: true},
 	{name: "change counters replaced by a directory", entry: ".locks/changes",
 		plant: replaceDir(mkdirEntry()), openErr: true},
+	{name: "change counters replaced by a FIFO", entry: ".locks/changes",
+		plant: replaceDir(mkfifoEntry()), openErr: true},
 	{name: "change counters of another format", entry: ".locks/changes",
 		plant: replaceDir(writeEntry("not counters", 0o644)), openErr: true},
 	{name: "unknown file name in a state directory", entry: "hold/README", plant: writeEntry("hello", 0o644),
