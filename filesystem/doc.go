@@ -10,6 +10,7 @@
 //	<dir>/active/ deferred/ hold/ bounce/ archived/
 //	<dir>/corrupt/<state>/     damaged files that recovery set aside
 //	<dir>/.locks/stripe-NN     lock files (a fixed set of stripes)
+//	<dir>/.locks/changes       change counters, in memory that every writer maps
 //	<dir>/.journal             Hybrid mode's write-ahead journal
 //
 // The directory a file lies in is the truth about the message's state. A
@@ -19,7 +20,11 @@
 // directories that never replaces a file, so a message is never in two
 // states. Writers of one message exclude each other with a lock stripe: a
 // mutex for the goroutines of one Backend and flock(2) on a file under .locks
-// for other Backends and processes; readers take no lock.
+// for other Backends and processes; readers take no lock. Around each
+// rename or removal of a message file, its writer moves a counter of the
+// file's state and stripe in .locks/changes, a file that every writing
+// process maps into memory, so that an iterator knows without a system
+// call that a record it read ahead is still current.
 //
 // # Durability modes
 //
