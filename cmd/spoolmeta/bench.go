@@ -83,7 +83,7 @@ type workloadSpec struct {
 // The workloads and their defaults, chosen so that the whole default run
 // takes about a minute on a 2-core machine with a slow shared disk.
 var workloadSpecs = []workloadSpec{
-	{name: "calibrate", workers: 64, messages: map[string]int{calDurable: 1000, calFloor: 1000, calNoSync: 2000}},
+	{name: "calibrate", workers: 64, messages: map[string]int{calDurable: 1000, calFloor: 1000, calNoSync: 2000, calOneDir: 2000}},
 	{name: "lifecycle", workers: 64, messages: map[string]int{"standard": 1000, "hybrid": 1000, "": 2000}, perMode: true},
 	{name: "store", workers: 64, messages: map[string]int{"standard": 1000, "hybrid": 1000, "": 4000}, perMode: true},
 	{name: "claim", workers: 16, messages: map[string]int{"standard": 300, "hybrid": 300, "": 1000}, perMode: true},
@@ -134,7 +134,11 @@ Workloads:
              layout of one file per message (mode floor: a state change
              syncs the new directory only, the delete every directory; its
              ratio to durable is the most such a design can gain); the same
-             calls without fsync (mode no-fsync); and, beside the read
+             calls without fsync (mode no-fsync); those with each message in
+             one directory at every instant, as Performance mode keeps it
+             (mode one-dir: a state change renames the old file into the
+             new directory, swaps the new record in and unlinks the old;
+             its ratio is to no-fsync); and, beside the read
              workloads, the bare openat, fstat, read and close of each of
              their N files by 8 goroutines, without decoding (mode read)
   lifecycle  per message StoreMeta(incoming), MoveToState(incoming->active),
@@ -278,7 +282,9 @@ func calibrationRuns(modes []string) []benchRun {
 		}
 	}
 	if slices.Contains(modes, "performance") {
-		runs = append(runs, benchRun{workload: "calibrate", mode: calNoSync, workers: s.workers, messages: s.size(calNoSync)})
+		for _, m := range []string{calNoSync, calOneDir} {
+			runs = append(runs, benchRun{workload: "calibrate", mode: m, workers: s.workers, messages: s.size(m)})
+		}
 	}
 	return runs
 }
@@ -488,7 +494,8 @@ func runWithBackend(ctx context.Context, f *metafs.Factory, r benchRun, lat *lat
 
 // setRatios sets the ratio of each row to the calibration it is compared
 // with: for lifecycle, durable in standard and hybrid mode and no-fsync in
-// performance mode; for calibrate floor, durable; for iterate, get and
+// performance mode; for calibrate floor, durable; for calibrate one-dir,
+// no-fsync; for iterate, get and
 // list, calibrate read of the same size. Other calibration rows get 1.
 func setRatios(results []benchResult) {
 	calib := map[string]float64{}
@@ -508,6 +515,8 @@ func setRatios(results []benchResult) {
 		switch {
 		case r.Workload == "calibrate" && r.Mode == calFloor:
 			base = calib[calDurable]
+		case r.Workload == "calibrate" && r.Mode == calOneDir:
+			base = calib[calNoSync]
 		case r.Workload == "calibrate":
 			base = r.MsgPerSec
 		case r.Workload == "lifecycle" && r.Mode == "performance":

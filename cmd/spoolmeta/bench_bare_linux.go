@@ -51,6 +51,24 @@ func bareRename(oldpath, newpath string) error {
 	return nil
 }
 
+// bareRenameNoReplace renames oldpath to newpath, failing if newpath
+// exists (renameat2 RENAME_NOREPLACE).
+func bareRenameNoReplace(oldpath, newpath string) error {
+	return renameat2(oldpath, newpath, unix.RENAME_NOREPLACE)
+}
+
+// bareExchange swaps oldpath and newpath (renameat2 RENAME_EXCHANGE).
+func bareExchange(oldpath, newpath string) error {
+	return renameat2(oldpath, newpath, unix.RENAME_EXCHANGE)
+}
+
+func renameat2(oldpath, newpath string, flags uint) error {
+	if err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, flags); err != nil {
+		return &os.LinkError{Op: "renameat2", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
 func bareRemove(path string) error {
 	if err := syscall.Unlink(path); err != nil {
 		return &os.PathError{Op: "unlink", Path: path, Err: err}

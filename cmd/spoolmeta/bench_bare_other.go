@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 )
@@ -25,6 +26,16 @@ func bareWrite(path string, data []byte, sync bool) error {
 func bareRename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
 
 func bareRemove(path string) error { return os.Remove(path) }
+
+// bareRenameNoReplace and bareExchange need renameat2, which only Linux
+// has; so does the backend.
+func bareRenameNoReplace(oldpath, newpath string) error {
+	return &os.LinkError{Op: "renameat2", Old: oldpath, New: newpath, Err: errors.ErrUnsupported}
+}
+
+func bareExchange(oldpath, newpath string) error {
+	return &os.LinkError{Op: "renameat2", Old: oldpath, New: newpath, Err: errors.ErrUnsupported}
+}
 
 // read reads the file name with the os package and returns its bytes.
 func (d *bareDir) read(name string, buf []byte) ([]byte, error) {

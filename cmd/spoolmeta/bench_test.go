@@ -25,7 +25,7 @@ func TestBenchSmoke(t *testing.T) {
 		}
 		rows[res.Workload+" "+res.Mode] = res
 	}
-	for _, w := range []string{"calibrate durable", "calibrate floor", "calibrate no-fsync", "calibrate read", "lifecycle standard", "lifecycle hybrid",
+	for _, w := range []string{"calibrate durable", "calibrate floor", "calibrate no-fsync", "calibrate one-dir", "calibrate read", "lifecycle standard", "lifecycle hybrid",
 		"lifecycle performance", "store standard", "store performance", "claim standard", "claim performance",
 		"iterate standard", "get standard", "list standard", "open standard"} {
 		res, ok := rows[w]
@@ -40,7 +40,7 @@ func TestBenchSmoke(t *testing.T) {
 	if lc := rows["lifecycle standard"]; lc.Ratio == nil || lc.Stats == nil || lc.Stats.Writes != 80 || lc.Stats.Deletes != 20 {
 		t.Errorf("lifecycle standard: ratio %v, stats %+v; want a ratio, 80 writes and 20 deletes", lc.Ratio, lc.Stats)
 	}
-	for _, w := range []string{"calibrate floor", "iterate standard", "get standard", "list standard"} {
+	for _, w := range []string{"calibrate floor", "calibrate one-dir", "iterate standard", "get standard", "list standard"} {
 		if rows[w].Ratio == nil {
 			t.Errorf("%s: no ratio to its calibration", w)
 		}
@@ -48,7 +48,7 @@ func TestBenchSmoke(t *testing.T) {
 	if c := rows["claim standard"]; c.Stats == nil || c.Stats.Conflicts != 60 {
 		t.Errorf("claim: want 60 conflicts (3 losers per message), got %+v", c.Stats)
 	}
-	if !strings.Contains(r.stderr, "[17/17] open standard: 1 workers, 20 messages") {
+	if !strings.Contains(r.stderr, "[18/18] open standard: 1 workers, 20 messages") {
 		t.Errorf("no progress on stderr:\n%s", r.stderr)
 	}
 	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
@@ -62,7 +62,8 @@ func TestBenchTable(t *testing.T) {
 	r.expect(t, 0)
 	out := lines(r.stdout)
 	if !strings.HasPrefix(fields(out[0]), "WORKLOAD MODE WORKERS MESSAGES MSG/S OPS/S P50 P99 PEAK HEAP RATIO") ||
-		!strings.HasPrefix(fields(out[1]), "calibrate no-fsync 20 20 ") || !strings.HasPrefix(fields(out[2]), "lifecycle performance 20 20 ") {
+		!strings.HasPrefix(fields(out[1]), "calibrate no-fsync 20 20 ") || !strings.HasPrefix(fields(out[2]), "calibrate one-dir 20 20 ") ||
+		!strings.HasPrefix(fields(out[3]), "lifecycle performance 20 20 ") {
 		t.Errorf("bench table:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stdout, "Backend counters") {
@@ -81,7 +82,7 @@ func TestBenchPlan(t *testing.T) {
 		want             []string
 	}{
 		{"lifecycle", "standard", 0, []string{"calibrate durable 1000", "calibrate floor 1000", "lifecycle standard 1000"}},
-		{"lifecycle", "performance", 0, []string{"calibrate no-fsync 2000", "lifecycle performance 2000"}},
+		{"lifecycle", "performance", 0, []string{"calibrate no-fsync 2000", "calibrate one-dir 2000", "lifecycle performance 2000"}},
 		{"iterate,list", "", 0, []string{"calibrate read 20000", "iterate standard 20000", "list standard 20000"}},
 		{"open,get", "", 500, []string{"open standard 500", "calibrate read 500", "get standard 500"}},
 		{"calibrate", "hybrid", 0, []string{"calibrate durable 1000", "calibrate floor 1000"}},
@@ -115,7 +116,8 @@ func TestBenchRounds(t *testing.T) {
 			order = append(order, w)
 		}
 	}
-	want := []string{"calibrate durable", "calibrate floor", "calibrate no-fsync", "calibrate no-fsync", "calibrate floor", "calibrate durable"}
+	want := []string{"calibrate durable", "calibrate floor", "calibrate no-fsync", "calibrate one-dir",
+		"calibrate one-dir", "calibrate no-fsync", "calibrate floor", "calibrate durable"}
 	if !slices.Equal(order, want) {
 		t.Errorf("order of the runs %q, want %q", order, want)
 	}
