@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -102,4 +103,51 @@ func (f *checkFS) Exchange(oldname, newname string) error {
 func (f *checkFS) Remove(name string) error {
 	f.check("remove", name)
 	return f.FS.Remove(name)
+}
+
+// TestChangesCounter shows the counter protocol: a snapshot is usable only
+// while no change is under way, and any change begun after it, including
+// one begun over the odd value a dead writer left, moves the counter away
+// from it for good.
+func TestChangesCounter(t *testing.T) {
+	m := vfs.NewMem()
+	if err := m.Mkdir("/locks", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openChanges(m, "/locks", 0o644)
+	if err != nil || c == nil {
+		t.Fatalf("openChanges: %v, %v", c, err)
+	}
+	const s, stripe = metastorage.StateDeferred, 7
+	n, ok := c.snapshot(s, stripe)
+	if !ok {
+		t.Fatal("a fresh counter is not usable")
+	}
+	c.begin(s, stripe)
+	if _, ok := c.snapshot(s, stripe); ok {
+		t.Error("a snapshot during a change is usable")
+	}
+	if c.unchanged(s, stripe, n) {
+		t.Error("a change under way leaves the snapshot taken before it unchanged")
+	}
+	// The writer dies here, leaving the counter odd; the next holder of the
+	// stripe's lock changes it.
+	c.begin(s, stripe)
+	c.end(s, stripe)
+	m2, ok := c.snapshot(s, stripe)
+	if !ok {
+		t.Fatal("the counter is not usable after the next holder's change")
+	}
+	if m2 == n || c.unchanged(s, stripe, n) {
+		t.Errorf("counter %d after two changes, the same as the snapshot %d before them", m2, n)
+	}
+	if !c.unchanged(s, stripe, m2) {
+		t.Error("a snapshot with no change after it is not unchanged")
+	}
+	if other, _ := c.snapshot(metastorage.StateActive, stripe); other != 0 {
+		t.Errorf("another state's counter moved: %d", other)
+	}
+	if other, _ := c.snapshot(s, stripe+1); other != 0 {
+		t.Errorf("another stripe's counter moved: %d", other)
+	}
 }
