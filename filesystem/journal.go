@@ -377,6 +377,10 @@ func (b *Backend) checkpointLocked(j *journal, replay bool) error {
 		return fmt.Errorf("checkpoint %s: %w", j.path, errors.ErrUnsupported)
 	}
 	if err := syncer.SyncAll(b.dir); err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
+			// Nothing was synced, nor dropped: the journal stays.
+			return fmt.Errorf("checkpoint %s: %w", j.path, err)
+		}
 		b.fail(err)
 		return fmt.Errorf("checkpoint: %w", err)
 	}
