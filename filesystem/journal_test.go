@@ -319,3 +319,48 @@ func TestJournalReadOnly(t *testing.T) {
 		t.Errorf("GetMeta after a writer's replay: %+v, %v", md, err)
 	}
 }
+
+// TestJournalCheckpointSyncfs shows what a failed syncfs does to a
+// checkpoint: an unsupported one (ENOSYS) keeps the journal and the
+// Backend writing; any other error (EIO) keeps the journal and makes the
+// Backend refuse writes, as nothing can be known durable after it.
+func TestJournalCheckpointSyncfs(t *testing.T) {
+	for _, tc := range []struct {
+		errno  syscall.Errno
+		failed bool
+	}{
+		{syscall.ENOSYS, false},
+		{syscall.EIO, true},
+	} {
+		t.Run(tc.errno.Error(), func(t *testing.T) {
+			ctx := context.Background()
+			m := crashLayout(t)
+			fsys := vfs.Inject(m, vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+				if op == vfs.OpSyncAll {
+					return tc.errno
+				}
+				return nil
+			}))
+			b, err := open(crashConfig(fsys, Hybrid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := b.StoreMeta(ctx, "a", metastorage.MessageMetadata{State: stIncoming}); err != nil {
+				t.Fatal(err)
+			}
+			before := journalSize(t, m)
+			err = b.checkpoint(ctx)
+			if !errors.Is(err, tc.errno) {
+				t.Errorf("checkpoint: %v, want %v", err, tc.errno)
+			}
+			if n := journalSize(t, m); n != before {
+				t.Errorf("journal %d bytes after the failed checkpoint, want the %d before it", n, before)
+			}
+			err = b.StoreMeta(ctx, "b", metastorage.MessageMetadata{State: stIncoming})
+			if failed := err != nil; failed != tc.failed {
+				t.Errorf("a write after the failed checkpoint: %v; want it refused: %t", err, tc.failed)
+			}
+		})
+	}
+}
