@@ -1,11 +1,13 @@
 package filesystem
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -149,5 +151,49 @@ func TestChangesCounter(t *testing.T) {
 	}
 	if other, _ := c.snapshot(s, stripe+1); other != 0 {
 		t.Errorf("another stripe's counter moved: %d", other)
+	}
+}
+
+// TestChangesUnmappable shows what a Backend does when the change counters
+// cannot be mapped: where the file system cannot map files (for every
+// process alike) it opens without them, and checks records read ahead by
+// name; any other failure fails the open, since its writes would go
+// uncounted beside other processes that trust the counters.
+func TestChangesUnmappable(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		openErr bool
+	}{
+		{"unsupported", fmt.Errorf("%w: %w", errors.ErrUnsupported, syscall.ENODEV), false},
+		{"permission denied", syscall.EACCES, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := vfs.Inject(crashLayout(t), vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+				if op == vfs.OpMapShared {
+					return tc.err
+				}
+				return nil
+			}))
+			b, err := open(crashConfig(fsys, Performance))
+			if tc.openErr {
+				if err == nil {
+					b.Close()
+					t.Fatal("open succeeded without its change counters")
+				}
+				if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), ".locks/changes") {
+					t.Errorf("open: %v; want %v, naming .locks/changes", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if b.changes != nil {
+				t.Error("change counters mapped where the file system cannot map files")
+			}
+			testReadAheadIsCurrent(t, b, b)
+		})
 	}
 }

@@ -216,6 +216,10 @@ func mapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, e
 		}
 	}
 	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if errors.Is(err, unix.ENODEV) {
+		// The file system cannot map files: so it is for every process.
+		err = fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
+	}
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "mmap", Path: name, Err: err}
 	}

@@ -164,7 +164,8 @@ type SharedMemory interface {
 	// stays valid until unmap is called. MapShared never follows a
 	// symbolic link in the last element of name, and refuses anything but a
 	// regular file (ErrNotRegular, or syscall.EISDIR for a directory).
-	// Where the platform lacks it, the error wraps errors.ErrUnsupported.
+	// Where the platform or the file system lacks it, the error wraps
+	// errors.ErrUnsupported.
 	MapShared(name string, size int, perm fs.FileMode) (mem []byte, unmap func() error, err error)
 }
 
