@@ -58,13 +58,10 @@ func truncate(name string, size int64) error {
 	}
 	var st unix.Stat_t
 	err = unix.Fstat(fd, &st)
-	switch {
-	case err != nil:
-	case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-		err = syscall.EISDIR // as open already refuses it
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		err = ErrNotRegular
-	default:
+	if err == nil {
+		err = notRegularMode(st.Mode) // a directory, open already refuses
+	}
+	if err == nil {
 		err = retryEINTR(func() error { return unix.Ftruncate(fd, size) })
 	}
 	if cerr := unix.Close(fd); err == nil {
@@ -192,27 +189,15 @@ func mapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, e
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, nil, &os.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-	case unix.S_IFDIR:
-		return nil, nil, &os.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
-	default:
-		return nil, nil, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	if err := notRegularMode(st.Mode); err != nil {
+		return nil, nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	if st.Size < int64(size) {
-		zeros := make([]byte, int64(size)-st.Size)
-		for off := st.Size; len(zeros) > 0; {
-			n, err := unix.Pwrite(fd, zeros, off)
-			switch {
-			case errors.Is(err, unix.EINTR):
-				continue
-			case err == nil && n == 0:
-				err = io.ErrShortWrite
-			}
-			if err != nil {
-				return nil, nil, &os.PathError{Op: "write", Path: name, Err: err}
-			}
-			zeros, off = zeros[n:], off+int64(n)
+		if _, err := unix.Seek(fd, st.Size, io.SeekStart); err != nil {
+			return nil, nil, &os.PathError{Op: "seek", Path: name, Err: err}
+		}
+		if _, err := writeAll(fd, name, make([]byte, int64(size)-st.Size)); err != nil {
+			return nil, nil, err
 		}
 	}
 	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)

@@ -124,15 +124,24 @@ func checkRead(fd int, name string) (File, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	switch f.st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return f, nil
-	case unix.S_IFDIR:
+	if err := notRegularMode(f.st.Mode); err != nil {
 		unix.Close(fd)
-		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
-	unix.Close(fd)
-	return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	return f, nil
+}
+
+// notRegularMode returns why a file of mode (a stat's st_mode) is refused
+// where a regular file is wanted: syscall.EISDIR for a directory,
+// ErrNotRegular for anything else but a regular file, and nil for one.
+func notRegularMode(mode uint32) error {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return nil
+	case unix.S_IFDIR:
+		return syscall.EISDIR
+	}
+	return ErrNotRegular
 }
 
 func retryEINTR(fn func() error) error {
@@ -248,19 +257,23 @@ type fdWriter struct {
 }
 
 // Write writes all of p, or returns the error that stopped it.
-func (f *fdWriter) Write(p []byte) (int, error) {
+func (f *fdWriter) Write(p []byte) (int, error) { return writeAll(f.fd, f.name, p) }
+
+// writeAll writes all of p to the descriptor fd, open on name, at its
+// offset, or returns the error that stopped it.
+func writeAll(fd int, name string, p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		var m int
 		err := retryEINTR(func() (err error) {
-			m, err = unix.Write(f.fd, p[n:])
+			m, err = unix.Write(fd, p[n:])
 			return err
 		})
 		if err != nil {
-			return n, &os.PathError{Op: "write", Path: f.name, Err: err}
+			return n, &os.PathError{Op: "write", Path: name, Err: err}
 		}
 		if m == 0 {
-			return n, &os.PathError{Op: "write", Path: f.name, Err: io.ErrShortWrite}
+			return n, &os.PathError{Op: "write", Path: name, Err: io.ErrShortWrite}
 		}
 		n += m
 	}
