@@ -764,7 +764,9 @@ func (m *Mem) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 }
 
 // MapShared implements SharedMemory. The memory belongs to the file, as a
-// file's pages do: every mapping of the file shares it. It is not part of
+// file's pages do: the first mapping starts from the file's bytes, and
+// every mapping of the file shares it; stores into it do not change what
+// the File methods read. It is not part of
 // what a crash keeps: in the Mem that CrashClone returns, the file maps
 // zeros again, as a power loss may leave it.
 func (m *Mem) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
@@ -775,7 +777,8 @@ func (m *Mem) MapShared(name string, size int, perm fs.FileMode) ([]byte, func()
 		return nil, nil, pathError("open", name, errno)
 	}
 	words := max((size+7)/8, 1)
-	if n.shared == nil {
+	first := n.shared == nil
+	if first {
 		n.shared = make([]uint64, words)
 	}
 	if len(n.shared) < words {
@@ -786,6 +789,9 @@ func (m *Mem) MapShared(name string, size int, perm fs.FileMode) ([]byte, func()
 		n.data = append(n.data, make([]byte, size-len(n.data))...)
 	}
 	mem := unsafe.Slice((*byte)(unsafe.Pointer(&n.shared[0])), size)
+	if first {
+		copy(mem, n.data) // the memory starts as the file's bytes
+	}
 	return mem, func() error { return nil }, nil
 }
 

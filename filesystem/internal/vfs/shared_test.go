@@ -129,3 +129,39 @@ func TestMapSharedRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestMapSharedExtends shows that a shorter file keeps its bytes and is
+// extended with zeros to the size mapped.
+func TestMapSharedExtends(t *testing.T) {
+	for name, newFS := range sharedFSes(t) {
+		t.Run(name, func(t *testing.T) {
+			fsys, dir := newFS(t)
+			path := filepath.Join(dir, "shm")
+			f, err := fsys.Create(path, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write([]byte("abc")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mem, unmap, err := fsys.MapShared(path, 64, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unmap()
+			if want := append([]byte("abc"), make([]byte, 61)...); string(mem) != string(want) {
+				t.Errorf("memory %q, want %q", mem, want)
+			}
+			fi, err := fsys.Lstat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Size() != 64 {
+				t.Errorf("file of %d bytes after mapping 64, want 64", fi.Size())
+			}
+		})
+	}
+}
