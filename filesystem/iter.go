@@ -156,31 +156,26 @@ func (it *iterator) fill() error {
 // under the message's name; else the file is read now.
 func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error) {
 	<-r.done
-	if r.counted {
-		if it.b.changes.unchanged(it.state, r.stripe, r.count) {
-			md := r.md
-			md.ID = r.id
-			md.State = it.state
-			return md, true, nil
-		}
-		return it.read(r.id, r.file)
-	}
-	if r.f != nil {
+	current := false
+	switch {
+	case r.counted:
+		current = it.b.changes.unchanged(it.state, r.stripe, r.count)
+	case r.f != nil:
 		fi, err := it.b.fs.LstatIn(it.dir, r.file)
-		same := err == nil && vfs.SameFile(r.fi, fi)
 		cerr := r.f.Close()
 		r.f = nil
-		switch {
-		case isNotExist(err): // moved or deleted since it was read ahead
+		if isNotExist(err) { // moved or deleted since it was read ahead
 			return metastorage.MessageMetadata{}, false, nil
-		case same && cerr == nil:
-			md := r.md
-			md.ID = r.id
-			md.State = it.state
-			return md, true, nil
 		}
+		current = err == nil && cerr == nil && vfs.SameFile(r.fi, fi)
 	}
-	return it.read(r.id, r.file)
+	if !current {
+		return it.read(r.id, r.file)
+	}
+	md := r.md
+	md.ID = r.id
+	md.State = it.state
+	return md, true, nil
 }
 
 // read reads the message id from its file, or returns false if it is not
