@@ -495,8 +495,8 @@ func runWithBackend(ctx context.Context, f *metafs.Factory, r benchRun, lat *lat
 // setRatios sets the ratio of each row to the calibration it is compared
 // with: for lifecycle, durable in standard and hybrid mode and no-fsync in
 // performance mode; for calibrate floor, durable; for calibrate one-dir,
-// no-fsync; for iterate, get and
-// list, calibrate read of the same size. Other calibration rows get 1.
+// no-fsync; for iterate, get and list, calibrate read of the same size.
+// Other calibration rows get 1.
 func setRatios(results []benchResult) {
 	calib := map[string]float64{}
 	reads := map[int]float64{} // messages -> files read per second
