@@ -32,6 +32,7 @@ type Backend struct {
 	changes *changes
 	counts  counter
 	hints   hints
+	keys    keyCache
 	order   moveOrder
 	stats   stats
 

@@ -12,19 +12,17 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
 // listEntry is what ListMessages keeps of a message: its ID, file name
-// (the same string for most IDs) and sort key.
+// (the same string for most IDs) and sort keys.
 type listEntry struct {
 	id   string
 	file string
-	t    time.Time // created or updated
-	n    int       // priority or attempts
+	keys listKeys
 }
 
 // ListMessages returns one page of the IDs of the messages in state; see
@@ -50,7 +48,6 @@ func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState
 	if err != nil {
 		return metastorage.MessageListResult{}, fmt.Errorf("%s %s: %w", op, state, err)
 	}
-	sortEntries(entries, opts)
 	return page(entries, opts), nil
 }
 
@@ -105,12 +102,66 @@ func listWorkers() int {
 // listChunk is the number of entries a worker takes at a time.
 const listChunk = 64
 
-// readKeys reads the sort key of each entry with several workers, and
-// drops the entries that have left the state, fail opts.Since, or are not
-// valid metadata (recovery sets those aside).
+// keyStatus is what reading the sort keys of one entry found.
+type keyStatus uint8
+
+const (
+	keyGone    keyStatus = iota // left the state, or not valid metadata
+	keyRead                     // read, without a usable count
+	keyCounted                  // read, and current as long as the stripe's counter holds its count
+)
+
+// readKeys fills in the sort keys of the entries, from the Backend's
+// keyCache where they are current and else from the files, read by several
+// workers, and drops the entries that have left the state, fail
+// opts.Since, or are not valid metadata (recovery sets those aside).
 func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, entries []listEntry, opts metastorage.MessageListOptions) ([]listEntry, error) {
-	keep := make([]bool, len(entries))
-	workers := min(listWorkers(), (len(entries)+listChunk-1)/listChunk)
+	status := make([]keyStatus, len(entries))
+	counts := make([]uint64, len(entries))
+	var cached map[string]cachedKey
+	if b.changes != nil {
+		cached = b.keys.load(state)
+	}
+	todo := make([]int, 0, len(entries)-min(len(cached), len(entries)))
+	for i := range entries {
+		e := &entries[i]
+		if c, ok := cached[e.file]; ok && b.changes.unchanged(state, stripeOf(e.file), c.count) {
+			e.keys, status[i], counts[i] = c.keys, keyCounted, c.count
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if err := b.readKeysOf(ctx, state, entries, todo, status, counts); err != nil {
+		return nil, err
+	}
+	if b.changes != nil && (len(todo) > 0 || len(entries) != len(cached)) {
+		next := make(map[string]cachedKey, len(entries))
+		for i, e := range entries {
+			if status[i] == keyCounted {
+				next[e.file] = cachedKey{count: counts[i], keys: e.keys}
+			}
+		}
+		b.keys.store(state, next)
+	}
+	since := instantOf(opts.Since)
+	out := entries[:0]
+	for i, e := range entries {
+		if status[i] == keyGone {
+			continue
+		}
+		if !opts.Since.IsZero() && e.keys.created.compare(since) < 0 && e.keys.updated.compare(since) < 0 {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readKeysOf reads the sort keys of the entries whose indexes are in todo
+// from their files, with several workers, and sets their status and
+// counts.
+func (b *Backend) readKeysOf(ctx context.Context, state metastorage.QueueState, entries []listEntry, todo []int, status []keyStatus, counts []uint64) error {
+	workers := min(listWorkers(), (len(todo)+listChunk-1)/listChunk)
 	var (
 		wg       sync.WaitGroup
 		next     atomic.Int64
@@ -123,11 +174,12 @@ func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, en
 			buf := make([]byte, 0, 4096)
 			for !failed.Load() && ctx.Err() == nil {
 				lo := int(next.Add(listChunk)) - listChunk
-				if lo >= len(entries) {
+				if lo >= len(todo) {
 					return
 				}
-				for i := lo; i < min(lo+listChunk, len(entries)); i++ {
-					ok, err := b.readKey(state, &entries[i], opts, &buf)
+				for _, i := range todo[lo:min(lo+listChunk, len(todo))] {
+					var err error
+					status[i], counts[i], err = b.readKey(state, &entries[i], &buf)
 					if err != nil {
 						mu.Lock()
 						firstErr = cmp.Or(firstErr, err)
@@ -135,63 +187,55 @@ func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, en
 						failed.Store(true)
 						return
 					}
-					keep[i] = ok
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if err := cmp.Or(ctx.Err(), firstErr); err != nil {
-		return nil, err
-	}
-	out := entries[:0]
-	for i, e := range entries {
-		if keep[i] {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return cmp.Or(ctx.Err(), firstErr)
 }
 
-func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, opts metastorage.MessageListOptions, buf *[]byte) (bool, error) {
-	md, err := readRecordBuf(b.fs, b.path(state, e.file), buf)
+// readKey reads the sort keys of e from its file in state's directory. The
+// count it returns, for keyCounted, is that of the file's stripe before the
+// file was opened: while the counter holds it, the file read is the one
+// under the name.
+func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, buf *[]byte) (keyStatus, uint64, error) {
+	count, counted := b.changes.snapshot(state, stripeOf(e.file))
+	md, err := readRecordIn(b.fs, b.dirs[state].f, b.states[state], e.file, buf)
 	switch {
 	case isNotExist(err):
-		return false, nil
+		return keyGone, 0, nil
 	case errors.Is(err, errCorrupt):
 		b.log.Warn("skipping file that is not valid metadata; recovery moves it to corrupt/", "err", err)
-		return false, nil
+		return keyGone, 0, nil
 	case err != nil:
-		return false, err
+		return keyGone, 0, err
 	}
-	if !opts.Since.IsZero() && md.Created.Before(opts.Since) && md.Updated.Before(opts.Since) {
-		return false, nil
+	e.keys = keysOf(&md)
+	if !counted {
+		return keyRead, 0, nil
 	}
-	switch opts.SortBy {
-	case metastorage.SortByCreated:
-		e.t = md.Created
-	case metastorage.SortByUpdated:
-		e.t = md.Updated
-	case metastorage.SortByPriority:
-		e.n = md.Priority
-	case metastorage.SortByAttempts:
-		e.n = md.Attempts
-	}
-	return true, nil
+	return keyCounted, count, nil
 }
 
-func sortEntries(entries []listEntry, opts metastorage.MessageListOptions) {
+// order returns the order opts asks for: by its key, then by ID in
+// ascending order.
+func order(opts metastorage.MessageListOptions) func(a, b listEntry) int {
 	desc := strings.EqualFold(opts.SortOrder, metastorage.SortDesc)
 	var key func(a, b listEntry) int
 	switch opts.SortBy {
-	case metastorage.SortByCreated, metastorage.SortByUpdated:
-		key = func(a, b listEntry) int { return a.t.Compare(b.t) }
-	case metastorage.SortByPriority, metastorage.SortByAttempts:
-		key = func(a, b listEntry) int { return cmp.Compare(a.n, b.n) }
+	case metastorage.SortByCreated:
+		key = func(a, b listEntry) int { return a.keys.created.compare(b.keys.created) }
+	case metastorage.SortByUpdated:
+		key = func(a, b listEntry) int { return a.keys.updated.compare(b.keys.updated) }
+	case metastorage.SortByPriority:
+		key = func(a, b listEntry) int { return cmp.Compare(a.keys.priority, b.keys.priority) }
+	case metastorage.SortByAttempts:
+		key = func(a, b listEntry) int { return cmp.Compare(a.keys.attempts, b.keys.attempts) }
 	default:
 		key = func(a, b listEntry) int { return strings.Compare(a.id, b.id) }
 	}
-	slices.SortFunc(entries, func(a, b listEntry) int {
+	return func(a, b listEntry) int {
 		c := key(a, b)
 		if desc {
 			c = -c
@@ -200,9 +244,12 @@ func sortEntries(entries []listEntry, opts metastorage.MessageListOptions) {
 			return c
 		}
 		return strings.Compare(a.id, b.id)
-	})
+	}
 }
 
+// page returns the page of entries that opts selects, in the order it
+// asks for. It reorders entries; when the page ends in their first half,
+// only the entries up to its end are sorted.
 func page(entries []listEntry, opts metastorage.MessageListOptions) metastorage.MessageListResult {
 	total := len(entries)
 	start := min(opts.Offset, total)
@@ -210,11 +257,58 @@ func page(entries []listEntry, opts metastorage.MessageListOptions) metastorage.
 	if opts.Limit > 0 {
 		end = min(start+opts.Limit, total)
 	}
+	by := order(opts)
+	if end < total/2 {
+		entries = smallest(entries, end, by)
+	} else {
+		slices.SortFunc(entries, by)
+	}
 	ids := make([]string, 0, end-start)
 	for _, e := range entries[start:end] {
 		ids = append(ids, e.id)
 	}
 	return metastorage.MessageListResult{MessageIDs: ids, Total: total, HasMore: end < total}
+}
+
+// smallest returns the k first of entries in the order by, sorted. It
+// reorders entries and returns its first k elements.
+func smallest(entries []listEntry, k int, by func(a, b listEntry) int) []listEntry {
+	if k == 0 {
+		return entries[:0]
+	}
+	// entries[:k] holds the k first seen so far, as a heap whose root is
+	// the last of them in the order.
+	h := entries[:k]
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(h, i, by)
+	}
+	for _, e := range entries[k:] {
+		if by(e, h[0]) < 0 {
+			h[0] = e
+			siftDown(h, 0, by)
+		}
+	}
+	slices.SortFunc(h, by)
+	return h
+}
+
+// siftDown restores the heap h, whose root is the last in the order by,
+// below element i.
+func siftDown(h []listEntry, i int, by func(a, b listEntry) int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if r := c + 1; r < len(h) && by(h[r], h[c]) > 0 {
+			c = r
+		}
+		if by(h[c], h[i]) <= 0 {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // readNames calls fn with the message file names in state's directory,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -120,23 +121,44 @@ func BenchmarkIterateScale(b *testing.B) {
 }
 
 // BenchmarkListScale is ListMessages(deferred, Limit 100, SortBy created)
-// over n messages.
+// over n messages: cold, without the sort keys of an earlier listing, and
+// warm, with them and nothing changed since.
 func BenchmarkListScale(b *testing.B) {
 	for _, n := range scaleSizes {
-		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			be := openScale(b, n)
-			ctx := context.Background()
-			opts := metastorage.MessageListOptions{Limit: 100, SortBy: metastorage.SortByCreated}
-			for b.Loop() {
-				res, err := be.ListMessages(ctx, metastorage.StateDeferred, opts)
-				if err != nil {
-					b.Fatal(err)
+		for _, warm := range []bool{false, true} {
+			b.Run(fmt.Sprintf("n=%d/warm=%t", n, warm), func(b *testing.B) {
+				be := openScale(b, n)
+				ctx := context.Background()
+				opts := metastorage.MessageListOptions{Limit: 100, SortBy: metastorage.SortByCreated}
+				list := func() {
+					res, err := be.ListMessages(ctx, metastorage.StateDeferred, opts)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if res.Total != n {
+						b.Fatalf("total %d, want %d", res.Total, n)
+					}
 				}
-				if res.Total != n {
-					b.Fatalf("total %d, want %d", res.Total, n)
+				if warm {
+					list()
 				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
-		})
+				var before runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				for b.Loop() {
+					if !warm {
+						be.keys.store(metastorage.StateDeferred, nil)
+					}
+					list()
+				}
+				var after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+				if !warm {
+					b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "cached-B/msg")
+				}
+			})
+		}
 	}
 }

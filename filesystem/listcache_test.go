@@ -1,0 +1,240 @@
+package filesystem
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// TestListReadsOnlyChangedStripes shows that a listing reads again only
+// the files of the stripes that changed since the last one, whether this
+// Backend or another on the directory made the changes, and that its
+// order and total follow the changes; and that without change counters
+// every listing reads every file.
+func TestListReadsOnlyChangedStripes(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		shared, counts bool
+	}{
+		{"counted, same backend", false, true},
+		{"counted, another backend", true, true},
+		{"uncounted, same backend", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opens atomic.Int64
+			deferred := filepath.Join(crashDir, "deferred") + string(filepath.Separator)
+			var fsys vfs.FS = vfs.Inject(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				if op == vfs.OpOpen && strings.HasPrefix(path, deferred) {
+					opens.Add(1)
+				}
+				return nil
+			}))
+			if !tc.counts {
+				fsys = noSharedMemory{fsys}
+			}
+			b, err := open(listConfig(fsys))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			w := b
+			if tc.shared {
+				if w, err = open(listConfig(fsys)); err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+			}
+			ctx := context.Background()
+			const n = 40
+			for i := range n {
+				md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: i}
+				if err := b.StoreMeta(ctx, fmt.Sprintf("m-%02d", i), md); err != nil {
+					t.Fatal(err)
+				}
+			}
+			list := func() int64 {
+				t.Helper()
+				opens.Store(0)
+				res := listByPriority(t, b)
+				got := opens.Load()
+				checkByPriority(t, b, res)
+				return got
+			}
+			if got := list(); got != n {
+				t.Fatalf("first listing opened %d files, want %d", got, n)
+			}
+			want := int64(0)
+			if !tc.counts {
+				want = n
+			}
+			if got := list(); got != want {
+				t.Fatalf("second listing, nothing changed, opened %d files, want %d", got, want)
+			}
+
+			// Rewrite one message, move one out, delete one, store a new one.
+			if err := w.UpdateMeta(ctx, "m-03", metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: 100}); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.MoveToState(ctx, "m-07", metastorage.StateDeferred, metastorage.StateHold); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.DeleteMeta(ctx, "m-11"); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.StoreMeta(ctx, "m-new", metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: -1}); err != nil {
+				t.Fatal(err)
+			}
+			changed := map[int]bool{}
+			for _, id := range []string{"m-03", "m-07", "m-11", "m-new"} {
+				changed[stripeOf(fileOf(t, id))] = true
+			}
+			want = 0
+			res, err := b.ListMessages(ctx, metastorage.StateDeferred, metastorage.MessageListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range res.MessageIDs {
+				if !tc.counts || changed[stripeOf(fileOf(t, id))] {
+					want++
+				}
+			}
+			if got := list(); got != want {
+				t.Fatalf("listing after changes in %d stripes opened %d files, want %d (those of the changed stripes)", len(changed), got, want)
+			}
+		})
+	}
+}
+
+// listByPriority lists deferred by priority, highest first.
+func listByPriority(t *testing.T, b *Backend) metastorage.MessageListResult {
+	t.Helper()
+	res, err := b.ListMessages(context.Background(), metastorage.StateDeferred, metastorage.MessageListOptions{SortBy: metastorage.SortByPriority, SortOrder: metastorage.SortDesc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// checkByPriority checks res, a listing of deferred by priority, highest
+// first, against the records GetMeta returns.
+func checkByPriority(t *testing.T, b *Backend, res metastorage.MessageListResult) {
+	t.Helper()
+	ctx := context.Background()
+	ids, err := b.ListMessages(ctx, metastorage.StateDeferred, metastorage.MessageListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(ids.MessageIDs)
+	prio := map[string]int{}
+	for _, id := range want {
+		md, err := b.GetMeta(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prio[id] = md.Priority
+	}
+	slices.SortFunc(want, func(x, y string) int { return cmp.Or(cmp.Compare(prio[y], prio[x]), strings.Compare(x, y)) })
+	if !slices.Equal(res.MessageIDs, want) || res.Total != len(want) {
+		t.Fatalf("listed by priority %q (total %d), want %q (total %d)", res.MessageIDs, res.Total, want, len(want))
+	}
+}
+
+func fileOf(t *testing.T, id string) string {
+	t.Helper()
+	f, err := name.Encode(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestListSeesUncountedFiles shows that a file put in a state's directory
+// by hand, which no change counter counts, is listed with its own keys by
+// the next listing, and one taken out is no longer listed.
+func TestListSeesUncountedFiles(t *testing.T) {
+	dir := t.TempDir()
+	b := openTest(t, dir)
+	ctx := context.Background()
+	for i := range 5 {
+		md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: 10 + i}
+		if err := b.StoreMeta(ctx, fmt.Sprintf("m-%d", i), md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkByPriority(t, b, listByPriority(t, b))
+	md := metastorage.MessageMetadata{ID: "by-hand", State: metastorage.StateDeferred, Priority: 99}
+	data, err := encode(&md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "deferred", fileOf(t, "by-hand")), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "deferred", fileOf(t, "m-2"))); err != nil {
+		t.Fatal(err)
+	}
+	res := listByPriority(t, b)
+	want := []string{"by-hand", "m-4", "m-3", "m-1", "m-0"}
+	if !slices.Equal(res.MessageIDs, want) {
+		t.Fatalf("listed %q, want %q", res.MessageIDs, want)
+	}
+}
+
+// TestListKeyReadDuringChange shows that keys read from a file that is
+// replaced while it is being read are not taken for current by the next
+// listing: another Backend rewrites a message with a new priority between
+// the open and the read of its file.
+func TestListKeyReadDuringChange(t *testing.T) {
+	mem := vfs.NewMem()
+	w, err := open(listConfig(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	for i := range 8 {
+		md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: i}
+		if err := w.StoreMeta(ctx, fmt.Sprintf("m-%d", i), md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := filepath.Join(crashDir, "deferred", fileOf(t, "m-5"))
+	var armed atomic.Bool
+	armed.Store(true)
+	var changeErr error
+	fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpRead && path == target && armed.CompareAndSwap(true, false) {
+			// w works on mem itself, not through this wrapper.
+			changeErr = w.UpdateMeta(ctx, "m-5", metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: 100})
+		}
+		return nil
+	}))
+	b, err := open(listConfig(fsys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	listByPriority(t, b) // reads m-5's old record while it is replaced
+	if armed.Load() || changeErr != nil {
+		t.Fatalf("m-5 not rewritten during the listing: armed %t, error %v", armed.Load(), changeErr)
+	}
+	checkByPriority(t, b, listByPriority(t, b))
+}
+
+// listConfig is crashConfig in Performance mode without the background
+// recovery scan, whose reads would be counted with the listing's.
+func listConfig(fsys vfs.FS) config {
+	cfg := crashConfig(fsys, Performance)
+	cfg.noRecovery = true
+	return cfg
+}
