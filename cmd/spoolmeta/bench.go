@@ -152,7 +152,9 @@ Workloads:
   iterate    one NewMessageIterator pass (batch 100) over N deferred messages
   get        W workers GetMeta random messages, 4N calls over N messages
   list       ListMessages(deferred, limit 100, sort created) over N messages,
-             five times; the ratio of iterate, get (calls/s) and list
+             five times: the first reads every file, the later ones find
+             the sort keys cached (the note gives both times); the ratio of
+             iterate, get (calls/s) and list
              (messages scanned/s) is to calibrate read; these three are
              timed from when the Backend has counted its messages
   open       open a Backend on N messages: the time until it returns and
