@@ -23,17 +23,23 @@ import (
 // every listing reads every file.
 func TestListReadsOnlyChangedStripes(t *testing.T) {
 	for _, tc := range []struct {
-		name           string
-		shared, counts bool
+		name                 string
+		shared, counts, real bool
 	}{
-		{"counted, same backend", false, true},
-		{"counted, another backend", true, true},
-		{"uncounted, same backend", false, false},
+		{"counted, same backend", false, true, false},
+		{"counted, another backend", true, true, false},
+		{"counted, another backend, real files", true, true, true},
+		{"uncounted, same backend", false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var opens atomic.Int64
-			deferred := filepath.Join(crashDir, "deferred") + string(filepath.Separator)
-			var fsys vfs.FS = vfs.Inject(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+			var under vfs.FS = vfs.NewMem()
+			dir := crashDir
+			if tc.real {
+				under, dir = vfs.OS, t.TempDir()
+			}
+			deferred := filepath.Join(dir, "deferred") + string(filepath.Separator)
+			var fsys vfs.FS = vfs.Inject(under, vfs.InjectorFunc(func(op vfs.Op, path string) error {
 				if op == vfs.OpOpen && strings.HasPrefix(path, deferred) {
 					opens.Add(1)
 				}
@@ -42,14 +48,14 @@ func TestListReadsOnlyChangedStripes(t *testing.T) {
 			if !tc.counts {
 				fsys = noSharedMemory{fsys}
 			}
-			b, err := open(listConfig(fsys))
+			b, err := open(listConfig(fsys, dir))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
 			w := b
 			if tc.shared {
-				if w, err = open(listConfig(fsys)); err != nil {
+				if w, err = open(listConfig(fsys, dir)); err != nil {
 					t.Fatal(err)
 				}
 				defer w.Close()
@@ -196,7 +202,7 @@ func TestListSeesUncountedFiles(t *testing.T) {
 // the open and the read of its file.
 func TestListKeyReadDuringChange(t *testing.T) {
 	mem := vfs.NewMem()
-	w, err := open(listConfig(mem))
+	w, err := open(listConfig(mem, crashDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +225,7 @@ func TestListKeyReadDuringChange(t *testing.T) {
 		}
 		return nil
 	}))
-	b, err := open(listConfig(fsys))
+	b, err := open(listConfig(fsys, crashDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,10 +237,12 @@ func TestListKeyReadDuringChange(t *testing.T) {
 	checkByPriority(t, b, listByPriority(t, b))
 }
 
-// listConfig is crashConfig in Performance mode without the background
-// recovery scan, whose reads would be counted with the listing's.
-func listConfig(fsys vfs.FS) config {
+// listConfig is crashConfig in Performance mode on dir, without the
+// background recovery scan, whose reads would be counted with the
+// listing's.
+func listConfig(fsys vfs.FS, dir string) config {
 	cfg := crashConfig(fsys, Performance)
+	cfg.dir = dir
 	cfg.noRecovery = true
 	return cfg
 }
