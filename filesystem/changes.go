@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -156,14 +157,18 @@ type target struct {
 }
 
 // target returns the target that path names, if it is a message file in a
-// state's directory. Temp files (".tmp.") are not: no reader takes them
-// for a message.
+// state's directory: a name that name.Decode accepts, as readers take
+// them. Temp files are not, and their changes are made under the lock of
+// their message's stripe, which is not that of their own name.
 func (f *changeFS) target(path string) (target, bool) {
 	i := strings.LastIndexByte(path, '/')
-	if i < 0 || i+1 == len(path) || path[i+1] == '.' {
+	if i < 0 {
 		return target{}, false
 	}
 	dir, file := path[:i], path[i+1:]
+	if _, ok := name.Decode(file); !ok {
+		return target{}, false
+	}
 	for s, d := range f.states {
 		if d == dir {
 			return target{metastorage.QueueState(s), stripeOf(file)}, true

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -50,37 +52,37 @@ func (f *checkFS) SyncAll(name string) error { return f.FS.(vfs.SyncFS).SyncAll(
 func (f *checkFS) check(op string, names ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, name := range names {
-		i := strings.LastIndexByte(name, '/')
-		dir, file := name[:i], name[i+1:]
+	for _, path := range names {
+		i := strings.LastIndexByte(path, '/')
+		dir, file := path[:i], path[i+1:]
 		state := nowhere
 		for _, s := range metastorage.States() {
 			if dir == crashDir+"/"+s.String() {
 				state = s
 			}
 		}
-		if state == nowhere || strings.HasPrefix(file, ".") {
-			continue
+		if _, ok := name.Decode(file); state == nowhere || !ok {
+			continue // not a message file: not counted
 		}
 		if f.counters == nil {
 			c, err := openChanges(f.mem, crashDir+"/.locks", 0o644)
 			if err != nil || c == nil {
-				f.errorf("%s %s: cannot map the change counters: %v", op, name, err)
+				f.errorf("%s %s: cannot map the change counters: %v", op, path, err)
 				return
 			}
 			f.counters = c
 		}
 		stripe := stripeOf(file)
 		if _, even := f.counters.snapshot(state, stripe); even {
-			f.errorf("%s %s: the counter of %s, stripe %d, is even: the change is not counted", op, name, state, stripe)
+			f.errorf("%s %s: the counter of %s, stripe %d, is even: the change is not counted", op, path, state, stripe)
 		}
 		l, err := f.mem.OpenLock(fmt.Sprintf("%s/.locks/stripe-%02d", crashDir, stripe), 0o644)
 		if err != nil {
-			f.errorf("%s %s: %v", op, name, err)
+			f.errorf("%s %s: %v", op, path, err)
 			continue
 		}
 		if free, _ := l.TryLock(); free {
-			f.errorf("%s %s: made without the lock of stripe %d", op, name, stripe)
+			f.errorf("%s %s: made without the lock of stripe %d", op, path, stripe)
 		}
 		l.Close()
 		f.checked++
@@ -105,6 +107,51 @@ func (f *checkFS) Exchange(oldname, newname string) error {
 func (f *checkFS) Remove(name string) error {
 	f.check("remove", name)
 	return f.FS.Remove(name)
+}
+
+// TestChangesCountOnlyMessageFiles shows that removing temp files moves no
+// counter: a temp file is changed under the lock of its message's stripe,
+// which, for another implementation's "<id>.json.tmp.<hex>", is not the
+// stripe of its own name, so counting it would write a counter whose lock
+// the writer does not hold.
+func TestChangesCountOnlyMessageFiles(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := crashConfig(mem, Performance)
+	cfg.noRecovery = true
+	b, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	temps := []string{"x.json.tmp.1a2b", ".tmp.1a-dead"}
+	for _, tmp := range temps {
+		if stripeOf(tmp) == stripeOf("x.json") {
+			t.Fatalf("%s is on the stripe of x.json: the test needs another", tmp)
+		}
+		f, err := mem.Create(filepath.Join(crashDir, "deferred", tmp), 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("{not json"))
+		f.Close()
+	}
+	var before [numStripes]uint64
+	for i := range before {
+		before[i], _ = b.changes.snapshot(metastorage.StateDeferred, i)
+	}
+	if err := b.RecoverFromCrash(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tmp := range temps {
+		if _, err := mem.Lstat(filepath.Join(crashDir, "deferred", tmp)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("recovery left %s: %v", tmp, err)
+		}
+	}
+	for i := range before {
+		if n, _ := b.changes.snapshot(metastorage.StateDeferred, i); n != before[i] {
+			t.Errorf("the counter of deferred, stripe %d, moved from %d to %d", i, before[i], n)
+		}
+	}
 }
 
 // TestChangesCounter shows the counter protocol: a snapshot is usable only
