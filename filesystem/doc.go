@@ -24,7 +24,8 @@
 // rename or removal of a message file, its writer moves a counter of the
 // file's state and stripe in .locks/changes, a file that every writing
 // process maps into memory, so that an iterator knows without a system
-// call that a record it read ahead is still current.
+// call that a record it read ahead is still current, and a listing that
+// the sort keys it kept from an earlier one still are.
 //
 // # Durability modes
 //

@@ -2,7 +2,6 @@ package filesystem
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -181,15 +180,12 @@ func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error
 // read reads the message id from its file, or returns false if it is not
 // there any more or not valid metadata.
 func (it *iterator) read(id, file string) (metastorage.MessageMetadata, bool, error) {
-	md, err := readRecordIn(it.b.fs, it.dir, it.b.states[it.state], file, &it.buf)
-	switch {
-	case isNotExist(err): // moved or deleted since the directory was read
-		return metastorage.MessageMetadata{}, false, nil
-	case errors.Is(err, errCorrupt):
-		it.b.log.Warn("skipping file that is not valid metadata; recovery moves it to corrupt/", "err", err)
-		return metastorage.MessageMetadata{}, false, nil
-	case err != nil:
+	md, ok, err := it.b.readListed(it.dir, it.state, file, &it.buf)
+	if err != nil {
 		return metastorage.MessageMetadata{}, false, fmt.Errorf("iterate %s: %w", it.state, err)
+	}
+	if !ok {
+		return metastorage.MessageMetadata{}, false, nil
 	}
 	md.ID = id
 	md.State = it.state

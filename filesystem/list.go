@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -27,10 +28,12 @@ type listEntry struct {
 
 // ListMessages returns one page of the IDs of the messages in state; see
 // metastorage.MessageListOptions. Sorting by ID needs one directory read;
-// sorting by another key, or filtering by Since, also reads each message's
-// file, and keeps only the IDs and sort keys in memory. Ties are broken by
-// ID in ascending order, whatever the SortOrder, so pages never overlap or
-// skip.
+// sorting by another key, or filtering by Since, also needs each message's
+// sort keys: read from its file, or kept from an earlier listing while no
+// file of the message's lock stripe has entered or left the state's
+// directory since (see keyCache). A listing holds only the IDs and sort
+// keys in memory. Ties are broken by ID in ascending order, whatever the
+// SortOrder, so pages never overlap or skip.
 func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) (res metastorage.MessageListResult, err error) {
 	const op = "list"
 	defer func() { b.stats.count(opList, err) }()
@@ -135,13 +138,7 @@ func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, en
 		return nil, err
 	}
 	if b.changes != nil && (len(todo) > 0 || len(entries) != len(cached)) {
-		next := make(map[string]cachedKey, len(entries))
-		for i, e := range entries {
-			if status[i] == keyCounted {
-				next[e.file] = cachedKey{count: counts[i], keys: e.keys}
-			}
-		}
-		b.keys.store(state, next)
+		b.keys.store(state, cacheable(entries, status, counts, b.keys.room(state)))
 	}
 	since := instantOf(opts.Since)
 	out := entries[:0]
@@ -155,6 +152,27 @@ func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, en
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// cacheable returns the keys of entries that readKeys can keep, or nil if
+// there are more than room of them.
+func cacheable(entries []listEntry, status []keyStatus, counts []uint64, room int) map[string]cachedKey {
+	n := 0
+	for _, st := range status {
+		if st == keyCounted {
+			n++
+		}
+	}
+	if n > room {
+		return nil
+	}
+	m := make(map[string]cachedKey, n)
+	for i, e := range entries {
+		if status[i] == keyCounted {
+			m[e.file] = cachedKey{count: counts[i], keys: e.keys}
+		}
+	}
+	return m
 }
 
 // readKeysOf reads the sort keys of the entries whose indexes are in todo
@@ -201,14 +219,8 @@ func (b *Backend) readKeysOf(ctx context.Context, state metastorage.QueueState, 
 // under the name.
 func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, buf *[]byte) (keyStatus, uint64, error) {
 	count, counted := b.changes.snapshot(state, stripeOf(e.file))
-	md, err := readRecordIn(b.fs, b.dirs[state].f, b.states[state], e.file, buf)
-	switch {
-	case isNotExist(err):
-		return keyGone, 0, nil
-	case errors.Is(err, errCorrupt):
-		b.log.Warn("skipping file that is not valid metadata; recovery moves it to corrupt/", "err", err)
-		return keyGone, 0, nil
-	case err != nil:
+	md, ok, err := b.readListed(b.dirs[state].f, state, e.file, buf)
+	if err != nil || !ok {
 		return keyGone, 0, err
 	}
 	e.keys = keysOf(&md)
@@ -309,6 +321,24 @@ func siftDown(h []listEntry, i int, by func(a, b listEntry) int) {
 		h[i], h[c] = h[c], h[i]
 		i = c
 	}
+}
+
+// readListed reads the message file named file, found by a read of the
+// directory dir of state, into *bp. It returns false, and no error, if the
+// file is no longer there (the message moved or was deleted since) or is
+// not valid metadata, which it logs: recovery sets such files aside.
+func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file string, bp *[]byte) (metastorage.MessageMetadata, bool, error) {
+	md, err := readRecordIn(b.fs, dir, b.states[state], file, bp)
+	switch {
+	case isNotExist(err):
+		return metastorage.MessageMetadata{}, false, nil
+	case errors.Is(err, errCorrupt):
+		b.log.Warn("skipping file that is not valid metadata; recovery moves it to corrupt/", "err", err)
+		return metastorage.MessageMetadata{}, false, nil
+	case err != nil:
+		return metastorage.MessageMetadata{}, false, err
+	}
+	return md, true, nil
 }
 
 // readNames calls fn with the message file names in state's directory,

@@ -2,6 +2,7 @@ package filesystem
 
 import (
 	"cmp"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,22 +39,26 @@ func keysOf(md *metastorage.MessageMetadata) listKeys {
 	}
 }
 
-// maxCachedKeys bounds the entries a Backend's keyCache holds across all
-// states, about 100 bytes each.
+// maxCachedKeys is the number of entries a Backend's keyCache holds at
+// most, across all states: about 130 bytes each.
 const maxCachedKeys = 1 << 18
 
 // keyCache holds, for each state, the sort keys that ListMessages last
 // read from the message files of that state's directory, each with the
-// change counter of the file's stripe when it was read. A key is current
-// while that counter holds the same value: no file of the stripe has
-// entered or left the directory since. So a later listing reads again only
-// the files of the stripes that changed, and those it has not seen.
+// change counter of the file's stripe taken before the file was opened. A
+// key is current while that counter holds the same value: no file of the
+// stripe has entered or left the directory since. So a later listing reads
+// again only the files of the stripes that changed, and those it has not
+// seen.
 //
 // A published map is never written again; a listing that changes anything
 // publishes a new one.
 type keyCache struct {
 	states [metastorage.NumStates]atomic.Pointer[map[string]cachedKey]
-	size   atomic.Int64 // entries held, across states
+
+	mu    sync.Mutex // serialises store
+	size  int        // entries held, across states
+	limit int        // the most entries held; 0 means maxCachedKeys
 }
 
 type cachedKey struct {
@@ -69,21 +74,33 @@ func (c *keyCache) load(s metastorage.QueueState) map[string]cachedKey {
 	return nil
 }
 
+// room returns the number of entries the keys of state s may take.
+func (c *keyCache) room(s metastorage.QueueState) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.roomLocked(s)
+}
+
+func (c *keyCache) roomLocked(s metastorage.QueueState) int {
+	limit := c.limit
+	if limit == 0 {
+		limit = maxCachedKeys
+	}
+	return limit - c.size + len(c.load(s))
+}
+
 // store replaces the keys cached for state s by m, or drops them if m
-// would take the cache past maxCachedKeys.
+// would take the cache past its limit.
 func (c *keyCache) store(s metastorage.QueueState, m map[string]cachedKey) {
-	held := int64(len(c.load(s)))
-	if c.size.Load()-held+int64(len(m)) > maxCachedKeys {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(m) > c.roomLocked(s) {
 		m = nil
 	}
-	var p *map[string]cachedKey
-	if m != nil {
-		p = &m
+	c.size += len(m) - len(c.load(s))
+	if m == nil {
+		c.states[s].Store(nil)
+		return
 	}
-	old := c.states[s].Swap(p)
-	n := int64(len(m))
-	if old != nil {
-		n -= int64(len(*old))
-	}
-	c.size.Add(n)
+	c.states[s].Store(&m)
 }

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -197,7 +199,7 @@ func TestListSeesUncountedFiles(t *testing.T) {
 }
 
 // TestListKeyReadDuringChange shows that keys read from a file that is
-// replaced while it is being read are not taken for current by the next
+// replaced just after it was opened are not taken for current by the next
 // listing: another Backend rewrites a message with a new priority between
 // the open and the read of its file.
 func TestListKeyReadDuringChange(t *testing.T) {
@@ -214,14 +216,53 @@ func TestListKeyReadDuringChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	target := filepath.Join(crashDir, "deferred", fileOf(t, "m-5"))
+	target := fileOf(t, "m-5")
 	var armed atomic.Bool
 	armed.Store(true)
 	var changeErr error
-	fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if op == vfs.OpRead && path == target && armed.CompareAndSwap(true, false) {
-			// w works on mem itself, not through this wrapper.
+	fsys := openHook{FS: mem, after: func(file string) {
+		if file == target && armed.CompareAndSwap(true, false) {
 			changeErr = w.UpdateMeta(ctx, "m-5", metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: 100})
+		}
+	}}
+	b, err := open(listConfig(fsys, crashDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	listByPriority(t, b) // reads m-5's old record, opened before it was replaced
+	if armed.Load() || changeErr != nil {
+		t.Fatalf("m-5 not rewritten during the listing: armed %t, error %v", armed.Load(), changeErr)
+	}
+	checkByPriority(t, b, listByPriority(t, b))
+}
+
+// openHook is a file system that calls after with the name of each file
+// opened in a directory, once it is open.
+type openHook struct {
+	vfs.FS
+	after func(file string)
+}
+
+func (h openHook) OpenIn(dir vfs.File, name string) (vfs.File, error) {
+	f, err := h.FS.OpenIn(dir, name)
+	h.after(name)
+	return f, err
+}
+
+func (h openHook) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return h.FS.(vfs.SharedMemory).MapShared(name, size, perm)
+}
+
+// countingBackend opens a Backend in Performance mode on a fresh Mem, and
+// returns it with the count of the message files it opens in deferred.
+func countingBackend(t *testing.T) (*Backend, *atomic.Int64) {
+	t.Helper()
+	opens := new(atomic.Int64)
+	deferred := filepath.Join(crashDir, "deferred") + string(filepath.Separator)
+	fsys := vfs.Inject(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpOpen && strings.HasPrefix(path, deferred) {
+			opens.Add(1)
 		}
 		return nil
 	}))
@@ -229,12 +270,113 @@ func TestListKeyReadDuringChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	listByPriority(t, b) // reads m-5's old record while it is replaced
-	if armed.Load() || changeErr != nil {
-		t.Fatalf("m-5 not rewritten during the listing: armed %t, error %v", armed.Load(), changeErr)
+	t.Cleanup(func() { b.Close() })
+	return b, opens
+}
+
+// TestListSinceWithKeptKeys shows that Since filters by the keys kept from
+// an earlier listing as by those read from the files.
+func TestListSinceWithKeptKeys(t *testing.T) {
+	b, opens := countingBackend(t)
+	ctx := context.Background()
+	// Updated is set by each write, to now; Created is the caller's.
+	base := time.Now().Add(time.Hour).Round(0)
+	for i := range 10 {
+		md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Created: base.Add(time.Duration(i) * time.Minute)}
+		if err := b.StoreMeta(ctx, fmt.Sprintf("m-%d", i), md); err != nil {
+			t.Fatal(err)
+		}
 	}
-	checkByPriority(t, b, listByPriority(t, b))
+	opts := metastorage.MessageListOptions{SortBy: metastorage.SortByCreated, Since: base.Add(6 * time.Minute)}
+	want := []string{"m-6", "m-7", "m-8", "m-9"}
+	for _, kept := range []bool{false, true} {
+		opens.Store(0)
+		res, err := b.ListMessages(ctx, metastorage.StateDeferred, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.MessageIDs, want) || res.Total != len(want) {
+			t.Fatalf("keys kept %t: listed %q (total %d), want %q", kept, res.MessageIDs, res.Total, want)
+		}
+		if read := opens.Load() > 0; read == kept {
+			t.Fatalf("keys kept %t: the listing opened %d files", kept, opens.Load())
+		}
+	}
+}
+
+// TestListKeepsKeysWithinLimit shows that a Backend keeps no more sort
+// keys than its limit: a state whose keys would take it past the limit is
+// read again at every listing, and so is a second state that the first
+// leaves no room for, while a state within the limit is not.
+func TestListKeepsKeysWithinLimit(t *testing.T) {
+	b, opens := countingBackend(t)
+	b.keys.limit = 10
+	ctx := context.Background()
+	store := func(s metastorage.QueueState, prefix string, n int) {
+		for i := range n {
+			if err := b.StoreMeta(ctx, fmt.Sprintf("%s-%d", prefix, i), metastorage.MessageMetadata{State: s}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	list := func(s metastorage.QueueState) int64 {
+		opens.Store(0)
+		if _, err := b.ListMessages(ctx, s, metastorage.MessageListOptions{SortBy: metastorage.SortByCreated}); err != nil {
+			t.Fatal(err)
+		}
+		return opens.Load()
+	}
+	store(metastorage.StateDeferred, "big", 11)
+	for range 2 {
+		if got := list(metastorage.StateDeferred); got != 11 {
+			t.Fatalf("listing 11 messages, over the limit of 10, opened %d files, want 11", got)
+		}
+	}
+	if b.keys.size != 0 || b.keys.load(metastorage.StateDeferred) != nil {
+		t.Fatalf("%d keys kept, deferred's: %d; want none", b.keys.size, len(b.keys.load(metastorage.StateDeferred)))
+	}
+	// Within the limit, deferred's keys are kept; hold's then do not fit.
+	if err := b.DeleteMeta(ctx, "big-0"); err != nil {
+		t.Fatal(err)
+	}
+	list(metastorage.StateDeferred)
+	if got := list(metastorage.StateDeferred); got != 0 {
+		t.Fatalf("listing 10 messages, within the limit, again opened %d files, want 0", got)
+	}
+	store(metastorage.StateHold, "h", 1)
+	if b.keys.load(metastorage.StateHold) != nil || b.keys.size != 10 {
+		t.Fatalf("hold's keys kept past the limit: %d keys held", b.keys.size)
+	}
+}
+
+// TestListReadsAgainWhileChangeUnderWay shows that keys read while their
+// stripe's counter is odd (a writer died mid-change) are not kept, and are
+// kept once a later change makes it even again.
+func TestListReadsAgainWhileChangeUnderWay(t *testing.T) {
+	b, opens := countingBackend(t)
+	ctx := context.Background()
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateDeferred}); err != nil {
+		t.Fatal(err)
+	}
+	stripe := stripeOf(fileOf(t, "m"))
+	b.changes.begin(metastorage.StateDeferred, stripe) // and no end: the writer died
+	list := func() int64 {
+		opens.Store(0)
+		listByPriority(t, b)
+		return opens.Load()
+	}
+	for i := range 2 {
+		if got := list(); got != 1 {
+			t.Fatalf("listing %d with a change under way opened %d files, want 1", i, got)
+		}
+	}
+	if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: 3}); err != nil {
+		t.Fatal(err) // steps over the odd value
+	}
+	list()
+	if got := list(); got != 0 {
+		t.Fatalf("listing after the change ended opened %d files, want 0", got)
+	}
 }
 
 // listConfig is crashConfig in Performance mode on dir, without the
