@@ -230,9 +230,9 @@ func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, buf *[]byt
 	return keyCounted, count, nil
 }
 
-// order returns the order opts asks for: by its key, then by ID in
+// listOrder returns the order opts asks for: by its key, then by ID in
 // ascending order.
-func order(opts metastorage.MessageListOptions) func(a, b listEntry) int {
+func listOrder(opts metastorage.MessageListOptions) func(a, b listEntry) int {
 	desc := strings.EqualFold(opts.SortOrder, metastorage.SortDesc)
 	var key func(a, b listEntry) int
 	switch opts.SortBy {
@@ -269,7 +269,7 @@ func page(entries []listEntry, opts metastorage.MessageListOptions) metastorage.
 	if opts.Limit > 0 {
 		end = min(start+opts.Limit, total)
 	}
-	by := order(opts)
+	by := listOrder(opts)
 	if end < total/2 {
 		entries = smallest(entries, end, by)
 	} else {

@@ -34,7 +34,7 @@ func TestPageMatchesFullSort(t *testing.T) {
 					for _, offset := range offsets {
 						opts := metastorage.MessageListOptions{SortBy: sortBy, SortOrder: sortOrder, Limit: limit, Offset: offset}
 						sorted := slices.Clone(entries)
-						slices.SortFunc(sorted, order(opts))
+						slices.SortFunc(sorted, listOrder(opts))
 						start, end := min(offset, n), n
 						if limit > 0 {
 							end = min(start+limit, n)
