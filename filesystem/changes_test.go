@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -242,5 +244,60 @@ func TestChangesUnmappable(t *testing.T) {
 			}
 			testReadAheadIsCurrent(t, b, b)
 		})
+	}
+}
+
+// putStrayTemp puts in deferred a temp file named tmp, whose name does not
+// say its stripe, holding a record of id one nanosecond newer than its
+// current one: what recovery takes for a change a crash cut off.
+func putStrayTemp(t *testing.T, mem *vfs.Mem, b *Backend, id, tmp string) {
+	t.Helper()
+	md, err := b.GetMeta(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.Attempts = 99
+	md.Updated = md.Updated.Add(time.Nanosecond)
+	data, err := encode(&md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := mem.Create(filepath.Join(crashDir, "deferred", tmp), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecoverStrayTempUnderLock shows that recovery puts in place a temp
+// file whose name does not say its stripe only under the lock of the
+// stripe of the message it holds, so that no writer of the message can
+// change it meanwhile: checkFS finds the lock held, and the counter odd, at
+// the rename.
+func TestRecoverStrayTempUnderLock(t *testing.T) {
+	mem := vfs.NewMem()
+	cf := &checkFS{FS: mem, mem: mem}
+	b, err := open(listConfig(cf, crashDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	putStrayTemp(t, mem, b, "m", ".tmp.zz-1")
+	if err := b.RecoverFromCrash(); err != nil {
+		t.Fatal(err)
+	}
+	errs, checked := cf.result()
+	if len(errs) > 0 || checked == 0 {
+		t.Fatalf("checked %d changes: %q", checked, errs)
+	}
+	if md, err := b.GetMeta(ctx, "m"); err != nil || md.Attempts != 99 {
+		t.Fatalf("m after recovery: %+v, %v; want the temp file's record put in place", md, err)
 	}
 }

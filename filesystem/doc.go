@@ -14,13 +14,14 @@
 //	<dir>/.journal             Hybrid mode's write-ahead journal
 //
 // The directory a file lies in is the truth about the message's state. A
-// file is written to a temp file (".tmp.<random>") in the directory it will
-// be renamed into, and renamed over the message's name, so no file under a
-// message's name is ever half-written. A change of state is a rename between
-// directories that never replaces a file, so a message is never in two
-// states. Writers of one message exclude each other with a lock stripe: a
-// mutex for the goroutines of one Backend and flock(2) on a file under .locks
-// for other Backends and processes; readers take no lock. Around each
+// file is written to a temp file (".tmp.<stripe>-<random>") in the
+// directory it will be renamed into, and renamed over the message's name,
+// so no file under a message's name is ever half-written. A change of
+// state is a rename between directories that never replaces a file, so a
+// message is never in two states. Writers of one message exclude each
+// other with a lock stripe: a mutex for the goroutines of one Backend and
+// flock(2) on a file under .locks for other Backends and processes;
+// readers take no lock. Around each
 // rename or removal of a message file, its writer moves a counter of the
 // file's state and stripe in .locks/changes, a file that every writing
 // process maps into memory, so that an iterator knows without a system

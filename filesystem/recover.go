@@ -220,14 +220,28 @@ func (sc *scanner) temp(s metastorage.QueueState, tmp string) error {
 	defer sc.b.counts.gate.RUnlock()
 	stripe, ok := tempStripe(tmp)
 	if !ok {
-		return sc.tempLocked(s, tmp)
+		// A ".tmp." name that does not say its stripe, which this backend
+		// never writes: the stripe is that of the message whose record
+		// it holds, if any. One that holds none is never put in place.
+		md, err := readRecord(sc.b.fs, sc.b.path(s, tmp))
+		if isNotExist(err) {
+			return nil
+		}
+		file, encErr := "", err
+		if err == nil {
+			file, encErr = name.Encode(md.ID)
+		}
+		if encErr != nil {
+			return sc.tempLocked(s, tmp, -1)
+		}
+		stripe = stripeOf(file)
 	}
 	unlock, err := sc.b.lock(sc.ctx, stripe)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
 	defer unlock()
-	return sc.tempLocked(s, tmp)
+	return sc.tempLocked(s, tmp, stripe)
 }
 
 func tempStripe(tmp string) (int, bool) {
@@ -244,7 +258,9 @@ func tempStripe(tmp string) (int, bool) {
 	return stripeOf(file), true
 }
 
-func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string) error {
+// tempLocked handles the temp file tmp of state s, holding the lock of
+// stripe held (-1: none, and then the file is never put in place).
+func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) error {
 	path := sc.b.path(s, tmp)
 	md, err := readRecord(sc.b.fs, path)
 	if isNotExist(err) {
@@ -253,10 +269,9 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string) error {
 	file, ok := "", false
 	if err == nil {
 		file, err = name.Encode(md.ID)
-		ok = err == nil && md.State == s
-		if st, has := tempStripe(tmp); ok && has && st != stripeOf(file) {
-			ok = false // not the record of a message of the stripe we hold
-		}
+		// Only the record of a message of the stripe held can be put in
+		// place.
+		ok = err == nil && md.State == s && stripeOf(file) == held
 	}
 	if ok {
 		cur, err := sc.b.locate(file, s)
