@@ -429,13 +429,17 @@ func (b *Backend) replay(j *journal) error {
 
 // applyRecord makes the message files what r says, without fsync: the
 // message's file in r's state holds r's contents, and no other state holds
-// the message.
+// the message. It puts r's copy in place before it removes the others, so
+// that a replay cut off between the two leaves the message in two states,
+// which the next replay or recovery resolves, and never in none.
 func (b *Backend) applyRecord(r record) error {
 	keep := nowhere
 	if r.kind == kindPut {
 		keep = r.state
+		if err := b.placeRecord(r); err != nil {
+			return err
+		}
 	}
-	h := nameHash(r.file)
 	for _, s := range metastorage.States() {
 		if s == keep {
 			continue
@@ -461,10 +465,15 @@ func (b *Backend) applyRecord(r record) error {
 		b.stats.recoveryActions.Add(1)
 	}
 	if keep == nowhere {
-		b.hints.forget(h)
-		return nil
+		b.hints.forget(nameHash(r.file))
 	}
-	dst := b.path(keep, r.file)
+	return nil
+}
+
+// placeRecord makes the message's file in r's state hold r's contents.
+func (b *Backend) placeRecord(r record) error {
+	h := nameHash(r.file)
+	dst := b.path(r.state, r.file)
 	fi, err := b.fs.Lstat(dst)
 	exists := err == nil
 	switch {
@@ -472,30 +481,30 @@ func (b *Backend) applyRecord(r record) error {
 	case err != nil:
 		return err
 	case !fi.Mode().IsRegular():
-		if _, err := b.moveToCorrupt(keep, r.file, false); err != nil {
+		if _, err := b.moveToCorrupt(r.state, r.file, false); err != nil {
 			return err
 		}
 		exists = false
 	default:
 		if same, err := b.sameContents(dst, r.data); err != nil || same {
-			b.hints.set(h, keep)
+			b.hints.set(h, r.state)
 			return err
 		}
 	}
-	tmp, err := b.writeTemp(keep, r.file, r.data, false)
+	tmp, err := b.writeTemp(r.state, r.file, r.data, false)
 	if err != nil {
 		return err
 	}
 	if exists {
 		err = b.replace(tmp, dst)
 	} else {
-		err = b.placeNew(tmp, keep, r.file)
+		err = b.placeNew(tmp, r.state, r.file)
 	}
 	if err != nil {
 		b.removeTemp(tmp)
 		return err
 	}
-	b.hints.set(h, keep)
+	b.hints.set(h, r.state)
 	b.stats.recoveryActions.Add(1)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -362,5 +363,74 @@ func TestJournalCheckpointSyncfs(t *testing.T) {
 				t.Errorf("a write after the failed checkpoint: %v; want it refused: %t", err, tc.failed)
 			}
 		})
+	}
+}
+
+// diesAtFirstTemp returns an Injector that, once armed is true, fails the
+// first creation of a temp file, and every call after it, with
+// ErrCrashed: a process killed there.
+func diesAtFirstTemp(armed *atomic.Bool) vfs.Injector {
+	var dead atomic.Bool
+	return vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if dead.Load() || (armed.Load() && op == vfs.OpCreate && isTemp(path)) {
+			dead.Store(true)
+			return vfs.ErrCrashed
+		}
+		return nil
+	})
+}
+
+// TestReplayCutOffLeavesMessage shows that a replay killed midway never
+// leaves a message in no state, even when a Backend that stayed open then
+// empties the journal: a Hybrid-mode process is killed after its record
+// of a move is durable and before it changes a file; a second one, killed
+// while replaying that record, must not have removed the message's old
+// copy before writing its new one.
+func TestReplayCutOffLeavesMessage(t *testing.T) {
+	ctx := context.Background()
+	m := crashLayout(t)
+	live, err := open(crashConfig(m, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.StoreMeta(ctx, "x", metastorage.MessageMetadata{State: stActive, Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	live.bg.Wait()
+
+	var armed, always atomic.Bool
+	always.Store(true)
+	cfg := crashConfig(vfs.Inject(m, diesAtFirstTemp(&armed)), Hybrid)
+	cfg.noRecovery = true
+	mover, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	if err := mover.MoveToState(ctx, "x", stActive, stDeferred); !isCrashed(err) {
+		t.Fatalf("the move was not cut off after its journal record: %v", err)
+	}
+	mover.closeFiles() // the kernel releases a dead process's locks
+
+	if _, err := open(crashConfig(vfs.Inject(m, diesAtFirstTemp(&always)), Hybrid)); !isCrashed(err) {
+		t.Fatalf("the replay was not cut off: %v", err)
+	}
+	if err := live.Close(); err != nil { // its checkpoint empties the journal
+		t.Fatal(err)
+	}
+	after, err := open(crashConfig(m.CrashClone(), Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	if err := after.RecoverFromCrash(); err != nil {
+		t.Fatal(err)
+	}
+	md, err := after.GetMeta(ctx, "x")
+	if err != nil {
+		t.Fatalf("x after the cut-off replay: %v", err)
+	}
+	if md.State != stActive && md.State != stDeferred {
+		t.Fatalf("x is in %s", md.State)
 	}
 }
