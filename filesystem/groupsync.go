@@ -17,6 +17,8 @@ type groupSync struct {
 	path string
 	run  func() error // the fsync itself; f.Sync unless set
 
+	fsyncMu sync.Mutex // serialises the fsyncs of f
+
 	mu      sync.Mutex
 	cond    sync.Cond
 	started uint64 // fsyncs started
@@ -52,7 +54,7 @@ func (d *groupSync) sync() error {
 		d.mu.Unlock()
 		run := d.run
 		if run == nil {
-			run = d.f.Sync
+			run = d.fsync
 		}
 		err := run()
 		d.mu.Lock()
@@ -64,6 +66,32 @@ func (d *groupSync) sync() error {
 		d.cond.Broadcast()
 	}
 	return d.err
+}
+
+// fsync fsyncs f, whoever asks: sync, or another directory's sync that
+// must make this one durable first. The kernel reports a failed write-back
+// to one fsync of a file only, and a later one succeeds, so fsyncs of f
+// run one at a time and the first failure is final for every caller, also
+// those of sync.
+func (d *groupSync) fsync() error {
+	d.fsyncMu.Lock()
+	defer d.fsyncMu.Unlock()
+	d.mu.Lock()
+	err := d.err
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := d.f.Sync(); err != nil {
+		d.mu.Lock()
+		if d.err == nil {
+			d.err = fmt.Errorf("fsync %s: %w", d.path, err)
+		}
+		err = d.err
+		d.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 func (d *groupSync) close() error { return d.f.Close() }

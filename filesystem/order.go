@@ -54,7 +54,7 @@ func (o *moveOrder) sync(s metastorage.QueueState, dirs *[metastorage.NumStates]
 
 func (o *moveOrder) syncDir(s metastorage.QueueState, d *groupSync) error {
 	g := o.gen.Load()
-	if err := d.f.Sync(); err != nil {
+	if err := d.fsync(); err != nil {
 		return err
 	}
 	storeMax(&o.durable[s], g)

@@ -3,10 +3,15 @@ package filesystem
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -72,5 +77,91 @@ func TestRecoveryDoesNotResurrect(t *testing.T) {
 	}
 	if _, err := os.Lstat(tmp); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("temp file %s: %v, want it removed", tmp, err)
+	}
+}
+
+// removeHook is a file system that calls before with each name it is
+// asked to remove, before removing it.
+type removeHook struct {
+	vfs.FS
+	before func(name string)
+}
+
+func (h removeHook) Remove(name string) error {
+	h.before(name)
+	return h.FS.Remove(name)
+}
+
+func (h removeHook) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return h.FS.(vfs.SharedMemory).MapShared(name, size, perm)
+}
+
+func (h removeHook) SyncAll(name string) error { return h.FS.(vfs.SyncFS).SyncAll(name) }
+
+// TestFailedDirSyncIsFinal shows that an fsync of a directory that fails
+// while it is made for another directory's sake (a move's destination,
+// synced before its source) fails every call whose change in it came
+// before, as one made for the directory itself does: the kernel reports a
+// lost write-back to one fsync only, so the next one would succeed.
+//
+// A replace in incoming is held after its change, before its fsync; a
+// move from active into incoming then syncs incoming before active, and
+// that fsync fails. The replace must not be acknowledged.
+func TestFailedDirSyncIsFinal(t *testing.T) {
+	ctx := context.Background()
+	var x, y string // on distinct stripes
+	for i := 0; y == ""; i++ {
+		id := fmt.Sprintf("m-%d", i)
+		switch {
+		case x == "":
+			x = id
+		case stripeOf(id+".json") != stripeOf(x+".json"):
+			y = id
+		}
+	}
+	incoming := crashDir + "/" + stIncoming.String()
+	var armed, failNow, failed, held atomic.Bool
+	inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpSync && path == incoming && failNow.Load() && failed.CompareAndSwap(false, true) {
+			return syscall.EIO
+		}
+		return nil
+	})
+	paused, release := make(chan struct{}), make(chan struct{})
+	fsys := removeHook{FS: vfs.Inject(crashLayout(t), inj), before: func(name string) {
+		// The replace removes the old record's file, left at its temp
+		// name by the exchange, before it syncs incoming.
+		if armed.Load() && strings.HasPrefix(name, incoming+"/.tmp.") && held.CompareAndSwap(false, true) {
+			close(paused)
+			<-release
+		}
+	}}
+	cfg := crashConfig(fsys, Standard)
+	cfg.noRecovery = true
+	b, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.bg.Wait() // the count, which would wait for the held call
+	if err := b.StoreMeta(ctx, y, metastorage.MessageMetadata{State: stIncoming, Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StoreMeta(ctx, x, metastorage.MessageMetadata{State: stActive, Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	replaced := make(chan error, 1)
+	go func() {
+		replaced <- b.StoreMeta(ctx, y, metastorage.MessageMetadata{State: stIncoming, Attempts: 2})
+	}()
+	<-paused
+	failNow.Store(true)
+	if err := b.MoveToState(ctx, x, stActive, stIncoming); err == nil || !failed.Load() {
+		t.Fatalf("the move's fsync of incoming did not fail: %v", err)
+	}
+	close(release)
+	if err := <-replaced; !errors.Is(err, syscall.EIO) {
+		t.Fatalf("the replace, whose change preceded a failed fsync of its directory, returned %v; want EIO", err)
 	}
 }
