@@ -141,12 +141,12 @@ type changeFS struct {
 }
 
 // SyncAll implements vfs.SyncFS if the wrapped file system does.
-func (f *changeFS) SyncAll(name string) error {
+func (f *changeFS) SyncAll(dir vfs.File) error {
 	s, ok := f.FS.(vfs.SyncFS)
 	if !ok {
-		return &fs.PathError{Op: "syncfs", Path: name, Err: errors.ErrUnsupported}
+		return &fs.PathError{Op: "syncfs", Path: fmt.Sprint(dir), Err: errors.ErrUnsupported}
 	}
-	return s.SyncAll(name)
+	return s.SyncAll(dir)
 }
 
 // target is a message file in a state's directory: the counter a change

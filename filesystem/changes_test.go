@@ -49,7 +49,7 @@ func (f *checkFS) result() ([]string, int) {
 	return slices.Clone(f.errs), f.checked
 }
 
-func (f *checkFS) SyncAll(name string) error { return f.FS.(vfs.SyncFS).SyncAll(name) }
+func (f *checkFS) SyncAll(dir vfs.File) error { return f.FS.(vfs.SyncFS).SyncAll(dir) }
 
 func (f *checkFS) check(op string, names ...string) {
 	f.mu.Lock()

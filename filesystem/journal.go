@@ -376,7 +376,10 @@ func (b *Backend) checkpointLocked(j *journal, replay bool) error {
 	if !ok {
 		return fmt.Errorf("checkpoint %s: %w", j.path, errors.ErrUnsupported)
 	}
-	if err := syncer.SyncAll(b.dir); err != nil {
+	// Through a directory opened with the Backend, so that syncfs reports
+	// every write-back failure since then, also one another process's
+	// syncfs was told of first.
+	if err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
 			// Nothing was synced, nor dropped: the journal stays.
 			return fmt.Errorf("checkpoint %s: %w", j.path, err)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -432,5 +434,52 @@ func TestReplayCutOffLeavesMessage(t *testing.T) {
 	}
 	if md.State != stActive && md.State != stDeferred {
 		t.Fatalf("x is in %s", md.State)
+	}
+}
+
+// syncAllRecorder is a file system that records the directories SyncAll
+// is given.
+type syncAllRecorder struct {
+	vfs.FS
+	mu   sync.Mutex
+	dirs []vfs.File
+}
+
+func (r *syncAllRecorder) SyncAll(dir vfs.File) error {
+	r.mu.Lock()
+	r.dirs = append(r.dirs, dir)
+	r.mu.Unlock()
+	return r.FS.(vfs.SyncFS).SyncAll(dir)
+}
+
+func (r *syncAllRecorder) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return r.FS.(vfs.SharedMemory).MapShared(name, size, perm)
+}
+
+// TestCheckpointSyncsOneOpenDirectory shows that every checkpoint of a
+// Backend makes its syncfs through the same directory, opened with the
+// Backend: syncfs reports a write-back failure only to descriptors opened
+// before it, and one opened afresh for each checkpoint would miss a
+// failure that another process's syncfs was told of first.
+func TestCheckpointSyncsOneOpenDirectory(t *testing.T) {
+	ctx := context.Background()
+	fsys := &syncAllRecorder{FS: crashLayout(t)}
+	b, err := open(crashConfig(fsys, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, id := range []string{"a", "b"} {
+		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: stIncoming}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	if len(fsys.dirs) != 2 || fsys.dirs[0] != fsys.dirs[1] || !slices.ContainsFunc(b.dirs[:], func(d *groupSync) bool { return d.f == fsys.dirs[0] }) {
+		t.Fatalf("the checkpoints synced through %v; want twice one of the directories the Backend opened", fsys.dirs)
 	}
 }

@@ -96,7 +96,7 @@ func (h removeHook) MapShared(name string, size int, perm fs.FileMode) ([]byte, 
 	return h.FS.(vfs.SharedMemory).MapShared(name, size, perm)
 }
 
-func (h removeHook) SyncAll(name string) error { return h.FS.(vfs.SyncFS).SyncAll(name) }
+func (h removeHook) SyncAll(dir vfs.File) error { return h.FS.(vfs.SyncFS).SyncAll(dir) }
 
 // TestFailedDirSyncIsFinal shows that an fsync of a directory that fails
 // while it is made for another directory's sake (a move's destination,

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -463,7 +464,12 @@ func (i *Injecting) MapShared(name string, size int, perm fs.FileMode) ([]byte, 
 
 // SyncAll implements SyncFS. If the wrapped file system does not implement
 // SyncFS, it fails with an error wrapping errors.ErrUnsupported.
-func (i *Injecting) SyncAll(name string) error {
+// The Injector is consulted with OpSyncAll and the path dir was opened by.
+func (i *Injecting) SyncAll(dir File) error {
+	d, name := dir, fmt.Sprint(dir)
+	if f, ok := dir.(*injectingFile); ok {
+		d, name = f.f, f.name
+	}
 	s, ok := i.fs.(SyncFS)
 	if !ok {
 		return &fs.PathError{Op: "syncfs", Path: name, Err: errors.ErrUnsupported}
@@ -471,7 +477,7 @@ func (i *Injecting) SyncAll(name string) error {
 	if err := i.check(OpSyncAll, name); err != nil {
 		return err
 	}
-	return s.SyncAll(name)
+	return s.SyncAll(d)
 }
 
 // injectingFile is a File of an Injecting.
@@ -808,13 +814,17 @@ func (c *Crasher) MapShared(name string, size int, perm fs.FileMode) ([]byte, fu
 }
 
 // SyncAll implements SyncFS.
-func (c *Crasher) SyncAll(name string) error {
+func (c *Crasher) SyncAll(dir File) error {
+	d, name := dir, fmt.Sprint(dir)
+	if f, ok := dir.(*crasherFile); ok {
+		d, name = f.f, f.name
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.enter(true) {
 		return crashed("syncfs", name)
 	}
-	return c.m.SyncAll(name)
+	return c.m.SyncAll(d)
 }
 
 // crasherFile is a File of a Crasher.

@@ -86,7 +86,7 @@ func TestInjectEveryOp(t *testing.T) {
 		{OpMkdir, func(t *testing.T, fsys FS) error { return fsys.Mkdir("/d/dir", 0o755) }, "mkdir", "/d/dir"},
 		{OpLstat, func(t *testing.T, fsys FS) error { return second(fsys.Lstat("/d/f")) }, "lstat", "/d/f"},
 		{OpOpenLock, func(t *testing.T, fsys FS) error { return second(fsys.OpenLock("/d/newlock", 0o644)) }, "open", "/d/newlock"},
-		{OpSyncAll, func(t *testing.T, fsys FS) error { return fsys.(SyncFS).SyncAll("/d") }, "syncfs", "/d"},
+		{OpSyncAll, func(t *testing.T, fsys FS) error { return syncAll(t, fsys, "/d") }, "syncfs", "/d"},
 		{OpOpenAppend, func(t *testing.T, fsys FS) error { return second(fsys.OpenAppend("/d/new", 0o644)) }, "open", "/d/new"},
 		{OpOpenAppend, func(t *testing.T, fsys FS) error { return second(fsys.OpenAppend("/d/f", 0o644)) }, "open", "/d/f"},
 		{OpTruncate, func(t *testing.T, fsys FS) error { return fsys.Truncate("/d/f", 1) }, "truncate", "/d/f"},
@@ -350,11 +350,11 @@ func TestInjectClose(t *testing.T) {
 
 func TestInjectSyncAllUnsupported(t *testing.T) {
 	noSync := struct{ FS }{NewMem()}
-	err := Inject(noSync, nil).SyncAll("/")
+	err := syncAll(t, Inject(noSync, nil), "/")
 	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("SyncAll on an FS without it: %v, want ErrUnsupported", err)
 	}
-	if err := Inject(NewMem(), nil).SyncAll("/"); err != nil {
+	if err := syncAll(t, Inject(NewMem(), nil), "/"); err != nil {
 		t.Errorf("SyncAll: %v", err)
 	}
 }
@@ -439,7 +439,7 @@ func crashBase(t *testing.T) *Mem {
 	m := NewMem()
 	mustMkdir(t, m, "/d")
 	create(t, m, "/d/name", "old", true)
-	if err := m.SyncAll("/"); err != nil {
+	if err := syncAll(t, m, "/"); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -541,7 +541,7 @@ func TestCrasherDead(t *testing.T) {
 		"OpenAppend":             second(c.OpenAppend("/d/name", 0o644)),
 		"Truncate":               c.Truncate("/d/name", 0),
 		"OpenLock":               second(c.OpenLock("/d/lock", 0o644)),
-		"SyncAll":                c.SyncAll("/"),
+		"SyncAll":                c.SyncAll(d),
 		"TryLock":                second(l.TryLock()),
 		"Unlock":                 l.Unlock(),
 		"Lock.Close":             l.Close(),
@@ -734,7 +734,7 @@ func TestWrappersPassThrough(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := errors.Join(second(l.TryLock()), l.Unlock(), l.Close(), fsys.(SyncFS).SyncAll("/d")); err != nil {
+				if err := errors.Join(second(l.TryLock()), l.Unlock(), l.Close(), syncAll(t, fsys, "/d")); err != nil {
 					t.Error(err)
 				}
 			}

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -862,21 +863,17 @@ func (n *memNode) resize(size int) {
 	n.data = append(n.data, make([]byte, size-len(n.data))...)
 }
 
-// SyncAll implements SyncFS: it makes everything in m durable. name must
-// name a file or directory that Open could open.
-func (m *Mem) SyncAll(name string) error {
+// SyncAll implements SyncFS: it makes everything in m durable. dir must be
+// a directory of m, open.
+func (m *Mem) SyncAll(dir File) error {
+	f, ok := dir.(*memFile)
+	if !ok || f.m != m || !f.node.isDir() {
+		return pathError("syncfs", fmt.Sprint(dir), syscall.EBADF)
+	}
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.lookup(name)
-	switch {
-	case errno != 0:
-	case n.typ == fs.ModeSymlink:
-		errno = syscall.ELOOP
-	case !n.can(permR):
-		errno = syscall.EACCES
-	}
-	if errno != 0 {
-		return pathError("open", name, errno)
+	if f.closed {
+		return pathError("syncfs", f.name, errClosed)
 	}
 	syncTree(m.root)
 	clear(m.renames)

@@ -910,7 +910,7 @@ func TestMemCrash(t *testing.T) {
 			if err := m.Remove("/x"); err != nil {
 				t.Fatal(err)
 			}
-			if err := m.SyncAll("/y"); err != nil {
+			if err := syncAll(t, m, "/y"); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -934,7 +934,7 @@ func TestMemCrashHardLink(t *testing.T) {
 	mustMkdir(t, m, "/x")
 	mustMkdir(t, m, "/y")
 	create(t, m, "/x/a", "v1", true)
-	m.SyncAll("/")
+	syncAll(t, m, "/")
 	mustRename(t, m, "/x/a", "/y/a")
 	syncDir(t, m, "/y")
 	c := m.CrashClone()
@@ -1331,7 +1331,6 @@ func TestMemPermissions(t *testing.T) {
 		{"Lstat dir without x", second(m.Lstat("/nox")), 0},
 		{"OpenDir without read", second(m.OpenDir("/noread")), syscall.EACCES},
 		{"Create in dir without read", second(m.Create("/noread/f", 0o644)), 0},
-		{"SyncAll on mode 000", m.SyncAll("/none"), syscall.EACCES},
 		{"OpenAppend mode 000", second(m.OpenAppend("/none", 0o644)), syscall.EACCES},
 		{"OpenAppend write-only", second(m.OpenAppend("/wo", 0o644)), 0},
 		{"OpenAppend new in read-only dir", second(m.OpenAppend("/ro/new", 0o644)), syscall.EACCES},
@@ -1441,7 +1440,6 @@ func TestMemPaths(t *testing.T) {
 		{"RenameNoReplace onto root", m.RenameNoReplace("/d", "/"), syscall.EEXIST},
 		{"Rename onto /..", m.Rename("/d/f", "/.."), syscall.EEXIST},
 		{"OpenDir /..", second(m.OpenDir("/..")), 0},
-		{"SyncAll missing", m.SyncAll("/nope"), syscall.ENOENT},
 	}
 	for _, tt := range tests {
 		wantErrno(t, tt.what, tt.err, tt.want)
@@ -1521,7 +1519,7 @@ func TestMemConcurrent(t *testing.T) {
 		for range 20 {
 			c := m.CrashClone()
 			dumpTree(c, self, "/")
-			m.SyncAll("/")
+			syncAll(t, m, "/")
 		}
 	})
 	wg.Wait()
@@ -1776,5 +1774,50 @@ func TestAppendConcurrent(t *testing.T) {
 				next[w]++
 			}
 		})
+	}
+}
+
+// syncAll calls fsys's SyncAll on the directory path, opened for the call.
+func syncAll(t *testing.T, fsys FS, path string) error {
+	t.Helper()
+	d, err := fsys.OpenDir(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fsys.(SyncFS).SyncAll(d)
+}
+
+// TestSyncAllNeedsOpenDir shows that Mem's SyncAll refuses what is not an
+// open directory of its own.
+func TestSyncAllNeedsOpenDir(t *testing.T) {
+	m, other := NewMem(), NewMem()
+	mustMkdir(t, m, "/d")
+	create(t, m, "/d/f", "data", false)
+	closed, err := m.OpenDir("/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	file, err := m.Open("/d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	foreign, err := other.OpenDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	for _, tt := range []struct {
+		what string
+		dir  File
+		want syscall.Errno
+	}{
+		{"a closed directory", closed, syscall.EBADF},
+		{"a file", file, syscall.EBADF},
+		{"another Mem's directory", foreign, syscall.EBADF},
+	} {
+		wantErrno(t, "SyncAll of "+tt.what, m.SyncAll(tt.dir), tt.want)
 	}
 }

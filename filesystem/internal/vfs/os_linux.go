@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -102,15 +103,20 @@ func exchange(oldname, newname string) error {
 	return nil
 }
 
-// SyncAll implements SyncFS with syncfs(2).
-func (osFS) SyncAll(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
+// SyncAll implements SyncFS with syncfs(2) on dir's descriptor, which
+// reports every write-back error since dir was opened.
+func (osFS) SyncAll(dir File) error {
+	d, ok := dir.(*os.File)
+	if !ok {
+		return &os.PathError{Op: "syncfs", Path: fmt.Sprint(dir), Err: syscall.EBADF}
 	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return &os.PathError{Op: "syncfs", Path: name, Err: err}
+	rc, err := d.SyscallConn()
+	if err == nil {
+		cerr := rc.Control(func(fd uintptr) { err = unix.Syncfs(int(fd)) })
+		err = cmp.Or(cerr, err)
+	}
+	if err != nil {
+		return &os.PathError{Op: "syncfs", Path: d.Name(), Err: err}
 	}
 	return nil
 }

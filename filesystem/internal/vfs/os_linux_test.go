@@ -163,3 +163,19 @@ func TestOSCreate(t *testing.T) {
 		t.Errorf("Create through a dangling symbolic link created its target: %v", err)
 	}
 }
+
+// TestOSSyncAll shows that SyncAll works on an open directory and refuses
+// a closed one.
+func TestOSSyncAll(t *testing.T) {
+	d, err := OS.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := OS.(SyncFS).SyncAll(d); err != nil {
+		t.Fatalf("SyncAll: %v", err)
+	}
+	d.Close()
+	if err := OS.(SyncFS).SyncAll(d); err == nil {
+		t.Fatal("SyncAll of a closed directory succeeded")
+	}
+}

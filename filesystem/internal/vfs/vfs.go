@@ -147,8 +147,11 @@ type Lock interface {
 // directory durable in one call, as syncfs(2) does.
 type SyncFS interface {
 	// SyncAll makes durable every change made so far to the file system
-	// that holds name.
-	SyncAll(name string) error
+	// that holds the open directory dir. It reports a failure to write
+	// back any change made since dir was opened, even one that was
+	// reported to another caller already, so a caller that calls it
+	// repeatedly should keep dir open between the calls.
+	SyncAll(dir File) error
 }
 
 // SharedMemory is implemented by file systems that can map a file into
