@@ -288,7 +288,7 @@ func (b *Backend) beginWrite(ctx context.Context, op, id string) error {
 // fail records that an fsync failed, which is final for this Backend.
 func (b *Backend) fail(err error) {
 	if b.failed.CompareAndSwap(nil, &err) {
-		b.log.Error("fsync failed; refusing further writes until reopened", "dir", b.dir, "err", err)
+		b.log.Error("a change could not be made durable or undone; refusing further writes until reopened", "dir", b.dir, "err", err)
 	}
 }
 

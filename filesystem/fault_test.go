@@ -379,3 +379,110 @@ func TestFaultReadDir(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedChangeLeavesNoTemp shows that a call whose placement fails
+// leaves nothing recovery could finish, even after a power loss: its temp
+// file, whose complete record was synced, is removed, and the removal is
+// synced before the call returns, although another call's fsync made the
+// temp file's name durable meanwhile. Its directory's fsync for the
+// relocation case comes first, so the message moved back is kept.
+func TestFailedChangeLeavesNoTemp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		from metastorage.QueueState
+	}{
+		{"replace", stIncoming},
+		{"relocation", stActive},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			mem := crashLayout(t)
+			incoming := crashDir + "/" + stIncoming.String()
+			var on atomic.Bool
+			inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				if on.Load() && op == vfs.OpRename && isTemp(path) {
+					on.Store(false)
+					// Another call's fsync of incoming, meanwhile.
+					d, err := mem.OpenDir(incoming)
+					if err == nil {
+						err = errors.Join(d.Sync(), d.Close())
+					}
+					if err != nil {
+						t.Error(err)
+					}
+					return syscall.EIO
+				}
+				return nil
+			})
+			cfg := crashConfig(vfs.Inject(mem, inj), Standard)
+			cfg.noRecovery = true
+			b, err := open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: tc.from, LastError: "before"}); err != nil {
+				t.Fatal(err)
+			}
+			on.Store(true)
+			err = b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: stIncoming, LastError: "failed"})
+			if !errors.Is(err, syscall.EIO) {
+				t.Fatalf("the update returned %v, want EIO", err)
+			}
+			after, err := open(crashConfig(mem.CrashClone(), Standard)) // a power loss now
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer after.Close()
+			if err := after.RecoverFromCrash(); err != nil {
+				t.Fatal(err)
+			}
+			md, err := after.GetMeta(ctx, "m")
+			if err != nil || md.LastError != "before" || md.State != tc.from {
+				t.Fatalf("after a power loss and recovery, m is %s %q (%v); want %s %q: a call that failed took effect", md.State, md.LastError, err, tc.from, "before")
+			}
+		})
+	}
+}
+
+// TestFailedChangeTempNotRemovable shows that when a failed call's temp
+// file cannot be removed, the call's error says that recovery may yet
+// apply it, and the Backend refuses further writes.
+func TestFailedChangeTempNotRemovable(t *testing.T) {
+	for _, mode := range []Mode{Standard, Hybrid, Performance} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ctx := context.Background()
+			var on atomic.Bool
+			var renames, removes atomic.Int32
+			inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				switch {
+				case !on.Load():
+				case op == vfs.OpRename && renames.Add(1) == 1:
+					return syscall.EIO
+				case op == vfs.OpRemove && isTemp(path) && removes.Add(1) == 1:
+					return syscall.EIO
+				}
+				return nil
+			})
+			cfg := crashConfig(vfs.Inject(crashLayout(t), inj), mode)
+			cfg.noRecovery = true
+			b, err := open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: stIncoming, LastError: "before"}); err != nil {
+				t.Fatal(err)
+			}
+			on.Store(true)
+			err = b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: stIncoming, LastError: "failed"})
+			on.Store(false)
+			if err == nil || !strings.Contains(err.Error(), "recovery may yet apply the change") {
+				t.Fatalf("the update returned %v; want an error saying recovery may yet apply it", err)
+			}
+			if err := b.StoreMeta(ctx, "n", metastorage.MessageMetadata{State: stIncoming}); err == nil {
+				t.Fatal("the Backend accepted a write after a failed call's temp file was left")
+			}
+		})
+	}
+}

@@ -295,7 +295,15 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		err = b.relocate(file, tmp, cur.state, to)
 	}
 	if err != nil {
-		b.removeTemp(tmp)
+		// Its directory first: a relocation that failed has moved the
+		// message back there.
+		dirs := []metastorage.QueueState{to}
+		if cur.ok && cur.state != to {
+			dirs = []metastorage.QueueState{cur.state, to}
+		}
+		if derr := b.discardTemp(tmp, j == nil && b.durable(), dirs...); derr != nil {
+			err = fmt.Errorf("%w; its temp file %s could not be removed for good (%v), so recovery may yet apply the change: the backend refuses writes until reopened", err, tmp, derr)
+		}
 		if j != nil {
 			b.undo(j, file, cur)
 		}
@@ -421,6 +429,26 @@ func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte, 
 // removeTemp removes a temp file of a failed call. If that fails too, the
 // file stays for recovery, which removes it: it is never taken for a
 // message.
+// discardTemp removes tmp, the temp file of a change that failed, which
+// holds the change's complete record. If synced (its record is on disk),
+// it syncs the directories of states, in order, so that a power loss
+// cannot bring the file back for recovery to put in place. If the file
+// cannot be removed for good, the Backend refuses further writes.
+func (b *Backend) discardTemp(tmp string, synced bool, states ...metastorage.QueueState) error {
+	err := b.fs.Remove(tmp)
+	if isNotExist(err) {
+		err = nil
+	}
+	if err != nil {
+		b.fail(err)
+		return err
+	}
+	if synced {
+		return b.syncDirs(states...) // fails the Backend on error
+	}
+	return nil
+}
+
 func (b *Backend) removeTemp(tmp string) {
 	if err := b.fs.Remove(tmp); err != nil && !isNotExist(err) {
 		b.log.Warn("cannot remove temp file; recovery will", "path", tmp, "err", err)
