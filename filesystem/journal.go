@@ -174,11 +174,9 @@ func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState,
 	b.stats.journalSyncRequests.Add(1)
 	if err := j.sync.sync(); err != nil {
 		b.fail(err)
-		// The record may or may not be durable; the one that undoes it
-		// is appended without waiting, for the journal's fsync fails
-		// from now on.
-		b.undo(j, file, cur)
-		return err
+		// The record may or may not be durable, and so may the one that
+		// undoes it: the journal's fsync fails from now on.
+		return undone(err, b.undo(j, file, cur))
 	}
 	return nil
 }
@@ -209,10 +207,11 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 
 // undo appends the record of the message as cur found it, after the record
 // of a change that then failed, so that replaying the journal leaves the
-// message as it is (unless its record was damaged). It waits for the record to be durable unless the
-// journal's fsync has failed. If it fails, the journal says what the files
-// do not, and the Backend refuses further writes.
-func (b *Backend) undo(j *journal, file string, cur found) {
+// message as it is (unless its record was damaged). It waits for the
+// record to be durable, and returns an error if it cannot be sure it is:
+// then a replay may yet apply the failed change, the journal says what
+// the files do not, and the Backend refuses further writes.
+func (b *Backend) undo(j *journal, file string, cur found) error {
 	var err error
 	switch {
 	case !cur.ok:
@@ -221,7 +220,7 @@ func (b *Backend) undo(j *journal, file string, cur found) {
 		// The damaged record cannot be written again: a replay would
 		// apply the failed change instead, which leaves valid metadata.
 		b.log.Warn("cannot undo the journal record of a failed change of a message whose previous record is damaged; a replay applies the change", "file", file, "err", cur.err)
-		return
+		return nil
 	default:
 		md := cur.md
 		var data []byte
@@ -229,13 +228,30 @@ func (b *Backend) undo(j *journal, file string, cur found) {
 			err = b.appendToJournal(j, kindPut, cur.state, file, data)
 		}
 	}
-	if err == nil && b.failed.Load() == nil && b.cfg.mode() != Performance {
+	switch {
+	case err != nil:
+	case b.cfg.mode() == Performance:
+		return nil
+	case b.failed.Load() != nil:
+		err = errors.New("the journal's fsync has failed")
+	default:
 		b.stats.journalSyncRequests.Add(1)
 		err = j.sync.sync()
 	}
 	if err != nil {
-		b.fail(fmt.Errorf("journal %s: cannot record the undoing of a failed change: %w", j.path, err))
+		err = fmt.Errorf("journal %s: cannot record the undoing of a failed change: %w", j.path, err)
+		b.fail(err)
 	}
+	return err
+}
+
+// undone returns err, the error of a change that failed, saying so if
+// uerr says its undoing was not recorded for sure.
+func undone(err, uerr error) error {
+	if uerr == nil {
+		return err
+	}
+	return fmt.Errorf("%w; %v, so a replay may yet apply the change: the backend refuses writes until reopened", err, uerr)
 }
 
 // findJournal returns the directory's journal, opening it if it has come

@@ -483,3 +483,33 @@ func TestCheckpointSyncsOneOpenDirectory(t *testing.T) {
 		t.Fatalf("the checkpoints synced through %v; want twice one of the directories the Backend opened", fsys.dirs)
 	}
 }
+
+// TestUndoNotRecordedIsReported shows that when the record undoing a
+// failed change cannot be made durable (the journal's fsync fails), the
+// call's error says that a replay may yet apply the change.
+func TestUndoNotRecordedIsReported(t *testing.T) {
+	ctx := context.Background()
+	var on atomic.Bool
+	fsys := vfs.Inject(crashLayout(t), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if on.Load() && op == vfs.OpSync && path == crashDir+"/"+journalName {
+			return syscall.EIO
+		}
+		return nil
+	}))
+	b, err := open(crashConfig(fsys, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: stIncoming}); err != nil {
+		t.Fatal(err)
+	}
+	on.Store(true)
+	err = b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: stIncoming, Attempts: 2})
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "a replay may yet apply the change") {
+		t.Fatalf("the update returned %v; want EIO, saying a replay may yet apply it", err)
+	}
+	if err := b.StoreMeta(ctx, "n", metastorage.MessageMetadata{State: stIncoming}); err == nil {
+		t.Fatal("the Backend accepted a write after the journal's fsync failed")
+	}
+}

@@ -132,7 +132,7 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	}
 	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
 		if j != nil {
-			b.undo(j, file, cur)
+			err = undone(err, b.undo(j, file, cur))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -281,7 +281,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	tmp, err := b.writeTemp(to, file, data, j == nil && b.durable())
 	if err != nil {
 		if j != nil {
-			b.undo(j, file, cur)
+			err = undone(err, b.undo(j, file, cur))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -305,7 +305,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 			err = fmt.Errorf("%w; its temp file %s could not be removed for good (%v), so recovery may yet apply the change: the backend refuses writes until reopened", err, tmp, derr)
 		}
 		if j != nil {
-			b.undo(j, file, cur)
+			err = undone(err, b.undo(j, file, cur))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
