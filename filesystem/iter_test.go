@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -242,4 +243,61 @@ func iterChild(dir string) int {
 		fmt.Println("ok")
 	}
 	return 0
+}
+
+// TestIteratorRecordReadDuringChange shows that a record read ahead from
+// a file that was replaced just after it was opened is not returned: the
+// read-ahead notes the change counter before it opens the file, so Next
+// sees the change and reads the message again.
+func TestIteratorRecordReadDuringChange(t *testing.T) {
+	mem := vfs.NewMem()
+	w, err := open(listConfig(mem, crashDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	for i := range 8 {
+		if err := w.StoreMeta(ctx, fmt.Sprintf("m-%d", i), metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := fileOf(t, "m-5")
+	var armed atomic.Bool
+	armed.Store(true)
+	var changeErr error
+	fsys := openHook{FS: mem, after: func(file string) {
+		if file == target && armed.CompareAndSwap(true, false) {
+			changeErr = w.UpdateMeta(ctx, "m-5", metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 7})
+		}
+	}}
+	b, err := open(listConfig(fsys, crashDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	it, err := b.NewMessageIterator(ctx, metastorage.StateDeferred, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	seen := false
+	for {
+		md, ok, err := it.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if md.ID == "m-5" {
+			seen = true
+			if md.Attempts != 7 {
+				t.Errorf("m-5 returned with Attempts %d; it was rewritten (7) before Next returned it", md.Attempts)
+			}
+		}
+	}
+	if !seen || armed.Load() || changeErr != nil {
+		t.Fatalf("m-5 returned: %t; rewritten during the read ahead: %t, error %v", seen, !armed.Load(), changeErr)
+	}
 }

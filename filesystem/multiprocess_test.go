@@ -28,7 +28,8 @@ const (
 // to different target states: exactly one wins each message, and each
 // message ends in exactly one directory, the winner's target. The
 // processes use the three modes in turn, so the Hybrid ones make a journal
-// that the others find and write through.
+// that the others find and write through; the outcome checked here does
+// not depend on it (TestCrashPowerLossShared shows that they must).
 func TestMultiProcessMoveRace(t *testing.T) {
 	if os.Getenv(raceChildEnv) != "" {
 		raceChild()
