@@ -1,8 +1,10 @@
 package filesystem
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -48,6 +50,9 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 		return nil, nil
 	}
 	path := filepath.Join(lockDir, changesName)
+	if err := checkChangesFile(fsys, path); err != nil {
+		return nil, err
+	}
 	mem, unmap, err := sm.MapShared(path, changesSize, perm)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil, nil
@@ -64,6 +69,29 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 		}
 	}
 	return c, nil
+}
+
+// checkChangesFile refuses the file at path if it starts with anything but
+// the magic word or zeros (a file being set up by another Backend), before
+// mapping it could extend it: a file of another format is left as it is.
+func checkChangesFile(fsys vfs.FS, path string) error {
+	f, err := fsys.Open(path)
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var word [8]byte
+	n, err := io.ReadFull(f, word[:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return err
+	}
+	if m := binary.NativeEndian.Uint64(word[:]); m != 0 && (n < len(word) || m != changesMagic) {
+		return fmt.Errorf("%s: not a file of change counters of this version (it starts with %#x)", path, word[:n])
+	}
+	return nil
 }
 
 func (c *changes) close() error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -299,5 +300,30 @@ func TestRecoverStrayTempUnderLock(t *testing.T) {
 	}
 	if md, err := b.GetMeta(ctx, "m"); err != nil || md.Attempts != 99 {
 		t.Fatalf("m after recovery: %+v, %v; want the temp file's record put in place", md, err)
+	}
+}
+
+// TestChangesForeignFileLeftAlone shows that a .locks/changes of another
+// format is refused without being changed: not extended to the counters'
+// size, as mapping it would.
+func TestChangesForeignFileLeftAlone(t *testing.T) {
+	for _, content := range []string{"not counters", "x"} {
+		dir := t.TempDir()
+		if err := openTest(t, dir).Close(); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, ".locks", changesName)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := NewBackend(dir); err == nil {
+			b.Close()
+			t.Fatalf("open accepted a counters file holding %q", content)
+		} else if !strings.Contains(err.Error(), path) {
+			t.Errorf("the error does not name %s: %v", path, err)
+		}
+		if data, err := os.ReadFile(path); err != nil || string(data) != content {
+			t.Errorf("the refused file holds %d bytes (%v), want the %d of %q it held", len(data), err, len(content), content)
+		}
 	}
 }
