@@ -3,6 +3,7 @@ package filesystem
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -203,16 +204,31 @@ func TestListSeesUncountedFiles(t *testing.T) {
 // listing: another Backend rewrites a message with a new priority between
 // the open and the read of its file.
 func TestListKeyReadDuringChange(t *testing.T) {
+	b, rewritten := rewriteAfterOpen(t, func(i int) metastorage.MessageMetadata {
+		return metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: i}
+	}, metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: 100})
+	listByPriority(t, b) // reads m-5's old record, opened before it was replaced
+	if err := rewritten(); err != nil {
+		t.Fatal(err)
+	}
+	checkByPriority(t, b, listByPriority(t, b))
+}
+
+// rewriteAfterOpen stores m-0 to m-7 in deferred, record(i) for m-i, and
+// returns a Backend on the directory whose file system, just after it
+// first opens m-5's file, has another Backend rewrite m-5 with md.
+// rewritten reports whether that happened.
+func rewriteAfterOpen(t *testing.T, record func(i int) metastorage.MessageMetadata, md metastorage.MessageMetadata) (b *Backend, rewritten func() error) {
+	t.Helper()
 	mem := vfs.NewMem()
 	w, err := open(listConfig(mem, crashDir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
 	ctx := context.Background()
 	for i := range 8 {
-		md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: i}
-		if err := w.StoreMeta(ctx, fmt.Sprintf("m-%d", i), md); err != nil {
+		if err := w.StoreMeta(ctx, fmt.Sprintf("m-%d", i), record(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -222,19 +238,22 @@ func TestListKeyReadDuringChange(t *testing.T) {
 	var changeErr error
 	fsys := openHook{FS: mem, after: func(file string) {
 		if file == target && armed.CompareAndSwap(true, false) {
-			changeErr = w.UpdateMeta(ctx, "m-5", metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: 100})
+			changeErr = w.UpdateMeta(ctx, "m-5", md)
 		}
 	}}
-	b, err := open(listConfig(fsys, crashDir))
-	if err != nil {
+	if b, err = open(listConfig(fsys, crashDir)); err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	listByPriority(t, b) // reads m-5's old record, opened before it was replaced
-	if armed.Load() || changeErr != nil {
-		t.Fatalf("m-5 not rewritten during the listing: armed %t, error %v", armed.Load(), changeErr)
+	t.Cleanup(func() { b.Close() })
+	return b, func() error {
+		if armed.Load() {
+			return errors.New("m-5 was not opened, so not rewritten")
+		}
+		if changeErr != nil {
+			return fmt.Errorf("rewriting m-5: %w", changeErr)
+		}
+		return nil
 	}
-	checkByPriority(t, b, listByPriority(t, b))
 }
 
 // openHook is a file system that calls after with the name of each file
