@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -481,4 +482,81 @@ func crashAtEveryCall(t *testing.T, layout func(testing.TB) *vfs.Mem, sc crashSc
 			t.Errorf("modes %v, script %v, crash at call %d of %d: %s", modes, sc, k, n, msg)
 		}
 	}
+}
+
+// TestCrashDuringRecovery crashes the program a second time while it
+// recovers from a first crash (a power loss): at each crash point of each
+// script, and then at each mutating call of the open (a journal's
+// replay), recovery scan and close that follow, by a power loss or by a
+// kill of the process (whose written data the kernel keeps, for the next
+// program to find, sync or not). The image either leaves, once recovered
+// in full, must hold what the first crash allowed: recovery never makes
+// things worse than the crash it repairs. Performance mode syncs nothing,
+// so its power-loss image holds nothing to recover, and it is left out.
+//
+// It takes every fourth first crash point, and every one with
+// SPOOLMETA_CRASH_ALL set (a few minutes under -race).
+func TestCrashDuringRecovery(t *testing.T) {
+	step := 4
+	if os.Getenv("SPOOLMETA_CRASH_ALL") != "" {
+		step = 1
+	}
+	for _, mode := range []Mode{Standard, Hybrid} {
+		for _, sc := range crashScripts {
+			t.Run(mode.String()+"/"+sc.name, func(t *testing.T) {
+				t.Parallel()
+				base := crashLayout(t)
+				counter := vfs.NewCrasher(base, 0)
+				runScript(sc, counter, base, newCrashModel(), mode)
+				n, second := counter.Calls(), 0
+				for k := 1; k <= n; k += step {
+					m := crashLayout(t)
+					c := vfs.NewCrasher(m, k)
+					model := newCrashModel()
+					runScript(sc, c, m, model, mode)
+					img, ok := c.Crashed()
+					if !ok {
+						continue // the concurrent scripts may make fewer calls
+					}
+					recovery := vfs.NewCrasher(img.CrashClone(), 0)
+					recoverOn(recovery, mode)
+					for k2 := 1; k2 <= recovery.Calls(); k2++ {
+						m2 := img.CrashClone()
+						c2 := vfs.NewCrasher(m2, k2)
+						recoverOn(c2, mode)
+						powerLoss, ok := c2.Crashed()
+						if !ok {
+							continue
+						}
+						second++
+						for _, crash := range []struct {
+							how string
+							img *vfs.Mem
+						}{{"power loss", powerLoss}, {"kill", m2}} {
+							for _, msg := range checkImage(crash.img, mode, model) {
+								t.Errorf("script %v, crash at call %d of %d, then %s at call %d of recovery: %s", sc, k, n, crash.how, k2, msg)
+							}
+						}
+					}
+				}
+				if second == 0 {
+					t.Fatal("no crash point during recovery was reached")
+				}
+			})
+		}
+	}
+}
+
+// recoverOn opens a Backend on fsys, runs the recovery scan, and closes
+// it, as a program restarted after a crash does; what fails is left to
+// the caller's image.
+func recoverOn(fsys vfs.FS, mode Mode) {
+	cfg := crashConfig(fsys, mode)
+	cfg.noRecovery = true
+	b, err := open(cfg)
+	if err != nil {
+		return
+	}
+	b.RecoverFromCrash()
+	b.Close()
 }
