@@ -15,7 +15,7 @@ import (
 type groupSync struct {
 	f    vfs.File
 	path string
-	run  func() error // the fsync itself; f.Sync unless set
+	run  func() error // the fsync itself; fsync unless set
 
 	fsyncMu sync.Mutex // serialises the fsyncs of f
 

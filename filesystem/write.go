@@ -426,9 +426,6 @@ func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte, 
 	}
 }
 
-// removeTemp removes a temp file of a failed call. If that fails too, the
-// file stays for recovery, which removes it: it is never taken for a
-// message.
 // discardTemp removes tmp, the temp file of a change that failed, which
 // holds the change's complete record. If synced (its record is on disk),
 // it syncs the directories of states, in order, so that a power loss
@@ -449,6 +446,9 @@ func (b *Backend) discardTemp(tmp string, synced bool, states ...metastorage.Que
 	return nil
 }
 
+// removeTemp removes a temp file of a failed call. If that fails too, the
+// file stays for recovery, which removes it: it is never taken for a
+// message.
 func (b *Backend) removeTemp(tmp string) {
 	if err := b.fs.Remove(tmp); err != nil && !isNotExist(err) {
 		b.log.Warn("cannot remove temp file; recovery will", "path", tmp, "err", err)
