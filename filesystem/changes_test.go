@@ -119,8 +119,7 @@ func (f *checkFS) Remove(name string) error {
 // the writer does not hold.
 func TestChangesCountOnlyMessageFiles(t *testing.T) {
 	mem := vfs.NewMem()
-	cfg := crashConfig(mem, Performance)
-	cfg.noRecovery = true
+	cfg := quietConfig(mem, Performance)
 	b, err := open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +280,7 @@ func putStrayTemp(t *testing.T, mem *vfs.Mem, b *Backend, id, tmp string) {
 func TestRecoverStrayTempUnderLock(t *testing.T) {
 	mem := vfs.NewMem()
 	cf := &checkFS{FS: mem, mem: mem}
-	b, err := open(listConfig(cf, crashDir))
+	b, err := open(quietConfig(cf, Performance))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -551,8 +551,7 @@ func TestCrashDuringRecovery(t *testing.T) {
 // it, as a program restarted after a crash does; what fails is left to
 // the caller's image.
 func recoverOn(fsys vfs.FS, mode Mode) {
-	cfg := crashConfig(fsys, mode)
-	cfg.noRecovery = true
+	cfg := quietConfig(fsys, mode)
 	b, err := open(cfg)
 	if err != nil {
 		return

@@ -34,6 +34,13 @@ func crashConfig(fsys vfs.FS, mode Mode) config {
 	}
 }
 
+// quietConfig is crashConfig without the background recovery scan, whose
+// calls would mix with those a test counts, hooks or crashes.
+func quietConfig(fsys vfs.FS, mode Mode) config {
+	cfg := quietConfig(fsys, mode)
+	return cfg
+}
+
 // crashLayout returns a Mem holding a durable, empty metadata directory,
 // made by open itself on an empty file system.
 func crashLayout(t testing.TB) *vfs.Mem {

@@ -414,8 +414,7 @@ func TestFailedChangeLeavesNoTemp(t *testing.T) {
 				}
 				return nil
 			})
-			cfg := crashConfig(vfs.Inject(mem, inj), Standard)
-			cfg.noRecovery = true
+			cfg := quietConfig(vfs.Inject(mem, inj), Standard)
 			b, err := open(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -464,8 +463,7 @@ func TestFailedChangeTempNotRemovable(t *testing.T) {
 				}
 				return nil
 			})
-			cfg := crashConfig(vfs.Inject(crashLayout(t), inj), mode)
-			cfg.noRecovery = true
+			cfg := quietConfig(vfs.Inject(crashLayout(t), inj), mode)
 			b, err := open(cfg)
 			if err != nil {
 				t.Fatal(err)

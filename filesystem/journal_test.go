@@ -402,8 +402,7 @@ func TestReplayCutOffLeavesMessage(t *testing.T) {
 
 	var armed, always atomic.Bool
 	always.Store(true)
-	cfg := crashConfig(vfs.Inject(m, diesAtFirstTemp(&armed)), Hybrid)
-	cfg.noRecovery = true
+	cfg := quietConfig(vfs.Inject(m, diesAtFirstTemp(&armed)), Hybrid)
 	mover, err := open(cfg)
 	if err != nil {
 		t.Fatal(err)

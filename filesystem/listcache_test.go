@@ -51,14 +51,16 @@ func TestListReadsOnlyChangedStripes(t *testing.T) {
 			if !tc.counts {
 				fsys = noSharedMemory{fsys}
 			}
-			b, err := open(listConfig(fsys, dir))
+			cfg := quietConfig(fsys, Performance)
+			cfg.dir = dir
+			b, err := open(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
 			w := b
 			if tc.shared {
-				if w, err = open(listConfig(fsys, dir)); err != nil {
+				if w, err = open(cfg); err != nil {
 					t.Fatal(err)
 				}
 				defer w.Close()
@@ -221,7 +223,7 @@ func TestListKeyReadDuringChange(t *testing.T) {
 func rewriteAfterOpen(t *testing.T, record func(i int) metastorage.MessageMetadata, md metastorage.MessageMetadata) (b *Backend, rewritten func() error) {
 	t.Helper()
 	mem := vfs.NewMem()
-	w, err := open(listConfig(mem, crashDir))
+	w, err := open(quietConfig(mem, Performance))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +243,7 @@ func rewriteAfterOpen(t *testing.T, record func(i int) metastorage.MessageMetada
 			changeErr = w.UpdateMeta(ctx, "m-5", md)
 		}
 	}}
-	if b, err = open(listConfig(fsys, crashDir)); err != nil {
+	if b, err = open(quietConfig(fsys, Performance)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
@@ -285,7 +287,7 @@ func countingBackend(t *testing.T) (*Backend, *atomic.Int64) {
 		}
 		return nil
 	}))
-	b, err := open(listConfig(fsys, crashDir))
+	b, err := open(quietConfig(fsys, Performance))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,14 +398,4 @@ func TestListReadsAgainWhileChangeUnderWay(t *testing.T) {
 	if got := list(); got != 0 {
 		t.Fatalf("listing after the change ended opened %d files, want 0", got)
 	}
-}
-
-// listConfig is crashConfig in Performance mode on dir, without the
-// background recovery scan, whose reads would be counted with the
-// listing's.
-func listConfig(fsys vfs.FS, dir string) config {
-	cfg := crashConfig(fsys, Performance)
-	cfg.dir = dir
-	cfg.noRecovery = true
-	return cfg
 }

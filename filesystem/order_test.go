@@ -136,8 +136,7 @@ func TestFailedDirSyncIsFinal(t *testing.T) {
 			<-release
 		}
 	}}
-	cfg := crashConfig(fsys, Standard)
-	cfg.noRecovery = true
+	cfg := quietConfig(fsys, Standard)
 	b, err := open(cfg)
 	if err != nil {
 		t.Fatal(err)
