@@ -37,7 +37,8 @@ func crashConfig(fsys vfs.FS, mode Mode) config {
 // quietConfig is crashConfig without the background recovery scan, whose
 // calls would mix with those a test counts, hooks or crashes.
 func quietConfig(fsys vfs.FS, mode Mode) config {
-	cfg := quietConfig(fsys, mode)
+	cfg := crashConfig(fsys, mode)
+	cfg.noRecovery = true
 	return cfg
 }
 
