@@ -26,17 +26,13 @@ import (
 // at the counters and locks on mem, the Mem under FS, so that a Crasher's
 // count of calls does not see the checks.
 type checkFS struct {
-	vfs.FS
+	wrapFS
 	mem *vfs.Mem
 
 	mu       sync.Mutex
 	counters *changes // mapped at the first check
 	checked  int
 	errs     []string
-}
-
-func (f *checkFS) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
-	return f.FS.(vfs.SharedMemory).MapShared(name, size, perm)
 }
 
 func (f *checkFS) errorf(format string, args ...any) {
@@ -49,8 +45,6 @@ func (f *checkFS) result() ([]string, int) {
 	defer f.mu.Unlock()
 	return slices.Clone(f.errs), f.checked
 }
-
-func (f *checkFS) SyncAll(dir vfs.File) error { return f.FS.(vfs.SyncFS).SyncAll(dir) }
 
 func (f *checkFS) check(op string, names ...string) {
 	f.mu.Lock()
@@ -279,7 +273,7 @@ func putStrayTemp(t *testing.T, mem *vfs.Mem, b *Backend, id, tmp string) {
 // the rename.
 func TestRecoverStrayTempUnderLock(t *testing.T) {
 	mem := vfs.NewMem()
-	cf := &checkFS{FS: mem, mem: mem}
+	cf := &checkFS{wrapFS: wrapFS{mem}, mem: mem}
 	b, err := open(quietConfig(cf, Performance))
 	if err != nil {
 		t.Fatal(err)

@@ -308,7 +308,7 @@ func (m *crashModel) ids() []string {
 // directory. Setup step i runs on backend i modulo their number. The
 // model records what was acknowledged.
 func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, modes ...Mode) (checked int) {
-	cf := &checkFS{FS: fsys, mem: mem}
+	cf := &checkFS{wrapFS: wrapFS{fsys}, mem: mem}
 	var bs []*Backend
 	defer func() {
 		for _, b := range bs {
@@ -355,7 +355,7 @@ func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, mod
 // invariants against the model. It returns the violations found.
 func checkImage(img *vfs.Mem, mode Mode, model *crashModel) []string {
 	v := slices.Clone(model.errs)
-	cf := &checkFS{FS: img, mem: img}
+	cf := &checkFS{wrapFS: wrapFS{img}, mem: img}
 	b, err := open(crashConfig(cf, mode))
 	if err != nil {
 		return append(v, fmt.Sprintf("reopening the crash image failed: %v", err))

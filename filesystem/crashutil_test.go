@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"path"
 	"slices"
@@ -33,6 +34,17 @@ func crashConfig(fsys vfs.FS, mode Mode) config {
 		logger:      slog.New(slog.DiscardHandler),
 	}
 }
+
+// wrapFS is the base of the tests' file-system wrappers: embedding vfs.FS
+// alone would hide the optional interfaces of the file system it wraps,
+// shared memory and syncfs, which a Backend looks for.
+type wrapFS struct{ vfs.FS }
+
+func (w wrapFS) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return w.FS.(vfs.SharedMemory).MapShared(name, size, perm)
+}
+
+func (w wrapFS) SyncAll(dir vfs.File) error { return w.FS.(vfs.SyncFS).SyncAll(dir) }
 
 // quietConfig is crashConfig without the background recovery scan, whose
 // calls would mix with those a test counts, hooks or crashes.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -439,7 +438,7 @@ func TestReplayCutOffLeavesMessage(t *testing.T) {
 // syncAllRecorder is a file system that records the directories SyncAll
 // is given.
 type syncAllRecorder struct {
-	vfs.FS
+	wrapFS
 	mu   sync.Mutex
 	dirs []vfs.File
 }
@@ -448,11 +447,7 @@ func (r *syncAllRecorder) SyncAll(dir vfs.File) error {
 	r.mu.Lock()
 	r.dirs = append(r.dirs, dir)
 	r.mu.Unlock()
-	return r.FS.(vfs.SyncFS).SyncAll(dir)
-}
-
-func (r *syncAllRecorder) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
-	return r.FS.(vfs.SharedMemory).MapShared(name, size, perm)
+	return r.wrapFS.SyncAll(dir)
 }
 
 // TestCheckpointSyncsOneOpenDirectory shows that every checkpoint of a
@@ -462,7 +457,7 @@ func (r *syncAllRecorder) MapShared(name string, size int, perm fs.FileMode) ([]
 // failure that another process's syncfs was told of first.
 func TestCheckpointSyncsOneOpenDirectory(t *testing.T) {
 	ctx := context.Background()
-	fsys := &syncAllRecorder{FS: crashLayout(t)}
+	fsys := &syncAllRecorder{wrapFS: wrapFS{crashLayout(t)}}
 	b, err := open(crashConfig(fsys, Hybrid))
 	if err != nil {
 		t.Fatal(err)

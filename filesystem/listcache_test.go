@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -238,7 +237,7 @@ func rewriteAfterOpen(t *testing.T, record func(i int) metastorage.MessageMetada
 	var armed atomic.Bool
 	armed.Store(true)
 	var changeErr error
-	fsys := openHook{FS: mem, after: func(file string) {
+	fsys := openHook{wrapFS: wrapFS{mem}, after: func(file string) {
 		if file == target && armed.CompareAndSwap(true, false) {
 			changeErr = w.UpdateMeta(ctx, "m-5", md)
 		}
@@ -261,7 +260,7 @@ func rewriteAfterOpen(t *testing.T, record func(i int) metastorage.MessageMetada
 // openHook is a file system that calls after with the name of each file
 // opened in a directory, once it is open.
 type openHook struct {
-	vfs.FS
+	wrapFS
 	after func(file string)
 }
 
@@ -269,10 +268,6 @@ func (h openHook) OpenIn(dir vfs.File, name string) (vfs.File, error) {
 	f, err := h.FS.OpenIn(dir, name)
 	h.after(name)
 	return f, err
-}
-
-func (h openHook) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
-	return h.FS.(vfs.SharedMemory).MapShared(name, size, perm)
 }
 
 // countingBackend opens a Backend in Performance mode on a fresh Mem, and

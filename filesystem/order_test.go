@@ -83,7 +83,7 @@ func TestRecoveryDoesNotResurrect(t *testing.T) {
 // removeHook is a file system that calls before with each name it is
 // asked to remove, before removing it.
 type removeHook struct {
-	vfs.FS
+	wrapFS
 	before func(name string)
 }
 
@@ -91,12 +91,6 @@ func (h removeHook) Remove(name string) error {
 	h.before(name)
 	return h.FS.Remove(name)
 }
-
-func (h removeHook) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
-	return h.FS.(vfs.SharedMemory).MapShared(name, size, perm)
-}
-
-func (h removeHook) SyncAll(dir vfs.File) error { return h.FS.(vfs.SyncFS).SyncAll(dir) }
 
 // TestFailedDirSyncIsFinal shows that an fsync of a directory that fails
 // while it is made for another directory's sake (a move's destination,
@@ -128,7 +122,7 @@ func TestFailedDirSyncIsFinal(t *testing.T) {
 		return nil
 	})
 	paused, release := make(chan struct{}), make(chan struct{})
-	fsys := removeHook{FS: vfs.Inject(crashLayout(t), inj), before: func(name string) {
+	fsys := removeHook{wrapFS: wrapFS{vfs.Inject(crashLayout(t), inj)}, before: func(name string) {
 		// The replace removes the old record's file, left at its temp
 		// name by the exchange, before it syncs incoming.
 		if armed.Load() && strings.HasPrefix(name, incoming+"/.tmp.") && held.CompareAndSwap(false, true) {
