@@ -65,7 +65,7 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 	if !magic.CompareAndSwap(0, changesMagic) {
 		if m := magic.Load(); m != changesMagic {
 			unmap()
-			return nil, fmt.Errorf("%s: not a file of change counters of this version (it starts with %#x)", path, m)
+			return nil, foreignChanges(path, m)
 		}
 	}
 	return c, nil
@@ -89,9 +89,15 @@ func checkChangesFile(fsys vfs.FS, path string) error {
 		return err
 	}
 	if m := binary.NativeEndian.Uint64(word[:]); m != 0 && (n < len(word) || m != changesMagic) {
-		return fmt.Errorf("%s: not a file of change counters of this version (it starts with %#x)", path, word[:n])
+		return foreignChanges(path, word[:n])
 	}
 	return nil
+}
+
+// foreignChanges is the error of a counters file at path that starts with
+// start instead of the magic word.
+func foreignChanges(path string, start any) error {
+	return fmt.Errorf("%s: not a file of change counters of this version (it starts with %#x)", path, start)
 }
 
 func (c *changes) close() error {

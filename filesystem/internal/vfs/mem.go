@@ -767,9 +767,9 @@ func (m *Mem) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 // MapShared implements SharedMemory. The memory belongs to the file, as a
 // file's pages do: the first mapping starts from the file's bytes, and
 // every mapping of the file shares it; stores into it do not change what
-// the File methods read. It is not part of
-// what a crash keeps: in the Mem that CrashClone returns, the file maps
-// zeros again, as a power loss may leave it.
+// the File methods read. It is not part of what a crash keeps: in the Mem
+// that CrashClone returns, the file maps zeros again, as a power loss may
+// leave it.
 func (m *Mem) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
 	m.lock()
 	defer m.mu.Unlock()
