@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -32,6 +33,7 @@ type Backend struct {
 	changes *changes
 	counts  counter
 	hints   hints
+	recent  recent
 	keys    keyCache
 	order   moveOrder
 	stats   stats
@@ -78,6 +80,7 @@ func open(cfg config) (*Backend, error) {
 		return nil, fmt.Errorf("open %s: %w", cfg.dir, err)
 	}
 	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger}
+	b.recent.now = time.Now
 	if b.log == nil {
 		b.log = slog.Default()
 	}

@@ -138,6 +138,7 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	}
 	b.counts.set(cur.state, file, false, -1)
 	b.hints.forget(nameHash(file))
+	b.recent.forget(file, stripeOf(file))
 	b.stats.deletes.Add(1)
 	if j != nil {
 		return nil // durable in the journal
@@ -188,20 +189,27 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 	defer b.end()
 	b.counts.gate.RLock()
 	defer b.counts.gate.RUnlock()
-	unlock, err := b.lock(ctx, stripeOf(file))
+	stripe := stripeOf(file)
+	unlock, err := b.lock(ctx, stripe)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	defer unlock()
-	first := nowhere
-	if len(states) > 0 {
-		first = states[0]
+	cur, ok := b.recent.get(b.changes, file, stripe)
+	if !ok {
+		first := nowhere
+		if len(states) > 0 {
+			first = states[0]
+		}
+		if cur, err = b.locate(file, first); err != nil {
+			return fmt.Errorf("%s %s: %w", op, id, err)
+		}
 	}
-	cur, err := b.locate(file, first)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, id, err)
+	if err := fn(file, cur); err != nil {
+		b.recent.forget(file, stripe)
+		return err
 	}
-	return fn(file, cur)
+	return nil
 }
 
 // locate finds the message's file and reads it, trying first the state
@@ -311,18 +319,18 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	}
 	b.stats.writes.Add(1)
 	b.hints.set(nameHash(file), to)
-	if j != nil {
-		return nil // durable in the journal
-	}
-	// After a relocation, the fsync of the old directory is enough: it
-	// first makes the new one's entries durable (moveOrder).
-	synced := to
-	if cur.ok && cur.state != to {
-		synced = cur.state
-	}
-	if syncErr := b.syncDirs(synced); syncErr != nil {
-		return b.rollback(op, id, file, cur, to, syncErr)
-	}
+	if j == nil {
+		// After a relocation, the fsync of the old directory is enough:
+		// it first makes the new one's entries durable (moveOrder).
+		synced := to
+		if cur.ok && cur.state != to {
+			synced = cur.state
+		}
+		if syncErr := b.syncDirs(synced); syncErr != nil {
+			return b.rollback(op, id, file, cur, to, syncErr)
+		}
+	} // else durable in the journal
+	b.recent.keep(b.changes, file, stripeOf(file), to, data)
 	return nil
 }
 

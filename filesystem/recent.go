@@ -1,0 +1,94 @@
+package filesystem
+
+import (
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// recentTTL bounds how long a record a Backend wrote stands in for its file.
+// Changes are counted whoever makes them through a Backend; the bound is
+// for the ones that are not (a file replaced by hand), which a change made
+// within it may overwrite, as one racing with them would.
+const recentTTL = time.Second
+
+// recentPerStripe is the number of records kept for each stripe: about
+// 400 bytes each.
+const recentPerStripe = 32
+
+// recent holds, for each stripe, the records this Backend last wrote, so
+// that its next change of the message need not read the file back. A
+// record stands for the file while the change counter of its state and
+// stripe holds the value it had just after the write: no file of the
+// stripe has entered or left that directory since, so the message is still
+// there, as written. Each stripe's records are used only by the holder of
+// its lock, which orders them.
+type recent struct {
+	stripes [numStripes]map[string]recentRecord
+	now     func() time.Time // time.Now; tests set it
+}
+
+type recentRecord struct {
+	state   metastorage.QueueState
+	counter uint64
+	data    []byte // the file's contents, never changed
+	written time.Time
+}
+
+// get returns what is in the message's file, if the record written last is
+// known to still be there. The caller holds the stripe's lock.
+func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
+	rec, ok := r.stripes[stripe][file]
+	if !ok {
+		return found{}, false
+	}
+	if !c.unchanged(rec.state, stripe, rec.counter) || r.now().Sub(rec.written) >= recentTTL {
+		delete(r.stripes[stripe], file)
+		return found{}, false
+	}
+	md, err := decode(rec.data)
+	if err != nil { // it was encoded by this Backend
+		delete(r.stripes[stripe], file)
+		return found{}, false
+	}
+	return found{ok: true, state: rec.state, md: md}, true
+}
+
+// keep records data as the contents just written to the message's file in
+// state s. The caller holds the stripe's lock and has completed the change.
+func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueState, data []byte) {
+	n, ok := c.snapshot(s, stripe)
+	if !ok {
+		return
+	}
+	m := r.stripes[stripe]
+	if m == nil {
+		m = make(map[string]recentRecord, recentPerStripe)
+		r.stripes[stripe] = m
+	}
+	now := r.now()
+	if _, ok := m[file]; !ok && len(m) >= recentPerStripe {
+		r.evict(m, now)
+	}
+	m[file] = recentRecord{state: s, counter: n, data: data, written: now}
+}
+
+// evict makes room in m: it drops the records too old to use, or, if none
+// is, one of the others.
+func (r *recent) evict(m map[string]recentRecord, now time.Time) {
+	var victim string
+	for f, rec := range m {
+		if now.Sub(rec.written) >= recentTTL {
+			delete(m, f)
+		}
+		victim = f
+	}
+	if len(m) >= recentPerStripe {
+		delete(m, victim)
+	}
+}
+
+// forget drops the message's record. The caller holds the stripe's lock.
+func (r *recent) forget(file string, stripe int) {
+	delete(r.stripes[stripe], file)
+}

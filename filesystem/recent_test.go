@@ -1,0 +1,172 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// TestChangeReusesRecordItWrote shows that a change of a message the
+// Backend itself wrote last does not read the message's file, and that it
+// reads it when the record may no longer be the file's: after another
+// Backend on the directory changed the message, once the record is
+// recentTTL old, and always without change counters. Each change keeps
+// what the file held, as GetMeta then shows.
+func TestChangeReusesRecordItWrote(t *testing.T) {
+	for _, mode := range crashModes {
+		for _, tc := range []struct {
+			name         string
+			counts, real bool
+		}{
+			{"counted", true, false},
+			{"counted, real files", true, true},
+			{"uncounted", false, false},
+		} {
+			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
+				var under vfs.FS = vfs.NewMem()
+				dir := crashDir
+				if tc.real {
+					under, dir = vfs.OS, t.TempDir()
+				}
+				file := fileOf(t, "m")
+				var opens atomic.Int64
+				var fsys vfs.FS = vfs.Inject(under, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+					if op == vfs.OpOpen && strings.HasSuffix(path, "/"+file) {
+						opens.Add(1)
+					}
+					return nil
+				}))
+				if !tc.counts {
+					fsys = noSharedMemory{fsys}
+				}
+				cfg := quietConfig(fsys, mode)
+				cfg.dir = dir
+				b, err := open(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				w, err := open(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				clock := time.Now()
+				b.recent.now = func() time.Time { return clock }
+
+				ctx := context.Background()
+				// step runs one change by b and checks how many times it
+				// opened the message's file and what the message is then.
+				step := func(what string, reads int64, change func() error, want metastorage.MessageMetadata) {
+					t.Helper()
+					if !tc.counts {
+						reads = 1
+					}
+					opens.Store(0)
+					if err := change(); err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+					if got := opens.Load(); got != reads {
+						t.Errorf("%s opened the message's file %d times, want %d", what, got, reads)
+					}
+					got, err := b.GetMeta(ctx, "m")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got.State != want.State || got.Attempts != want.Attempts || got.LastError != want.LastError || got.Headers["From"] != want.Headers["From"] {
+						t.Errorf("after %s the message is %+v, want %+v", what, got, want)
+					}
+				}
+
+				headers := map[string]string{"From": "a@example.org"}
+				if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming, Attempts: 1, Headers: headers}); err != nil {
+					t.Fatal(err)
+				}
+				headers["From"] = "changed by the caller after the call"
+				step("a move of the message b stored", 0, func() error {
+					return b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateActive)
+				}, metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 1, Headers: map[string]string{"From": "a@example.org"}})
+
+				if err := w.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}}); err != nil {
+					t.Fatal(err)
+				}
+				step("a move after another Backend's update", 1, func() error {
+					return b.MoveToState(ctx, "m", metastorage.StateActive, metastorage.StateDeferred)
+				}, metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
+
+				step("a move just after b's own", 0, func() error {
+					return b.MoveToState(ctx, "m", metastorage.StateDeferred, metastorage.StateHold)
+				}, metastorage.MessageMetadata{State: metastorage.StateHold, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
+
+				clock = clock.Add(recentTTL)
+				step("a move once b's record is recentTTL old", 1, func() error {
+					return b.MoveToState(ctx, "m", metastorage.StateHold, metastorage.StateActive)
+				}, metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
+
+				if err := w.MoveToState(ctx, "m", metastorage.StateActive, metastorage.StateBounce); err != nil {
+					t.Fatal(err)
+				}
+				opens.Store(0)
+				err = b.MoveToState(ctx, "m", metastorage.StateActive, metastorage.StateDeferred)
+				if !errors.Is(err, metastorage.ErrStateConflict) {
+					t.Errorf("a move from active after another Backend moved the message to bounce: %v, want a state conflict", err)
+				}
+				if got := opens.Load(); tc.counts && got == 0 {
+					t.Errorf("the conflicting move did not look at the message's file")
+				}
+			})
+		}
+	}
+}
+
+// TestRecentKeepsWithinBound shows that a stripe keeps at most
+// recentPerStripe records, the newest among them, and drops those too old
+// to use first.
+func TestRecentKeepsWithinBound(t *testing.T) {
+	b, err := open(quietConfig(vfs.NewMem(), Performance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	clock := time.Now()
+	b.recent.now = func() time.Time { return clock }
+	ctx := context.Background()
+	var ids []string
+	for i := 0; len(ids) < recentPerStripe+9; i++ {
+		id := fmt.Sprintf("m-%d", i)
+		if stripeOf(fileOf(t, id)) == 0 {
+			ids = append(ids, id)
+		}
+	}
+	late := ids[len(ids)-1]
+	ids = ids[:len(ids)-1]
+	for _, id := range ids {
+		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := b.recent.stripes[0]
+	if len(kept) != recentPerStripe {
+		t.Errorf("stripe 0 keeps %d records after %d writes, want %d", len(kept), len(ids), recentPerStripe)
+	}
+	if _, ok := kept[fileOf(t, ids[len(ids)-1])]; !ok {
+		t.Errorf("the record written last is not kept")
+	}
+	clock = clock.Add(recentTTL)
+	if err := b.StoreMeta(ctx, late, metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 {
+		t.Errorf("stripe 0 keeps %d records after a write once the others were recentTTL old, want 1", len(kept))
+	}
+	if _, ok := kept[fileOf(t, late)]; !ok {
+		t.Errorf("the record written last is not kept")
+	}
+}
