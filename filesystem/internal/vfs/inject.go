@@ -596,6 +596,7 @@ type Crasher struct {
 	mu    sync.Mutex // serializes every call
 	calls int
 	image *Mem
+	names *Mem // the image with every change of names committed
 }
 
 // NewCrasher returns a Crasher on m that crashes at the k-th mutating
@@ -610,6 +611,14 @@ func (c *Crasher) Crashed() (*Mem, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.image, c.image != nil
+}
+
+// CrashedNames returns the crash image that Mem.CrashCloneNames would
+// have given at the crash point, and whether the crash point was reached.
+func (c *Crasher) CrashedNames() (*Mem, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.names, c.names != nil
 }
 
 // Calls returns how many mutating calls were made through c, including
@@ -627,6 +636,7 @@ func (c *Crasher) enter(mutating bool) bool {
 		c.calls++
 		if c.calls == c.k && c.image == nil {
 			c.image = c.m.CrashClone()
+			c.names = c.m.CrashCloneNames()
 		}
 	}
 	return c.image == nil

@@ -943,6 +943,21 @@ func (m *Mem) Chmod(name string, mode fs.FileMode) error {
 // power loss now, by the crash rules described on Mem: no open files, no
 // locks held, every change made since its last sync gone. m is unchanged.
 func (m *Mem) CrashClone() *Mem {
+	return m.crashClone(false)
+}
+
+// CrashCloneNames returns a new, independent Mem holding what would
+// survive a power loss now if the file system had committed every change
+// of names so far, synced or not, but no file data that was not synced:
+// every directory as the program sees it, each regular file's data as of
+// its last Sync. ext4 with delayed allocation can leave such a state: its
+// periodic journal commit makes renames durable before the data of the
+// files they name is written. m is unchanged.
+func (m *Mem) CrashCloneNames() *Mem {
+	return m.crashClone(true)
+}
+
+func (m *Mem) crashClone(names bool) *Mem {
 	m.lock()
 	defer m.mu.Unlock()
 	clones := map[*memNode]*memNode{m.root: m.root.durableCopy()}
@@ -951,8 +966,12 @@ func (m *Mem) CrashClone() *Mem {
 	for queue := []*memNode{m.root}; len(queue) > 0; queue = queue[1:] {
 		dir := queue[0]
 		clone := clones[dir]
-		for _, name := range slices.Sorted(maps.Keys(dir.durable)) {
-			child := dir.durable[name]
+		entries := dir.durable
+		if names {
+			entries = dir.entries
+		}
+		for _, name := range slices.Sorted(maps.Keys(entries)) {
+			child := entries[name]
 			c, seen := clones[child]
 			switch {
 			case seen && child.isDir():
