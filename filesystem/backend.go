@@ -42,6 +42,9 @@ type Backend struct {
 	jnlMu sync.Mutex              // serialises opening it
 	kick  chan struct{}           // asks for a checkpoint
 
+	displaced displaced     // Performance mode's displaced records, until a flush
+	flushKick chan struct{} // asks for a flush
+
 	// ops is held shared by every call and exclusively by Close.
 	ops    sync.RWMutex
 	closed atomic.Bool
@@ -99,6 +102,16 @@ func open(cfg config) (*Backend, error) {
 		}
 		b.kick = make(chan struct{}, 1)
 		b.cp.Go(func() { b.checkpointer(ctx) })
+		b.flushKick = make(chan struct{}, 1)
+		if b.keepsDisplaced() {
+			every := cfg.flushEvery
+			if every == 0 {
+				every = flushEvery
+			}
+			if every > 0 {
+				b.cp.Go(func() { b.flusher(ctx, every) })
+			}
+		}
 	}
 	b.bg.Go(func() { b.background(ctx) })
 	return b, nil
@@ -231,8 +244,11 @@ func (b *Backend) Close() error {
 	b.ops.Lock() // the calls still running have finished
 	defer b.ops.Unlock()
 	// Leave the journal empty, so that the next open has nothing to
-	// replay.
+	// replay, and no displaced record behind.
 	err := b.checkpoint(context.Background())
+	if ferr := b.flushDisplaced(); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("close %s: displaced records left for recovery to remove: %w", b.dir, ferr))
+	}
 	return errors.Join(err, b.closeFiles())
 }
 

@@ -308,6 +308,20 @@ func (m *crashModel) ids() []string {
 // directory. Setup step i runs on backend i modulo their number. The
 // model records what was acknowledged.
 func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, modes ...Mode) (checked int) {
+	return runScriptThen(sc, fsys, mem, model, nil, modes...)
+}
+
+// runScriptThen is runScript with then, if not nil, called on the step's
+// Backend after each call that returned nil; the step is acknowledged only
+// if then returns nil too.
+func runScriptThen(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, then func(*Backend) error, modes ...Mode) (checked int) {
+	call := func(ctx context.Context, s crashStep, b *Backend) error {
+		err := s.call(ctx, b)
+		if err == nil && then != nil {
+			err = then(b)
+		}
+		return err
+	}
 	cf := &checkFS{wrapFS: wrapFS{fsys}, mem: mem}
 	var bs []*Backend
 	defer func() {
@@ -332,7 +346,7 @@ func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, mod
 	}
 	ctx := context.Background()
 	for i, s := range crashSetup[sc.name] {
-		if !model.result(s, s.call(ctx, bs[i%len(bs)])) {
+		if !model.result(s, call(ctx, s, bs[i%len(bs)])) {
 			return 0
 		}
 	}
@@ -341,7 +355,7 @@ func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, mod
 		b := bs[i%len(bs)]
 		wg.Go(func() {
 			for _, s := range tr {
-				if !model.result(s, s.call(ctx, b)) {
+				if !model.result(s, call(ctx, s, b)) {
 					return
 				}
 			}
@@ -354,6 +368,18 @@ func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, mod
 // checkImage opens a backend on the crash image, recovers, and checks the
 // invariants against the model. It returns the violations found.
 func checkImage(img *vfs.Mem, mode Mode, model *crashModel) []string {
+	allowed := model.allowed
+	if mode == Performance {
+		// A power loss may take back acknowledged calls, but never
+		// leave a version the message did not have.
+		allowed = model.everSeen
+	}
+	return checkImageAllowed(img, mode, model, allowed)
+}
+
+// checkImageAllowed is checkImage with the outcomes each message may have
+// given by allowed.
+func checkImageAllowed(img *vfs.Mem, mode Mode, model *crashModel, allowed func(id string) []crashRec) []string {
 	v := slices.Clone(model.errs)
 	cf := &checkFS{wrapFS: wrapFS{img}, mem: img}
 	b, err := open(crashConfig(cf, mode))
@@ -385,16 +411,8 @@ func checkImage(img *vfs.Mem, mode Mode, model *crashModel) []string {
 		} else if len(es) > 0 {
 			continue // reported by structural
 		}
-		if mode == Performance {
-			// A power loss may take back acknowledged calls, but never
-			// leave a version the message did not have.
-			if !slices.Contains(model.everSeen(id), got) {
-				v = append(v, fmt.Sprintf("message %q is %v, a version it never had (acknowledged %v, in flight %v)", id, got, model.acked[id], model.inflight[id]))
-			}
-			continue
-		}
-		if !slices.Contains(model.allowed(id), got) {
-			v = append(v, fmt.Sprintf("message %q is %v; acknowledged %v, in flight %v, so allowed %v", id, got, model.acked[id], model.inflight[id], model.allowed(id)))
+		if ok := allowed(id); !slices.Contains(ok, got) {
+			v = append(v, fmt.Sprintf("message %q is %v; acknowledged %v, in flight %v, so allowed %v", id, got, model.acked[id], model.inflight[id], ok))
 		}
 	}
 	return v

@@ -388,14 +388,7 @@ func (b *Backend) checkpointLocked(j *journal, replay bool) error {
 			return err
 		}
 	}
-	syncer, ok := b.fs.(vfs.SyncFS)
-	if !ok {
-		return fmt.Errorf("checkpoint %s: %w", j.path, errors.ErrUnsupported)
-	}
-	// Through a directory opened with the Backend, so that syncfs reports
-	// every write-back failure since then, also one another process's
-	// syncfs was told of first.
-	if err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f); err != nil {
+	if err := b.syncAll(); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
 			// Nothing was synced, nor dropped: the journal stays.
 			return fmt.Errorf("checkpoint %s: %w", j.path, err)
@@ -515,7 +508,7 @@ func (b *Backend) placeRecord(r record) error {
 		return err
 	}
 	if exists {
-		err = b.replace(tmp, dst)
+		err = b.replace(tmp, dst, false) // the journal has the record
 	} else {
 		err = b.placeNew(tmp, r.state, r.file)
 	}

@@ -839,11 +839,12 @@ func (c *killCycle) handle(p *killProc, line string) {
 
 // killAllowedFinding reports whether recovery may find kind after a
 // process crash: an orphaned temp file, a complete one whose rename the
-// crash cut off, and a State field left behind by the first of the two
-// renames of a change of state.
+// crash cut off, a State field left behind by the first of the two
+// renames of a change of state, and an older record that a Performance-mode
+// change displaced and the killed process had not removed yet.
 func killAllowedFinding(kind string) bool {
 	switch FindingKind(kind) {
-	case OrphanTemp, InterruptedPut, StateMismatch:
+	case OrphanTemp, InterruptedPut, StateMismatch, Displaced:
 		return true
 	}
 	return false

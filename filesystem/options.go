@@ -3,6 +3,7 @@ package filesystem
 import (
 	"io/fs"
 	"log/slog"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -52,6 +53,9 @@ type config struct {
 	// journalLimit), and a function called after each checkpoint.
 	journalLimit int64
 	onCheckpoint func()
+	// For tests: how often Performance mode flushes displaced records (0
+	// means flushEvery; negative, only when kicked and on Close).
+	flushEvery time.Duration
 }
 
 var _ metastorage.Factory = (*Factory)(nil)

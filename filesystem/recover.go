@@ -24,6 +24,7 @@ const (
 	NotRegular     FindingKind = "not-regular"     // a symlink or directory under a message's name: moved to corrupt/
 	StateMismatch  FindingKind = "state-mismatch"  // a State field that disagrees with the directory: rewritten
 	Duplicate      FindingKind = "duplicate"       // a copy of a message that also lies in another state: older copy moved to corrupt/
+	Displaced      FindingKind = "displaced"       // a temp file holding an older record of a message: removed once the file system is synced
 	UnknownEntry   FindingKind = "unknown-entry"   // a name that is not a message file: left alone
 	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is neither a lock stripe nor the change counters: left alone
 )
@@ -104,6 +105,7 @@ type scanner struct {
 	repair   bool
 	findings []Finding
 	where    map[uint64]uint8 // name hash -> bit set of states holding it
+	synced   bool             // the file system was synced during the scan
 	progress func(scanned int)
 	scanned  int
 }
@@ -115,9 +117,13 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 	if progress != nil {
 		defer func() { progress(sc.scanned) }()
 	}
-	for _, s := range metastorage.States() {
-		if err := sc.eachEntry(s, sc.entry); err != nil {
-			return sc.findings, err
+	// Temp files first: one may hold the record that a damaged message
+	// file needs.
+	for _, entry := range []func(metastorage.QueueState, fs.DirEntry) error{sc.tempEntry, sc.entry} {
+		for _, s := range metastorage.States() {
+			if err := sc.eachEntry(s, entry); err != nil {
+				return sc.findings, err
+			}
 		}
 	}
 	if err := sc.duplicates(); err != nil {
@@ -164,13 +170,28 @@ func (sc *scanner) report(f Finding) {
 	}
 }
 
+// isTempName reports whether n is the name of a temp file of this backend or
+// another implementation. A message's name never starts with a dot and
+// always ends in ".json", so neither kind of temp file name is one.
+func isTempName(n string) bool {
+	return strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.")
+}
+
+// tempEntry handles e if it is a temp file.
+func (sc *scanner) tempEntry(s metastorage.QueueState, e fs.DirEntry) error {
+	n := e.Name()
+	if _, ok := name.Decode(n); !ok && isTempName(n) {
+		return sc.temp(s, n)
+	}
+	return nil
+}
+
+// entry handles e if it is anything but a temp file.
 func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 	n := e.Name()
 	if _, ok := name.Decode(n); !ok {
-		// A message's name never starts with a dot and always ends in
-		// ".json", so neither kind of temp file name is one.
-		if strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.") {
-			return sc.temp(s, n)
+		if isTempName(n) {
+			return nil // handled by tempEntry
 		}
 		sc.report(Finding{Kind: UnknownEntry, Path: sc.b.path(s, n), Detail: "not a message file name"})
 		return nil
@@ -210,11 +231,7 @@ func (sc *scanner) locked(file string, fn func() error) error {
 // is in the name of the backend's temp files (".tmp.<stripe>-<random>"),
 // or follows from the message's name in other implementations' temp files
 // ("<id>.json.tmp.<hex>"). Under that lock, the temp file is no live
-// writer's: if it holds a complete record of a message that lies in the
-// same directory with an older Updated, a crash cut off its change, which
-// is finished; any other temp file is removed. (A temp file of a message
-// that lies nowhere is never put in place: the message may have been
-// deleted since.)
+// writer's, and what it holds decides (see tempLocked).
 func (sc *scanner) temp(s metastorage.QueueState, tmp string) error {
 	sc.b.counts.gate.RLock()
 	defer sc.b.counts.gate.RUnlock()
@@ -259,9 +276,28 @@ func tempStripe(tmp string) (int, bool) {
 }
 
 // tempLocked handles the temp file tmp of state s, holding the lock of
-// stripe held (-1: none, and then the file is never put in place).
+// stripe held (-1: none, and then the file is never put in place). If it
+// holds a complete record of a message of that stripe, and:
+//   - the message's file in s is not valid metadata (a power loss can
+//     leave a Performance-mode change's file empty, beside the record it
+//     displaced): the temp file's record takes its place (and if it names
+//     another state, the entry scan then rewrites its State field, as for
+//     any file);
+//   - the message's file in s is valid and older, and the record names
+//     state s: a crash cut off the record's rename, which is finished;
+//   - the message's file, in any state, is valid and not older: the temp
+//     file is a record the message's file displaced, removed once a sync
+//     of the file system has made the message's file durable.
+//
+// A record this Backend displaced is left to its own flush.
+//
+// Any other temp file is removed. (A temp file of a message that lies
+// nowhere is never put in place: the message may have been deleted since.)
 func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) error {
 	path := sc.b.path(s, tmp)
+	if sc.b.displaced.has(path) {
+		return nil // displaced by this Backend, whose next flush removes it
+	}
 	md, err := readRecord(sc.b.fs, path)
 	if isNotExist(err) {
 		return nil // renamed or removed by its writer meanwhile
@@ -269,22 +305,37 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 	file, ok := "", false
 	if err == nil {
 		file, err = name.Encode(md.ID)
-		// Only the record of a message of the stripe held can be put in
-		// place.
-		ok = err == nil && md.State == s && stripeOf(file) == held
+		ok = err == nil && stripeOf(file) == held && md.State.Valid()
 	}
 	if ok {
 		cur, err := sc.b.locate(file, s)
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
-		if cur.ok && cur.state == s && (cur.err != nil || cur.md.Updated.Before(md.Updated)) {
-			return sc.finishTemp(s, tmp, file)
+		switch {
+		case cur.ok && cur.state == s && cur.err != nil:
+			return sc.finishTemp(s, tmp, file, "a complete record of %s, whose file is not valid metadata")
+		case cur.ok && cur.state == s && md.State == s && cur.md.Updated.Before(md.Updated):
+			return sc.finishTemp(s, tmp, file, "complete record of %s whose rename a crash cut off")
+		case cur.ok && cur.err == nil && !cur.md.Updated.Before(md.Updated):
+			return sc.removeTemp(Finding{Kind: Displaced, Path: path, Detail: "an older record of " + sc.b.path(cur.state, file) + ", kept until the file system is synced"}, s, true)
 		}
 	}
-	f := Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}
+	return sc.removeTemp(Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}, s, false)
+}
+
+// removeTemp reports f, about a temp file of state s, and when repairing
+// removes the file, after syncing the file system once per scan if
+// afterSync is set.
+func (sc *scanner) removeTemp(f Finding, s metastorage.QueueState, afterSync bool) error {
 	if sc.repair {
-		if err := sc.b.fs.Remove(path); err != nil && !isNotExist(err) {
+		if afterSync && !sc.synced {
+			if err := sc.b.syncAll(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+				return fmt.Errorf("recover: %w", err)
+			}
+			sc.synced = true
+		}
+		if err := sc.b.fs.Remove(f.Path); err != nil && !isNotExist(err) {
 			return fmt.Errorf("recover: %w", err)
 		}
 		f.Action, f.Repaired = "removed", true
@@ -296,9 +347,11 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 	return nil
 }
 
-func (sc *scanner) finishTemp(s metastorage.QueueState, tmp, file string) error {
+// finishTemp renames the temp file tmp of state s over the message's file
+// there; detail formats the finding's detail with the message file's path.
+func (sc *scanner) finishTemp(s metastorage.QueueState, tmp, file, detail string) error {
 	path, dst := sc.b.path(s, tmp), sc.b.path(s, file)
-	f := Finding{Kind: InterruptedPut, Path: path, Detail: "complete record of " + dst + " whose rename a crash cut off"}
+	f := Finding{Kind: InterruptedPut, Path: path, Detail: fmt.Sprintf(detail, dst)}
 	if sc.repair {
 		if err := sc.b.fs.Rename(path, dst); err != nil {
 			return fmt.Errorf("recover: %w", err)

@@ -41,6 +41,7 @@ type stats struct {
 	journalBytes        atomic.Int64
 	journalSyncRequests atomic.Int64
 	checkpoints         atomic.Int64
+	flushes             atomic.Int64
 }
 
 // count records the outcome of a call of kind op that returned err.
@@ -96,6 +97,7 @@ type Stats struct {
 	JournalSyncRequests int64 // journal fsyncs asked for by calls
 	JournalSyncs        int64 // journal fsyncs issued: group commits
 	Checkpoints         int64 // journal checkpoints: syncfs, then the journal emptied
+	Flushes             int64 // Performance mode's syncs of the file system, after which displaced records are removed
 	RecoveryActions     int64 // changes made by recovery
 	CorruptFiles        int64 // files recovery moved to corrupt/
 }
@@ -128,6 +130,7 @@ func (b *Backend) Stats() Stats {
 		JournalBytes:        b.stats.journalBytes.Load(),
 		JournalSyncRequests: b.stats.journalSyncRequests.Load(),
 		Checkpoints:         b.stats.checkpoints.Load(),
+		Flushes:             b.stats.flushes.Load(),
 	}
 	if j := b.jnl.Load(); j != nil {
 		j.sync.mu.Lock()

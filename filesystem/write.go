@@ -294,13 +294,14 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	dst := b.path(to, file)
+	keep := j == nil // the displaced record is all a power loss may leave
 	switch {
 	case !cur.ok:
 		err = b.placeNew(tmp, to, file)
 	case cur.state == to:
-		err = b.replace(tmp, dst)
+		err = b.replace(tmp, dst, keep)
 	default:
-		err = b.relocate(file, tmp, cur.state, to)
+		err = b.relocate(file, tmp, cur.state, to, keep)
 	}
 	if err != nil {
 		// Its directory first: a relocation that failed has moved the
@@ -355,7 +356,7 @@ func (b *Backend) placeNew(tmp string, s metastorage.QueueState, file string) er
 // which recovery puts in place. The move is recorded in b.order, so that
 // no fsync of the source directory makes the removal durable before the
 // target's entry is.
-func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState) error {
+func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState, keep bool) error {
 	src, dst := b.path(from, file), b.path(to, file)
 	err := b.order.rename(from, to, func() (bool, error) {
 		if err := b.fs.RenameNoReplace(src, dst); err != nil {
@@ -364,7 +365,7 @@ func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState) er
 			}
 			return false, err
 		}
-		if err := b.replace(tmp, dst); err != nil {
+		if err := b.replace(tmp, dst, keep); err != nil {
 			if rerr := b.fs.RenameNoReplace(dst, src); rerr != nil {
 				return true, fmt.Errorf("%w; moving it back failed too, message is in state %s: %v", err, to, rerr)
 			}
@@ -381,13 +382,14 @@ func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState) er
 }
 
 // replace puts the temp file tmp over dst atomically. It swaps the two
-// (renameat2 RENAME_EXCHANGE) and removes tmp, which then holds the old
-// record: a rename over an existing file would make ext4 write tmp's data
-// back at once, which costs several times the rest of an unsynced write.
-// If a crash comes between the two, or the removal fails, recovery removes
-// the leftover: its record is older than the message's. Where exchange is
-// not supported, replace renames over dst.
-func (b *Backend) replace(tmp, dst string) error {
+// (renameat2 RENAME_EXCHANGE), and tmp then holds the old record, which is
+// removed (see displace; keep says whether Performance mode may keep it):
+// a rename over an existing file would make ext4 write tmp's data back at
+// once, which costs several times the rest of an unsynced write. If a
+// crash comes before the removal, or it fails, recovery removes the
+// leftover: its record is older than the message's. Where exchange is not
+// supported, replace renames over dst.
+func (b *Backend) replace(tmp, dst string, keep bool) error {
 	err := b.fs.Exchange(tmp, dst)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return b.fs.Rename(tmp, dst)
@@ -395,7 +397,7 @@ func (b *Backend) replace(tmp, dst string) error {
 	if err != nil {
 		return err
 	}
-	b.removeTemp(tmp)
+	b.displace(tmp, keep)
 	return nil
 }
 

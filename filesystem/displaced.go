@@ -1,0 +1,154 @@
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// In Performance mode nothing is synced, and a file system may make the
+// exchange that puts a new record under a message's name durable before
+// the record's data (ext4's delayed allocation does, in its periodic
+// journal commit): after a power loss the message's file would be empty.
+// So the file an exchange displaces, which holds the message's previous
+// record, is not removed at once: it stays under its temp file name until
+// a sync of the whole file system (syncfs) has made the new record's data
+// durable. Recovery puts such a file back in place of a message file that
+// is not valid metadata (see scanner.tempLocked).
+
+// flushEvery is how often a Performance-mode Backend syncs the file system
+// to remove the files its changes displaced, unless more than maxDisplaced
+// wait.
+const flushEvery = 5 * time.Second
+
+// maxDisplaced is the number of displaced files that starts a flush
+// before its time.
+const maxDisplaced = 4096
+
+// displaced are the temp file paths of the records that a Backend's
+// changes displaced.
+type displaced struct {
+	mu    sync.Mutex
+	paths map[string]struct{}
+	flush sync.Mutex // serialises flushes
+}
+
+// add records path, and reports whether enough are waiting to flush early.
+func (d *displaced) add(path string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.paths == nil {
+		d.paths = make(map[string]struct{})
+	}
+	d.paths[path] = struct{}{}
+	return len(d.paths) >= maxDisplaced
+}
+
+// has reports whether path is waiting for a flush.
+func (d *displaced) has(path string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.paths[path]
+	return ok
+}
+
+func (d *displaced) take() map[string]struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.paths
+	d.paths = nil
+	return p
+}
+
+// putBack returns paths, taken earlier, to those waiting.
+func (d *displaced) putBack(paths map[string]struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for p := range d.paths {
+		paths[p] = struct{}{}
+	}
+	d.paths = paths
+}
+
+// keepsDisplaced reports whether the Backend keeps displaced files until a
+// flush: in Performance mode, on a file system that can sync itself whole.
+func (b *Backend) keepsDisplaced() bool {
+	_, ok := b.fs.(vfs.SyncFS)
+	return ok && !b.durable() && !b.cfg.readOnly
+}
+
+// displace disposes of tmp, the file an exchange left holding a message's
+// previous record: kept until the next flush, or removed at once when the
+// new record is durable anyway (keep is false).
+func (b *Backend) displace(tmp string, keep bool) {
+	if !keep || !b.keepsDisplaced() {
+		b.removeTemp(tmp)
+		return
+	}
+	if b.displaced.add(tmp) {
+		select {
+		case b.flushKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushDisplaced syncs the file system and then removes the displaced
+// files recorded before the sync began. If the sync fails, they stay for
+// the next flush.
+func (b *Backend) flushDisplaced() error {
+	b.displaced.flush.Lock()
+	defer b.displaced.flush.Unlock()
+	paths := b.displaced.take()
+	if len(paths) == 0 {
+		return nil
+	}
+	err := b.syncAll()
+	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		b.displaced.putBack(paths)
+		return fmt.Errorf("flush: %w", err)
+	}
+	// Without syncfs, nothing better can be done than the kernel's own
+	// write-back, which the displaced records would wait for in vain.
+	for p := range paths {
+		b.removeTemp(p)
+	}
+	if err == nil {
+		b.stats.flushes.Add(1)
+	}
+	return nil
+}
+
+// flusher flushes the displaced files every flushEvery, or sooner when
+// kicked, until ctx is done.
+func (b *Backend) flusher(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-b.flushKick:
+		}
+		if err := b.flushDisplaced(); err != nil && ctx.Err() == nil {
+			b.log.Warn("sync of the file system failed; displaced records are kept for the next one", "dir", b.dir, "err", err)
+		}
+	}
+}
+
+// syncAll syncs the whole file system of the directory (syncfs), through a
+// directory opened with the Backend, so that it reports every write-back
+// failure since then, also one another process's syncfs was told of first.
+func (b *Backend) syncAll() error {
+	syncer, ok := b.fs.(vfs.SyncFS)
+	if !ok {
+		return fmt.Errorf("syncfs %s: %w", b.dir, errors.ErrUnsupported)
+	}
+	return syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
+}
