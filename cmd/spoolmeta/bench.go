@@ -55,6 +55,7 @@ type benchStats struct {
 	JournalBytes    int64   `json:"journal_bytes"`
 	JournalSyncs    int64   `json:"journal_syncs"`
 	Checkpoints     int64   `json:"checkpoints"`
+	Flushes         int64   `json:"flushes"`
 	MeanGroup       float64 `json:"mean_group_commit"`
 	Errors          int64   `json:"errors"`
 	RecoveryActions int64   `json:"recovery_actions"`
@@ -68,7 +69,7 @@ func toBenchStats(s metafs.Stats) *benchStats {
 	}
 	return &benchStats{Writes: s.Writes, Deletes: s.Deletes, Conflicts: s.Conflicts, FileSyncs: s.FileSyncs,
 		DirSyncRequests: s.DirSyncRequests, DirSyncs: s.DirSyncs, JournalBytes: s.JournalBytes, JournalSyncs: s.JournalSyncs,
-		Checkpoints: s.Checkpoints, MeanGroup: s.MeanGroupCommit(), Errors: errs,
+		Checkpoints: s.Checkpoints, Flushes: s.Flushes, MeanGroup: s.MeanGroupCommit(), Errors: errs,
 		RecoveryActions: s.RecoveryActions, CorruptFiles: s.CorruptFiles}
 }
 
@@ -564,14 +565,14 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 		fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tERRORS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\tJOURNAL\tJOURNAL SYNCS\tCHECKPOINTS\tMEAN GROUP\t  NOTE\n")
+	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tERRORS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\tJOURNAL\tJOURNAL SYNCS\tCHECKPOINTS\tFLUSHES\tMEAN GROUP\t  NOTE\n")
 	for _, r := range results {
 		if r.Stats == nil {
 			continue
 		}
 		s := r.Stats
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%.1f\t  %s\n", r.Workload, r.Mode, s.Writes, s.Deletes, s.Conflicts,
-			s.Errors, s.FileSyncs, s.DirSyncRequests, s.DirSyncs, humanSize(s.JournalBytes), s.JournalSyncs, s.Checkpoints, s.MeanGroup, r.Note)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%.1f\t  %s\n", r.Workload, r.Mode, s.Writes, s.Deletes, s.Conflicts,
+			s.Errors, s.FileSyncs, s.DirSyncRequests, s.DirSyncs, humanSize(s.JournalBytes), s.JournalSyncs, s.Checkpoints, s.Flushes, s.MeanGroup, r.Note)
 	}
 	return tw.Flush()
 }
