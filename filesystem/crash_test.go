@@ -224,12 +224,13 @@ type crashModel struct {
 	mu       sync.Mutex
 	acked    map[string]crashRec
 	inflight map[string][]crashStep
-	seen     map[string][]crashRec // every version a message had or may have had
+	seen     map[string][]crashRec  // every version a message had or may have had
+	steps    map[string][]crashStep // the acknowledged calls of each message
 	errs     []string
 }
 
 func newCrashModel() *crashModel {
-	return &crashModel{acked: map[string]crashRec{}, inflight: map[string][]crashStep{}, seen: map[string][]crashRec{}}
+	return &crashModel{acked: map[string]crashRec{}, inflight: map[string][]crashStep{}, seen: map[string][]crashRec{}, steps: map[string][]crashStep{}}
 }
 
 func (m *crashModel) violation(format string, args ...any) {
@@ -252,6 +253,7 @@ func (m *crashModel) result(s crashStep, err error) bool {
 	case err == nil:
 		m.acked[s.id] = next
 		m.seen[s.id] = append(m.seen[s.id], next)
+		m.steps[s.id] = append(m.steps[s.id], s)
 		return true
 	case isCrashed(err):
 		m.inflight[s.id] = append(m.inflight[s.id], s)
@@ -311,14 +313,14 @@ func runScript(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, mod
 	return runScriptThen(sc, fsys, mem, model, nil, modes...)
 }
 
-// runScriptThen is runScript with then, if not nil, called on the step's
-// Backend after each call that returned nil; the step is acknowledged only
-// if then returns nil too.
-func runScriptThen(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, then func(*Backend) error, modes ...Mode) (checked int) {
+// runScriptThen is runScript with then, if not nil, called with the step
+// and its Backend after each call that returned nil; the step is
+// acknowledged only if then returns nil too.
+func runScriptThen(sc crashScript, fsys vfs.FS, mem *vfs.Mem, model *crashModel, then func(*Backend, crashStep) error, modes ...Mode) (checked int) {
 	call := func(ctx context.Context, s crashStep, b *Backend) error {
 		err := s.call(ctx, b)
 		if err == nil && then != nil {
-			err = then(b)
+			err = then(b, s)
 		}
 		return err
 	}

@@ -19,7 +19,8 @@ import (
 // record, is not removed at once: it stays under its temp file name until
 // a sync of the whole file system (syncfs) has made the new record's data
 // durable. Recovery puts such a file back in place of a message file that
-// is not valid metadata (see scanner.tempLocked).
+// is not valid metadata, and removes it otherwise, after a sync of its own
+// (see scanner.tempLocked).
 
 // flushEvery is how often a Performance-mode Backend syncs the file system
 // to remove the files its changes displaced, unless more than maxDisplaced
@@ -65,20 +66,10 @@ func (d *displaced) take() map[string]struct{} {
 	return p
 }
 
-// putBack returns paths, taken earlier, to those waiting.
-func (d *displaced) putBack(paths map[string]struct{}) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for p := range d.paths {
-		paths[p] = struct{}{}
-	}
-	d.paths = paths
-}
-
 // keepsDisplaced reports whether the Backend keeps displaced files until a
 // flush: in Performance mode, on a file system that can sync itself whole.
 func (b *Backend) keepsDisplaced() bool {
-	_, ok := b.fs.(vfs.SyncFS)
+	_, ok := b.cfg.fs.(vfs.SyncFS)
 	return ok && !b.durable() && !b.cfg.readOnly
 }
 
@@ -99,8 +90,10 @@ func (b *Backend) displace(tmp string, keep bool) {
 }
 
 // flushDisplaced syncs the file system and then removes the displaced
-// files recorded before the sync began. If the sync fails, they stay for
-// the next flush.
+// files recorded before the sync began. If the sync fails, the file system
+// has dropped data it was writing back, and a later sync would not say so
+// again: the files are left on disk for good, for the recovery of a later
+// open to sort out.
 func (b *Backend) flushDisplaced() error {
 	b.displaced.flush.Lock()
 	defer b.displaced.flush.Unlock()
@@ -110,8 +103,7 @@ func (b *Backend) flushDisplaced() error {
 	}
 	err := b.syncAll()
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		b.displaced.putBack(paths)
-		return fmt.Errorf("flush: %w", err)
+		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), err)
 	}
 	// Without syncfs, nothing better can be done than the kernel's own
 	// write-back, which the displaced records would wait for in vain.
@@ -137,7 +129,7 @@ func (b *Backend) flusher(ctx context.Context, every time.Duration) {
 		case <-b.flushKick:
 		}
 		if err := b.flushDisplaced(); err != nil && ctx.Err() == nil {
-			b.log.Warn("sync of the file system failed; displaced records are kept for the next one", "dir", b.dir, "err", err)
+			b.log.Error("sync of the file system failed; data written may be lost", "dir", b.dir, "err", err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -25,9 +26,10 @@ func temps(t *testing.T, mem *vfs.Mem) []string {
 }
 
 // TestDisplacedKeptUntilFlush shows that in Performance mode the record a
-// change displaces stays until a flush has synced the file system, that a
-// failed sync keeps them for the next flush, and that Close flushes; and
-// that the durable modes remove it at once.
+// change displaces stays until a flush has synced the file system, that
+// Close flushes, and that the records of a flush whose sync failed stay on
+// disk until a recovery has synced again; and that the durable modes
+// remove the displaced record at once.
 func TestDisplacedKeptUntilFlush(t *testing.T) {
 	for _, mode := range crashModes {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -67,14 +69,6 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 				return
 			}
 
-			failSync.Store(true)
-			if err := b.flushDisplaced(); !errors.Is(err, syscall.EIO) {
-				t.Errorf("flush with a failing sync: %v, want EIO", err)
-			}
-			if got := temps(t, mem); len(got) != 2 {
-				t.Errorf("after a failed flush: temp files %v, want the 2 displaced records kept", got)
-			}
-			failSync.Store(false)
 			if err := b.flushDisplaced(); err != nil {
 				t.Fatal(err)
 			}
@@ -84,15 +78,41 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 			if got := b.Stats().Flushes; got != 1 {
 				t.Errorf("Stats().Flushes = %d, want 1", got)
 			}
-
 			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 2}); err != nil {
 				t.Fatal(err)
 			}
+			if got := temps(t, mem); len(got) != 1 {
+				t.Errorf("after an update: temp files %v, want the displaced record", got)
+			}
+
+			// A failed sync is not retried: the next one succeeds
+			// whether or not the data it failed to write reached the
+			// disk.
+			failSync.Store(true)
+			if err := b.flushDisplaced(); !errors.Is(err, syscall.EIO) {
+				t.Errorf("flush with a failing sync: %v, want EIO", err)
+			}
+			failSync.Store(false)
 			if err := b.Close(); err != nil {
 				t.Fatal(err)
 			}
+			if got := temps(t, mem); len(got) != 1 {
+				t.Errorf("after a failed flush and Close: temp files %v, want the displaced record left", got)
+			}
+			r, err := open(quietConfig(mem, mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			findings, err := r.Check(ctx, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(findings) != 1 || findings[0].Kind != Displaced || !findings[0].Repaired {
+				t.Errorf("recovery found %+v, want the displaced record removed", findings)
+			}
 			if got := temps(t, mem); len(got) != 0 {
-				t.Errorf("after Close: temp files %v, want none", got)
+				t.Errorf("after recovery: temp files %v, want none", got)
 			}
 		})
 	}
@@ -134,5 +154,142 @@ func TestDisplacedFlushedWhenMany(t *testing.T) {
 	case <-synced:
 	case <-time.After(time.Minute):
 		t.Fatalf("no flush a minute after %d records were displaced", maxDisplaced)
+	}
+}
+
+// powerLossNamesFirst returns what a power loss now leaves of mem when the
+// file system committed every change of names but no unsynced data, once
+// a Performance-mode Backend opened on it has recovered.
+func powerLossNamesFirst(t *testing.T, mem *vfs.Mem) diskImage {
+	t.Helper()
+	img := mem.CrashCloneNames()
+	r, err := open(quietConfig(img, Performance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RecoverFromCrash(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := readImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return disk
+}
+
+// TestRecoverTwoChangesInOneFlush shows that a message changed twice, the
+// second time to another state, between two syncs is not lost by a power
+// loss that keeps the changes of names but neither change's data: its
+// synced record then lies in the first state's directory, and its damaged
+// file in the second's.
+func TestRecoverTwoChangesInOneFlush(t *testing.T) {
+	inc, act, def := metastorage.StateIncoming, metastorage.StateActive, metastorage.StateDeferred
+	for _, tc := range []struct {
+		name    string
+		changes func(ctx context.Context, b *Backend) error
+	}{
+		{"update, move", func(ctx context.Context, b *Backend) error {
+			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
+				return err
+			}
+			return b.MoveToState(ctx, "m", inc, act)
+		}},
+		{"move, move", func(ctx context.Context, b *Backend) error {
+			if err := b.MoveToState(ctx, "m", inc, act); err != nil {
+				return err
+			}
+			return b.MoveToState(ctx, "m", act, def)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := crashLayout(t)
+			cfg := quietConfig(mem, Performance)
+			cfg.flushEvery = -1
+			b, err := open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			ctx := context.Background()
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.syncAll(); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.changes(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			disk := powerLossNamesFirst(t, mem)
+			if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "synced" {
+				t.Errorf("after the power loss and recovery, m is %+v, want its synced record in one state", es)
+			}
+			for _, v := range disk.structural() {
+				t.Error(v)
+			}
+		})
+	}
+}
+
+// TestScanRemovesDisplacedOnlyAfterItsSync shows that a recovery scan
+// removes a displaced record only if it saw it before a sync of the file
+// system: a record another Backend displaces while the scan runs, after
+// the scan's sync, stays, and the message survives a power loss.
+func TestScanRemovesDisplacedOnlyAfterItsSync(t *testing.T) {
+	mem := crashLayout(t)
+	cfg := quietConfig(mem, Performance)
+	cfg.flushEvery = -1
+	a, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	inc, act := metastorage.StateIncoming, metastorage.StateActive
+	if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: act, LastError: "synced"}); err != nil {
+		t.Fatal(err)
+	}
+	// x, of another stripe than m, gets a displaced record for the scan
+	// to remove.
+	x := "x"
+	for stripeOf(fileOf(t, x)) == stripeOf(fileOf(t, "m")) {
+		x += "x"
+	}
+	if err := a.StoreMeta(ctx, x, metastorage.MessageMetadata{State: inc}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.syncAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StoreMeta(ctx, x, metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var changed atomic.Bool
+	fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpRemove && strings.Contains(path, "/incoming/.tmp.") && !changed.Swap(true) {
+			// After the scan's sync: m's synced record is displaced.
+			if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: act, Attempts: 7}); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil
+	}))
+	b, err := open(quietConfig(fsys, Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.RecoverFromCrash(); err != nil {
+		t.Fatal(err)
+	}
+	if !changed.Load() {
+		t.Fatal("the scan removed no displaced record")
+	}
+	disk := powerLossNamesFirst(t, mem)
+	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "synced" {
+		t.Errorf("after the power loss and recovery, m is %+v, want its synced record", es)
 	}
 }

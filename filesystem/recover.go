@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -105,7 +107,9 @@ type scanner struct {
 	repair   bool
 	findings []Finding
 	where    map[uint64]uint8 // name hash -> bit set of states holding it
-	synced   bool             // the file system was synced during the scan
+	temps    []tempRef        // the temp files found, newest record first
+	seen     []tempRef        // displaced records seen before the scan's sync
+	synced   bool             // the file system was synced after seen was complete
 	progress func(scanned int)
 	scanned  int
 }
@@ -117,13 +121,12 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 	if progress != nil {
 		defer func() { progress(sc.scanned) }()
 	}
-	// Temp files first: one may hold the record that a damaged message
-	// file needs.
-	for _, entry := range []func(metastorage.QueueState, fs.DirEntry) error{sc.tempEntry, sc.entry} {
-		for _, s := range metastorage.States() {
-			if err := sc.eachEntry(s, entry); err != nil {
-				return sc.findings, err
-			}
+	if err := sc.tempFiles(); err != nil {
+		return sc.findings, err
+	}
+	for _, s := range metastorage.States() {
+		if err := sc.eachEntry(s, sc.entry, true); err != nil {
+			return sc.findings, err
 		}
 	}
 	if err := sc.duplicates(); err != nil {
@@ -135,7 +138,9 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 	return sc.findings, nil
 }
 
-func (sc *scanner) eachEntry(s metastorage.QueueState, fn func(metastorage.QueueState, fs.DirEntry) error) error {
+// eachEntry calls fn with each entry of state s's directory; count says
+// whether they count as scanned for the progress.
+func (sc *scanner) eachEntry(s metastorage.QueueState, fn func(metastorage.QueueState, fs.DirEntry) error, count bool) error {
 	var fnErr error
 	err := sc.b.readDir(sc.ctx, sc.b.states[s], 1024, func(ents []fs.DirEntry) error {
 		for _, e := range ents {
@@ -143,9 +148,11 @@ func (sc *scanner) eachEntry(s metastorage.QueueState, fn func(metastorage.Queue
 				return fnErr
 			}
 		}
-		sc.scanned += len(ents)
-		if sc.progress != nil {
-			sc.progress(sc.scanned)
+		if count {
+			sc.scanned += len(ents)
+			if sc.progress != nil {
+				sc.progress(sc.scanned)
+			}
 		}
 		return nil
 	})
@@ -177,11 +184,67 @@ func isTempName(n string) bool {
 	return strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.")
 }
 
-// tempEntry handles e if it is a temp file.
+// tempRef is a temp file found by a scan, and the Updated of the record it
+// held then, if any.
+type tempRef struct {
+	state   metastorage.QueueState
+	name    string
+	updated time.Time
+}
+
+// tempFiles handles the temp files of every state, before the message
+// files: one may hold the record that a damaged message file needs. They
+// are taken newest record first, so that of several records of a message
+// whose file is damaged, the newest takes its place, and the others are
+// then older than it. The displaced records found are removed last, after
+// a sync of the file system that began once they were all seen.
+func (sc *scanner) tempFiles() error {
+	for _, s := range metastorage.States() {
+		if err := sc.eachEntry(s, sc.tempEntry, false); err != nil {
+			return err
+		}
+	}
+	slices.SortStableFunc(sc.temps, func(a, b tempRef) int { return b.updated.Compare(a.updated) })
+	for _, t := range sc.temps {
+		if err := sc.temp(t.state, t.name); err != nil {
+			return err
+		}
+	}
+	return sc.removeDisplaced()
+}
+
+// tempEntry records e if it is a temp file.
 func (sc *scanner) tempEntry(s metastorage.QueueState, e fs.DirEntry) error {
 	n := e.Name()
-	if _, ok := name.Decode(n); !ok && isTempName(n) {
-		return sc.temp(s, n)
+	if _, ok := name.Decode(n); ok || !isTempName(n) {
+		return nil
+	}
+	t := tempRef{state: s, name: n}
+	if md, err := readRecord(sc.b.fs, sc.b.path(s, n)); err == nil {
+		t.updated = md.Updated
+	}
+	sc.temps = append(sc.temps, t)
+	return nil
+}
+
+// removeDisplaced removes the displaced records seen, after a sync of the
+// file system, each after checking again under its lock that it is still
+// one. If the sync fails, they are left.
+func (sc *scanner) removeDisplaced() error {
+	if len(sc.seen) == 0 || !sc.repair {
+		return nil
+	}
+	if err := sc.b.syncAll(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		for _, t := range sc.seen {
+			sc.report(Finding{Kind: Displaced, Path: sc.b.path(t.state, t.name), Detail: "an older record of a message, kept: the sync of the file system before removing it failed: " + err.Error()})
+		}
+		return nil
+	}
+	sc.synced = true
+	for _, t := range sc.seen {
+		if err := sc.temp(t.state, t.name); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -313,28 +376,26 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 			return fmt.Errorf("recover: %w", err)
 		}
 		switch {
-		case cur.ok && cur.state == s && cur.err != nil:
-			return sc.finishTemp(s, tmp, file, "a complete record of %s, whose file is not valid metadata")
+		case cur.ok && cur.err != nil:
+			return sc.finishTemp(s, tmp, cur.state, file, "a complete record of %s, whose file is not valid metadata")
 		case cur.ok && cur.state == s && md.State == s && cur.md.Updated.Before(md.Updated):
-			return sc.finishTemp(s, tmp, file, "complete record of %s whose rename a crash cut off")
-		case cur.ok && cur.err == nil && !cur.md.Updated.Before(md.Updated):
-			return sc.removeTemp(Finding{Kind: Displaced, Path: path, Detail: "an older record of " + sc.b.path(cur.state, file) + ", kept until the file system is synced"}, s, true)
+			return sc.finishTemp(s, tmp, s, file, "complete record of %s whose rename a crash cut off")
+		case cur.ok && !cur.md.Updated.Before(md.Updated):
+			f := Finding{Kind: Displaced, Path: path, Detail: "an older record of " + sc.b.path(cur.state, file) + ", kept until the file system is synced"}
+			if sc.repair && !sc.synced {
+				sc.seen = append(sc.seen, tempRef{state: s, name: tmp})
+				return nil // reported when removed, after the sync
+			}
+			return sc.removeTemp(f, s)
 		}
 	}
-	return sc.removeTemp(Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}, s, false)
+	return sc.removeTemp(Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}, s)
 }
 
 // removeTemp reports f, about a temp file of state s, and when repairing
-// removes the file, after syncing the file system once per scan if
-// afterSync is set.
-func (sc *scanner) removeTemp(f Finding, s metastorage.QueueState, afterSync bool) error {
+// removes the file.
+func (sc *scanner) removeTemp(f Finding, s metastorage.QueueState) error {
 	if sc.repair {
-		if afterSync && !sc.synced {
-			if err := sc.b.syncAll(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-				return fmt.Errorf("recover: %w", err)
-			}
-			sc.synced = true
-		}
 		if err := sc.b.fs.Remove(f.Path); err != nil && !isNotExist(err) {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -348,16 +409,22 @@ func (sc *scanner) removeTemp(f Finding, s metastorage.QueueState, afterSync boo
 }
 
 // finishTemp renames the temp file tmp of state s over the message's file
-// there; detail formats the finding's detail with the message file's path.
-func (sc *scanner) finishTemp(s metastorage.QueueState, tmp, file, detail string) error {
-	path, dst := sc.b.path(s, tmp), sc.b.path(s, file)
+// in state to; detail formats the finding's detail with that file's path.
+func (sc *scanner) finishTemp(s metastorage.QueueState, tmp string, to metastorage.QueueState, file, detail string) error {
+	path, dst := sc.b.path(s, tmp), sc.b.path(to, file)
 	f := Finding{Kind: InterruptedPut, Path: path, Detail: fmt.Sprintf(detail, dst)}
 	if sc.repair {
-		if err := sc.b.fs.Rename(path, dst); err != nil {
+		// Across directories, the record's arrival must be durable before
+		// its leaving s can be (see moveOrder).
+		err := sc.b.order.rename(s, to, func() (bool, error) {
+			err := sc.b.fs.Rename(path, dst)
+			return err == nil && s != to, err
+		})
+		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		f.Action, f.Repaired = "renamed into place", true
-		if err := sc.b.syncDirs(s); err != nil {
+		if err := sc.b.syncDirs(to); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 	}
@@ -502,7 +569,7 @@ func (sc *scanner) duplicates() error {
 			}
 			done[n] = true
 			return sc.locked(n, func() error { return sc.duplicate(n) })
-		})
+		}, false)
 		if err != nil {
 			return err
 		}

@@ -387,8 +387,8 @@ func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState, ke
 // a rename over an existing file would make ext4 write tmp's data back at
 // once, which costs several times the rest of an unsynced write. If a
 // crash comes before the removal, or it fails, recovery removes the
-// leftover: its record is older than the message's. Where exchange is not
-// supported, replace renames over dst.
+// leftover, or puts it back if the new record was lost. Where exchange is
+// not supported, replace renames over dst.
 func (b *Backend) replace(tmp, dst string, keep bool) error {
 	err := b.fs.Exchange(tmp, dst)
 	if errors.Is(err, errors.ErrUnsupported) {
