@@ -211,8 +211,14 @@ func wrapOpen(dir string, err error) error {
 	return fmt.Errorf("open %s: %w", dir, err)
 }
 
-func syncPath(fsys vfs.FS, dir string) error {
-	f, err := fsys.OpenDir(dir)
+// syncPath fsyncs the directory dir.
+func syncPath(fsys vfs.FS, dir string) error { return syncClose(fsys.OpenDir(dir)) }
+
+// syncFile fsyncs the regular file at path.
+func syncFile(fsys vfs.FS, path string) error { return syncClose(fsys.Open(path)) }
+
+// syncClose fsyncs and closes f, which its opening returned with err.
+func syncClose(f vfs.File, err error) error {
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -291,5 +292,118 @@ func TestScanRemovesDisplacedOnlyAfterItsSync(t *testing.T) {
 	disk := powerLossNamesFirst(t, mem)
 	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "synced" {
 		t.Errorf("after the power loss and recovery, m is %+v, want its synced record", es)
+	}
+}
+
+// TestRecoverySyncsTheRecordItPutsInPlace shows that recovery syncs a temp
+// file before it renames it over a message's file: killed between its
+// temp file and its exchange, a Performance-mode writer leaves a complete
+// record that is not on disk, and the file it would replace holds the
+// message's only durable record. A power loss after the recovery must
+// still find the message.
+func TestRecoverySyncsTheRecordItPutsInPlace(t *testing.T) {
+	for _, mode := range crashModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			mem := crashLayout(t)
+			cfg := quietConfig(mem, Performance)
+			cfg.flushEvery = -1
+			a, err := open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			inc := metastorage.StateIncoming
+			if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.syncAll(); err != nil {
+				t.Fatal(err)
+			}
+			md, err := a.GetMeta(ctx, "m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			md.LastError, md.Updated = "in flight", md.Updated.Add(time.Second)
+			data, err := encode(&md)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What put does before the exchange; then the process dies.
+			if _, err := a.writeTemp(inc, fileOf(t, "m"), data, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := open(quietConfig(mem, mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			findings, err := r.Check(ctx, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(findings) != 1 || findings[0].Kind != InterruptedPut || !findings[0].Repaired {
+				t.Errorf("recovery found %+v, want the interrupted put finished", findings)
+			}
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			disk := powerLossNamesFirst(t, mem)
+			if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "in flight" {
+				t.Errorf("after recovery and a power loss, m is %+v, want the record recovery put in place", es)
+			}
+		})
+	}
+}
+
+// TestCheckReportsWhatRepairDoes shows that a check without repair reports
+// a damaged message file that a temp file's record would replace as a
+// repair handles it: one record put in place, the older one displaced,
+// the State field that then disagrees, and no corrupt file.
+func TestCheckReportsWhatRepairDoes(t *testing.T) {
+	mem := crashLayout(t)
+	cfg := quietConfig(mem, Performance)
+	cfg.flushEvery = -1
+	a, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inc, act := metastorage.StateIncoming, metastorage.StateActive
+	if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.syncAll(); err != nil { // r0 and r1 on disk; r0 displaced
+		t.Fatal(err)
+	}
+	if err := a.MoveToState(ctx, "m", inc, act); err != nil {
+		t.Fatal(err)
+	}
+	img := mem.CrashCloneNames() // the moved record r2 is empty
+	a.Close()
+	kinds := map[bool][]FindingKind{}
+	for _, repair := range []bool{false, true} {
+		r, err := open(quietConfig(img.CrashCloneNames(), Performance))
+		if err != nil {
+			t.Fatal(err)
+		}
+		findings, err := r.Check(ctx, repair)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		for _, f := range findings {
+			kinds[repair] = append(kinds[repair], f.Kind)
+		}
+	}
+	want := []FindingKind{InterruptedPut, Displaced, StateMismatch}
+	for _, repair := range []bool{false, true} {
+		if got := kinds[repair]; !slices.Equal(got, want) {
+			t.Errorf("Check(repair %v) found %v, want %v", repair, got, want)
+		}
 	}
 }

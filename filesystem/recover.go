@@ -109,7 +109,10 @@ type scanner struct {
 	where    map[uint64]uint8 // name hash -> bit set of states holding it
 	temps    []tempRef        // the temp files found, newest record first
 	seen     []tempRef        // displaced records seen before the scan's sync
-	synced   bool             // the file system was synced after seen was complete
+	// placed are the records that a check without repair found would
+	// take the place of damaged message files, by file name.
+	placed   map[string]placedRecord
+	synced   bool // the file system was synced after seen was complete
 	progress func(scanned int)
 	scanned  int
 }
@@ -117,7 +120,7 @@ type scanner struct {
 func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]Finding, error) {
 	b.recoverMu.Lock()
 	defer b.recoverMu.Unlock()
-	sc := &scanner{b: b, ctx: ctx, repair: repair, where: make(map[uint64]uint8), progress: progress}
+	sc := &scanner{b: b, ctx: ctx, repair: repair, where: make(map[uint64]uint8), placed: make(map[string]placedRecord), progress: progress}
 	if progress != nil {
 		defer func() { progress(sc.scanned) }()
 	}
@@ -264,6 +267,10 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 		return sc.locked(n, func() error { return sc.notRegular(s, n) })
 	}
 	md, err := readRecord(sc.b.fs, sc.b.path(s, n))
+	if p, ok := sc.placed[n]; ok && p.state == s {
+		// A check without repair: a temp file's record would be here.
+		md, err = metastorage.MessageMetadata{State: p.recorded}, nil
+	}
 	switch {
 	case isNotExist(err):
 		return nil
@@ -375,8 +382,14 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
+		if p, ok := sc.placed[file]; ok {
+			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
+		}
 		switch {
 		case cur.ok && cur.err != nil:
+			if !sc.repair {
+				sc.placed[file] = placedRecord{state: cur.state, recorded: md.State, updated: md.Updated}
+			}
 			return sc.finishTemp(s, tmp, cur.state, file, "a complete record of %s, whose file is not valid metadata")
 		case cur.ok && cur.state == s && md.State == s && cur.md.Updated.Before(md.Updated):
 			return sc.finishTemp(s, tmp, s, file, "complete record of %s whose rename a crash cut off")
@@ -390,6 +403,13 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		}
 	}
 	return sc.removeTemp(Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}, s)
+}
+
+// placedRecord is what a repair would put in place of a damaged message
+// file in state: a record naming state recorded, of the given Updated.
+type placedRecord struct {
+	state, recorded metastorage.QueueState
+	updated         time.Time
 }
 
 // removeTemp reports f, about a temp file of state s, and when repairing
@@ -410,10 +430,16 @@ func (sc *scanner) removeTemp(f Finding, s metastorage.QueueState) error {
 
 // finishTemp renames the temp file tmp of state s over the message's file
 // in state to; detail formats the finding's detail with that file's path.
+// The temp file is synced first, whatever the mode: its writer may not
+// have, and the file it replaces may hold the message's only durable
+// record.
 func (sc *scanner) finishTemp(s metastorage.QueueState, tmp string, to metastorage.QueueState, file, detail string) error {
 	path, dst := sc.b.path(s, tmp), sc.b.path(to, file)
 	f := Finding{Kind: InterruptedPut, Path: path, Detail: fmt.Sprintf(detail, dst)}
 	if sc.repair {
+		if err := syncFile(sc.b.fs, path); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
 		// Across directories, the record's arrival must be durable before
 		// its leaving s can be (see moveOrder).
 		err := sc.b.order.rename(s, to, func() (bool, error) {
@@ -525,6 +551,9 @@ func (b *Backend) renameToCorrupt(s metastorage.QueueState, file, dir string) (s
 func (sc *scanner) mismatch(s metastorage.QueueState, file string) error {
 	path := sc.b.path(s, file)
 	md, err := readRecord(sc.b.fs, path)
+	if p, ok := sc.placed[file]; ok && p.state == s {
+		md, err = metastorage.MessageMetadata{State: p.recorded}, nil
+	}
 	if err != nil || md.State == s {
 		return nil // changed meanwhile; a later scan sees what it is now
 	}
