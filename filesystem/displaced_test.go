@@ -26,6 +26,31 @@ func temps(t *testing.T, mem *vfs.Mem) []string {
 	return img.temps
 }
 
+// unflushed opens a Performance-mode Backend on fsys that flushes its
+// displaced records only when told, and at Close.
+func unflushed(t *testing.T, fsys vfs.FS) *Backend {
+	t.Helper()
+	cfg := quietConfig(fsys, Performance)
+	cfg.flushEvery = -1
+	b, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// storeSynced stores md as message id and syncs the file system.
+func storeSynced(t *testing.T, b *Backend, id string, md metastorage.MessageMetadata) {
+	t.Helper()
+	if err := b.StoreMeta(context.Background(), id, md); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.syncAll(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDisplacedKeptUntilFlush shows that in Performance mode the record a
 // change displaces stays until a flush has synced the file system, that
 // Close flushes, and that the records of a flush whose sync failed stay on
@@ -207,21 +232,9 @@ func TestRecoverTwoChangesInOneFlush(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := crashLayout(t)
-			cfg := quietConfig(mem, Performance)
-			cfg.flushEvery = -1
-			b, err := open(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			ctx := context.Background()
-			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.syncAll(); err != nil {
-				t.Fatal(err)
-			}
-			if err := tc.changes(ctx, b); err != nil {
+			b := unflushed(t, mem)
+			storeSynced(t, b, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"})
+			if err := tc.changes(context.Background(), b); err != nil {
 				t.Fatal(err)
 			}
 			disk := powerLossNamesFirst(t, mem)
@@ -241,13 +254,7 @@ func TestRecoverTwoChangesInOneFlush(t *testing.T) {
 // the scan's sync, stays, and the message survives a power loss.
 func TestScanRemovesDisplacedOnlyAfterItsSync(t *testing.T) {
 	mem := crashLayout(t)
-	cfg := quietConfig(mem, Performance)
-	cfg.flushEvery = -1
-	a, err := open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := unflushed(t, mem)
 	ctx := context.Background()
 	inc, act := metastorage.StateIncoming, metastorage.StateActive
 	if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: act, LastError: "synced"}); err != nil {
@@ -259,12 +266,7 @@ func TestScanRemovesDisplacedOnlyAfterItsSync(t *testing.T) {
 	for stripeOf(fileOf(t, x)) == stripeOf(fileOf(t, "m")) {
 		x += "x"
 	}
-	if err := a.StoreMeta(ctx, x, metastorage.MessageMetadata{State: inc}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.syncAll(); err != nil {
-		t.Fatal(err)
-	}
+	storeSynced(t, a, x, metastorage.MessageMetadata{State: inc})
 	if err := a.StoreMeta(ctx, x, metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -305,20 +307,10 @@ func TestRecoverySyncsTheRecordItPutsInPlace(t *testing.T) {
 	for _, mode := range crashModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			mem := crashLayout(t)
-			cfg := quietConfig(mem, Performance)
-			cfg.flushEvery = -1
-			a, err := open(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := unflushed(t, mem)
 			ctx := context.Background()
 			inc := metastorage.StateIncoming
-			if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.syncAll(); err != nil {
-				t.Fatal(err)
-			}
+			storeSynced(t, a, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"})
 			md, err := a.GetMeta(ctx, "m")
 			if err != nil {
 				t.Fatal(err)
@@ -363,12 +355,7 @@ func TestRecoverySyncsTheRecordItPutsInPlace(t *testing.T) {
 // the State field that then disagrees, and no corrupt file.
 func TestCheckReportsWhatRepairDoes(t *testing.T) {
 	mem := crashLayout(t)
-	cfg := quietConfig(mem, Performance)
-	cfg.flushEvery = -1
-	a, err := open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := unflushed(t, mem)
 	ctx := context.Background()
 	inc, act := metastorage.StateIncoming, metastorage.StateActive
 	if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r0"}); err != nil {
