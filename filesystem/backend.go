@@ -102,8 +102,8 @@ func open(cfg config) (*Backend, error) {
 		}
 		b.kick = make(chan struct{}, 1)
 		b.cp.Go(func() { b.checkpointer(ctx) })
-		b.flushKick = make(chan struct{}, 1)
 		if b.keepsDisplaced() {
+			b.flushKick = make(chan struct{}, 1)
 			every := cfg.flushEvery
 			if every == 0 {
 				every = flushEvery
@@ -237,8 +237,9 @@ func (b *Backend) Mode() Mode { return b.cfg.mode() }
 
 // Close waits for the calls in progress and the background recovery to end,
 // empties the directory's journal if it has one (a checkpoint, which also
-// waits for the calls in progress in other processes), and releases the
-// Backend's files. It is idempotent; every later call
+// waits for the calls in progress in other processes), in Performance mode
+// syncs the file system and removes the records its changes displaced, and
+// releases the Backend's files. It is idempotent; every later call
 // returns an error wrapping metastorage.ErrBackendClosed.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {

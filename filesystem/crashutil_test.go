@@ -32,6 +32,7 @@ func crashConfig(fsys vfs.FS, mode Mode) config {
 		disableSync: mode == Performance,
 		batchSync:   mode == Hybrid,
 		logger:      slog.New(slog.DiscardHandler),
+		flushEvery:  -1, // no flush at a time the test does not choose
 	}
 }
 

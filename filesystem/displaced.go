@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -22,9 +23,9 @@ import (
 // is not valid metadata, and removes it otherwise, after a sync of its own
 // (see scanner.tempLocked).
 
-// flushEvery is how often a Performance-mode Backend syncs the file system
-// to remove the files its changes displaced, unless more than maxDisplaced
-// wait.
+// flushEvery is how often a Performance-mode Backend that has written since
+// its last flush syncs the file system and removes the files its changes
+// displaced, unless maxDisplaced wait before.
 const flushEvery = 5 * time.Second
 
 // maxDisplaced is the number of displaced files that starts a flush
@@ -36,8 +37,12 @@ const maxDisplaced = 4096
 type displaced struct {
 	mu    sync.Mutex
 	paths map[string]struct{}
-	flush sync.Mutex // serialises flushes
+	flush sync.Mutex  // serialises flushes
+	dirty atomic.Bool // a call changed a file since the last flush began
 }
+
+// wrote records that a call changed a message file.
+func (d *displaced) wrote() { d.dirty.Store(true) }
 
 // add records path, and reports whether enough are waiting to flush early.
 func (d *displaced) add(path string) bool {
@@ -89,20 +94,24 @@ func (b *Backend) displace(tmp string, keep bool) {
 	}
 }
 
-// flushDisplaced syncs the file system and then removes the displaced
-// files recorded before the sync began. If the sync fails, the file system
-// has dropped data it was writing back, and a later sync would not say so
-// again: the files are left on disk for good, for the recovery of a later
-// open to sort out.
+// flushDisplaced syncs the file system, if a call changed a file since the
+// last flush, and then removes the displaced files recorded before the sync
+// began. If the sync fails, the file system has dropped data it was writing
+// back, and a later sync would not say so again: the Backend refuses
+// further writes, as after any failed sync, and leaves the files.
 func (b *Backend) flushDisplaced() error {
+	if !b.keepsDisplaced() {
+		return nil // every change is durable by itself
+	}
 	b.displaced.flush.Lock()
 	defer b.displaced.flush.Unlock()
 	paths := b.displaced.take()
-	if len(paths) == 0 {
+	if !b.displaced.dirty.Swap(false) && len(paths) == 0 {
 		return nil
 	}
 	err := b.syncAll()
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		b.fail(err)
 		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), err)
 	}
 	// Without syncfs, nothing better can be done than the kernel's own

@@ -54,7 +54,7 @@ func storeSynced(t *testing.T, b *Backend, id string, md metastorage.MessageMeta
 // TestDisplacedKeptUntilFlush shows that in Performance mode the record a
 // change displaces stays until a flush has synced the file system, that
 // Close flushes, and that the records of a flush whose sync failed stay on
-// disk until a recovery has synced again; and that the durable modes
+// disk until a Backend opened later recovers; and that the durable modes
 // remove the displaced record at once.
 func TestDisplacedKeptUntilFlush(t *testing.T) {
 	for _, mode := range crashModes {
@@ -111,20 +111,29 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 				t.Errorf("after an update: temp files %v, want the displaced record", got)
 			}
 
-			// A failed sync is not retried: the next one succeeds
+			// A failed sync is final: the next one would succeed
 			// whether or not the data it failed to write reached the
-			// disk.
+			// disk. The Backend refuses writes, and neither it nor its
+			// recovery removes the displaced record.
 			failSync.Store(true)
 			if err := b.flushDisplaced(); !errors.Is(err, syscall.EIO) {
 				t.Errorf("flush with a failing sync: %v, want EIO", err)
 			}
 			failSync.Store(false)
+			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 3}); !errors.Is(err, syscall.EIO) {
+				t.Errorf("UpdateMeta after a failed flush: %v, want the sync's error", err)
+			}
+			if err := b.RecoverFromCrash(); !errors.Is(err, syscall.EIO) {
+				t.Errorf("RecoverFromCrash after a failed flush: %v, want the sync's error", err)
+			}
 			if err := b.Close(); err != nil {
 				t.Fatal(err)
 			}
 			if got := temps(t, mem); len(got) != 1 {
-				t.Errorf("after a failed flush and Close: temp files %v, want the displaced record left", got)
+				t.Errorf("after a failed flush, a recovery and Close: temp files %v, want the displaced record left", got)
 			}
+			// A Backend opened later cannot know of the failure: its
+			// recovery syncs and removes the record.
 			r, err := open(quietConfig(mem, mode))
 			if err != nil {
 				t.Fatal(err)
@@ -392,5 +401,38 @@ func TestCheckReportsWhatRepairDoes(t *testing.T) {
 		if got := kinds[repair]; !slices.Equal(got, want) {
 			t.Errorf("Check(repair %v) found %v, want %v", repair, got, want)
 		}
+	}
+}
+
+// TestPerformanceKeepsDisplacedBesideJournal shows that a Performance-mode
+// Backend keeps the records it displaces also when the directory has a
+// journal, through which it writes without syncing it: after a power loss
+// that keeps the change of names but neither the journal's new record nor
+// the new file's data, the message is back at its synced record.
+func TestPerformanceKeepsDisplacedBesideJournal(t *testing.T) {
+	mem := crashLayout(t)
+	h, err := open(quietConfig(mem, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	inc := metastorage.StateIncoming
+	if err := h.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
+		t.Fatal(err)
+	}
+	p := unflushed(t, mem) // its open empties the journal
+	if j, err := p.findJournal(); j == nil || err != nil {
+		t.Fatalf("the Performance-mode Backend writes through no journal (%v)", err)
+	}
+	if err := p.syncAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "unsynced"}); err != nil {
+		t.Fatal(err)
+	}
+	disk := powerLossNamesFirst(t, mem)
+	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "synced" {
+		t.Errorf("after the power loss and recovery, m is %+v, want its synced record", es)
 	}
 }

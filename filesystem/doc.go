@@ -34,11 +34,16 @@
 // been fsynced before its rename, and every directory whose entries changed
 // has been fsynced after it: the change survives a power loss.
 //
-// Performance (WithDisableSync): nothing is fsynced. Writes stay atomic, so a
-// process crash loses nothing; a power loss or kernel crash may lose recent
-// calls that returned nil, or bring back an older version of a message, but
-// never leaves a half-written file under a message's name. Use it where the
-// queue can be rebuilt, or where the speed is worth that risk.
+// Performance (WithDisableSync): no call fsyncs. Writes stay atomic, so a
+// process crash loses nothing. A Backend syncs the file system (syncfs(2))
+// every 5 seconds while its calls change files, and at Close; a power loss
+// or kernel crash may lose the calls since then, and bring back an older
+// version of a message, but each message present at a sync is found in
+// exactly one state. Until that sync, the file holding a message's previous
+// record is kept, since a file system may make a rename durable before the
+// renamed file's data; recovery puts it back in place of an empty message
+// file. Use it where the queue can be rebuilt, or where the speed is worth
+// that risk.
 //
 // Hybrid (WithBatchSync): as durable as Standard, by a write-ahead journal.
 // Before a call returns nil, the message as the call leaves it (its whole
@@ -58,11 +63,14 @@
 //
 // NewBackend starts a recovery scan in the background and returns; Close
 // waits for it; RecoverFromCrash runs it synchronously. It removes orphaned
-// temp files (never one whose writer is alive), completes a change of content
-// and state that a crash interrupted between its two renames, keeps the
-// newest copy of a message found in two states, rewrites State fields that
-// disagree with their directory, and moves files that are not valid metadata
-// to corrupt/. Every action is logged.
+// temp files (never one whose writer is alive), puts the newest complete
+// record a temp file holds in place of a message file that is not valid
+// metadata, removes the previous records that Performance mode keeps only
+// after a syncfs, completes a change of content and state that a crash
+// interrupted between its two renames, keeps the newest copy of a message
+// found in two states, rewrites State fields that disagree with their
+// directory, and moves files that are not valid metadata to corrupt/. Every
+// action is logged.
 //
 // # Platforms
 //

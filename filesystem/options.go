@@ -54,7 +54,8 @@ type config struct {
 	journalLimit int64
 	onCheckpoint func()
 	// For tests: how often Performance mode flushes displaced records (0
-	// means flushEvery; negative, only when kicked and on Close).
+	// means flushEvery; negative, never but at Close, and when a test
+	// calls flushDisplaced).
 	flushEvery time.Duration
 }
 

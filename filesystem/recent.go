@@ -74,17 +74,19 @@ func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueSt
 }
 
 // evict makes room in m: it drops the records too old to use, or, if none
-// is, one of the others.
+// is, the oldest.
 func (r *recent) evict(m map[string]recentRecord, now time.Time) {
-	var victim string
+	var oldest string
 	for f, rec := range m {
-		if now.Sub(rec.written) >= recentTTL {
+		switch {
+		case now.Sub(rec.written) >= recentTTL:
 			delete(m, f)
+		case oldest == "" || rec.written.Before(m[oldest].written):
+			oldest = f
 		}
-		victim = f
 	}
 	if len(m) >= recentPerStripe {
-		delete(m, victim)
+		delete(m, oldest)
 	}
 }
 

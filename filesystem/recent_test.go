@@ -127,8 +127,8 @@ func TestChangeReusesRecordItWrote(t *testing.T) {
 }
 
 // TestRecentKeepsWithinBound shows that a stripe keeps at most
-// recentPerStripe records, the newest among them, and drops those too old
-// to use first.
+// recentPerStripe records, the newest, and drops those too old to use
+// first.
 func TestRecentKeepsWithinBound(t *testing.T) {
 	b, err := open(quietConfig(vfs.NewMem(), Performance))
 	if err != nil {
@@ -151,13 +151,16 @@ func TestRecentKeepsWithinBound(t *testing.T) {
 		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
 			t.Fatal(err)
 		}
+		clock = clock.Add(time.Nanosecond)
 	}
 	kept := b.recent.stripes[0]
 	if len(kept) != recentPerStripe {
 		t.Errorf("stripe 0 keeps %d records after %d writes, want %d", len(kept), len(ids), recentPerStripe)
 	}
-	if _, ok := kept[fileOf(t, ids[len(ids)-1])]; !ok {
-		t.Errorf("the record written last is not kept")
+	for i, id := range ids {
+		if _, ok := kept[fileOf(t, id)]; ok != (i >= len(ids)-recentPerStripe) {
+			t.Errorf("record %d of %d written kept: %v, want only the last %d", i+1, len(ids), ok, recentPerStripe)
+		}
 	}
 	clock = clock.Add(recentTTL)
 	if err := b.StoreMeta(ctx, late, metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {

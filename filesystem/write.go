@@ -139,6 +139,7 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	b.counts.set(cur.state, file, false, -1)
 	b.hints.forget(nameHash(file))
 	b.recent.forget(file, stripeOf(file))
+	b.displaced.wrote()
 	b.stats.deletes.Add(1)
 	if j != nil {
 		return nil // durable in the journal
@@ -170,8 +171,10 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 }
 
 // mutate runs fn for the message under its stripe lock, with what was found
-// of it. states are the states the call names, checked first; the message
-// is looked for first where the location hint says, else in states[0].
+// of it: the record this Backend wrote last, if it is known to be still the
+// file's (see recent), else what locate finds, looking first where the
+// location hint says, else in states[0]. states are the states the call
+// names, checked first.
 func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string, cur found) error, states ...metastorage.QueueState) (err error) {
 	if k := opKind(op); k >= 0 {
 		defer func() { b.stats.count(k, err) }()
@@ -294,7 +297,9 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	dst := b.path(to, file)
-	keep := j == nil // the displaced record is all a power loss may leave
+	// The displaced record is all a power loss may leave, unless the
+	// change is durable in the journal (in Performance mode it is not).
+	keep := j == nil || !b.durable()
 	switch {
 	case !cur.ok:
 		err = b.placeNew(tmp, to, file)
@@ -320,6 +325,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	}
 	b.stats.writes.Add(1)
 	b.hints.set(nameHash(file), to)
+	b.displaced.wrote()
 	if j == nil {
 		// After a relocation, the fsync of the old directory is enough:
 		// it first makes the new one's entries durable (moveOrder).
