@@ -105,6 +105,11 @@ func (b *Backend) flushDisplaced() error {
 	}
 	b.displaced.flush.Lock()
 	defer b.displaced.flush.Unlock()
+	if f := b.failed.Load(); f != nil {
+		// A sync failed: none can tell what it lost, so no displaced
+		// record may go, also none a call in flight then added.
+		return fmt.Errorf("flush: displaced records left on disk after a failed sync: %w", *f)
+	}
 	paths := b.displaced.take()
 	if !b.displaced.dirty.Swap(false) && len(paths) == 0 {
 		return nil
