@@ -254,7 +254,7 @@ func (b *Backend) Close() error {
 	// replay, and no displaced record behind.
 	err := b.checkpoint(context.Background())
 	if ferr := b.flushDisplaced(); ferr != nil {
-		err = errors.Join(err, fmt.Errorf("close %s: displaced records left for recovery to remove: %w", b.dir, ferr))
+		err = errors.Join(err, fmt.Errorf("close %s: %w", b.dir, ferr))
 	}
 	return errors.Join(err, b.closeFiles())
 }

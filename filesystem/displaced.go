@@ -79,8 +79,9 @@ func (b *Backend) keepsDisplaced() bool {
 }
 
 // displace disposes of tmp, the file an exchange left holding a message's
-// previous record: kept until the next flush, or removed at once when the
-// new record is durable anyway (keep is false).
+// previous record: in Performance mode kept until the next flush, unless
+// keep is false (a journal's replay, which the journal covers until the
+// checkpoint that follows it has synced); otherwise removed at once.
 func (b *Backend) displace(tmp string, keep bool) {
 	if !keep || !b.keepsDisplaced() {
 		b.removeTemp(tmp)

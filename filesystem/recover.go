@@ -352,11 +352,12 @@ func tempStripe(tmp string) (int, bool) {
 // tempLocked handles the temp file tmp of state s, holding the lock of
 // stripe held (-1: none, and then the file is never put in place). If it
 // holds a complete record of a message of that stripe, and:
-//   - the message's file in s is not valid metadata (a power loss can
-//     leave a Performance-mode change's file empty, beside the record it
-//     displaced): the temp file's record takes its place (and if it names
-//     another state, the entry scan then rewrites its State field, as for
-//     any file);
+//   - the message's file, in any state, is not valid metadata (a power
+//     loss can leave a Performance-mode change's file empty, beside the
+//     record it displaced, or in another state after a later move): the
+//     temp file's record, synced first, takes its place there (and if it
+//     names another state, the entry scan then rewrites its State field,
+//     as for any file);
 //   - the message's file in s is valid and older, and the record names
 //     state s: a crash cut off the record's rename, which is finished;
 //   - the message's file, in any state, is valid and not older: the temp

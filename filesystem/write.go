@@ -297,9 +297,9 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	dst := b.path(to, file)
-	// The displaced record is all a power loss may leave, unless the
-	// change is durable in the journal (in Performance mode it is not).
-	keep := j == nil || !b.durable()
+	// The displaced record may be all a power loss leaves: a journal is
+	// not synced in Performance mode.
+	const keep = true
 	switch {
 	case !cur.ok:
 		err = b.placeNew(tmp, to, file)
