@@ -44,6 +44,7 @@ type Backend struct {
 
 	displaced displaced     // Performance mode's displaced records, until a flush
 	flushKick chan struct{} // asks for a flush
+	syncMu    sync.Mutex    // serialises syncfs calls (see syncAll)
 
 	// ops is held shared by every call and exclusively by Close.
 	ops    sync.RWMutex
@@ -238,7 +239,8 @@ func (b *Backend) Mode() Mode { return b.cfg.mode() }
 // Close waits for the calls in progress and the background recovery to end,
 // empties the directory's journal if it has one (a checkpoint, which also
 // waits for the calls in progress in other processes), in Performance mode
-// syncs the file system and removes the records its changes displaced, and
+// syncs the file system and removes the records its changes displaced
+// (unless the Backend refuses writes: then it says how many it left), and
 // releases the Backend's files. It is idempotent; every later call
 // returns an error wrapping metastorage.ErrBackendClosed.
 func (b *Backend) Close() error {

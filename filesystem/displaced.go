@@ -41,6 +41,13 @@ type displaced struct {
 	dirty atomic.Bool // a call changed a file since the last flush began
 }
 
+// waiting returns the number of paths waiting for a flush.
+func (d *displaced) waiting() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.paths)
+}
+
 // wrote records that a call changed a message file.
 func (d *displaced) wrote() { d.dirty.Store(true) }
 
@@ -61,6 +68,19 @@ func (d *displaced) has(path string) bool {
 	defer d.mu.Unlock()
 	_, ok := d.paths[path]
 	return ok
+}
+
+// putBack returns paths, taken earlier, to those waiting.
+func (d *displaced) putBack(paths map[string]struct{}) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if paths == nil {
+		paths = make(map[string]struct{}, len(d.paths))
+	}
+	for p := range d.paths {
+		paths[p] = struct{}{}
+	}
+	d.paths = paths
 }
 
 func (d *displaced) take() map[string]struct{} {
@@ -99,7 +119,8 @@ func (b *Backend) displace(tmp string, keep bool) {
 // last flush, and then removes the displaced files recorded before the sync
 // began. If the sync fails, the file system has dropped data it was writing
 // back, and a later sync would not say so again: the Backend refuses
-// further writes, as after any failed sync, and leaves the files.
+// further writes (see syncAll), and the files stay. A Backend that refuses
+// writes for any reason removes none.
 func (b *Backend) flushDisplaced() error {
 	if !b.keepsDisplaced() {
 		return nil // every change is durable by itself
@@ -107,17 +128,21 @@ func (b *Backend) flushDisplaced() error {
 	b.displaced.flush.Lock()
 	defer b.displaced.flush.Unlock()
 	if f := b.failed.Load(); f != nil {
-		// A sync failed: none can tell what it lost, so no displaced
-		// record may go, also none a call in flight then added.
-		return fmt.Errorf("flush: displaced records left on disk after a failed sync: %w", *f)
+		if n := b.displaced.waiting(); n > 0 {
+			return fmt.Errorf("flush: %d displaced records left on disk: %w", n, *f)
+		}
+		return nil
 	}
 	paths := b.displaced.take()
 	if !b.displaced.dirty.Swap(false) && len(paths) == 0 {
 		return nil
 	}
 	err := b.syncAll()
+	if f := b.failed.Load(); f != nil && err == nil {
+		err = *f // another sync failed meanwhile: this one cannot tell what was lost
+	}
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		b.fail(err)
+		b.displaced.putBack(paths) // never removed now: the Backend has failed
 		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), err)
 	}
 	// Without syncfs, nothing better can be done than the kernel's own
@@ -152,10 +177,19 @@ func (b *Backend) flusher(ctx context.Context, every time.Duration) {
 // syncAll syncs the whole file system of the directory (syncfs), through a
 // directory opened with the Backend, so that it reports every write-back
 // failure since then, also one another process's syncfs was told of first.
+// The kernel reports such a failure once: so the Backend's syncs run one at
+// a time, and a failure makes the Backend refuse writes before the next
+// one can start.
 func (b *Backend) syncAll() error {
 	syncer, ok := b.fs.(vfs.SyncFS)
 	if !ok {
 		return fmt.Errorf("syncfs %s: %w", b.dir, errors.ErrUnsupported)
 	}
-	return syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
+	err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
+	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		b.fail(err)
+	}
+	return err
 }

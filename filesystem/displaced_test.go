@@ -61,13 +61,7 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			mem := crashLayout(t)
 			var failSync atomic.Bool
-			fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-				if op == vfs.OpSyncAll && failSync.Load() {
-					return syscall.EIO
-				}
-				return nil
-			}))
-			cfg := quietConfig(fsys, mode)
+			cfg := quietConfig(failingSyncAll(mem, &failSync), mode)
 			cfg.flushEvery = -1
 			b, err := open(cfg)
 			if err != nil {
@@ -434,5 +428,115 @@ func TestPerformanceKeepsDisplacedBesideJournal(t *testing.T) {
 	disk := powerLossNamesFirst(t, mem)
 	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "synced" {
 		t.Errorf("after the power loss and recovery, m is %+v, want its synced record", es)
+	}
+}
+
+// failingSyncAll returns mem behind an injector that fails every SyncAll
+// with EIO while fail is set.
+func failingSyncAll(mem *vfs.Mem, fail *atomic.Bool) vfs.FS {
+	return vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpSyncAll && fail.Load() {
+			return syscall.EIO
+		}
+		return nil
+	}))
+}
+
+// TestRecoverySyncFailureIsFinal shows that a recovery scan whose syncfs
+// fails makes the Backend refuse writes, in Performance mode as in Hybrid
+// mode: the kernel reports a lost write-back once, so the next syncfs (a
+// flush's, a checkpoint's) would succeed and remove what may be the only
+// durable record, or empty the journal.
+func TestRecoverySyncFailureIsFinal(t *testing.T) {
+	for _, mode := range []Mode{Performance, Hybrid} {
+		t.Run(mode.String(), func(t *testing.T) {
+			mem := crashLayout(t)
+			var fail atomic.Bool
+			ctx := context.Background()
+			inc := metastorage.StateIncoming
+			other := unflushed(t, mem)
+			cfg := quietConfig(failingSyncAll(mem, &fail), mode)
+			b, err := open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			// other displaces a record, which b's recovery finds.
+			if err := other.StoreMeta(ctx, "o", metastorage.MessageMetadata{State: inc}); err != nil {
+				t.Fatal(err)
+			}
+			if err := other.UpdateMeta(ctx, "o", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
+				t.Fatal(err)
+			}
+			before := temps(t, mem)
+			fail.Store(true)
+			if err := b.RecoverFromCrash(); !errors.Is(err, syscall.EIO) {
+				t.Errorf("RecoverFromCrash with a failing syncfs: %v, want EIO", err)
+			}
+			fail.Store(false)
+			if err := b.StoreMeta(ctx, "later", metastorage.MessageMetadata{State: inc}); !errors.Is(err, syscall.EIO) {
+				t.Errorf("StoreMeta after the recovery's failed syncfs: %v, want it refused with EIO", err)
+			}
+			if err := b.flushDisplaced(); mode == Performance && !errors.Is(err, syscall.EIO) {
+				t.Errorf("flush after the recovery's failed syncfs: %v, want EIO", err)
+			}
+			if got := temps(t, mem); !slices.Equal(got, before) {
+				t.Errorf("temp files %v after the failed syncfs, want them all kept: %v", got, before)
+			}
+		})
+	}
+}
+
+// TestReplaySyncsJournalFirst shows that a replay syncs the journal before
+// it replaces message files with its records: a Performance-mode writer
+// appends its record without syncing it, and if it is killed before its own
+// exchange, the next open's replay would otherwise put that record, whose
+// data is not durable, over the message's synced file and remove the
+// synced one, and a power loss before the checkpoint's syncfs would lose
+// the message.
+func TestReplaySyncsJournalFirst(t *testing.T) {
+	mem := crashLayout(t)
+	ctx := context.Background()
+	inc := metastorage.StateIncoming
+	h, err := open(quietConfig(mem, Hybrid)) // makes the journal
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	p := unflushed(t, mem)
+	if err := p.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.checkpoint(ctx); err != nil { // m synced, the journal empty
+		t.Fatal(err)
+	}
+	j, err := p.findJournal()
+	if j == nil || err != nil {
+		t.Fatalf("no journal: %v", err)
+	}
+	md := metastorage.MessageMetadata{ID: "m", State: inc, LastError: "unsynced"}
+	data, err := encode(&md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// p appends, unsynced, and is killed before its exchange.
+	if err := p.appendToJournal(j, kindPut, inc, fileOf(t, "m"), data); err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	fail.Store(true) // the power fails before the checkpoint's syncfs
+	if o, err := open(quietConfig(failingSyncAll(mem, &fail), Performance)); err == nil {
+		o.Close()
+		t.Fatal("the open with a failing syncfs succeeded")
+	}
+	disk := powerLossNamesFirst(t, mem)
+	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil {
+		t.Errorf("after the power loss and recovery, m is %+v, want a valid record", es)
 	}
 }

@@ -384,17 +384,26 @@ func (b *Backend) checkpointLocked(j *journal, replay bool) error {
 		return nil
 	}
 	if replay {
+		// A Performance-mode writer appends without syncing: the records
+		// replayed must be durable before the files they replace go.
+		if err := j.f.Sync(); err != nil {
+			b.fail(err)
+			return fmt.Errorf("checkpoint: fsync %s: %w", j.path, err)
+		}
 		if err := b.replay(j); err != nil {
 			return err
 		}
 	}
-	if err := b.syncAll(); err != nil {
+	err = b.syncAll()
+	if f := b.failed.Load(); f != nil && err == nil {
+		err = *f // another sync failed first: this one cannot tell what was lost
+	}
+	if err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
 			// Nothing was synced, nor dropped: the journal stays.
 			return fmt.Errorf("checkpoint %s: %w", j.path, err)
 		}
-		b.fail(err)
-		return fmt.Errorf("checkpoint: %w", err)
+		return fmt.Errorf("checkpoint: %w", err) // the Backend refuses writes (see syncAll)
 	}
 	if err := b.fs.Truncate(j.path, 0); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)

@@ -643,11 +643,18 @@ type killCycle struct {
 	name  string
 	errs  []string
 	procs []*killProc
-	// performance is set once a Performance-mode process has started: it
-	// keeps the records its changes displace until its next flush, and
-	// the recovery of any process may find them, as displaced records or,
-	// once their message is deleted, as orphaned temp files.
-	performance bool
+}
+
+// keptByOther reports whether a recovery finding of kind by p may be the
+// doing of another process alive on the directory in Performance mode: it
+// keeps the records its changes displace until its next flush, and p's
+// recovery may find them, as displaced records or, once their message is
+// deleted, as orphaned temp files.
+func (c *killCycle) keptByOther(p *killProc, kind FindingKind) bool {
+	if kind != Displaced && kind != OrphanTemp {
+		return false
+	}
+	return slices.ContainsFunc(c.procs, func(q *killProc) bool { return q != p && q.mode == Performance && !q.waited })
 }
 
 func (k *killTest) cycle(name string) *killCycle { return &killCycle{killTest: k, name: name} }
@@ -674,6 +681,7 @@ func (c *killCycle) finish() bool {
 // killProc is a running child process.
 type killProc struct {
 	label   string
+	mode    Mode
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	lines   <-chan string
@@ -692,8 +700,7 @@ type killProc struct {
 // run RecoverFromCrash, and allows what that finds of a killed process.
 func (c *killCycle) start(role string, mode Mode, seed uint64, recover bool) *killProc {
 	c.gen++
-	c.performance = c.performance || mode == Performance
-	p := &killProc{label: fmt.Sprintf("child %s#%d (%s)", role, c.gen, mode), pending: make(map[int]killOp), strict: !recover}
+	p := &killProc{label: fmt.Sprintf("child %s#%d (%s)", role, c.gen, mode), mode: mode, pending: make(map[int]killOp), strict: !recover}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^"+c.t.Name()+"$", "-test.count=1")
 	rec := "0"
 	if recover {
@@ -831,8 +838,7 @@ func (c *killCycle) handle(p *killProc, line string) {
 		fk, path, _ := strings.Cut(rest, " ")
 		c.found[fk]++
 		p.repairs++
-		kept := c.performance && (FindingKind(fk) == Displaced || FindingKind(fk) == OrphanTemp)
-		if (p.strict && !kept) || !killAllowedFinding(fk) {
+		if (p.strict && !c.keptByOther(p, FindingKind(fk))) || !killAllowedFinding(fk) {
 			c.errorf("%s: its recovery found %s %s", p.label, fk, path)
 		}
 	case "L":

@@ -243,9 +243,9 @@ func (sc *scanner) removeDisplaced() error {
 	}
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		for _, t := range sc.seen {
-			sc.report(Finding{Kind: Displaced, Path: sc.b.path(t.state, t.name), Detail: "an older record of a message, kept: the sync of the file system before removing it failed: " + err.Error()})
+			sc.report(Finding{Kind: Displaced, Path: sc.b.path(t.state, t.name), Detail: "an older record of a message, kept: the sync of the file system before removing it failed"})
 		}
-		return nil
+		return fmt.Errorf("recover: %w", err) // the Backend refuses writes (see syncAll)
 	}
 	sc.synced = true
 	for _, t := range sc.seen {
