@@ -145,6 +145,10 @@ func (b *Backend) flushDisplaced() error {
 		b.displaced.putBack(paths) // never removed now: the Backend has failed
 		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), err)
 	}
+	if f := b.failed.Load(); f != nil { // without syncfs, the check above did not run
+		b.displaced.putBack(paths)
+		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), *f)
+	}
 	// Without syncfs, nothing better can be done than the kernel's own
 	// write-back, which the displaced records would wait for in vain.
 	for p := range paths {

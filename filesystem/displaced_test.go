@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -446,7 +447,8 @@ func failingSyncAll(mem *vfs.Mem, fail *atomic.Bool) vfs.FS {
 // fails makes the Backend refuse writes, in Performance mode as in Hybrid
 // mode: the kernel reports a lost write-back once, so the next syncfs (a
 // flush's, a checkpoint's) would succeed and remove what may be the only
-// durable record, or empty the journal.
+// durable record, or empty the journal. The scan still repairs what needs
+// no sync of the file system.
 func TestRecoverySyncFailureIsFinal(t *testing.T) {
 	for _, mode := range []Mode{Performance, Hybrid} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -475,11 +477,38 @@ func TestRecoverySyncFailureIsFinal(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := temps(t, mem)
+			bad := filepath.Join(crashDir, "deferred", fileOf(t, "bad"))
+			f, err := mem.Create(bad, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write([]byte("{")); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			journal := func() int64 {
+				fi, err := mem.Lstat(filepath.Join(crashDir, journalName))
+				if err != nil {
+					return -1
+				}
+				return fi.Size()
+			}
+			journalBefore := journal()
 			fail.Store(true)
-			if err := b.RecoverFromCrash(); !errors.Is(err, syscall.EIO) {
-				t.Errorf("RecoverFromCrash with a failing syncfs: %v, want EIO", err)
+			findings, err := b.Check(ctx, true)
+			if !errors.Is(err, syscall.EIO) {
+				t.Errorf("a recovery with a failing syncfs: %v, want EIO", err)
 			}
 			fail.Store(false)
+			if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Kind == Corrupt && f.Path == bad && f.Repaired }) {
+				t.Errorf("the recovery with a failing syncfs found %+v, want the damaged file set aside all the same", findings)
+			}
+			if err := b.checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := journal(); got != journalBefore {
+				t.Errorf("a checkpoint after the failed syncfs left the journal at %d bytes, want %d as before", got, journalBefore)
+			}
 			if err := b.StoreMeta(ctx, "later", metastorage.MessageMetadata{State: inc}); !errors.Is(err, syscall.EIO) {
 				t.Errorf("StoreMeta after the recovery's failed syncfs: %v, want it refused with EIO", err)
 			}

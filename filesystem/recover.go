@@ -112,7 +112,8 @@ type scanner struct {
 	// placed are the records that a check without repair found would
 	// take the place of damaged message files, by file name.
 	placed   map[string]placedRecord
-	synced   bool // the file system was synced after seen was complete
+	synced   bool  // the file system was synced after seen was complete
+	syncErr  error // why it could not be: the scan goes on, and returns it
 	progress func(scanned int)
 	scanned  int
 }
@@ -138,7 +139,7 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 	if err := sc.locks(); err != nil {
 		return sc.findings, err
 	}
-	return sc.findings, nil
+	return sc.findings, sc.syncErr
 }
 
 // eachEntry calls fn with each entry of state s's directory; count says
@@ -245,7 +246,10 @@ func (sc *scanner) removeDisplaced() error {
 		for _, t := range sc.seen {
 			sc.report(Finding{Kind: Displaced, Path: sc.b.path(t.state, t.name), Detail: "an older record of a message, kept: the sync of the file system before removing it failed"})
 		}
-		return fmt.Errorf("recover: %w", err) // the Backend refuses writes (see syncAll)
+		// The Backend refuses writes (see syncAll); the scan reports the
+		// rest and repairs what needs no sync of the file system.
+		sc.syncErr = fmt.Errorf("recover: %w", err)
+		return nil
 	}
 	sc.synced = true
 	for _, t := range sc.seen {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,10 +65,7 @@ Examples:
 			}
 			defer b.Close()
 			findings, err := check(e, b, false)
-			if err != nil {
-				return err
-			}
-			return report(e, b.Dir(), findings, *asJSON)
+			return reportChecked(e, b.Dir(), findings, *asJSON, err)
 		},
 	}
 }
@@ -101,9 +99,9 @@ func check(e *env, b *metafs.Backend, repair bool) ([]metafs.Finding, error) {
 	fmt.Fprintf(e.stderr, "fsck: checking %d messages in %s\n", n, b.Dir())
 	findings, err := b.CheckProgress(ctx, repair, progressPrinter(e.stderr, progressStep))
 	if err != nil {
-		return nil, fmt.Errorf("check %s: %w", b.Dir(), err)
+		err = fmt.Errorf("check %s: %w", b.Dir(), err)
 	}
-	return findings, nil
+	return findings, err
 }
 
 // runRepair opens dir for writing, without the background recovery scan,
@@ -118,10 +116,23 @@ func runRepair(e *env, dir string, asJSON bool) error {
 	}
 	defer b.Close()
 	findings, err := check(e, b, true)
-	if err != nil {
+	return reportChecked(e, b.Dir(), findings, asJSON, err)
+}
+
+// reportChecked reports the findings of a scan that ended with err: those
+// it made before the error, and then the error, if there was one.
+func reportChecked(e *env, dir string, findings []metafs.Finding, asJSON bool, err error) error {
+	if err != nil && len(findings) == 0 {
 		return err
 	}
-	return report(e, b.Dir(), findings, asJSON)
+	rerr := report(e, dir, findings, asJSON)
+	if err == nil {
+		return rerr
+	}
+	if rerr != nil && !errors.Is(rerr, errSilentPartial) {
+		return errors.Join(err, rerr)
+	}
+	return err
 }
 
 // report prints findings and a summary, and returns errSilentPartial if

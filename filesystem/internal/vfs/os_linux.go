@@ -115,6 +115,9 @@ func (osFS) SyncAll(dir File) error {
 		cerr := rc.Control(func(fd uintptr) { err = unix.Syncfs(int(fd)) })
 		err = cmp.Or(cerr, err)
 	}
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
+		err = fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
+	}
 	if err != nil {
 		return &os.PathError{Op: "syncfs", Path: d.Name(), Err: err}
 	}
