@@ -569,3 +569,27 @@ func TestReplaySyncsJournalFirst(t *testing.T) {
 		t.Errorf("after the power loss and recovery, m is %+v, want a valid record", es)
 	}
 }
+
+// TestFlushSyncsNewMessages shows that a flush syncs the file system when
+// calls changed files, also if they displaced nothing: a message stored,
+// then flushed, survives a power loss; a flush with nothing changed since
+// syncs nothing.
+func TestFlushSyncsNewMessages(t *testing.T) {
+	mem := crashLayout(t)
+	b := unflushed(t, mem)
+	if err := b.StoreMeta(context.Background(), "m", metastorage.MessageMetadata{State: metastorage.StateIncoming, LastError: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := b.flushDisplaced(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.Stats().Flushes; got != 1 {
+		t.Errorf("Stats().Flushes = %d after a store and two flushes, want 1", got)
+	}
+	disk := powerLossNamesFirst(t, mem)
+	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "new" {
+		t.Errorf("after a flush and a power loss, m is %+v, want it as stored", es)
+	}
+}
