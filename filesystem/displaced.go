@@ -35,10 +35,11 @@ const maxDisplaced = 4096
 // displaced are the temp file paths of the records that a Backend's
 // changes displaced.
 type displaced struct {
-	mu    sync.Mutex
-	paths map[string]struct{}
-	flush sync.Mutex  // serialises flushes
-	dirty atomic.Bool // a call changed a file since the last flush began
+	mu       sync.Mutex
+	paths    map[string]struct{}
+	flushing map[string]struct{} // those a flush has taken and not yet removed
+	flush    sync.Mutex          // serialises flushes
+	dirty    atomic.Bool         // a call changed a file since the last flush began
 }
 
 // waiting returns the number of paths waiting for a flush.
@@ -62,11 +63,14 @@ func (d *displaced) add(path string) bool {
 	return len(d.paths) >= maxDisplaced
 }
 
-// has reports whether path is waiting for a flush.
+// has reports whether path is waiting for a flush, or being flushed.
 func (d *displaced) has(path string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, ok := d.paths[path]
+	if !ok {
+		_, ok = d.flushing[path]
+	}
 	return ok
 }
 
@@ -80,15 +84,24 @@ func (d *displaced) putBack(paths map[string]struct{}) {
 	for p := range d.paths {
 		paths[p] = struct{}{}
 	}
-	d.paths = paths
+	d.paths, d.flushing = paths, nil
 }
 
+// take takes the paths waiting, for a flush, which calls flushed or
+// putBack once it is done with them.
 func (d *displaced) take() map[string]struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.paths
-	d.paths = nil
+	d.paths, d.flushing = nil, p
 	return p
+}
+
+// flushed records that the paths taken have been removed.
+func (d *displaced) flushed() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flushing = nil
 }
 
 // keepsDisplaced reports whether the Backend keeps displaced files until a
@@ -154,6 +167,7 @@ func (b *Backend) flushDisplaced() error {
 	for p := range paths {
 		b.removeTemp(p)
 	}
+	b.displaced.flushed()
 	if err == nil {
 		b.stats.flushes.Add(1)
 	}
