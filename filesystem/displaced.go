@@ -205,6 +205,7 @@ func (b *Backend) syncAll() error {
 	}
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
+	b.syncsStarted.Add(1)
 	err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.fail(err)

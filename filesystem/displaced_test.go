@@ -41,6 +41,14 @@ func unflushed(t *testing.T, fsys vfs.FS) *Backend {
 	return b
 }
 
+// mustSyncAll syncs the file system of b.
+func mustSyncAll(t *testing.T, b *Backend) {
+	t.Helper()
+	if err := b.syncAll(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // storeSynced stores md as message id and syncs the file system.
 func storeSynced(t *testing.T, b *Backend, id string, md metastorage.MessageMetadata) {
 	t.Helper()
@@ -70,12 +78,16 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 			}
 			defer b.Close()
 			ctx := context.Background()
+			// A sync after each change, so that each displaced record is
+			// durable, and kept.
 			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
 				t.Fatal(err)
 			}
+			mustSyncAll(t, b)
 			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming, Attempts: 1}); err != nil {
 				t.Fatal(err)
 			}
+			mustSyncAll(t, b)
 			if err := b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateActive); err != nil {
 				t.Fatal(err)
 			}
@@ -104,6 +116,14 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 			}
 			if got := temps(t, mem); len(got) != 1 {
 				t.Errorf("after an update: temp files %v, want the displaced record", got)
+			}
+			// A record written since the last sync began is no more
+			// durable than the one that displaces it: it goes at once.
+			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 3}); err != nil {
+				t.Fatal(err)
+			}
+			if got := temps(t, mem); len(got) != 1 {
+				t.Errorf("after a second update with no sync between: temp files %v, want only the first displaced record", got)
 			}
 
 			// A failed sync is final: the next one would succeed
@@ -170,13 +190,16 @@ func TestDisplacedFlushedWhenMany(t *testing.T) {
 	}
 	defer b.Close()
 	ctx := context.Background()
+	md := metastorage.MessageMetadata{State: metastorage.StateIncoming}
 	for i := range maxDisplaced + 1 {
-		id := fmt.Sprintf("m-%d", i)
-		md := metastorage.MessageMetadata{State: metastorage.StateIncoming}
-		if err := b.StoreMeta(ctx, id, md); err != nil {
+		if err := b.StoreMeta(ctx, fmt.Sprintf("m-%d", i), md); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.StoreMeta(ctx, id, md); err != nil { // displaces the first
+	}
+	mustSyncAll(t, b)
+	<-synced // that sync's
+	for i := range maxDisplaced + 1 {
+		if err := b.StoreMeta(ctx, fmt.Sprintf("m-%d", i), md); err != nil { // displaces the synced one
 			t.Fatal(err)
 		}
 	}
@@ -362,9 +385,7 @@ func TestCheckReportsWhatRepairDoes(t *testing.T) {
 	a := unflushed(t, mem)
 	ctx := context.Background()
 	inc, act := metastorage.StateIncoming, metastorage.StateActive
-	if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r0"}); err != nil {
-		t.Fatal(err)
-	}
+	storeSynced(t, a, "m", metastorage.MessageMetadata{State: inc, LastError: "r0"})
 	if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -464,15 +485,11 @@ func TestRecoverySyncFailureIsFinal(t *testing.T) {
 			}
 			defer b.Close()
 			// other displaces a record, which b's recovery finds.
-			if err := other.StoreMeta(ctx, "o", metastorage.MessageMetadata{State: inc}); err != nil {
-				t.Fatal(err)
-			}
+			storeSynced(t, other, "o", metastorage.MessageMetadata{State: inc})
 			if err := other.UpdateMeta(ctx, "o", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc}); err != nil {
-				t.Fatal(err)
-			}
+			storeSynced(t, b, "m", metastorage.MessageMetadata{State: inc})
 			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
 				t.Fatal(err)
 			}

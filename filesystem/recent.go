@@ -33,6 +33,7 @@ type recentRecord struct {
 	counter uint64
 	data    []byte // the file's contents, never changed
 	written time.Time
+	syncs   uint64 // the syncs of the file system begun before it was written
 }
 
 // get returns what is in the message's file, if the record written last is
@@ -51,12 +52,13 @@ func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
 		delete(r.stripes[stripe], file)
 		return found{}, false
 	}
-	return found{ok: true, state: rec.state, md: md}, true
+	return found{ok: true, state: rec.state, md: md, mine: true, syncs: rec.syncs}, true
 }
 
 // keep records data as the contents just written to the message's file in
-// state s. The caller holds the stripe's lock and has completed the change.
-func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueState, data []byte) {
+// state s, once syncs syncs of the file system had begun. The caller holds
+// the stripe's lock and has completed the change.
+func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueState, data []byte, syncs uint64) {
 	n, ok := c.snapshot(s, stripe)
 	if !ok {
 		return
@@ -70,7 +72,7 @@ func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueSt
 	if _, ok := m[file]; !ok && len(m) >= recentPerStripe {
 		r.evict(m, now)
 	}
-	m[file] = recentRecord{state: s, counter: n, data: data, written: now}
+	m[file] = recentRecord{state: s, counter: n, data: data, written: now, syncs: syncs}
 }
 
 // evict makes room in m: it drops the records too old to use, or, if none

@@ -18,6 +18,10 @@ type found struct {
 	state metastorage.QueueState
 	md    metastorage.MessageMetadata
 	err   error // why the file found is not valid metadata, if it is not
+	// mine is set if the file is the record this Backend wrote last (see
+	// recent), after syncs syncs of the file system had begun.
+	mine  bool
+	syncs uint64
 }
 
 // StoreMeta creates the message or replaces it whole; see
@@ -296,10 +300,13 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
+	syncs := b.syncsStarted.Load() // after the write: a later sync covers it
 	dst := b.path(to, file)
-	// The displaced record may be all a power loss leaves: a journal is
-	// not synced in Performance mode.
-	const keep = true
+	// The displaced record may be all a power loss leaves (a journal is
+	// not synced in Performance mode), unless no sync of the file system
+	// has begun since it was written: then it is no more durable than the
+	// new one, and the record it displaced in turn is still kept.
+	keep := !(cur.mine && b.syncsStarted.Load() == cur.syncs)
 	switch {
 	case !cur.ok:
 		err = b.placeNew(tmp, to, file)
@@ -337,7 +344,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 			return b.rollback(op, id, file, cur, to, syncErr)
 		}
 	} // else durable in the journal
-	b.recent.keep(b.changes, file, stripeOf(file), to, data)
+	b.recent.keep(b.changes, file, stripeOf(file), to, data, syncs)
 	return nil
 }
 
