@@ -151,16 +151,9 @@ func (b *Backend) flushDisplaced() error {
 		return nil
 	}
 	err := b.syncAll()
-	if f := b.failed.Load(); f != nil && err == nil {
-		err = *f // another sync failed meanwhile: this one cannot tell what was lost
-	}
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.displaced.putBack(paths) // never removed now: the Backend has failed
 		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), err)
-	}
-	if f := b.failed.Load(); f != nil { // without syncfs, the check above did not run
-		b.displaced.putBack(paths)
-		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), *f)
 	}
 	// Without syncfs, nothing better can be done than the kernel's own
 	// write-back, which the displaced records would wait for in vain.
@@ -196,9 +189,18 @@ func (b *Backend) flusher(ctx context.Context, every time.Duration) {
 // directory opened with the Backend, so that it reports every write-back
 // failure since then, also one another process's syncfs was told of first.
 // The kernel reports such a failure once: so the Backend's syncs run one at
-// a time, and a failure makes the Backend refuse writes before the next
-// one can start.
+// a time, a failure makes the Backend refuse writes before the next one can
+// start, and once it does, every sync returns that failure, since none can
+// tell what it lost.
 func (b *Backend) syncAll() error {
+	err := b.syncFS()
+	if f := b.failed.Load(); f != nil && (err == nil || errors.Is(err, errors.ErrUnsupported)) {
+		err = *f
+	}
+	return err
+}
+
+func (b *Backend) syncFS() error {
 	syncer, ok := b.fs.(vfs.SyncFS)
 	if !ok {
 		return fmt.Errorf("syncfs %s: %w", b.dir, errors.ErrUnsupported)

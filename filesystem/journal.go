@@ -394,11 +394,7 @@ func (b *Backend) checkpointLocked(j *journal, replay bool) error {
 			return err
 		}
 	}
-	err = b.syncAll()
-	if f := b.failed.Load(); f != nil && err == nil {
-		err = *f // another sync failed first: this one cannot tell what was lost
-	}
-	if err != nil {
+	if err := b.syncAll(); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
 			// Nothing was synced, nor dropped: the journal stays.
 			return fmt.Errorf("checkpoint %s: %w", j.path, err)
