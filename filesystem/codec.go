@@ -72,35 +72,43 @@ func readRecordBuf(fsys vfs.FS, path string, bp *[]byte) (metastorage.MessageMet
 }
 
 // readRecordIn is readRecordBuf of the file named file in the open
-// directory dir, whose path is dirPath.
-func readRecordIn(fsys vfs.FS, dir vfs.File, dirPath, file string, bp *[]byte) (metastorage.MessageMetadata, error) {
+// directory dir, whose path is dirPath. It also returns the bytes read,
+// which stay in *bp until its next use.
+func readRecordIn(fsys vfs.FS, dir vfs.File, dirPath, file string, bp *[]byte) (metastorage.MessageMetadata, []byte, error) {
 	f, err := fsys.OpenIn(dir, file)
 	if err != nil {
-		return metastorage.MessageMetadata{}, err
+		return metastorage.MessageMetadata{}, nil, err
 	}
-	md, err := readOpen(f, "", bp)
+	md, data, err := readOpenData(f, "", bp)
 	if errors.Is(err, errCorrupt) {
 		err = fmt.Errorf("%s%c%s: %w", dirPath, filepath.Separator, file, err)
 	}
-	return md, err
+	return md, data, err
 }
 
 // readOpen reads and decodes the open file f, whose path is path, and
 // closes it. An empty path leaves errCorrupt errors without one.
 func readOpen(f vfs.File, path string, bp *[]byte) (metastorage.MessageMetadata, error) {
+	md, _, err := readOpenData(f, path, bp)
+	return md, err
+}
+
+// readOpenData is readOpen, also returning the bytes read, which stay in
+// *bp until its next use.
+func readOpenData(f vfs.File, path string, bp *[]byte) (metastorage.MessageMetadata, []byte, error) {
 	fi, _ := f.Stat()
 	data, err := readFile(f, fi, bp)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return metastorage.MessageMetadata{}, err
+		return metastorage.MessageMetadata{}, nil, err
 	}
 	md, err := decode(data)
 	if err != nil && path != "" {
-		return md, fmt.Errorf("%s: %w", path, err)
+		return md, data, fmt.Errorf("%s: %w", path, err)
 	}
-	return md, err
+	return md, data, err
 }
 
 // readFile reads the open file f, which fi describes (fi may be nil), into

@@ -168,6 +168,47 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 	}
 }
 
+// TestDisplacedYoungRecognisedInFile shows that a Performance-mode change
+// removes at once the record it displaces if this Backend wrote it since
+// its last sync began, also once its recent record no longer stands for
+// the file (another message of the stripe entered the directory): the
+// file then holds the bytes it wrote. A record another Backend wrote is
+// kept, by either.
+func TestDisplacedYoungRecognisedInFile(t *testing.T) {
+	mem := crashLayout(t)
+	a, other := unflushed(t, mem), unflushed(t, mem)
+	ctx := context.Background()
+	inc := metastorage.StateIncoming
+	file := fileOf(t, "m")
+	neighbour := ""
+	for i := 0; neighbour == ""; i++ {
+		if id := fmt.Sprintf("n-%d", i); stripeOf(fileOf(t, id)) == stripeOf(file) {
+			neighbour = id
+		}
+	}
+	change := func(b *Backend, attempts int, want int, what string) {
+		t.Helper()
+		if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: attempts}); err != nil {
+			t.Fatal(err)
+		}
+		if got := temps(t, mem); len(got) != want {
+			t.Errorf("%s: temp files %v, want %d", what, got, want)
+		}
+	}
+
+	storeSynced(t, a, "m", metastorage.MessageMetadata{State: inc})
+	change(a, 1, 1, "after a change of a synced record")
+	if err := a.StoreMeta(ctx, neighbour, metastorage.MessageMetadata{State: inc}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.recent.get(a.changes, file, stripeOf(file)); ok {
+		t.Fatal("the recent record still stands for the file after another message entered its stripe and state")
+	}
+	change(a, 2, 1, "after a change of the record written since the sync")
+	change(other, 3, 2, "after another Backend's change")
+	change(a, 4, 3, "after a change of the record another Backend wrote")
+}
+
 // TestDisplacedFlushedWhenMany shows that the background flusher runs as
 // soon as maxDisplaced records wait, long before its period.
 func TestDisplacedFlushedWhenMany(t *testing.T) {

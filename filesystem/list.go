@@ -328,7 +328,7 @@ func siftDown(h []listEntry, i int, by func(a, b listEntry) int) {
 // file is no longer there (the message moved or was deleted since) or is
 // not valid metadata, which it logs: recovery sets such files aside.
 func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file string, bp *[]byte) (metastorage.MessageMetadata, bool, error) {
-	md, err := readRecordIn(b.fs, dir, b.states[state], file, bp)
+	md, _, err := readRecordIn(b.fs, dir, b.states[state], file, bp)
 	switch {
 	case isNotExist(err):
 		return metastorage.MessageMetadata{}, false, nil

@@ -21,8 +21,10 @@ const recentPerStripe = 32
 // record stands for the file while the change counter of its state and
 // stripe holds the value it had just after the write: no file of the
 // stripe has entered or left that directory since, so the message is still
-// there, as written. Each stripe's records are used only by the holder of
-// its lock, which orders them.
+// there, as written. After that, until evicted, it still tells whether the
+// file read back is the one this Backend wrote (see Backend.put). Each
+// stripe's records are used only by the holder of its lock, which orders
+// them.
 type recent struct {
 	stripes [numStripes]map[string]recentRecord
 	now     func() time.Time // time.Now; tests set it
@@ -40,11 +42,7 @@ type recentRecord struct {
 // known to still be there. The caller holds the stripe's lock.
 func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
 	rec, ok := r.stripes[stripe][file]
-	if !ok {
-		return found{}, false
-	}
-	if !c.unchanged(rec.state, stripe, rec.counter) || r.now().Sub(rec.written) >= recentTTL {
-		delete(r.stripes[stripe], file)
+	if !ok || !c.unchanged(rec.state, stripe, rec.counter) || r.now().Sub(rec.written) >= recentTTL {
 		return found{}, false
 	}
 	md, err := decode(rec.data)
@@ -53,6 +51,15 @@ func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
 		return found{}, false
 	}
 	return found{ok: true, state: rec.state, md: md, mine: true, syncs: rec.syncs}, true
+}
+
+// written returns the record this Backend wrote last to the message's
+// file, and the syncs of the file system begun before, if it is still
+// kept, whether or not it is known to be the file's. The caller holds the
+// stripe's lock.
+func (r *recent) written(file string, stripe int) (data []byte, syncs uint64, ok bool) {
+	rec, ok := r.stripes[stripe][file]
+	return rec.data, rec.syncs, ok
 }
 
 // keep records data as the contents just written to the message's file in
@@ -70,18 +77,19 @@ func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueSt
 	}
 	now := r.now()
 	if _, ok := m[file]; !ok && len(m) >= recentPerStripe {
-		r.evict(m, now)
+		r.evict(m, now, syncs)
 	}
 	m[file] = recentRecord{state: s, counter: n, data: data, written: now, syncs: syncs}
 }
 
-// evict makes room in m: it drops the records too old to use, or, if none
-// is, the oldest.
-func (r *recent) evict(m map[string]recentRecord, now time.Time) {
+// evict makes room in m, when syncs syncs of the file system have begun:
+// it drops the records of no more use (too old to stand for their files,
+// and written before a sync began), or, if none is, the oldest.
+func (r *recent) evict(m map[string]recentRecord, now time.Time, syncs uint64) {
 	var oldest string
 	for f, rec := range m {
 		switch {
-		case now.Sub(rec.written) >= recentTTL:
+		case now.Sub(rec.written) >= recentTTL && rec.syncs != syncs:
 			delete(m, f)
 		case oldest == "" || rec.written.Before(m[oldest].written):
 			oldest = f

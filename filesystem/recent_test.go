@@ -127,30 +127,30 @@ func TestChangeReusesRecordItWrote(t *testing.T) {
 }
 
 // TestRecentKeepsWithinBound shows that a stripe keeps at most
-// recentPerStripe records, the newest, and drops those too old to use
-// first.
+// recentPerStripe records, the newest, and drops first those of no more
+// use: too old to stand for their files, and written before a sync began.
 func TestRecentKeepsWithinBound(t *testing.T) {
-	b, err := open(quietConfig(vfs.NewMem(), Performance))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := unflushed(t, vfs.NewMem())
 	clock := time.Now()
 	b.recent.now = func() time.Time { return clock }
 	ctx := context.Background()
 	var ids []string
-	for i := 0; len(ids) < recentPerStripe+9; i++ {
+	for i := 0; len(ids) < recentPerStripe+10; i++ {
 		id := fmt.Sprintf("m-%d", i)
 		if stripeOf(fileOf(t, id)) == 0 {
 			ids = append(ids, id)
 		}
 	}
-	late := ids[len(ids)-1]
-	ids = ids[:len(ids)-1]
-	for _, id := range ids {
+	late, later := ids[len(ids)-2], ids[len(ids)-1]
+	ids = ids[:len(ids)-2]
+	store := func(id string) {
+		t.Helper()
 		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, id := range ids {
+		store(id)
 		clock = clock.Add(time.Nanosecond)
 	}
 	kept := b.recent.stripes[0]
@@ -162,14 +162,26 @@ func TestRecentKeepsWithinBound(t *testing.T) {
 			t.Errorf("record %d of %d written kept: %v, want only the last %d", i+1, len(ids), ok, recentPerStripe)
 		}
 	}
+	// Too old to stand for their files, the records still tell whether a
+	// file is the one written since the last sync began: only the oldest
+	// goes.
 	clock = clock.Add(recentTTL)
-	if err := b.StoreMeta(ctx, late, metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
-		t.Fatal(err)
+	store(late)
+	if len(kept) != recentPerStripe {
+		t.Errorf("stripe 0 keeps %d records after a write once the others were recentTTL old, want %d", len(kept), recentPerStripe)
 	}
-	if len(kept) != 1 {
-		t.Errorf("stripe 0 keeps %d records after a write once the others were recentTTL old, want 1", len(kept))
+	if _, ok := kept[fileOf(t, ids[len(ids)-recentPerStripe])]; ok {
+		t.Errorf("the oldest record is still kept after a write to a full stripe")
 	}
-	if _, ok := kept[fileOf(t, late)]; !ok {
-		t.Errorf("the record written last is not kept")
+	// Once a sync has begun, they are of no more use.
+	mustSyncAll(t, b)
+	store(later)
+	if len(kept) != 2 {
+		t.Errorf("stripe 0 keeps %d records after a write once the others were recentTTL old and a sync had begun, want 2", len(kept))
+	}
+	for _, id := range []string{late, later} {
+		if _, ok := kept[fileOf(t, id)]; !ok {
+			t.Errorf("record of %s, written after the others were recentTTL old, is not kept", id)
+		}
 	}
 }

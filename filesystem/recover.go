@@ -383,7 +383,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		ok = err == nil && stripeOf(file) == held && md.State.Valid()
 	}
 	if ok {
-		cur, err := sc.b.locate(file, s)
+		cur, err := sc.b.locate(file, s, nil)
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}

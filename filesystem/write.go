@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +20,8 @@ type found struct {
 	md    metastorage.MessageMetadata
 	err   error // why the file found is not valid metadata, if it is not
 	// mine is set if the file is the record this Backend wrote last (see
-	// recent), after syncs syncs of the file system had begun.
+	// recent), after syncs syncs of the file system had begun; only
+	// mutate sets syncs.
 	mine  bool
 	syncs uint64
 }
@@ -208,8 +210,12 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 		if len(states) > 0 {
 			first = states[0]
 		}
-		if cur, err = b.locate(file, first); err != nil {
+		wrote, syncs, _ := b.recent.written(file, stripe)
+		if cur, err = b.locate(file, first, wrote); err != nil {
 			return fmt.Errorf("%s %s: %w", op, id, err)
+		}
+		if cur.mine {
+			cur.syncs = syncs
 		}
 	}
 	if err := fn(file, cur); err != nil {
@@ -223,14 +229,16 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 // the location hint gives, else first (unless it is nowhere), then the
 // others. Under the message's stripe lock the answer is stable against the
 // writers of this directory; without it, a message that moves meanwhile
-// may be missed.
-func (b *Backend) locate(file string, first metastorage.QueueState) (found, error) {
+// may be missed. The file found is mine if it holds exactly wrote, the
+// record this Backend wrote last (if not nil): each record a Backend
+// writes has a later Updated than the one it replaces.
+func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte) (found, error) {
 	h := nameHash(file)
 	if s, ok := b.hints.get(h); ok {
 		first = s
 	}
 	if first != nowhere {
-		if f, done, err := b.probe(file, first); done {
+		if f, done, err := b.probe(file, first, wrote); done {
 			return f, err
 		}
 	}
@@ -238,7 +246,7 @@ func (b *Backend) locate(file string, first metastorage.QueueState) (found, erro
 		if s == first {
 			continue
 		}
-		if f, done, err := b.probe(file, s); done {
+		if f, done, err := b.probe(file, s, wrote); done {
 			return f, err
 		}
 	}
@@ -248,14 +256,15 @@ func (b *Backend) locate(file string, first metastorage.QueueState) (found, erro
 
 // probe reads the message's file in state s; done is false when it is not
 // there.
-func (b *Backend) probe(file string, s metastorage.QueueState) (f found, done bool, err error) {
+func (b *Backend) probe(file string, s metastorage.QueueState, wrote []byte) (f found, done bool, err error) {
 	bp := readBufs.Get().(*[]byte)
-	md, err := readRecordIn(b.fs, b.dirs[s].f, b.states[s], file, bp)
+	md, data, err := readRecordIn(b.fs, b.dirs[s].f, b.states[s], file, bp)
+	mine := wrote != nil && err == nil && bytes.Equal(data, wrote)
 	readBufs.Put(bp)
 	switch {
 	case err == nil:
 		b.hints.set(nameHash(file), s)
-		return found{ok: true, state: s, md: md}, true, nil
+		return found{ok: true, state: s, md: md, mine: mine}, true, nil
 	case errors.Is(err, errCorrupt):
 		return found{ok: true, state: s, err: err}, true, nil
 	case !isNotExist(err):
