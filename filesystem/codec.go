@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf16"
@@ -26,9 +27,96 @@ var errCorrupt = errors.New("not valid metadata")
 const maxRecord = 16 << 20
 
 // encode returns the file contents for md: one compact JSON object with the
-// field names of metastorage.MessageMetadata and State as its number.
+// field names of metastorage.MessageMetadata and State as its number,
+// byte for byte what encoding/json makes of md.
 func encode(md *metastorage.MessageMetadata) ([]byte, error) {
+	if data, ok := encodeFast(md); ok {
+		return data, nil
+	}
 	return json.Marshal(md)
+}
+
+// encodeFast is encode without reflection. It gives up (false) on what it
+// does not write exactly as encoding/json would: a string with a control
+// character, <, >, &, U+2028, U+2029 or invalid UTF-8, and a time that
+// encoding/json refuses.
+func encodeFast(md *metastorage.MessageMetadata) ([]byte, bool) {
+	b := make([]byte, 0, 384+32*len(md.Headers))
+	ok := true
+	b, ok = appendField(b, `{"ID":`, md.ID, ok)
+	b = strconv.AppendInt(append(b, `,"State":`...), int64(md.State), 10)
+	b = strconv.AppendInt(append(b, `,"Attempts":`...), int64(md.Attempts), 10)
+	b = strconv.AppendInt(append(b, `,"MaxAttempts":`...), int64(md.MaxAttempts), 10)
+	b, ok = appendTime(b, `,"NextRetry":`, md.NextRetry, ok)
+	b, ok = appendTime(b, `,"Created":`, md.Created, ok)
+	b, ok = appendTime(b, `,"Updated":`, md.Updated, ok)
+	b, ok = appendField(b, `,"LastError":`, md.LastError, ok)
+	b = strconv.AppendInt(append(b, `,"Size":`...), md.Size, 10)
+	b = strconv.AppendInt(append(b, `,"Priority":`...), int64(md.Priority), 10)
+	b = append(b, `,"Headers":`...)
+	if md.Headers == nil {
+		b = append(b, "null"...)
+	} else {
+		keys := make([]string, 0, len(md.Headers))
+		for k := range md.Headers {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys) // as encoding/json orders a map's keys
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b, ok = appendString(b, k, ok)
+			b, ok = appendString(append(b, ':'), md.Headers[k], ok)
+		}
+		b = append(b, '}')
+	}
+	b, ok = appendField(b, `,"RetryPolicyName":`, md.RetryPolicyName, ok)
+	return append(b, '}'), ok
+}
+
+// appendField appends key and the JSON string s, and ok if encodeFast may
+// go on.
+func appendField(b []byte, key, s string, ok bool) ([]byte, bool) {
+	return appendString(append(b, key...), s, ok)
+}
+
+// appendTime appends key and t as encoding/json writes it, and ok if
+// encodeFast may go on.
+func appendTime(b []byte, key string, t time.Time, ok bool) ([]byte, bool) {
+	b = append(b, key...)
+	b = append(b, '"')
+	b, err := t.AppendText(b)
+	return append(b, '"'), ok && err == nil
+}
+
+// appendString appends s as a JSON string, quotes and backslashes escaped,
+// and ok if it holds nothing else that encoding/json escapes.
+func appendString(b []byte, s string, ok bool) ([]byte, bool) {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, s[start:i]...)
+				b = append(b, '\\', c)
+				start = i + 1
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				ok = false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || r == '\u2028' || r == '\u2029' {
+			ok = false
+		}
+		i += n
+	}
+	return append(append(b, s[start:]...), '"'), ok
 }
 
 // decode parses a metadata file. It accepts compact or indented JSON and

@@ -154,3 +154,78 @@ func TestFieldIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeFastTakesTheUsualRecords shows that the hand-written encoder
+// writes the usual records itself, byte for byte as encoding/json does,
+// and gives up on the strings and times it leaves to encoding/json.
+func TestEncodeFastTakesTheUsualRecords(t *testing.T) {
+	usual := benchCodecRecord()
+	quoted := usual
+	quoted.LastError = `550 "user unknown" \ é ü 日本`
+	quoted.Headers = map[string]string{"subject": "Grüße \"aus\" Köln", "x-id": ""}
+	bare := metastorage.MessageMetadata{ID: "m"}
+	empty := bare
+	empty.Headers = map[string]string{}
+	for _, md := range []metastorage.MessageMetadata{usual, quoted, bare, empty} {
+		got, ok := encodeFast(&md)
+		want, err := json.Marshal(&md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			t.Errorf("encodeFast(%+v) gave up", md)
+		} else if !bytes.Equal(got, want) {
+			t.Errorf("encodeFast(%+v):\n got %s\nwant %s", md, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*metastorage.MessageMetadata)
+	}{
+		{"a control character", func(md *metastorage.MessageMetadata) { md.LastError = "a\nb" }},
+		{"an HTML character in a header", func(md *metastorage.MessageMetadata) { md.Headers["to"] = "<a@example.org>" }},
+		{"invalid UTF-8 in the ID", func(md *metastorage.MessageMetadata) { md.ID = "m\xff" }},
+		{"U+2028 in a header name", func(md *metastorage.MessageMetadata) { md.Headers["a\u2028"] = "" }},
+		{"a year past 9999", func(md *metastorage.MessageMetadata) { md.NextRetry = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
+	} {
+		md := benchCodecRecord()
+		md.Headers = maps.Clone(md.Headers)
+		tc.edit(&md)
+		if got, ok := encodeFast(&md); ok {
+			t.Errorf("with %s: encodeFast wrote %s, want it to give up", tc.name, got)
+		}
+	}
+}
+
+// FuzzEncodeFast checks that the hand-written encoder writes exactly what
+// encoding/json writes, whenever it does not give up.
+func FuzzEncodeFast(f *testing.F) {
+	f.Add("bench-42", 2, 1, 5, int64(1767225642), int64(0), int32(0), "451 4.7.1 greylisted", int64(4096), "from", "a@example.com", "subject", "Invoice", "smtp")
+	f.Add("m\"\\", -1, -7, 0, int64(-62135596800), int64(999999999), int32(-3600*5-1800), "é 日本", int64(-1), "", "", "k\\", "\"v\"", "")
+	f.Add("m", 0, 0, 0, int64(0), int64(0), int32(0), "\u2028<\x00", int64(0), "", "", "", "", "")
+	f.Add("", 0, 0, 0, int64(253402300800), int64(1), int32(59), "", int64(0), "\xff", "v", "", "", "")
+	f.Fuzz(func(t *testing.T, id string, state, attempts, maxAttempts int, sec, nsec int64, offset int32,
+		lastError string, size int64, k1, v1, k2, v2, policy string) {
+		zone := time.FixedZone("", int(offset))
+		at := time.Unix(sec, nsec).In(zone)
+		md := metastorage.MessageMetadata{
+			ID: id, State: metastorage.QueueState(state), Attempts: attempts, MaxAttempts: maxAttempts,
+			NextRetry: at, Created: at.Add(-time.Hour).UTC(), Updated: at.Add(time.Nanosecond),
+			LastError: lastError, Size: size, Priority: attempts - maxAttempts, RetryPolicyName: policy,
+		}
+		if k1 != "" || k2 != "" {
+			md.Headers = map[string]string{k1: v1, k2: v2}
+		}
+		got, ok := encodeFast(&md)
+		want, err := json.Marshal(&md)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("encodeFast wrote %s where encoding/json fails: %v", got, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("encodeFast:\n got %s\nwant %s", got, want)
+		}
+	})
+}
