@@ -45,9 +45,6 @@ type Backend struct {
 	displaced displaced     // Performance mode's displaced records, until a flush
 	flushKick chan struct{} // asks for a flush
 	syncMu    sync.Mutex    // serialises syncfs calls (see syncAll)
-	// syncsStarted counts the syncfs calls begun, so that a record known
-	// to be written after the last one began is known to be unsynced.
-	syncsStarted atomic.Uint64
 
 	// ops is held shared by every call and exclusively by Close.
 	ops    sync.RWMutex

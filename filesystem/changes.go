@@ -22,9 +22,10 @@ const changesName = "changes"
 
 const (
 	changesMagic  = 0x31306d7367686373 // "schgsm01" as little-endian bytes: the layout below
-	changesHeader = 64                 // bytes before the counters: the magic word, the journal flag
+	changesHeader = 64                 // bytes before the counters: the magic word, the journal flag, the syncs
 	changesSize   = changesHeader + metastorage.NumStates*numStripes*8
-	journalFlag   = 8 // offset of the word that is 1 once the directory may have a journal
+	journalFlag   = 8  // offset of the word that is 1 once the directory may have a journal
+	syncsWord     = 16 // offset of the count of syncs of the file system begun
 )
 
 // changes is a counter for each state and stripe, in memory that every
@@ -121,6 +122,24 @@ func (c *changes) markJournal() {
 // that a writer can skip looking for it. Without counters it is true.
 func (c *changes) mayHaveJournal() bool {
 	return c == nil || c.word(journalFlag).Load() != 0
+}
+
+// syncBegun counts a sync of the whole file system (syncfs) that a Backend
+// on the directory is about to begin.
+func (c *changes) syncBegun() {
+	if c != nil {
+		c.word(syncsWord).Add(1)
+	}
+}
+
+// syncs returns the number of syncs of the file system that Backends on the
+// directory have begun since the counters were created, and false without
+// counters.
+func (c *changes) syncs() (uint64, bool) {
+	if c == nil {
+		return 0, false
+	}
+	return c.word(syncsWord).Load(), true
 }
 
 func (c *changes) word(off int) *atomic.Uint64 {

@@ -207,7 +207,7 @@ func (b *Backend) syncFS() error {
 	}
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
-	b.syncsStarted.Add(1)
+	b.changes.syncBegun()
 	err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.fail(err)

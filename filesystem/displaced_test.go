@@ -209,6 +209,68 @@ func TestDisplacedYoungRecognisedInFile(t *testing.T) {
 	change(a, 4, 3, "after a change of the record another Backend wrote")
 }
 
+// TestYoungRecordCountsEveryBackendsSync shows that a Performance-mode
+// Backend keeps the record it displaces, although it wrote it and began no
+// sync since, once another Backend on the directory has begun one: that
+// sync made the record durable, and may have been a recovery's, which then
+// removed the record before it. After a power loss that keeps the changes
+// of names but no unsynced data, the message is at the record the sync
+// covered, or newer.
+func TestYoungRecordCountsEveryBackendsSync(t *testing.T) {
+	inc := metastorage.StateIncoming
+	neighbour := func(t *testing.T, id string) string {
+		for i := 0; ; i++ {
+			if n := fmt.Sprintf("n-%d", i); stripeOf(fileOf(t, n)) == stripeOf(fileOf(t, id)) {
+				return n
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		other func(t *testing.T, mem *vfs.Mem)
+	}{
+		{"another Backend's recovery", func(t *testing.T, mem *vfs.Mem) {
+			b, err := open(quietConfig(mem, Standard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if _, err := b.Check(context.Background(), true); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"another Backend's flush", func(t *testing.T, mem *vfs.Mem) {
+			mustSyncAll(t, unflushed(t, mem))
+		}},
+	} {
+		for _, moved := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/counter moved %v", tc.name, moved), func(t *testing.T) {
+				mem := crashLayout(t)
+				a := unflushed(t, mem)
+				ctx := context.Background()
+				storeSynced(t, a, "m", metastorage.MessageMetadata{State: inc, LastError: "r0"})
+				if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r1"}); err != nil {
+					t.Fatal(err)
+				}
+				tc.other(t, mem) // r1 is durable now
+				if moved {       // a's recent record no longer stands for the file
+					if err := a.StoreMeta(ctx, neighbour(t, "m"), metastorage.MessageMetadata{State: inc}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r2"}); err != nil {
+					t.Fatal(err)
+				}
+				disk := powerLossNamesFirst(t, mem)
+				got := disk.msgs["m"]
+				if len(got) != 1 || got[0].err != nil || (got[0].md.LastError != "r1" && got[0].md.LastError != "r2") {
+					t.Errorf("after a power loss: m is %+v, want r1, which a sync covered, or r2", got)
+				}
+			})
+		}
+	}
+}
+
 // TestDisplacedFlushedWhenMany shows that the background flusher runs as
 // soon as maxDisplaced records wait, long before its period.
 func TestDisplacedFlushedWhenMany(t *testing.T) {

@@ -35,7 +35,7 @@ type recentRecord struct {
 	counter uint64
 	data    []byte // the file's contents, never changed
 	written time.Time
-	syncs   uint64 // the syncs of the file system begun before it was written
+	syncs   uint64 // the syncs of the file system begun before it was written (see changes.syncs)
 }
 
 // get returns what is in the message's file, if the record written last is

@@ -309,13 +309,17 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	syncs := b.syncsStarted.Load() // after the write: a later sync covers it
+	syncs, _ := b.changes.syncs() // after the write: a later sync covers it
 	dst := b.path(to, file)
 	// The displaced record may be all a power loss leaves (a journal is
-	// not synced in Performance mode), unless no sync of the file system
-	// has begun since it was written: then it is no more durable than the
-	// new one, and the record it displaced in turn is still kept.
-	keep := !(cur.mine && b.syncsStarted.Load() == cur.syncs)
+	// not synced in Performance mode), unless this Backend wrote it and no
+	// Backend on the directory has begun a sync of the file system since:
+	// then it is no more durable than the new one, and the record it
+	// displaced in turn is still kept, by this Backend, whose own syncs
+	// are counted too, and from every other's recovery, which removes a
+	// displaced record only after a sync it began once it had seen it.
+	now, _ := b.changes.syncs()
+	keep := !(cur.mine && now == cur.syncs)
 	switch {
 	case !cur.ok:
 		err = b.placeNew(tmp, to, file)
