@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -98,8 +100,16 @@ func TestCheckProgress(t *testing.T) {
 	if _, err := b.CheckProgress(context.Background(), false, func(n int) { calls = append(calls, n) }); err != nil {
 		t.Fatal(err)
 	}
-	if len(calls) == 0 || calls[len(calls)-1] < 11 {
-		t.Fatalf("progress calls %v, want a last one counting at least the 11 entries", calls)
+	entries := 0
+	for _, s := range metastorage.States() {
+		ents, err := os.ReadDir(filepath.Join(dir, s.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries += len(ents)
+	}
+	if len(calls) == 0 || calls[len(calls)-1] != 2*entries {
+		t.Fatalf("progress calls %v, want a last one counting the %d entries of the state directories twice (temp files, then all)", calls, entries)
 	}
 	for i := 1; i < len(calls); i++ {
 		if calls[i] < calls[i-1] {

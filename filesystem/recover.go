@@ -58,7 +58,9 @@ func (b *Backend) Check(ctx context.Context, repair bool) ([]Finding, error) {
 
 // CheckProgress is Check that also calls progress, when not nil, with the
 // number of directory entries scanned so far, every 1024 entries and once
-// at the end, from the calling goroutine.
+// at the end, from the calling goroutine. The scan reads each state
+// directory twice, for its temp files first and then whole, and counts
+// both.
 func (b *Backend) CheckProgress(ctx context.Context, repair bool, progress func(scanned int)) ([]Finding, error) {
 	if err := b.begin(ctx, "recover", ""); err != nil {
 		return nil, err
@@ -204,7 +206,7 @@ type tempRef struct {
 // a sync of the file system that began once they were all seen.
 func (sc *scanner) tempFiles() error {
 	for _, s := range metastorage.States() {
-		if err := sc.eachEntry(s, sc.tempEntry, false); err != nil {
+		if err := sc.eachEntry(s, sc.tempEntry, true); err != nil {
 			return err
 		}
 	}
