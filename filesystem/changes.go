@@ -21,11 +21,16 @@ import (
 const changesName = "changes"
 
 const (
-	changesMagic  = 0x31306d7367686373 // "schgsm01" as little-endian bytes: the layout below
+	changesMagic = 0x32306d7367686373 // "schgsm02" as little-endian bytes: the layout below
+	// changesMagic1 marks the layout before the sync counts, which a
+	// Backend takes over: then Backends of that version refuse the file,
+	// since their syncs would not be counted.
+	changesMagic1 = 0x31306d7367686373 // "schgsm01"
 	changesHeader = 64                 // bytes before the counters: the magic word, the journal flag, the syncs
 	changesSize   = changesHeader + metastorage.NumStates*numStripes*8
 	journalFlag   = 8  // offset of the word that is 1 once the directory may have a journal
-	syncsWord     = 16 // offset of the count of syncs of the file system begun
+	syncsBegun    = 16 // offset of the count of syncs of the file system begun
+	syncsEnded    = 24 // offset of the count of syncs of the file system ended
 )
 
 // changes is a counter for each state and stripe, in memory that every
@@ -63,7 +68,7 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 	}
 	c := &changes{mem: mem, unmap: unmap}
 	magic := c.word(0)
-	if !magic.CompareAndSwap(0, changesMagic) {
+	if !magic.CompareAndSwap(0, changesMagic) && !magic.CompareAndSwap(changesMagic1, changesMagic) {
 		if m := magic.Load(); m != changesMagic {
 			unmap()
 			return nil, foreignChanges(path, m)
@@ -89,7 +94,7 @@ func checkChangesFile(fsys vfs.FS, path string) error {
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return err
 	}
-	if m := binary.NativeEndian.Uint64(word[:]); m != 0 && (n < len(word) || m != changesMagic) {
+	if m := binary.NativeEndian.Uint64(word[:]); m != 0 && (n < len(word) || m != changesMagic && m != changesMagic1) {
 		return foreignChanges(path, word[:n])
 	}
 	return nil
@@ -124,22 +129,34 @@ func (c *changes) mayHaveJournal() bool {
 	return c == nil || c.word(journalFlag).Load() != 0
 }
 
-// syncBegun counts a sync of the whole file system (syncfs) that a Backend
-// on the directory is about to begin.
+// syncCount is how many syncs of the whole file system (syncfs) Backends
+// on the directory have begun and ended. While it holds one value, no sync
+// began, and none that was under way ended.
+type syncCount struct{ begun, ended uint64 }
+
+// syncBegun counts a sync of the file system that a Backend on the
+// directory is about to begin.
 func (c *changes) syncBegun() {
 	if c != nil {
-		c.word(syncsWord).Add(1)
+		c.word(syncsBegun).Add(1)
 	}
 }
 
-// syncs returns the number of syncs of the file system that Backends on the
-// directory have begun since the counters were created, and false without
-// counters.
-func (c *changes) syncs() (uint64, bool) {
-	if c == nil {
-		return 0, false
+// syncEnded counts a sync of the file system that has returned, whether
+// or not it failed.
+func (c *changes) syncEnded() {
+	if c != nil {
+		c.word(syncsEnded).Add(1)
 	}
-	return c.word(syncsWord).Load(), true
+}
+
+// syncs returns the syncs of the file system that Backends on the directory
+// have begun and ended, and false without counters.
+func (c *changes) syncs() (syncCount, bool) {
+	if c == nil {
+		return syncCount{}, false
+	}
+	return syncCount{c.word(syncsBegun).Load(), c.word(syncsEnded).Load()}, true
 }
 
 func (c *changes) word(off int) *atomic.Uint64 {

@@ -2,6 +2,7 @@ package filesystem
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -318,5 +319,42 @@ func TestChangesForeignFileLeftAlone(t *testing.T) {
 		if data, err := os.ReadFile(path); err != nil || string(data) != content {
 			t.Errorf("the refused file holds %d bytes (%v), want the %d of %q it held", len(data), err, len(content), content)
 		}
+	}
+}
+
+// TestChangesTakesOverPreviousLayout shows that a counters file of the
+// layout before the sync counts is taken over, with its counters, and is
+// then marked so that Backends of that version refuse it.
+func TestChangesTakesOverPreviousLayout(t *testing.T) {
+	dir := t.TempDir()
+	if err := openTest(t, dir).Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, ".locks", changesName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.NativeEndian.PutUint64(data, changesMagic1)
+	binary.NativeEndian.PutUint64(data[changesHeader:], 42) // a counter of that version
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBackend(dir)
+	if err != nil {
+		t.Fatalf("open refused a counters file of the previous layout: %v", err)
+	}
+	if got := b.changes.counter(0, 0).Load(); got != 42 {
+		t.Errorf("counter after the takeover: %d, want the 42 it held", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := binary.NativeEndian.Uint64(data); got != changesMagic {
+		t.Errorf("magic after the takeover: %#x, want %#x", got, uint64(changesMagic))
 	}
 }

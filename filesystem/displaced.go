@@ -209,6 +209,7 @@ func (b *Backend) syncFS() error {
 	defer b.syncMu.Unlock()
 	b.changes.syncBegun()
 	err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
+	b.changes.syncEnded()
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.fail(err)
 	}

@@ -271,6 +271,74 @@ func TestYoungRecordCountsEveryBackendsSync(t *testing.T) {
 	}
 }
 
+// syncHookFS is a Mem whose SyncAll first calls before: a Backend has then
+// counted the sync as begun, and it has not started.
+type syncHookFS struct {
+	*vfs.Mem
+	before func()
+}
+
+func (h *syncHookFS) SyncAll(dir vfs.File) error {
+	h.before()
+	return h.Mem.SyncAll(dir)
+}
+
+// TestYoungRecordCountsSyncUnderWay shows that a Performance-mode Backend
+// keeps the record it displaces if a sync that had begun (been counted)
+// when it wrote the record ended since: that sync may have made it
+// durable. The record is written between the count and the sync, by the
+// syncing Backend itself or another; with a message stored for the first
+// time, it is the message's only durable record.
+func TestYoungRecordCountsSyncUnderWay(t *testing.T) {
+	inc := metastorage.StateIncoming
+	for _, tc := range []struct {
+		name       string
+		own, first bool
+	}{
+		{"another Backend's sync", false, false},
+		{"its own sync", true, false},
+		{"another Backend's sync, a new message", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := crashLayout(t)
+			ctx := context.Background()
+			var a *Backend
+			var write func()
+			hooked := &syncHookFS{Mem: mem, before: func() {
+				if write != nil {
+					w := write
+					write = nil
+					w()
+				}
+			}}
+			syncer := unflushed(t, hooked)
+			a = unflushed(t, mem)
+			if tc.own {
+				a = syncer
+			}
+			if !tc.first {
+				storeSynced(t, a, "m", metastorage.MessageMetadata{State: inc, LastError: "r0"})
+			}
+			write = func() {
+				if err := a.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r1"}); err != nil {
+					t.Error(err)
+				}
+			}
+			mustSyncAll(t, syncer)
+			if write != nil {
+				t.Fatal("r1 was not written during the sync")
+			}
+			if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r2"}); err != nil {
+				t.Fatal(err)
+			}
+			got := powerLossNamesFirst(t, mem).msgs["m"]
+			if len(got) != 1 || got[0].err != nil || (got[0].md.LastError != "r1" && got[0].md.LastError != "r2") {
+				t.Errorf("after a power loss: m is %+v, want r1, which the sync made durable, or r2", got)
+			}
+		})
+	}
+}
+
 // TestDisplacedFlushedWhenMany shows that the background flusher runs as
 // soon as maxDisplaced records wait, long before its period.
 func TestDisplacedFlushedWhenMany(t *testing.T) {

@@ -35,7 +35,7 @@ type recentRecord struct {
 	counter uint64
 	data    []byte // the file's contents, never changed
 	written time.Time
-	syncs   uint64 // the syncs of the file system begun before it was written (see changes.syncs)
+	syncs   syncCount // the syncs of the file system just before it was written
 }
 
 // get returns what is in the message's file, if the record written last is
@@ -54,18 +54,18 @@ func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
 }
 
 // written returns the record this Backend wrote last to the message's
-// file, and the syncs of the file system begun before, if it is still
+// file, and the syncs of the file system just before, if it is still
 // kept, whether or not it is known to be the file's. The caller holds the
 // stripe's lock.
-func (r *recent) written(file string, stripe int) (data []byte, syncs uint64, ok bool) {
+func (r *recent) written(file string, stripe int) (data []byte, syncs syncCount, ok bool) {
 	rec, ok := r.stripes[stripe][file]
 	return rec.data, rec.syncs, ok
 }
 
 // keep records data as the contents just written to the message's file in
-// state s, once syncs syncs of the file system had begun. The caller holds
+// state s, when the syncs of the file system were syncs. The caller holds
 // the stripe's lock and has completed the change.
-func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueState, data []byte, syncs uint64) {
+func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueState, data []byte, syncs syncCount) {
 	n, ok := c.snapshot(s, stripe)
 	if !ok {
 		return
@@ -82,10 +82,10 @@ func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueSt
 	m[file] = recentRecord{state: s, counter: n, data: data, written: now, syncs: syncs}
 }
 
-// evict makes room in m, when syncs syncs of the file system have begun:
-// it drops the records of no more use (too old to stand for their files,
-// and written before a sync began), or, if none is, the oldest.
-func (r *recent) evict(m map[string]recentRecord, now time.Time, syncs uint64) {
+// evict makes room in m, when the syncs of the file system are syncs: it
+// drops the records of no more use (too old to stand for their files, and
+// written before a sync began or ended), or, if none is, the oldest.
+func (r *recent) evict(m map[string]recentRecord, now time.Time, syncs syncCount) {
 	var oldest string
 	for f, rec := range m {
 		switch {

@@ -20,10 +20,10 @@ type found struct {
 	md    metastorage.MessageMetadata
 	err   error // why the file found is not valid metadata, if it is not
 	// mine is set if the file is the record this Backend wrote last (see
-	// recent), after syncs syncs of the file system had begun; only
-	// mutate sets syncs.
+	// recent), when the syncs of the file system were syncs; only mutate
+	// sets syncs.
 	mine  bool
-	syncs uint64
+	syncs syncCount
 }
 
 // StoreMeta creates the message or replaces it whole; see
@@ -302,6 +302,9 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 			return fmt.Errorf("%s %s: %w", op, id, err)
 		}
 	}
+	// Read before the write: a sync that began earlier and ends later may
+	// cover it too.
+	syncs, _ := b.changes.syncs()
 	tmp, err := b.writeTemp(to, file, data, j == nil && b.durable())
 	if err != nil {
 		if j != nil {
@@ -309,15 +312,17 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	syncs, _ := b.changes.syncs() // after the write: a later sync covers it
 	dst := b.path(to, file)
 	// The displaced record may be all a power loss leaves (a journal is
 	// not synced in Performance mode), unless this Backend wrote it and no
-	// Backend on the directory has begun a sync of the file system since:
-	// then it is no more durable than the new one, and the record it
-	// displaced in turn is still kept, by this Backend, whose own syncs
+	// Backend on the directory has begun or ended a sync of the file system
+	// since just before: then no sync has made it durable, and the record
+	// it displaced in turn is still kept, by this Backend, whose own syncs
 	// are counted too, and from every other's recovery, which removes a
-	// displaced record only after a sync it began once it had seen it.
+	// displaced record only after a sync it began once it had seen it. (A
+	// sync no Backend counts, sync(1) or the kernel's own write-back, may
+	// have written it: a power loss then leaves the message at the record
+	// before, as it may for any call since the last syncfs.)
 	now, _ := b.changes.syncs()
 	keep := !(cur.mine && now == cur.syncs)
 	switch {
