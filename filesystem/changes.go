@@ -78,8 +78,9 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 }
 
 // checkChangesFile refuses the file at path if it starts with anything but
-// the magic word or zeros (a file being set up by another Backend), before
-// mapping it could extend it: a file of another format is left as it is.
+// the magic word, that of the previous layout, or zeros (a file being set
+// up by another Backend), before mapping it could extend it: a file of
+// another format is left as it is.
 func checkChangesFile(fsys vfs.FS, path string) error {
 	f, err := fsys.Open(path)
 	if isNotExist(err) {
@@ -131,7 +132,8 @@ func (c *changes) mayHaveJournal() bool {
 
 // syncCount is how many syncs of the whole file system (syncfs) Backends
 // on the directory have begun and ended. While it holds one value, no sync
-// began, and none that was under way ended.
+// began, and none that was under way was counted as ended (one whose
+// process died before it counted the end never is).
 type syncCount struct{ begun, ended uint64 }
 
 // syncBegun counts a sync of the file system that a Backend on the

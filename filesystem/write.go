@@ -316,13 +316,15 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	// The displaced record may be all a power loss leaves (a journal is
 	// not synced in Performance mode), unless this Backend wrote it and no
 	// Backend on the directory has begun or ended a sync of the file system
-	// since just before: then no sync has made it durable, and the record
-	// it displaced in turn is still kept, by this Backend, whose own syncs
-	// are counted too, and from every other's recovery, which removes a
-	// displaced record only after a sync it began once it had seen it. (A
-	// sync no Backend counts, sync(1) or the kernel's own write-back, may
-	// have written it: a power loss then leaves the message at the record
-	// before, as it may for any call since the last syncfs.)
+	// since just before: then no counted sync has completed since, and the
+	// record it displaced in turn is still kept, by this Backend, whose own
+	// syncs are counted too, and from every other's recovery, which removes
+	// a displaced record only after a sync it began once it had seen it. (A
+	// sync the directory's counters do not record as ended may have written
+	// it: sync(1), the kernel's own write-back, a Backend of another
+	// directory, or one that died before counting the end. A power loss
+	// then leaves the message at the record before, or without one if this
+	// was its first, as it may for any call since the last syncfs.)
 	now, _ := b.changes.syncs()
 	keep := !(cur.mine && now == cur.syncs)
 	switch {
