@@ -168,6 +168,17 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 	}
 }
 
+// neighbour returns the ID of another message in the lock stripe of id's:
+// a change of it in a state moves the change counter that id's file there
+// counts by.
+func neighbour(t *testing.T, id string) string {
+	for i := 0; ; i++ {
+		if n := fmt.Sprintf("n-%d", i); stripeOf(fileOf(t, n)) == stripeOf(fileOf(t, id)) {
+			return n
+		}
+	}
+}
+
 // TestDisplacedYoungRecognisedInFile shows that a Performance-mode change
 // removes at once the record it displaces if this Backend wrote it since
 // its last sync began, also once its recent record no longer stands for
@@ -180,12 +191,6 @@ func TestDisplacedYoungRecognisedInFile(t *testing.T) {
 	ctx := context.Background()
 	inc := metastorage.StateIncoming
 	file := fileOf(t, "m")
-	neighbour := ""
-	for i := 0; neighbour == ""; i++ {
-		if id := fmt.Sprintf("n-%d", i); stripeOf(fileOf(t, id)) == stripeOf(file) {
-			neighbour = id
-		}
-	}
 	change := func(b *Backend, attempts int, want int, what string) {
 		t.Helper()
 		if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: attempts}); err != nil {
@@ -198,7 +203,7 @@ func TestDisplacedYoungRecognisedInFile(t *testing.T) {
 
 	storeSynced(t, a, "m", metastorage.MessageMetadata{State: inc})
 	change(a, 1, 1, "after a change of a synced record")
-	if err := a.StoreMeta(ctx, neighbour, metastorage.MessageMetadata{State: inc}); err != nil {
+	if err := a.StoreMeta(ctx, neighbour(t, "m"), metastorage.MessageMetadata{State: inc}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := a.recent.get(a.changes, file, stripeOf(file)); ok {
@@ -218,13 +223,6 @@ func TestDisplacedYoungRecognisedInFile(t *testing.T) {
 // covered, or newer.
 func TestYoungRecordCountsEveryBackendsSync(t *testing.T) {
 	inc := metastorage.StateIncoming
-	neighbour := func(t *testing.T, id string) string {
-		for i := 0; ; i++ {
-			if n := fmt.Sprintf("n-%d", i); stripeOf(fileOf(t, n)) == stripeOf(fileOf(t, id)) {
-				return n
-			}
-		}
-	}
 	for _, tc := range []struct {
 		name  string
 		other func(t *testing.T, mem *vfs.Mem)
