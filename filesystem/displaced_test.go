@@ -779,3 +779,60 @@ func TestFlushSyncsNewMessages(t *testing.T) {
 		t.Errorf("after a flush and a power loss, m is %+v, want it as stored", es)
 	}
 }
+
+// TestFlushWithoutSyncfs shows what a Performance-mode flush does on a file
+// system that cannot sync itself whole: it removes the displaced records,
+// since nothing better than the kernel's own write-back can be had, unless
+// the Backend has failed meanwhile (here, another call's fsync failing
+// while the flush runs), when it leaves them.
+func TestFlushWithoutSyncfs(t *testing.T) {
+	for _, failing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("failing %v", failing), func(t *testing.T) {
+			mem := crashLayout(t)
+			var b *Backend
+			var flushing atomic.Bool
+			fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				if op != vfs.OpSyncAll {
+					return nil
+				}
+				if failing && flushing.Load() {
+					b.fail(syscall.EIO)
+				}
+				return fmt.Errorf("syncfs: %w", errors.ErrUnsupported)
+			}))
+			cfg := quietConfig(fsys, Performance)
+			cfg.flushEvery = -1
+			b, err := open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			ctx := context.Background()
+			inc := metastorage.StateIncoming
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.syncAll(); !errors.Is(err, errors.ErrUnsupported) {
+				t.Fatalf("syncAll: %v, want ErrUnsupported", err)
+			}
+			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if got := temps(t, mem); len(got) != 1 {
+				t.Fatalf("temp files %v, want the displaced record", got)
+			}
+			flushing.Store(true)
+			err = b.flushDisplaced()
+			got := temps(t, mem)
+			if !failing {
+				if err != nil || len(got) != 0 {
+					t.Errorf("flush: %v, temp files %v; want no error and none left", err, got)
+				}
+				return
+			}
+			if !errors.Is(err, syscall.EIO) || len(got) != 1 {
+				t.Errorf("flush: %v, temp files %v; want the failure, and the displaced record left", err, got)
+			}
+		})
+	}
+}
