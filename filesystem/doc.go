@@ -40,9 +40,10 @@
 // or kernel crash may lose the calls since then, and bring back an older
 // version of a message, but each message present at a sync is found in
 // exactly one state. Until that sync, the file holding a message's previous
-// record is kept, since a file system may make a rename durable before the
-// renamed file's data; recovery puts it back in place of an empty message
-// file. Use it where the queue can be rebuilt, or where the speed is worth
+// record is kept (unless the Backend wrote it and no sync of a Backend on
+// the directory began or ended since), since a file system may make a
+// rename durable before the renamed file's data; recovery puts it back in
+// place of an empty message file. Use it where the queue can be rebuilt, or where the speed is worth
 // that risk.
 //
 // Hybrid (WithBatchSync): as durable as Standard, by a write-ahead journal.
