@@ -45,6 +45,7 @@ type Backend struct {
 	displaced displaced     // Performance mode's displaced records, until a flush
 	flushKick chan struct{} // asks for a flush
 	syncMu    sync.Mutex    // serialises syncfs calls (see syncAll)
+	syncsOK   atomic.Uint64 // the syncfs calls of this Backend that succeeded
 
 	// ops is held shared by every call and exclusively by Close.
 	ops    sync.RWMutex
@@ -253,9 +254,11 @@ func (b *Backend) Close() error {
 	b.ops.Lock() // the calls still running have finished
 	defer b.ops.Unlock()
 	// Leave the journal empty, so that the next open has nothing to
-	// replay, and no displaced record behind.
+	// replay, and no displaced record behind. A checkpoint's sync began
+	// once every call had returned: the flush then needs none of its own.
+	synced := b.syncsOK.Load()
 	err := b.checkpoint(context.Background())
-	if ferr := b.flushDisplaced(); ferr != nil {
+	if ferr := b.flush(b.syncsOK.Load() != synced); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("close %s: %w", b.dir, ferr))
 	}
 	return errors.Join(err, b.closeFiles())

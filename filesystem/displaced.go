@@ -134,7 +134,12 @@ func (b *Backend) displace(tmp string, keep bool) {
 // back, and a later sync would not say so again: the Backend refuses
 // further writes (see syncAll), and the files stay. A Backend that refuses
 // writes for any reason removes none.
-func (b *Backend) flushDisplaced() error {
+func (b *Backend) flushDisplaced() error { return b.flush(false) }
+
+// flush is flushDisplaced, without a sync of its own if synced: a sync
+// that began after every file change this Backend made, and after the
+// displaced files were recorded, has succeeded.
+func (b *Backend) flush(synced bool) error {
 	if !b.keepsDisplaced() {
 		return nil // every change is durable by itself
 	}
@@ -150,7 +155,10 @@ func (b *Backend) flushDisplaced() error {
 	if !b.displaced.dirty.Swap(false) && len(paths) == 0 {
 		return nil
 	}
-	err := b.syncAll()
+	var err error
+	if !synced {
+		err = b.syncAll()
+	}
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.displaced.putBack(paths) // never removed now: the Backend has failed
 		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), err)
@@ -210,6 +218,9 @@ func (b *Backend) syncFS() error {
 	b.changes.syncBegun()
 	err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
 	b.changes.syncEnded()
+	if err == nil {
+		b.syncsOK.Add(1)
+	}
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.fail(err)
 	}

@@ -622,6 +622,52 @@ func TestPerformanceKeepsDisplacedBesideJournal(t *testing.T) {
 	}
 }
 
+// TestCloseSyncsOnceBesideJournal shows that Close of a Performance-mode
+// Backend that wrote through a journal runs one syncfs, its checkpoint's,
+// which also covers its displaced records: they are gone after it, and a
+// power loss then keeps the change.
+func TestCloseSyncsOnceBesideJournal(t *testing.T) {
+	mem := crashLayout(t)
+	h, err := open(quietConfig(mem, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	inc := metastorage.StateIncoming
+	if err := h.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	var syncs atomic.Int64
+	p := unflushed(t, vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpSyncAll {
+			syncs.Add(1)
+		}
+		return nil
+	})))
+	mustSyncAll(t, p)
+	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := temps(t, mem); len(got) != 1 {
+		t.Fatalf("temp files %v, want the displaced record", got)
+	}
+	syncs.Store(0)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 1 {
+		t.Errorf("Close ran %d syncfs, want 1", n)
+	}
+	if got := temps(t, mem); len(got) != 0 {
+		t.Errorf("temp files %v after Close, want none", got)
+	}
+	disk := powerLossNamesFirst(t, mem)
+	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "second" {
+		t.Errorf("after Close and a power loss, m is %+v, want the change made before Close", es)
+	}
+}
+
 // failingSyncAll returns mem behind an injector that fails every SyncAll
 // with EIO while fail is set.
 func failingSyncAll(mem *vfs.Mem, fail *atomic.Bool) vfs.FS {
