@@ -668,6 +668,38 @@ func TestCloseSyncsOnceBesideJournal(t *testing.T) {
 	}
 }
 
+// TestCloseSyncsWithoutJournal shows that Close of a Performance-mode
+// Backend whose checkpoint runs no sync (the directory has no journal)
+// syncs itself before it removes its displaced records: a power loss then
+// keeps the change made before Close.
+func TestCloseSyncsWithoutJournal(t *testing.T) {
+	mem := crashLayout(t)
+	var syncs atomic.Int64
+	p := unflushed(t, vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpSyncAll {
+			syncs.Add(1)
+		}
+		return nil
+	})))
+	ctx := context.Background()
+	inc := metastorage.StateIncoming
+	storeSynced(t, p, "m", metastorage.MessageMetadata{State: inc, LastError: "first"})
+	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "second"}); err != nil {
+		t.Fatal(err)
+	}
+	syncs.Store(0)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 1 {
+		t.Errorf("Close ran %d syncfs, want 1", n)
+	}
+	disk := powerLossNamesFirst(t, mem)
+	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "second" {
+		t.Errorf("after Close and a power loss, m is %+v, want the change made before Close", es)
+	}
+}
+
 // failingSyncAll returns mem behind an injector that fails every SyncAll
 // with EIO while fail is set.
 func failingSyncAll(mem *vfs.Mem, fail *atomic.Bool) vfs.FS {
