@@ -259,10 +259,8 @@ func TestYoungRecordCountsEveryBackendsSync(t *testing.T) {
 				if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r2"}); err != nil {
 					t.Fatal(err)
 				}
-				disk := powerLossNamesFirst(t, mem)
-				got := disk.msgs["m"]
-				if len(got) != 1 || got[0].err != nil || (got[0].md.LastError != "r1" && got[0].md.LastError != "r2") {
-					t.Errorf("after a power loss: m is %+v, want r1, which a sync covered, or r2", got)
+				if got := lastErrorAfterPowerLoss(t, mem); got != "r1" && got != "r2" {
+					t.Errorf("after a power loss: m holds %s, want r1, which a sync covered, or r2", got)
 				}
 			})
 		}
@@ -329,9 +327,8 @@ func TestYoungRecordCountsSyncUnderWay(t *testing.T) {
 			if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "r2"}); err != nil {
 				t.Fatal(err)
 			}
-			got := powerLossNamesFirst(t, mem).msgs["m"]
-			if len(got) != 1 || got[0].err != nil || (got[0].md.LastError != "r1" && got[0].md.LastError != "r2") {
-				t.Errorf("after a power loss: m is %+v, want r1, which the sync made durable, or r2", got)
+			if got := lastErrorAfterPowerLoss(t, mem); got != "r1" && got != "r2" {
+				t.Errorf("after a power loss: m holds %s, want r1, which the sync made durable, or r2", got)
 			}
 		})
 	}
@@ -400,6 +397,18 @@ func powerLossNamesFirst(t *testing.T, mem *vfs.Mem) diskImage {
 		t.Fatal(err)
 	}
 	return disk
+}
+
+// lastErrorAfterPowerLoss returns the LastError of message m after
+// powerLossNamesFirst, or, if m is not there once as valid metadata, a
+// description of what is.
+func lastErrorAfterPowerLoss(t *testing.T, mem *vfs.Mem) string {
+	t.Helper()
+	es := powerLossNamesFirst(t, mem).msgs["m"]
+	if len(es) != 1 || es[0].err != nil {
+		return fmt.Sprintf("not one valid record but %+v", es)
+	}
+	return es[0].md.LastError
 }
 
 // TestRecoverTwoChangesInOneFlush shows that a message changed twice, the
@@ -487,9 +496,8 @@ func TestScanRemovesDisplacedOnlyAfterItsSync(t *testing.T) {
 	if !changed.Load() {
 		t.Fatal("the scan removed no displaced record")
 	}
-	disk := powerLossNamesFirst(t, mem)
-	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "synced" {
-		t.Errorf("after the power loss and recovery, m is %+v, want its synced record", es)
+	if got := lastErrorAfterPowerLoss(t, mem); got != "synced" {
+		t.Errorf("after the power loss and recovery, m holds %s, want its synced record", got)
 	}
 }
 
@@ -537,9 +545,8 @@ func TestRecoverySyncsTheRecordItPutsInPlace(t *testing.T) {
 			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
-			disk := powerLossNamesFirst(t, mem)
-			if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "in flight" {
-				t.Errorf("after recovery and a power loss, m is %+v, want the record recovery put in place", es)
+			if got := lastErrorAfterPowerLoss(t, mem); got != "in flight" {
+				t.Errorf("after recovery and a power loss, m holds %s, want the record recovery put in place", got)
 			}
 		})
 	}
@@ -616,9 +623,8 @@ func TestPerformanceKeepsDisplacedBesideJournal(t *testing.T) {
 	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "unsynced"}); err != nil {
 		t.Fatal(err)
 	}
-	disk := powerLossNamesFirst(t, mem)
-	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "synced" {
-		t.Errorf("after the power loss and recovery, m is %+v, want its synced record", es)
+	if got := lastErrorAfterPowerLoss(t, mem); got != "synced" {
+		t.Errorf("after the power loss and recovery, m holds %s, want its synced record", got)
 	}
 }
 
@@ -662,9 +668,8 @@ func TestCloseSyncsOnceBesideJournal(t *testing.T) {
 	if got := temps(t, mem); len(got) != 0 {
 		t.Errorf("temp files %v after Close, want none", got)
 	}
-	disk := powerLossNamesFirst(t, mem)
-	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "second" {
-		t.Errorf("after Close and a power loss, m is %+v, want the change made before Close", es)
+	if got := lastErrorAfterPowerLoss(t, mem); got != "second" {
+		t.Errorf("after Close and a power loss, m holds %s, want the change made before Close", got)
 	}
 }
 
@@ -694,9 +699,8 @@ func TestCloseSyncsWithoutJournal(t *testing.T) {
 	if n := syncs.Load(); n != 1 {
 		t.Errorf("Close ran %d syncfs, want 1", n)
 	}
-	disk := powerLossNamesFirst(t, mem)
-	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "second" {
-		t.Errorf("after Close and a power loss, m is %+v, want the change made before Close", es)
+	if got := lastErrorAfterPowerLoss(t, mem); got != "second" {
+		t.Errorf("after Close and a power loss, m holds %s, want the change made before Close", got)
 	}
 }
 
@@ -852,9 +856,8 @@ func TestFlushSyncsNewMessages(t *testing.T) {
 	if got := b.Stats().Flushes; got != 1 {
 		t.Errorf("Stats().Flushes = %d after a store and two flushes, want 1", got)
 	}
-	disk := powerLossNamesFirst(t, mem)
-	if es := disk.msgs["m"]; len(es) != 1 || es[0].err != nil || es[0].md.LastError != "new" {
-		t.Errorf("after a flush and a power loss, m is %+v, want it as stored", es)
+	if got := lastErrorAfterPowerLoss(t, mem); got != "new" {
+		t.Errorf("after a flush and a power loss, m holds %s, want it as stored", got)
 	}
 }
 
