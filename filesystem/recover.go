@@ -272,11 +272,7 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 	if !e.Type().IsRegular() {
 		return sc.locked(n, func() error { return sc.notRegular(s, n) })
 	}
-	md, err := readRecord(sc.b.fs, sc.b.path(s, n))
-	if p, ok := sc.placed[n]; ok && p.state == s {
-		// A check without repair: a temp file's record would be here.
-		md, err = metastorage.MessageMetadata{State: p.recorded}, nil
-	}
+	md, err := sc.record(s, n)
 	switch {
 	case isNotExist(err):
 		return nil
@@ -385,12 +381,11 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		ok = err == nil && stripeOf(file) == held && md.State.Valid()
 	}
 	if ok {
-		cur, err := sc.b.locate(file, s, nil)
-		if err != nil {
-			return fmt.Errorf("recover: %w", err)
-		}
+		var cur found
 		if p, ok := sc.placed[file]; ok {
 			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
+		} else if cur, err = sc.b.locate(file, s, nil); err != nil {
+			return fmt.Errorf("recover: %w", err)
 		}
 		switch {
 		case cur.ok && cur.err != nil:
@@ -410,6 +405,16 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		}
 	}
 	return sc.removeTemp(Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}, s)
+}
+
+// record reads the message file named file in state s, or, in a check
+// without repair, the record a repair would have put in its place (see
+// placed).
+func (sc *scanner) record(s metastorage.QueueState, file string) (metastorage.MessageMetadata, error) {
+	if p, ok := sc.placed[file]; ok && p.state == s {
+		return metastorage.MessageMetadata{State: p.recorded}, nil
+	}
+	return readRecord(sc.b.fs, sc.b.path(s, file))
 }
 
 // placedRecord is what a repair would put in place of a damaged message
@@ -557,10 +562,7 @@ func (b *Backend) renameToCorrupt(s metastorage.QueueState, file, dir string) (s
 
 func (sc *scanner) mismatch(s metastorage.QueueState, file string) error {
 	path := sc.b.path(s, file)
-	md, err := readRecord(sc.b.fs, path)
-	if p, ok := sc.placed[file]; ok && p.state == s {
-		md, err = metastorage.MessageMetadata{State: p.recorded}, nil
-	}
+	md, err := sc.record(s, file)
 	if err != nil || md.State == s {
 		return nil // changed meanwhile; a later scan sees what it is now
 	}
