@@ -57,7 +57,8 @@ func encodeFast(md *metastorage.MessageMetadata) ([]byte, bool) {
 	if md.Headers == nil {
 		b = append(b, "null"...)
 	} else {
-		keys := make([]string, 0, len(md.Headers))
+		var buf [8]string // on the stack for the usual few headers
+		keys := buf[:0]
 		for k := range md.Headers {
 			keys = append(keys, k)
 		}
