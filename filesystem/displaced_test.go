@@ -603,16 +603,9 @@ func TestCheckReportsWhatRepairDoes(t *testing.T) {
 // the new file's data, the message is back at its synced record.
 func TestPerformanceKeepsDisplacedBesideJournal(t *testing.T) {
 	mem := crashLayout(t)
-	h, err := open(quietConfig(mem, Hybrid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	storeThroughJournal(t, mem, "synced")
 	ctx := context.Background()
 	inc := metastorage.StateIncoming
-	if err := h.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
-		t.Fatal(err)
-	}
 	p := unflushed(t, mem) // its open empties the journal
 	if j, err := p.findJournal(); j == nil || err != nil {
 		t.Fatalf("the Performance-mode Backend writes through no journal (%v)", err)
@@ -634,23 +627,11 @@ func TestPerformanceKeepsDisplacedBesideJournal(t *testing.T) {
 // power loss then keeps the change.
 func TestCloseSyncsOnceBesideJournal(t *testing.T) {
 	mem := crashLayout(t)
-	h, err := open(quietConfig(mem, Hybrid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	storeThroughJournal(t, mem, "first")
 	ctx := context.Background()
 	inc := metastorage.StateIncoming
-	if err := h.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "first"}); err != nil {
-		t.Fatal(err)
-	}
 	var syncs atomic.Int64
-	p := unflushed(t, vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if op == vfs.OpSyncAll {
-			syncs.Add(1)
-		}
-		return nil
-	})))
+	p := unflushed(t, countingSyncAll(mem, &syncs))
 	mustSyncAll(t, p)
 	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "second"}); err != nil {
 		t.Fatal(err)
@@ -680,12 +661,7 @@ func TestCloseSyncsOnceBesideJournal(t *testing.T) {
 func TestCloseSyncsWithoutJournal(t *testing.T) {
 	mem := crashLayout(t)
 	var syncs atomic.Int64
-	p := unflushed(t, vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if op == vfs.OpSyncAll {
-			syncs.Add(1)
-		}
-		return nil
-	})))
+	p := unflushed(t, countingSyncAll(mem, &syncs))
 	ctx := context.Background()
 	inc := metastorage.StateIncoming
 	storeSynced(t, p, "m", metastorage.MessageMetadata{State: inc, LastError: "first"})
@@ -702,6 +678,33 @@ func TestCloseSyncsWithoutJournal(t *testing.T) {
 	if got := lastErrorAfterPowerLoss(t, mem); got != "second" {
 		t.Errorf("after Close and a power loss, m holds %s, want the change made before Close", got)
 	}
+}
+
+// storeThroughJournal stores message m, with lastError, through a
+// Hybrid-mode Backend that stays open for the test: the directory then has
+// a journal, which every Backend writes through.
+func storeThroughJournal(t *testing.T, mem *vfs.Mem, lastError string) {
+	t.Helper()
+	h, err := open(quietConfig(mem, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	md := metastorage.MessageMetadata{State: metastorage.StateIncoming, LastError: lastError}
+	if err := h.StoreMeta(context.Background(), "m", md); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingSyncAll returns mem behind an injector that counts the SyncAll
+// calls in n.
+func countingSyncAll(mem *vfs.Mem, n *atomic.Int64) vfs.FS {
+	return vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpSyncAll {
+			n.Add(1)
+		}
+		return nil
+	}))
 }
 
 // failingSyncAll returns mem behind an injector that fails every SyncAll
