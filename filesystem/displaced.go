@@ -208,6 +208,8 @@ func (b *Backend) syncAll() error {
 	return err
 }
 
+// syncFS runs one syncfs, counted as begun and ended in the directory's
+// change counters (see Backend.put), and fails the Backend if it fails.
 func (b *Backend) syncFS() error {
 	syncer, ok := b.fs.(vfs.SyncFS)
 	if !ok {
@@ -218,10 +220,10 @@ func (b *Backend) syncFS() error {
 	b.changes.syncBegun()
 	err := syncer.SyncAll(b.dirs[metastorage.StateIncoming].f)
 	b.changes.syncEnded()
-	if err == nil {
+	switch {
+	case err == nil:
 		b.syncsOK.Add(1)
-	}
-	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+	case !errors.Is(err, errors.ErrUnsupported):
 		b.fail(err)
 	}
 	return err
