@@ -34,6 +34,7 @@ type Backend struct {
 	counts  counter
 	hints   hints
 	recent  recent
+	names   names
 	keys    keyCache
 	order   moveOrder
 	stats   stats
@@ -86,6 +87,7 @@ func open(cfg config) (*Backend, error) {
 	}
 	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger}
 	b.recent.now = time.Now
+	b.names.now = time.Now
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -155,7 +157,7 @@ func (b *Backend) openDirs() error {
 	}
 	if ch != nil {
 		b.changes = ch
-		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states}
+		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states, names: &b.names}
 	}
 	if b.cfg.mode() != Performance {
 		// Make the layout itself durable: a state directory created now

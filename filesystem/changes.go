@@ -210,6 +210,7 @@ type changeFS struct {
 	vfs.FS
 	c      *changes
 	states *[metastorage.NumStates]string
+	names  *names // told of each change
 }
 
 // SyncAll implements vfs.SyncFS if the wrapped file system does.
@@ -249,10 +250,13 @@ func (f *changeFS) target(path string) (target, bool) {
 	return target{}, false
 }
 
-// changing is a change under way: the targets whose counters it made odd.
+// changing is a change under way: the targets whose counters it made odd,
+// and whether the Backend's names knew their names just before.
 type changing struct {
-	a, b     target
-	okA, okB bool
+	a, b           target
+	okA, okB       bool
+	knownA, knownB bool
+	newInA         bool // the new name is a's
 }
 
 // begin counts a change of the names old and new (new may be "") as begun.
@@ -260,48 +264,63 @@ func (f *changeFS) begin(old, new string) changing {
 	var c changing
 	c.a, c.okA = f.target(old)
 	if new != "" {
-		c.b, c.okB = f.target(new)
-		c.okB = c.okB && (!c.okA || c.b != c.a)
+		var ok bool
+		c.b, ok = f.target(new)
+		c.newInA = ok && c.okA && c.b == c.a
+		c.okB = ok && !c.newInA
 	}
 	if c.okA {
+		c.knownA = f.names.current(f.c, &f.names.sets[c.a.stripe][c.a.state], c.a.state, c.a.stripe)
 		f.c.begin(c.a.state, c.a.stripe)
 	}
 	if c.okB {
+		c.knownB = f.names.current(f.c, &f.names.sets[c.b.stripe][c.b.state], c.b.state, c.b.stripe)
 		f.c.begin(c.b.state, c.b.stripe)
 	}
 	return c
 }
 
-// end counts the change c as ended.
-func (f *changeFS) end(c changing) {
+// end counts the change c as ended, and tells the Backend's names that it
+// removed the name gone and added came ("" for none), unless it failed.
+func (f *changeFS) end(c changing, err error, gone, came string) {
 	if c.okB {
 		f.c.end(c.b.state, c.b.stripe)
+		f.names.changed(f.c, c.b, c.knownB, err, "", came)
 	}
 	if c.okA {
 		f.c.end(c.a.state, c.a.stripe)
+		if !c.newInA {
+			came = ""
+		}
+		f.names.changed(f.c, c.a, c.knownA, err, gone, came)
 	}
 }
 
 func (f *changeFS) Rename(oldname, newname string) error {
 	c := f.begin(oldname, newname)
-	defer f.end(c)
-	return f.FS.Rename(oldname, newname)
+	err := f.FS.Rename(oldname, newname)
+	f.end(c, err, oldname, newname)
+	return err
 }
 
 func (f *changeFS) RenameNoReplace(oldname, newname string) error {
 	c := f.begin(oldname, newname)
-	defer f.end(c)
-	return f.FS.RenameNoReplace(oldname, newname)
+	err := f.FS.RenameNoReplace(oldname, newname)
+	f.end(c, err, oldname, newname)
+	return err
 }
 
+// Exchange swaps two names, so each directory keeps the names it had.
 func (f *changeFS) Exchange(oldname, newname string) error {
 	c := f.begin(oldname, newname)
-	defer f.end(c)
-	return f.FS.Exchange(oldname, newname)
+	err := f.FS.Exchange(oldname, newname)
+	f.end(c, err, "", "")
+	return err
 }
 
 func (f *changeFS) Remove(name string) error {
 	c := f.begin(name, "")
-	defer f.end(c)
-	return f.FS.Remove(name)
+	err := f.FS.Remove(name)
+	f.end(c, err, name, "")
+	return err
 }

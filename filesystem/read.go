@@ -23,14 +23,14 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (md metastorage
 		return metastorage.MessageMetadata{}, err
 	}
 	defer b.end()
-	cur, err := b.locate(file, nowhere, nil)
+	cur, err := b.locate(file, nowhere, nil, false)
 	if err == nil && !cur.ok {
 		// The message may have moved from a state not yet tried to one
 		// already tried; under its lock the answer is final.
 		var unlock func()
 		unlock, err = b.lock(ctx, stripeOf(file))
 		if err == nil {
-			cur, err = b.locate(file, nowhere, nil)
+			cur, err = b.locate(file, nowhere, nil, true)
 			unlock()
 		}
 	}

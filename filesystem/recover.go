@@ -384,7 +384,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		var cur found
 		if p, ok := sc.placed[file]; ok {
 			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
-		} else if cur, err = sc.b.locate(file, s, nil); err != nil {
+		} else if cur, err = sc.b.locate(file, s, nil, false); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		switch {

@@ -211,7 +211,7 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 			first = states[0]
 		}
 		wrote, syncs, _ := b.recent.written(file, stripe)
-		if cur, err = b.locate(file, first, wrote); err != nil {
+		if cur, err = b.locate(file, first, wrote, true); err != nil {
 			return fmt.Errorf("%s %s: %w", op, id, err)
 		}
 		if cur.mine {
@@ -227,23 +227,25 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 
 // locate finds the message's file and reads it, trying first the state
 // the location hint gives, else first (unless it is nowhere), then the
-// others. Under the message's stripe lock the answer is stable against the
-// writers of this directory; without it, a message that moves meanwhile
-// may be missed. The file found is mine if it holds exactly wrote, the
-// record this Backend wrote last (if not nil): each record a Backend
-// writes has a later Updated than the one it replaces.
-func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte) (found, error) {
+// others. Under the message's stripe lock (locked) the answer is stable
+// against the writers of this directory, and the states whose names are
+// known to lack the file are skipped; without it, a message that moves
+// meanwhile may be missed. The file found is mine if it holds exactly
+// wrote, the record this Backend wrote last (if not nil): each record a
+// Backend writes has a later Updated than the one it replaces.
+func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte, locked bool) (found, error) {
 	h := nameHash(file)
 	if s, ok := b.hints.get(h); ok {
 		first = s
 	}
-	if first != nowhere {
+	stripe := stripeOf(file)
+	if first != nowhere && !(locked && b.absent(first, stripe, file)) {
 		if f, done, err := b.probe(file, first, wrote); done {
 			return f, err
 		}
 	}
 	for _, s := range metastorage.States() {
-		if s == first {
+		if s == first || locked && b.absent(s, stripe, file) {
 			continue
 		}
 		if f, done, err := b.probe(file, s, wrote); done {
