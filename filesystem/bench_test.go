@@ -3,6 +3,7 @@ package filesystem
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -155,4 +156,48 @@ func iterateCount(tb testing.TB, be *Backend, state metastorage.QueueState, batc
 		}
 		n++
 	}
+}
+
+// BenchmarkLifecycle runs the lifecycle of the bench command's main
+// workload, one message per iteration, 32 goroutines per CPU.
+func BenchmarkLifecycle(b *testing.B) {
+	benchModes(b, func(b *testing.B, be *Backend) {
+		ctx := context.Background()
+		var next atomic.Int64
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := lifecycle(ctx, be, fmt.Sprintf("m-%d", next.Add(1))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// lifecycle takes message id through the bench command's lifecycle:
+// store, claim, read, defer, claim again, delete.
+func lifecycle(ctx context.Context, be *Backend, id string) error {
+	md := benchRecord(metastorage.StateIncoming)
+	if err := be.StoreMeta(ctx, id, md); err != nil {
+		return err
+	}
+	if err := be.MoveToState(ctx, id, metastorage.StateIncoming, metastorage.StateActive); err != nil {
+		return err
+	}
+	got, err := be.GetMeta(ctx, id)
+	if err != nil {
+		return err
+	}
+	got.Attempts++
+	got.LastError = "451 4.7.1 greylisted, try again later"
+	got.State = metastorage.StateDeferred
+	if err := be.UpdateMeta(ctx, id, got); err != nil {
+		return err
+	}
+	if err := be.MoveToState(ctx, id, metastorage.StateDeferred, metastorage.StateActive); err != nil {
+		return err
+	}
+	return be.DeleteMeta(ctx, id)
 }
