@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -171,3 +172,23 @@ func (img diskImage) structural() []string {
 
 // isCrashed reports whether err comes from the simulated crash.
 func isCrashed(err error) bool { return errors.Is(err, vfs.ErrCrashed) }
+
+// countingOpens returns a file system for a test, a fresh Mem or, if real,
+// the real one, that counts in opens the files opened whose path match
+// accepts (dir is the metadata directory), and the metadata directory to
+// open on it: crashDir, or a temp directory.
+func countingOpens(t *testing.T, real bool, match func(dir, path string) bool) (fsys vfs.FS, dir string, opens *atomic.Int64) {
+	var under vfs.FS = vfs.NewMem()
+	dir = crashDir
+	if real {
+		under, dir = vfs.OS, t.TempDir()
+	}
+	opens = new(atomic.Int64)
+	fsys = vfs.Inject(under, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpOpen && match(dir, path) {
+			opens.Add(1)
+		}
+		return nil
+	}))
+	return fsys, dir, opens
+}

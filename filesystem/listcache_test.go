@@ -34,19 +34,7 @@ func TestListReadsOnlyChangedStripes(t *testing.T) {
 		{"uncounted, same backend", false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var opens atomic.Int64
-			var under vfs.FS = vfs.NewMem()
-			dir := crashDir
-			if tc.real {
-				under, dir = vfs.OS, t.TempDir()
-			}
-			deferred := filepath.Join(dir, "deferred") + string(filepath.Separator)
-			var fsys vfs.FS = vfs.Inject(under, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-				if op == vfs.OpOpen && strings.HasPrefix(path, deferred) {
-					opens.Add(1)
-				}
-				return nil
-			}))
+			fsys, dir, opens := countingOpens(t, tc.real, inDeferred)
 			if !tc.counts {
 				fsys = noSharedMemory{fsys}
 			}
@@ -270,18 +258,17 @@ func (h openHook) OpenIn(dir vfs.File, name string) (vfs.File, error) {
 	return f, err
 }
 
+// inDeferred reports whether path lies in the deferred directory of the
+// metadata directory dir.
+func inDeferred(dir, path string) bool {
+	return strings.HasPrefix(path, filepath.Join(dir, "deferred")+string(filepath.Separator))
+}
+
 // countingBackend opens a Backend in Performance mode on a fresh Mem, and
 // returns it with the count of the message files it opens in deferred.
 func countingBackend(t *testing.T) (*Backend, *atomic.Int64) {
 	t.Helper()
-	opens := new(atomic.Int64)
-	deferred := filepath.Join(crashDir, "deferred") + string(filepath.Separator)
-	fsys := vfs.Inject(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if op == vfs.OpOpen && strings.HasPrefix(path, deferred) {
-			opens.Add(1)
-		}
-		return nil
-	}))
+	fsys, _, opens := countingOpens(t, false, inDeferred)
 	b, err := open(quietConfig(fsys, Performance))
 	if err != nil {
 		t.Fatal(err)

@@ -21,20 +21,11 @@ import (
 func TestNewMessageNotLookedUpWhereAbsent(t *testing.T) {
 	for _, real := range []bool{false, true} {
 		t.Run(fmt.Sprintf("real files %v", real), func(t *testing.T) {
-			var under vfs.FS = vfs.NewMem()
-			dir := crashDir
-			if real {
-				under, dir = vfs.OS, t.TempDir()
-			}
 			var watched atomic.Value // the file whose opens are counted
 			watched.Store("")
-			var opens atomic.Int64
-			fsys := vfs.Inject(under, vfs.InjectorFunc(func(op vfs.Op, p string) error {
-				if op == vfs.OpOpen && path.Base(p) == watched.Load().(string) {
-					opens.Add(1)
-				}
-				return nil
-			}))
+			fsys, dir, opens := countingOpens(t, real, func(_, p string) bool {
+				return path.Base(p) == watched.Load().(string)
+			})
 			cfg := quietConfig(fsys, Performance)
 			cfg.dir = dir
 			b, err := open(cfg)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,19 +29,10 @@ func TestChangeReusesRecordItWrote(t *testing.T) {
 			{"uncounted", false, false},
 		} {
 			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
-				var under vfs.FS = vfs.NewMem()
-				dir := crashDir
-				if tc.real {
-					under, dir = vfs.OS, t.TempDir()
-				}
 				file := fileOf(t, "m")
-				var opens atomic.Int64
-				var fsys vfs.FS = vfs.Inject(under, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-					if op == vfs.OpOpen && strings.HasSuffix(path, "/"+file) {
-						opens.Add(1)
-					}
-					return nil
-				}))
+				fsys, dir, opens := countingOpens(t, tc.real, func(_, path string) bool {
+					return strings.HasSuffix(path, "/"+file)
+				})
 				if !tc.counts {
 					fsys = noSharedMemory{fsys}
 				}
