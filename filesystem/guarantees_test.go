@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -319,5 +320,83 @@ func TestStandardSyncsPerCall(t *testing.T) {
 		if f, d := after.FileSyncs-before.FileSyncs, after.DirSyncRequests-before.DirSyncRequests; f != c.fileSyncs || d != c.dirs {
 			t.Errorf("%s: %d file fsyncs and %d directory fsyncs asked for, want %d and %d", c.name, f, d, c.fileSyncs, c.dirs)
 		}
+	}
+}
+
+// TestSharedBackendsKeepOneState shows that three Backends sharing a
+// directory, each called by several goroutines with random changes of a
+// few messages (stores, moves, updates and deletes, plain and
+// compare-and-swap, reads, and a repairing check now and then), leave
+// every message in one state at most, where GetMeta finds it, and fail
+// only with the errors those calls may give.
+func TestSharedBackendsKeepOneState(t *testing.T) {
+	for _, mode := range crashModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			mem := crashLayout(t)
+			var bs [3]*Backend
+			for i := range bs {
+				b, err := open(quietConfig(mem, mode))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				bs[i] = b
+			}
+			ids := make([]string, 24)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("m-%d", i)
+			}
+			states := metastorage.States()
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			for g := range 9 {
+				wg.Go(func() {
+					b := bs[g%len(bs)]
+					r := rand.New(rand.NewPCG(uint64(g), 1))
+					for range 300 {
+						id := ids[r.IntN(len(ids))]
+						s, s2 := states[r.IntN(len(states))], states[r.IntN(len(states))]
+						var err error
+						switch r.IntN(8) {
+						case 0, 1:
+							err = b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: s})
+						case 2:
+							err = b.MoveToState(ctx, id, s, s2)
+						case 3:
+							err = b.UpdateMeta(ctx, id, metastorage.MessageMetadata{State: s2})
+						case 4:
+							err = b.UpdateMetaIn(ctx, id, s, metastorage.MessageMetadata{State: s2})
+						case 5:
+							err = b.DeleteMeta(ctx, id)
+						case 6:
+							err = b.DeleteMetaIn(ctx, id, s)
+						case 7:
+							_, err = b.GetMeta(ctx, id)
+						}
+						if err != nil && !errors.Is(err, metastorage.ErrMessageNotFound) && !errors.Is(err, metastorage.ErrStateConflict) {
+							t.Errorf("goroutine %d: %v", g, err)
+						}
+						if g == 0 && r.IntN(100) == 0 {
+							if _, err := b.Check(ctx, true); err != nil {
+								t.Errorf("check: %v", err)
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			for _, id := range ids {
+				in := statesOf(t, bs[0], id)
+				md, err := bs[1].GetMeta(ctx, id)
+				switch {
+				case len(in) > 1:
+					t.Errorf("message %s lies in states %v", id, in)
+				case len(in) == 0 && !errors.Is(err, metastorage.ErrMessageNotFound):
+					t.Errorf("message %s lies in no state, and GetMeta returns %v", id, err)
+				case len(in) == 1 && (err != nil || md.State != in[0]):
+					t.Errorf("message %s lies in state %s, and GetMeta returns %v, %v", id, in[0], md.State, err)
+				}
+			}
+		})
 	}
 }
