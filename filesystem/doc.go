@@ -25,8 +25,10 @@
 // rename or removal of a message file, its writer moves a counter of the
 // file's state and stripe in .locks/changes, a file that every writing
 // process maps into memory, so that an iterator knows without a system
-// call that a record it read ahead is still current, and a listing that
-// the sort keys it kept from an earlier one still are.
+// call that a record it read ahead is still current, a listing that
+// the sort keys it kept from an earlier one still are, and a writer that
+// a directory it listed lately still lacks a message it is about to
+// store.
 //
 // # Durability modes
 //
