@@ -6,10 +6,11 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// recentTTL bounds how long a record a Backend wrote stands in for its file.
-// Changes are counted whoever makes them through a Backend; the bound is
-// for the ones that are not (a file replaced by hand), which a change made
-// within it may overwrite, as one racing with them would.
+// recentTTL bounds how long a record a Backend wrote stands in for its
+// file, and a listing of a directory for its names (see names). Changes
+// are counted whoever makes them through a Backend; the bound is for the
+// ones that are not (a file replaced or copied in by hand), which a change
+// made within it may overwrite or miss, as one racing with them would.
 const recentTTL = time.Second
 
 // recentPerStripe is the number of records kept for each stripe: about
