@@ -270,11 +270,11 @@ func (f *changeFS) begin(old, new string) changing {
 		c.okB = ok && !c.newInA
 	}
 	if c.okA {
-		c.knownA = f.names.current(f.c, &f.names.sets[c.a.stripe][c.a.state], c.a.state, c.a.stripe)
+		c.knownA = f.names.current(f.c, c.a)
 		f.c.begin(c.a.state, c.a.stripe)
 	}
 	if c.okB {
-		c.knownB = f.names.current(f.c, &f.names.sets[c.b.stripe][c.b.state], c.b.state, c.b.stripe)
+		c.knownB = f.names.current(f.c, c.b)
 		f.c.begin(c.b.state, c.b.stripe)
 	}
 	return c

@@ -58,22 +58,24 @@ type listing struct {
 	entries  int
 }
 
-// current reports whether set stands for the names of state s and stripe.
-func (n *names) current(c *changes, set *nameSet, s metastorage.QueueState, stripe int) bool {
-	return set.files != nil && c.unchanged(s, stripe, set.counter) && n.now().Sub(set.listed) < recentTTL
+// current reports whether n knows the names of target t.
+func (n *names) current(c *changes, t target) bool {
+	set := &n.sets[t.stripe][t.state]
+	return set.files != nil && c.unchanged(t.state, t.stripe, set.counter) && n.now().Sub(set.listed) < recentTTL
 }
 
-// adopt makes set the names of state s and stripe that l lists, if they
-// still stand, and reports whether they do.
-func (n *names) adopt(c *changes, set *nameSet, l *listing, s metastorage.QueueState, stripe int) bool {
-	if l == nil || !l.usable[stripe] || !c.unchanged(s, stripe, l.counters[stripe]) || n.now().Sub(l.began) >= recentTTL {
+// adopt takes the names of target t from l, if they still stand, and
+// reports whether they do.
+func (n *names) adopt(c *changes, t target, l *listing) bool {
+	if l == nil || !l.usable[t.stripe] || !c.unchanged(t.state, t.stripe, l.counters[t.stripe]) || n.now().Sub(l.began) >= recentTTL {
 		return false
 	}
-	set.files = make(map[string]struct{}, len(l.files[stripe])+4)
-	for _, f := range l.files[stripe] {
+	set := &n.sets[t.stripe][t.state]
+	set.files = make(map[string]struct{}, len(l.files[t.stripe])+4)
+	for _, f := range l.files[t.stripe] {
 		set.files[f] = struct{}{}
 	}
-	set.counter, set.listed = l.counters[stripe], l.began
+	set.counter, set.listed = l.counters[t.stripe], l.began
 	return true
 }
 
@@ -104,14 +106,11 @@ func (b *Backend) absent(s metastorage.QueueState, stripe int, file string) bool
 	if b.changes == nil {
 		return false
 	}
-	n := &b.names
-	set := &n.sets[stripe][s]
-	if !n.current(b.changes, set, s, stripe) &&
-		!n.adopt(b.changes, set, n.dirs[s].last.Load(), s, stripe) &&
-		!n.adopt(b.changes, set, b.relist(s), s, stripe) {
+	n, t := &b.names, target{s, stripe}
+	if !n.current(b.changes, t) && !n.adopt(b.changes, t, n.dirs[s].last.Load()) && !n.adopt(b.changes, t, b.relist(s)) {
 		return false
 	}
-	_, ok := set.files[file]
+	_, ok := n.sets[stripe][s].files[file]
 	return !ok
 }
 
