@@ -45,8 +45,8 @@
 // record is kept (unless the Backend wrote it and no sync of a Backend on
 // the directory began or ended since), since a file system may make a
 // rename durable before the renamed file's data; recovery puts it back in
-// place of an empty message file. Use it where the queue can be rebuilt, or where the speed is worth
-// that risk.
+// place of an empty message file. Use it where the queue can be rebuilt,
+// or where the speed is worth that risk.
 //
 // Hybrid (WithBatchSync): as durable as Standard, by a write-ahead journal.
 // Before a call returns nil, the message as the call leaves it (its whole
