@@ -31,9 +31,7 @@ func temps(t *testing.T, mem *vfs.Mem) []string {
 // displaced records only when told, and at Close.
 func unflushed(t *testing.T, fsys vfs.FS) *Backend {
 	t.Helper()
-	cfg := quietConfig(fsys, Performance)
-	cfg.flushEvery = -1
-	b, err := open(cfg)
+	b, err := open(quietConfig(fsys, Performance))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +68,7 @@ func TestDisplacedKeptUntilFlush(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			mem := crashLayout(t)
 			var failSync atomic.Bool
-			cfg := quietConfig(failingSyncAll(mem, &failSync), mode)
-			cfg.flushEvery = -1
-			b, err := open(cfg)
+			b, err := open(quietConfig(failingSyncAll(mem, &failSync), mode))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -884,13 +880,7 @@ func TestFlushWithoutSyncfs(t *testing.T) {
 				}
 				return fmt.Errorf("syncfs: %w", errors.ErrUnsupported)
 			}))
-			cfg := quietConfig(fsys, Performance)
-			cfg.flushEvery = -1
-			b, err := open(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
+			b = unflushed(t, fsys)
 			ctx := context.Background()
 			inc := metastorage.StateIncoming
 			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc}); err != nil {
@@ -906,7 +896,7 @@ func TestFlushWithoutSyncfs(t *testing.T) {
 				t.Fatalf("temp files %v, want the displaced record", got)
 			}
 			flushing.Store(true)
-			err = b.flushDisplaced()
+			err := b.flushDisplaced()
 			got := temps(t, mem)
 			if !failing {
 				if err != nil || len(got) != 0 {
