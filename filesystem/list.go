@@ -267,7 +267,7 @@ func page(entries []listEntry, opts metastorage.MessageListOptions) metastorage.
 	start := min(opts.Offset, total)
 	end := total
 	if opts.Limit > 0 {
-		end = min(start+opts.Limit, total)
+		end = start + min(opts.Limit, total-start) // no overflow for a huge Limit
 	}
 	by := listOrder(opts)
 	if end < total/2 {

@@ -1,11 +1,15 @@
 package filesystem
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -53,4 +57,65 @@ func TestPageMatchesFullSort(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzListOptions lists a small spool with any options: every call gives
+// the page of a full sort done here, or an error for a negative Limit or
+// Offset or an unknown SortBy or SortOrder, and never panics.
+func FuzzListOptions(f *testing.F) {
+	f.Add(1, math.MaxInt, "", "", int64(0))
+	f.Add(math.MaxInt, math.MaxInt, "created", "desc", int64(0))
+	f.Add(0, 0, "priority", "asc", int64(2))
+	f.Add(-1, 3, "attempts", "", int64(0))
+	f.Add(2, -1, "updated", "DESC", int64(-5))
+	f.Add(3, 2, "size", "up", int64(0))
+	b, err := open(quietConfig(vfs.NewMem(), Performance))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var stored []listEntry
+	for i := range 7 {
+		id := fmt.Sprintf("m-%d", (i*5)%7)
+		md := metastorage.MessageMetadata{State: metastorage.StateDeferred, Priority: i % 3, Attempts: i % 2, Created: base.Add(time.Duration(i%4) * time.Second)}
+		if err := b.StoreMeta(ctx, id, md); err != nil {
+			f.Fatal(err)
+		}
+		if md, err = b.GetMeta(ctx, id); err != nil {
+			f.Fatal(err)
+		}
+		stored = append(stored, listEntry{id: id, keys: keysOf(&md)})
+	}
+	f.Fuzz(func(t *testing.T, offset, limit int, sortBy, sortOrder string, since int64) {
+		opts := metastorage.MessageListOptions{Offset: offset, Limit: limit, SortBy: sortBy, SortOrder: sortOrder}
+		if since != 0 {
+			opts.Since = base.Add(time.Duration(since) * time.Second)
+		}
+		res, err := b.ListMessages(ctx, metastorage.StateDeferred, opts)
+		if valid := checkListOptions(opts) == nil; !valid || err != nil {
+			if valid || err == nil {
+				t.Fatalf("%+v: error %v, want one only for invalid options", opts, err)
+			}
+			return
+		}
+		var match []listEntry
+		for _, e := range stored {
+			if opts.Since.IsZero() || e.keys.created.compare(instantOf(opts.Since)) >= 0 || e.keys.updated.compare(instantOf(opts.Since)) >= 0 {
+				match = append(match, e)
+			}
+		}
+		slices.SortFunc(match, listOrder(opts))
+		want := []string{}
+		for i, e := range match {
+			if i >= offset && (limit == 0 || i-offset < limit) {
+				want = append(want, e.id)
+			}
+		}
+		more := offset < len(match) && limit > 0 && len(match)-offset > limit
+		if !slices.Equal(res.MessageIDs, want) || res.Total != len(match) || res.HasMore != more {
+			t.Fatalf("%+v: page %q, total %d, more %t; want %q, total %d, more %t", opts, res.MessageIDs, res.Total, res.HasMore, want, len(match), more)
+		}
+	})
 }
