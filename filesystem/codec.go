@@ -23,17 +23,41 @@ import (
 // metadata.
 var errCorrupt = errors.New("not valid metadata")
 
-// maxRecord bounds the size of a metadata file the backend reads.
-const maxRecord = 16 << 20
+// MaxRecordBytes is the largest record, as stored (its JSON), that a
+// Backend writes and reads. A record whose strings total at most
+// metastorage.StringBytesAlwaysStored always fits; a larger one is refused
+// with an error wrapping metastorage.ErrTooLarge.
+const MaxRecordBytes = 16 << 20
 
 // encode returns the file contents for md: one compact JSON object with the
 // field names of metastorage.MessageMetadata and State as its number,
-// byte for byte what encoding/json makes of md.
+// byte for byte what encoding/json makes of md, with each time whose zone
+// offset RFC 3339 cannot write in UTC. A record larger than MaxRecordBytes
+// gives an error wrapping metastorage.ErrTooLarge.
 func encode(md *metastorage.MessageMetadata) ([]byte, error) {
-	if data, ok := encodeFast(md); ok {
-		return data, nil
+	m := *md
+	m.NextRetry, m.Created, m.Updated = storable(m.NextRetry), storable(m.Created), storable(m.Updated)
+	data, ok := encodeFast(&m)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(&m); err != nil {
+			return nil, err
+		}
 	}
-	return json.Marshal(md)
+	if len(data) > MaxRecordBytes {
+		return nil, fmt.Errorf("record takes %d bytes, more than the %d a record may take (strings totalling %d bytes always fit): %w",
+			len(data), MaxRecordBytes, metastorage.StringBytesAlwaysStored, metastorage.ErrTooLarge)
+	}
+	return data, nil
+}
+
+// storable returns t, or t in UTC if RFC 3339 cannot write its zone offset
+// (not whole minutes, or a day or more): the instant is kept.
+func storable(t time.Time) time.Time {
+	if _, off := t.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		return t.UTC()
+	}
+	return t
 }
 
 // encodeFast is encode without reflection. It gives up (false) on what it
@@ -203,7 +227,7 @@ func readOpenData(f vfs.File, path string, bp *[]byte) (metastorage.MessageMetad
 // readFile reads the open file f, which fi describes (fi may be nil), into
 // *bp, which it leaves grown for the next call, and returns the bytes.
 func readFile(f vfs.File, fi fs.FileInfo, bp *[]byte) (data []byte, err error) {
-	if fi != nil && fi.Mode().IsRegular() && fi.Size() < maxRecord {
+	if fi != nil && fi.Mode().IsRegular() && fi.Size() <= MaxRecordBytes {
 		data, err = readSize(f, (*bp)[:0], int(fi.Size()))
 	} else {
 		data, err = readAll(f, (*bp)[:0])
@@ -231,13 +255,14 @@ func readSize(r io.Reader, buf []byte, size int) ([]byte, error) {
 	return buf, nil
 }
 
-// readAll reads r to the end into buf, growing it as needed.
+// readAll reads r to the end into buf, growing it as needed, and fails
+// with errCorrupt past MaxRecordBytes.
 func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	for {
+		if len(buf) > MaxRecordBytes {
+			return buf, fmt.Errorf("%w: larger than %d bytes", errCorrupt, MaxRecordBytes)
+		}
 		if len(buf) == cap(buf) {
-			if len(buf) >= maxRecord {
-				return buf, fmt.Errorf("%w: larger than %d bytes", errCorrupt, maxRecord)
-			}
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])

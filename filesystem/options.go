@@ -57,6 +57,8 @@ type config struct {
 	// means flushEvery; negative, never but at Close, and when a test
 	// calls flushDisplaced).
 	flushEvery time.Duration
+	// For tests: the clock that sets Updated (nil means time.Now).
+	now func() time.Time
 }
 
 var _ metastorage.Factory = (*Factory)(nil)

@@ -33,13 +33,16 @@ type found struct {
 // together, also across a crash.
 func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "store"
+	if err := metastorage.CheckRecord(&md); err != nil {
+		return fmt.Errorf("%s %s: %w", op, messageID, err)
+	}
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
 		var prev time.Time
 		if cur.ok && cur.err == nil {
 			prev = cur.md.Updated
 		}
 		md.ID = messageID
-		md.Updated = stamp(prev)
+		md.Updated = b.stamp(prev)
 		if md.Created.IsZero() {
 			md.Created = md.Updated
 		}
@@ -51,6 +54,9 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorag
 // Created; see metastorage.Backend.
 func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "update"
+	if err := metastorage.CheckRecord(&md); err != nil {
+		return fmt.Errorf("%s %s: %w", op, messageID, err)
+	}
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
 		if !cur.ok {
 			return fmt.Errorf("%s %s: %w", op, messageID, metastorage.ErrMessageNotFound)
@@ -60,7 +66,7 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 		}
 		md.ID = messageID
 		md.Created = cur.md.Created
-		md.Updated = stamp(cur.md.Updated)
+		md.Updated = b.stamp(cur.md.Updated)
 		return b.put(op, messageID, file, cur, md)
 	}, md.State)
 }
@@ -72,13 +78,16 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 // MoveToState and an UpdateMetaIn from the same state, exactly one wins.
 func (b *Backend) UpdateMetaIn(ctx context.Context, messageID string, from metastorage.QueueState, md metastorage.MessageMetadata) error {
 	const op = "update"
+	if err := metastorage.CheckRecord(&md); err != nil {
+		return fmt.Errorf("%s %s: %w", op, messageID, err)
+	}
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
 		if err := b.expect(op, messageID, cur, from); err != nil {
 			return err
 		}
 		md.ID = messageID
 		md.Created = cur.md.Created
-		md.Updated = stamp(cur.md.Updated)
+		md.Updated = b.stamp(cur.md.Updated)
 		return b.put(op, messageID, file, cur, md)
 	}, from, md.State)
 }
@@ -171,7 +180,7 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 		md := cur.md
 		md.ID = messageID
 		md.State = to
-		md.Updated = stamp(cur.md.Updated)
+		md.Updated = b.stamp(cur.md.Updated)
 		return b.put(op, messageID, file, cur, md)
 	}, from, to)
 }
@@ -277,8 +286,12 @@ func (b *Backend) probe(file string, s metastorage.QueueState, wrote []byte) (f 
 
 // stamp returns the current time, or prev plus 1ns if the clock is not past
 // prev, so that Updated only grows for a message.
-func stamp(prev time.Time) time.Time {
-	now := time.Now().Round(0)
+func (b *Backend) stamp(prev time.Time) time.Time {
+	clock := b.cfg.now
+	if clock == nil {
+		clock = time.Now
+	}
+	now := clock().Round(0)
 	if !now.After(prev) {
 		now = prev.Add(time.Nanosecond)
 	}

@@ -19,21 +19,26 @@ type Backend interface {
 	// state than metadata.State, it is moved to metadata.State atomically:
 	// no second copy exists at any instant. The ID stored is messageID;
 	// metadata.ID is ignored. An ID the backend cannot store gives
-	// ErrInvalidMessageID; a state out of range gives ErrInvalidState.
+	// ErrInvalidMessageID; a state out of range gives ErrInvalidState; a
+	// field CheckRecord refuses gives ErrInvalidRecord; a record over the
+	// backend's size limit gives ErrTooLarge (see StringBytesAlwaysStored).
 	StoreMeta(ctx context.Context, messageID string, metadata MessageMetadata) error
 
 	// GetMeta returns the message's record, with ID and State as the
 	// backend holds them, or an error wrapping ErrMessageNotFound. An empty
 	// Headers map that was stored comes back as an empty, non-nil map;
-	// every field round-trips exactly, times to the nanosecond with their
-	// zone offset.
+	// every field round-trips exactly, strings byte for byte, times to the
+	// nanosecond. A time comes back with its zone offset when that is a
+	// whole number of minutes less than a day in size, as RFC 3339 writes
+	// offsets, and otherwise in UTC: the instant is always kept.
 	GetMeta(ctx context.Context, messageID string) (MessageMetadata, error)
 
 	// UpdateMeta replaces the whole record of an existing message, keeping
 	// its stored Created and setting Updated to the current time. If
 	// metadata.State differs from the message's state, the message moves
 	// atomically, content and state together. A missing message gives
-	// ErrMessageNotFound.
+	// ErrMessageNotFound; an invalid or too large record is refused as
+	// StoreMeta refuses it.
 	UpdateMeta(ctx context.Context, messageID string, metadata MessageMetadata) error
 
 	// DeleteMeta removes the message from whatever state it is in, or

@@ -26,4 +26,15 @@ var (
 	// ErrInvalidMessageID is returned when a message ID cannot be stored:
 	// it is empty, or too long for the backend.
 	ErrInvalidMessageID = errors.New("invalid message ID")
+
+	// ErrInvalidRecord is returned by StoreMeta and UpdateMeta when a
+	// field of the record cannot be stored exactly: a string or header
+	// that is not valid UTF-8, or a time outside the years 0 to 9999. The
+	// error names the field. CheckRecord reports the same errors.
+	ErrInvalidRecord = errors.New("invalid record")
+
+	// ErrTooLarge is returned by StoreMeta and UpdateMeta when the record
+	// is larger than the backend stores. A record whose strings total at
+	// most StringBytesAlwaysStored bytes is never refused with it.
+	ErrTooLarge = errors.New("record too large")
 )

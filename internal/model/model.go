@@ -64,6 +64,9 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, metadata meta
 	if !metadata.State.Valid() {
 		return invalidState(op, messageID, metadata.State)
 	}
+	if err := metastorage.CheckRecord(&metadata); err != nil {
+		return fmt.Errorf("%s %s: %w", op, messageID, err)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -110,6 +113,9 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, metadata met
 	}
 	if !metadata.State.Valid() {
 		return invalidState(op, messageID, metadata.State)
+	}
+	if err := metastorage.CheckRecord(&metadata); err != nil {
+		return fmt.Errorf("%s %s: %w", op, messageID, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -422,5 +428,15 @@ func nextUpdated(now time.Time, prev metastorage.MessageMetadata, ok bool) time.
 // only if m.Headers is nil.
 func clone(m metastorage.MessageMetadata) metastorage.MessageMetadata {
 	m.Headers = maps.Clone(m.Headers)
+	m.NextRetry, m.Created = storable(m.NextRetry), storable(m.Created)
 	return m
+}
+
+// storable returns t as the contract has a backend return it: in UTC if
+// its zone offset is not a whole number of minutes less than a day.
+func storable(t time.Time) time.Time {
+	if _, off := t.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		return t.UTC()
+	}
+	return t
 }
