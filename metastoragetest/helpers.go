@@ -204,7 +204,8 @@ func diffRecord(got, want ms.MessageMetadata) []string {
 }
 
 // diffTime describes how got differs from want as an instant or in its zone
-// offset, or returns "".
+// offset, or returns "". want's offset is the one it is stored with (see
+// storedOffset).
 func diffTime(got, want time.Time) string {
 	if !got.Equal(want) {
 		return fmt.Sprintf("got %s, want %s", fmtTime(got), fmtTime(want))
@@ -214,7 +215,7 @@ func diffTime(got, want time.Time) string {
 	}
 	_, g := got.Zone()
 	_, w := want.Zone()
-	if g != w {
+	if w = storedOffset(w); g != w {
 		return fmt.Sprintf("got zone offset %ds (%s), want %ds (%s)", g, fmtTime(got), w, fmtTime(want))
 	}
 	return ""
@@ -223,6 +224,9 @@ func diffTime(got, want time.Time) string {
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "zero time"
+	}
+	if _, off := t.Zone(); off%60 != 0 {
+		return t.Format("2006-01-02T15:04:05.999999999-07:00:00") // RFC 3339 would hide the seconds
 	}
 	return t.Format(time.RFC3339Nano)
 }

@@ -57,10 +57,15 @@ import (
 // Run checks, each in its own subtest on its own Backend:
 //
 //   - StoreMeta, GetMeta, UpdateMeta and DeleteMeta: every field round-trips
-//     (times to the nanosecond with their zone offset, empty Headers
-//     non-nil); Created and Updated are set as the contract says; a replace
-//     or update into another state leaves exactly one copy; missing messages
-//     give ErrMessageNotFound and invalid states ErrInvalidState.
+//     (times to the nanosecond with their zone offset, or in UTC where RFC
+//     3339 cannot write the offset; empty Headers non-nil); Created and
+//     Updated are set as the contract says; a replace or update into another
+//     state leaves exactly one copy; missing messages give
+//     ErrMessageNotFound, invalid states ErrInvalidState, and fields that
+//     CheckRecord refuses ErrInvalidRecord, naming the field, with nothing
+//     changed; a record whose strings total StringBytesAlwaysStored is
+//     stored, and one of 20 MB round-trips or gives ErrTooLarge with
+//     nothing changed.
 //   - MoveToState: moves keep every field but State and Updated; conflicts
 //     give ErrStateConflict with a text naming the actual state or saying
 //     "not found"; fromState == toState; invalid states.
@@ -104,6 +109,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) metastorage.Backend) {
 		{"StoreSetsTimes", testStoreSetsTimes},
 		{"StoreReplace", testStoreReplace},
 		{"StoreInvalid", testStoreInvalid},
+		{"StoreInvalidRecord", testStoreInvalidRecord},
+		{"ZoneOffsets", testZoneOffsets},
+		{"RecordSize", testRecordSize},
 		{"Update", testUpdate},
 		{"Delete", testDelete},
 		{"Move", testMove},

@@ -194,6 +194,16 @@ func brokenCases() []brokenCase {
 			want: `GetMeta "a/b": ID: got "a_b", want "a/b"`,
 		},
 		{
+			name: "utf8-replaced",
+			open: func() ms.Backend { return replaceUTF8{model.New()} },
+			want: `StoreMeta msg-never with an invalid LastError: got error <nil>, want one wrapping "invalid record"`,
+		},
+		{
+			name: "zone-offset-minutes",
+			open: func() ms.Backend { return minuteZones{model.New()} },
+			want: `GetMeta "msg-zone-0": NextRetry: got 2024-03-01T12:19:32.123456789+00:19, want 2024-03-01T12:19:32.123456789+00:19:32`,
+		},
+		{
 			name:   "shared-close-closes-store",
 			shared: true,
 			open:   func() ms.Backend { return model.New() },
@@ -459,4 +469,29 @@ func (b sanitize) DeleteMeta(ctx context.Context, id string) error {
 
 func (b sanitize) MoveToState(ctx context.Context, id string, from, to ms.QueueState) error {
 	return b.Backend.MoveToState(ctx, clean(id), from, to)
+}
+
+// replaceUTF8 stores strings with invalid UTF-8 replaced, as a JSON encoder
+// does, instead of refusing them.
+type replaceUTF8 struct{ *model.Backend }
+
+func (b replaceUTF8) StoreMeta(ctx context.Context, id string, m ms.MessageMetadata) error {
+	m.LastError = strings.ToValidUTF8(m.LastError, "\uFFFD")
+	m.RetryPolicyName = strings.ToValidUTF8(m.RetryPolicyName, "\uFFFD")
+	return b.Backend.StoreMeta(ctx, id, m)
+}
+
+// minuteZones stores times with their zone offset cut to whole minutes and
+// the wall clock kept, as RFC 3339 writes them: the instant moves.
+type minuteZones struct{ *model.Backend }
+
+func (b minuteZones) StoreMeta(ctx context.Context, id string, m ms.MessageMetadata) error {
+	cut := func(t time.Time) time.Time {
+		_, off := t.Zone()
+		y, mo, d := t.Date()
+		h, mi, sec := t.Clock()
+		return time.Date(y, mo, d, h, mi, sec, t.Nanosecond(), time.FixedZone("", off/60*60))
+	}
+	m.NextRetry, m.Created = cut(m.NextRetry), cut(m.Created)
+	return b.Backend.StoreMeta(ctx, id, m)
 }
