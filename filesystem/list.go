@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -31,9 +32,10 @@ type listEntry struct {
 // sorting by another key, or filtering by Since, also needs each message's
 // sort keys: read from its file, or kept from an earlier listing while no
 // file of the message's lock stripe has entered or left the state's
-// directory since (see keyCache). A listing holds only the IDs and sort
-// keys in memory. Ties are broken by ID in ascending order, whatever the
-// SortOrder, so pages never overlap or skip.
+// directory since. A call's own memory is bounded by its page: it keeps
+// the first Offset+Limit entries in the order asked for, and counts the
+// rest. Ties are broken by ID in ascending order, whatever the SortOrder,
+// so pages never overlap or skip.
 func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) (res metastorage.MessageListResult, err error) {
 	const op = "list"
 	defer func() { b.stats.count(opList, err) }()
@@ -47,11 +49,11 @@ func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState
 		return metastorage.MessageListResult{}, err
 	}
 	defer b.end()
-	entries, err := b.listEntries(ctx, state, opts)
-	if err != nil {
+	sel := newSelection(opts)
+	if err := b.scanList(ctx, state, opts, sel.add); err != nil {
 		return metastorage.MessageListResult{}, fmt.Errorf("%s %s: %w", op, state, err)
 	}
-	return page(entries, opts), nil
+	return sel.page(), nil
 }
 
 func checkListOptions(opts metastorage.MessageListOptions) error {
@@ -75,25 +77,45 @@ func checkListOptions(opts metastorage.MessageListOptions) error {
 	return nil
 }
 
-// listEntries reads the IDs, and where needed the sort keys, of the
-// messages in state that pass opts.Since.
-func (b *Backend) listEntries(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) ([]listEntry, error) {
-	var entries []listEntry
-	err := b.readNames(ctx, state, 1024, func(files []string) error {
+// scanList calls add with each message in state that passes opts.Since,
+// with its sort keys where opts needs them, reading the state's directory
+// once, a batch of names at a time.
+func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions, add func(listEntry)) error {
+	needKeys := opts.SortBy != metastorage.SortByID || !opts.Since.IsZero()
+	var scan *keyScan
+	if needKeys && b.changes != nil {
+		scan = b.keys.begin(state)
+	}
+	since := instantOf(opts.Since)
+	batch := make([]listEntry, 0, listBatch)
+	err := b.readNames(ctx, state, listBatch, func(files []string) error {
+		batch = batch[:0]
 		for _, f := range files {
 			id, _ := name.Decode(f)
-			entries = append(entries, listEntry{id: id, file: f})
+			batch = append(batch, listEntry{id: id, file: f})
+		}
+		if needKeys {
+			var err error
+			if batch, err = b.readKeys(ctx, state, batch, scan); err != nil {
+				return err
+			}
+		}
+		for _, e := range batch {
+			if opts.Since.IsZero() || e.keys.created.compare(since) >= 0 || e.keys.updated.compare(since) >= 0 {
+				add(e)
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && scan != nil {
+		scan.end()
 	}
-	if opts.SortBy == metastorage.SortByID && opts.Since.IsZero() {
-		return entries, nil
-	}
-	return b.readKeys(ctx, state, entries, opts)
+	return err
 }
+
+// listBatch is the number of names a listing reads from the directory, and
+// handles, at a time.
+const listBatch = 1024
 
 // listWorkers is the number of goroutines that read sort keys. Reading a
 // small file is mostly system calls and, when it is not cached, waiting for
@@ -115,64 +137,24 @@ const (
 )
 
 // readKeys fills in the sort keys of the entries, from the Backend's
-// keyCache where they are current and else from the files, read by several
-// workers, and drops the entries that have left the state, fail
-// opts.Since, or are not valid metadata (recovery sets those aside).
-func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, entries []listEntry, opts metastorage.MessageListOptions) ([]listEntry, error) {
+// keyCache where they are current (scan, which may be nil) and else from the
+// files, read by several workers, and drops the entries that have left the
+// state or are not valid metadata (recovery sets those aside).
+func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, entries []listEntry, scan *keyScan) ([]listEntry, error) {
 	status := make([]keyStatus, len(entries))
 	counts := make([]uint64, len(entries))
-	var cached map[string]cachedKey
-	if b.changes != nil {
-		cached = b.keys.load(state)
-	}
-	todo := make([]int, 0, len(entries)-min(len(cached), len(entries)))
-	for i := range entries {
-		e := &entries[i]
-		if c, ok := cached[e.file]; ok && b.changes.unchanged(state, stripeOf(e.file), c.count) {
-			e.keys, status[i], counts[i] = c.keys, keyCounted, c.count
-			continue
-		}
-		todo = append(todo, i)
-	}
+	todo := scan.lookup(b.changes, entries, status, counts)
 	if err := b.readKeysOf(ctx, state, entries, todo, status, counts); err != nil {
 		return nil, err
 	}
-	if b.changes != nil && (len(todo) > 0 || len(entries) != len(cached)) {
-		b.keys.store(state, cacheable(entries, status, counts, b.keys.room(state)))
-	}
-	since := instantOf(opts.Since)
+	scan.keep(entries, todo, status, counts)
 	out := entries[:0]
 	for i, e := range entries {
-		if status[i] == keyGone {
-			continue
+		if status[i] != keyGone {
+			out = append(out, e)
 		}
-		if !opts.Since.IsZero() && e.keys.created.compare(since) < 0 && e.keys.updated.compare(since) < 0 {
-			continue
-		}
-		out = append(out, e)
 	}
 	return out, nil
-}
-
-// cacheable returns the keys of entries that readKeys can keep, or nil if
-// there are more than room of them.
-func cacheable(entries []listEntry, status []keyStatus, counts []uint64, room int) map[string]cachedKey {
-	n := 0
-	for _, st := range status {
-		if st == keyCounted {
-			n++
-		}
-	}
-	if n > room {
-		return nil
-	}
-	m := make(map[string]cachedKey, n)
-	for i, e := range entries {
-		if status[i] == keyCounted {
-			m[e.file] = cachedKey{count: counts[i], keys: e.keys}
-		}
-	}
-	return m
 }
 
 // readKeysOf reads the sort keys of the entries whose indexes are in todo
@@ -259,49 +241,64 @@ func listOrder(opts metastorage.MessageListOptions) func(a, b listEntry) int {
 	}
 }
 
-// page returns the page of entries that opts selects, in the order it
-// asks for. It reorders entries; when the page ends in their first half,
-// only the entries up to its end are sorted.
-func page(entries []listEntry, opts metastorage.MessageListOptions) metastorage.MessageListResult {
-	total := len(entries)
-	start := min(opts.Offset, total)
-	end := total
-	if opts.Limit > 0 {
-		end = start + min(opts.Limit, total-start) // no overflow for a huge Limit
-	}
-	by := listOrder(opts)
-	if end < total/2 {
-		entries = smallest(entries, end, by)
-	} else {
-		slices.SortFunc(entries, by)
-	}
-	ids := make([]string, 0, end-start)
-	for _, e := range entries[start:end] {
-		ids = append(ids, e.id)
-	}
-	return metastorage.MessageListResult{MessageIDs: ids, Total: total, HasMore: end < total}
+// selection keeps the entries of a listing that its page may need: the
+// first offset+limit in the order the options ask for (all of them without
+// a Limit), and counts every entry it is given.
+type selection struct {
+	by     func(a, b listEntry) int
+	offset int
+	keep   int // the most entries kept; -1 for all
+	// kept is, when keep >= 0, a heap whose root is the last of the kept
+	// entries in the order.
+	kept  []listEntry
+	total int
 }
 
-// smallest returns the k first of entries in the order by, sorted. It
-// reorders entries and returns its first k elements.
-func smallest(entries []listEntry, k int, by func(a, b listEntry) int) []listEntry {
-	if k == 0 {
-		return entries[:0]
+func newSelection(opts metastorage.MessageListOptions) *selection {
+	keep := -1
+	if opts.Limit > 0 {
+		keep = opts.Offset + min(opts.Limit, math.MaxInt-opts.Offset)
 	}
-	// entries[:k] holds the k first seen so far, as a heap whose root is
-	// the last of them in the order.
-	h := entries[:k]
-	for i := k/2 - 1; i >= 0; i-- {
-		siftDown(h, i, by)
+	return &selection{by: listOrder(opts), offset: opts.Offset, keep: keep}
+}
+
+// add counts e, and keeps it if it is among the first keep.
+func (s *selection) add(e listEntry) {
+	s.total++
+	switch {
+	case s.keep < 0:
+		s.kept = append(s.kept, e)
+	case len(s.kept) < s.keep:
+		s.kept = append(s.kept, e)
+		siftUp(s.kept, len(s.kept)-1, s.by)
+	case s.keep > 0 && s.by(e, s.kept[0]) < 0:
+		s.kept[0] = e
+		siftDown(s.kept, 0, s.by)
 	}
-	for _, e := range entries[k:] {
-		if by(e, h[0]) < 0 {
-			h[0] = e
-			siftDown(h, 0, by)
+}
+
+// page returns the page of the entries added.
+func (s *selection) page() metastorage.MessageListResult {
+	slices.SortFunc(s.kept, s.by)
+	start := min(s.offset, len(s.kept))
+	ids := make([]string, 0, len(s.kept)-start)
+	for _, e := range s.kept[start:] {
+		ids = append(ids, e.id)
+	}
+	return metastorage.MessageListResult{MessageIDs: ids, Total: s.total, HasMore: start+len(ids) < s.total}
+}
+
+// siftUp restores the heap h, whose root is the last in the order by,
+// above element i.
+func siftUp(h []listEntry, i int, by func(a, b listEntry) int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if by(h[i], h[p]) <= 0 {
+			return
 		}
+		h[i], h[p] = h[p], h[i]
+		i = p
 	}
-	slices.SortFunc(h, by)
-	return h
 }
 
 // siftDown restores the heap h, whose root is the last in the order by,

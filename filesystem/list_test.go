@@ -47,7 +47,10 @@ func TestPageMatchesFullSort(t *testing.T) {
 						for _, e := range sorted[start:end] {
 							want = append(want, e.id)
 						}
-						got := page(slices.Clone(entries), opts)
+						got := pageOf(entries, opts)
+						if kept := keptOf(entries, opts); limit > 0 && kept > offset+limit {
+							t.Fatalf("n=%d %+v: kept %d entries, want at most Offset+Limit", n, opts, kept)
+						}
 						if !slices.Equal(got.MessageIDs, want) || got.Total != n || got.HasMore != (end < n) {
 							t.Fatalf("n=%d %+v: page %q, total %d, more %t; want %q, total %d, more %t",
 								n, opts, got.MessageIDs, got.Total, got.HasMore, want, n, end < n)
@@ -57,6 +60,24 @@ func TestPageMatchesFullSort(t *testing.T) {
 			}
 		}
 	}
+}
+
+// pageOf returns the page of entries that a selection for opts gives.
+func pageOf(entries []listEntry, opts metastorage.MessageListOptions) metastorage.MessageListResult {
+	sel := newSelection(opts)
+	for _, e := range entries {
+		sel.add(e)
+	}
+	return sel.page()
+}
+
+// keptOf returns the number of entries that a selection for opts keeps.
+func keptOf(entries []listEntry, opts metastorage.MessageListOptions) int {
+	sel := newSelection(opts)
+	for _, e := range entries {
+		sel.add(e)
+	}
+	return len(sel.kept)
 }
 
 // FuzzListOptions lists a small spool with any options: every call gives

@@ -3,7 +3,6 @@ package filesystem
 import (
 	"cmp"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -41,66 +40,139 @@ func keysOf(md *metastorage.MessageMetadata) listKeys {
 
 // maxCachedKeys is the number of entries a Backend's keyCache holds at
 // most, across all states: about 130 bytes each.
-const maxCachedKeys = 1 << 18
+const maxCachedKeys = 1 << 20
 
-// keyCache holds, for each state, the sort keys that ListMessages last
-// read from the message files of that state's directory, each with the
-// change counter of the file's stripe taken before the file was opened. A
-// key is current while that counter holds the same value: no file of the
-// stripe has entered or left the directory since. So a later listing reads
-// again only the files of the stripes that changed, and those it has not
-// seen.
+// keyCache holds, for each state, the sort keys that listings read from the
+// message files of that state's directory, each with the change counter of
+// the file's stripe taken before the file was opened. A key is current
+// while that counter holds the same value: no file of the stripe has
+// entered or left the directory since. So a later listing reads again only
+// the files of the stripes that changed, and those it has not seen.
 //
-// A published map is never written again; a listing that changes anything
-// publishes a new one.
+// Keys are added while the cache holds fewer than its limit. A listing
+// that read the whole directory removes the keys of the names it did not
+// see, which have left the state.
 type keyCache struct {
-	states [metastorage.NumStates]atomic.Pointer[map[string]cachedKey]
-
-	mu    sync.Mutex // serialises store
-	size  int        // entries held, across states
-	limit int        // the most entries held; 0 means maxCachedKeys
+	mu     sync.Mutex
+	states [metastorage.NumStates]map[string]cachedKey
+	scans  [metastorage.NumStates]uint64 // the listings begun, by state
+	size   int                           // entries held, across states
+	limit  int                           // the most entries held; 0 means maxCachedKeys
 }
 
 type cachedKey struct {
-	count uint64
+	count uint64 // the stripe's change counter when the file was read
+	seen  uint64 // the last listing that saw the name
 	keys  listKeys
 }
 
-// load returns the keys cached for state s, or nil.
-func (c *keyCache) load(s metastorage.QueueState) map[string]cachedKey {
-	if m := c.states[s].Load(); m != nil {
-		return *m
-	}
-	return nil
+// keyScan is one listing's use of the keys of one state.
+type keyScan struct {
+	c   *keyCache
+	s   metastorage.QueueState
+	n   uint64 // this listing's number among the state's
+	saw int    // the cached names it saw
 }
 
-// room returns the number of entries the keys of state s may take.
-func (c *keyCache) room(s metastorage.QueueState) int {
+// begin starts a listing of state s.
+func (c *keyCache) begin(s metastorage.QueueState) *keyScan {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.roomLocked(s)
+	c.scans[s]++
+	return &keyScan{c: c, s: s, n: c.scans[s]}
 }
 
-func (c *keyCache) roomLocked(s metastorage.QueueState) int {
-	limit := c.limit
-	if limit == 0 {
-		limit = maxCachedKeys
+// lookup fills in the keys of the entries that the cache holds and
+// changes says are current, with status keyCounted and their counts, and
+// returns the indexes of the others. A nil scan holds nothing.
+func (sc *keyScan) lookup(ch *changes, entries []listEntry, status []keyStatus, counts []uint64) []int {
+	todo := make([]int, 0, len(entries))
+	if sc == nil {
+		for i := range entries {
+			todo = append(todo, i)
+		}
+		return todo
 	}
-	return limit - c.size + len(c.load(s))
+	sc.c.mu.Lock()
+	defer sc.c.mu.Unlock()
+	m := sc.c.states[sc.s]
+	for i := range entries {
+		e := &entries[i]
+		k, ok := m[e.file]
+		if !ok || !ch.unchanged(sc.s, stripeOf(e.file), k.count) {
+			todo = append(todo, i)
+			continue
+		}
+		e.keys, status[i], counts[i] = k.keys, keyCounted, k.count
+		if k.seen < sc.n {
+			k.seen = sc.n
+			m[e.file] = k
+		}
+		sc.saw++
+	}
+	return todo
 }
 
-// store replaces the keys cached for state s by m, or drops them if m
-// would take the cache past its limit.
-func (c *keyCache) store(s metastorage.QueueState, m map[string]cachedKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(m) > c.roomLocked(s) {
-		m = nil
-	}
-	c.size += len(m) - len(c.load(s))
-	if m == nil {
-		c.states[s].Store(nil)
+// keep adds the keys of the entries at the indexes todo that were read
+// with a usable count, while the cache has room.
+func (sc *keyScan) keep(entries []listEntry, todo []int, status []keyStatus, counts []uint64) {
+	if sc == nil {
 		return
 	}
-	c.states[s].Store(&m)
+	c := sc.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	limit := cmp.Or(c.limit, maxCachedKeys)
+	for _, i := range todo {
+		if status[i] != keyCounted {
+			continue
+		}
+		e := &entries[i]
+		m := c.states[sc.s]
+		if _, ok := m[e.file]; !ok {
+			if c.size >= limit {
+				continue
+			}
+			if m == nil {
+				m = make(map[string]cachedKey)
+				c.states[sc.s] = m
+			}
+			c.size++
+		}
+		m[e.file] = cachedKey{count: counts[i], seen: sc.n, keys: e.keys}
+		sc.saw++
+	}
+}
+
+// end ends a listing that read the whole directory: it removes the keys of
+// the names no listing begun since this one saw.
+func (sc *keyScan) end() {
+	c := sc.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.states[sc.s]
+	if sc.saw >= len(m) {
+		return // saw them all
+	}
+	for f, k := range m {
+		if k.seen < sc.n {
+			delete(m, f)
+			c.size--
+		}
+	}
+}
+
+// drop removes the keys of state s.
+func (c *keyCache) drop(s metastorage.QueueState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.size -= len(c.states[s])
+	c.states[s] = nil
+}
+
+// len returns the number of keys held for state s.
+func (c *keyCache) len(s metastorage.QueueState) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.states[s])
 }

@@ -308,11 +308,18 @@ func TestListSinceWithKeptKeys(t *testing.T) {
 }
 
 // TestListKeepsKeysWithinLimit shows that a Backend keeps no more sort
-// keys than its limit: a state whose keys would take it past the limit is
-// read again at every listing, and so is a second state that the first
-// leaves no room for, while a state within the limit is not.
+// keys than its limit: what does not fit is read again at every listing,
+// and the keys of a message that left its state make room once a listing
+// has read the whole directory.
 func TestListKeepsKeysWithinLimit(t *testing.T) {
-	b, opens := countingBackend(t)
+	fsys, _, opens := countingOpens(t, false, func(dir, path string) bool {
+		return strings.HasPrefix(path, dir+"/deferred/") || strings.HasPrefix(path, dir+"/hold/")
+	})
+	b, err := open(quietConfig(fsys, Performance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	b.keys.limit = 10
 	ctx := context.Background()
 	store := func(s metastorage.QueueState, prefix string, n int) {
@@ -322,34 +329,40 @@ func TestListKeepsKeysWithinLimit(t *testing.T) {
 			}
 		}
 	}
-	list := func(s metastorage.QueueState) int64 {
+	list := func(s metastorage.QueueState, want int64, what string) {
+		t.Helper()
 		opens.Store(0)
 		if _, err := b.ListMessages(ctx, s, metastorage.MessageListOptions{SortBy: metastorage.SortByCreated}); err != nil {
 			t.Fatal(err)
 		}
-		return opens.Load()
-	}
-	store(metastorage.StateDeferred, "big", 11)
-	for range 2 {
-		if got := list(metastorage.StateDeferred); got != 11 {
-			t.Fatalf("listing 11 messages, over the limit of 10, opened %d files, want 11", got)
+		if got := opens.Load(); got != want {
+			t.Fatalf("%s: opened %d files, want %d", what, got, want)
 		}
 	}
-	if b.keys.size != 0 || b.keys.load(metastorage.StateDeferred) != nil {
-		t.Fatalf("%d keys kept, deferred's: %d; want none", b.keys.size, len(b.keys.load(metastorage.StateDeferred)))
+	store(metastorage.StateDeferred, "big", 11)
+	list(metastorage.StateDeferred, 11, "first listing of 11")
+	list(metastorage.StateDeferred, 1, "second listing of 11, 10 keys kept")
+	store(metastorage.StateHold, "h", 1)
+	list(metastorage.StateHold, 1, "first listing of hold, no room")
+	list(metastorage.StateHold, 1, "second listing of hold, no room")
+	if b.keys.size != 10 || b.keys.len(metastorage.StateHold) != 0 {
+		t.Fatalf("%d keys held, %d of hold; want 10, none of hold", b.keys.size, b.keys.len(metastorage.StateHold))
 	}
-	// Within the limit, deferred's keys are kept; hold's then do not fit.
-	if err := b.DeleteMeta(ctx, "big-0"); err != nil {
+	var kept string
+	for f := range b.keys.states[metastorage.StateDeferred] {
+		kept = f
+		break
+	}
+	id, _ := name.Decode(kept)
+	if err := b.DeleteMeta(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	list(metastorage.StateDeferred)
-	if got := list(metastorage.StateDeferred); got != 0 {
-		t.Fatalf("listing 10 messages, within the limit, again opened %d files, want 0", got)
+	list(metastorage.StateDeferred, 1, "listing after a kept message left")
+	if b.keys.size != 9 {
+		t.Fatalf("%d keys held after the listing, want 9: the deleted message's removed", b.keys.size)
 	}
-	store(metastorage.StateHold, "h", 1)
-	if b.keys.load(metastorage.StateHold) != nil || b.keys.size != 10 {
-		t.Fatalf("hold's keys kept past the limit: %d keys held", b.keys.size)
-	}
+	list(metastorage.StateDeferred, 1, "listing with room again")
+	list(metastorage.StateDeferred, 0, "listing with every key kept")
 }
 
 // TestListReadsAgainWhileChangeUnderWay shows that keys read while their

@@ -147,7 +147,7 @@ func BenchmarkListScale(b *testing.B) {
 				runtime.ReadMemStats(&before)
 				for b.Loop() {
 					if !warm {
-						be.keys.store(metastorage.StateDeferred, nil)
+						be.keys.drop(metastorage.StateDeferred)
 					}
 					list()
 				}

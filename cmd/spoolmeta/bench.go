@@ -154,7 +154,8 @@ Workloads:
   get        W workers GetMeta random messages, 4N calls over N messages
   list       ListMessages(deferred, limit 100, sort created) over N messages,
              five times: the first reads every file, the later ones find
-             the sort keys cached (the note gives both times); the ratio of
+             the sort keys kept; and the same page by ID (the note gives
+             the three times; latencies are the sorted pages'); the ratio of
              iterate, get (calls/s) and list
              (messages scanned/s) is to calibrate read; these three are
              timed from when the Backend has counted its messages
