@@ -71,9 +71,9 @@
 // metadata, removes the previous records that Performance mode keeps only
 // after a syncfs, completes a change of content and state that a crash
 // interrupted between its two renames, keeps the newest copy of a message
-// found in two states, rewrites State fields that disagree with their
-// directory, and moves files that are not valid metadata to corrupt/. Every
-// action is logged.
+// found in two states (on a tie, the one in hold; see Backend.Check),
+// rewrites State fields that disagree with their directory, and moves
+// files that are not valid metadata to corrupt/. Every action is logged.
 //
 // # Platforms
 //

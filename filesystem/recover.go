@@ -51,7 +51,16 @@ func (b *Backend) RecoverFromCrash() error {
 }
 
 // Check runs the recovery scan and returns what it found. With repair it
-// fixes each finding as RecoverFromCrash does; without, it changes nothing.
+// fixes each finding as RecoverFromCrash does; without, it changes nothing,
+// and reports what a repair of the same files would find and do.
+//
+// Of the copies of a message found in two or more states, the one with the
+// newest Updated is kept and the others are moved to corrupt/. On a tie
+// (the same Updated, as byte copies have) the copy in hold is kept, so a
+// repair never releases a held message; then the copy whose State field
+// names its directory; then the copy in the first of incoming, active,
+// deferred, bounce, archived. State fields are rewritten after that
+// choice, so they never decide it.
 func (b *Backend) Check(ctx context.Context, repair bool) ([]Finding, error) {
 	return b.CheckProgress(ctx, repair, nil)
 }
@@ -113,7 +122,14 @@ type scanner struct {
 	seen     []tempRef        // displaced records seen before the scan's sync
 	// placed are the records that a check without repair found would
 	// take the place of damaged message files, by file name.
-	placed   map[string]placedRecord
+	placed map[string]placedRecord
+	// mismatched are the message files whose State field disagrees with
+	// their directory, handled after the duplicates: rewriting a copy's
+	// State field first would change which copy the duplicates keep.
+	mismatched []tempRef
+	// aside are the paths that a check without repair found would be
+	// moved to corrupt/.
+	aside    map[string]bool
 	synced   bool  // the file system was synced after seen was complete
 	syncErr  error // why it could not be: the scan goes on, and returns it
 	progress func(scanned int)
@@ -123,7 +139,8 @@ type scanner struct {
 func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]Finding, error) {
 	b.recoverMu.Lock()
 	defer b.recoverMu.Unlock()
-	sc := &scanner{b: b, ctx: ctx, repair: repair, where: make(map[uint64]uint8), placed: make(map[string]placedRecord), progress: progress}
+	sc := &scanner{b: b, ctx: ctx, repair: repair, where: make(map[uint64]uint8),
+		placed: make(map[string]placedRecord), aside: make(map[string]bool), progress: progress}
 	if progress != nil {
 		defer func() { progress(sc.scanned) }()
 	}
@@ -137,6 +154,11 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 	}
 	if err := sc.duplicates(); err != nil {
 		return sc.findings, err
+	}
+	for _, m := range sc.mismatched {
+		if err := sc.locked(m.name, func() error { return sc.mismatch(m.state, m.name) }); err != nil {
+			return sc.findings, err
+		}
 	}
 	if err := sc.locks(); err != nil {
 		return sc.findings, err
@@ -281,7 +303,7 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 	case err != nil:
 		return fmt.Errorf("recover: %w", err)
 	case md.State != s:
-		return sc.locked(n, func() error { return sc.mismatch(s, n) })
+		sc.mismatched = append(sc.mismatched, tempRef{state: s, name: n})
 	}
 	return nil
 }
@@ -412,7 +434,10 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 // placed).
 func (sc *scanner) record(s metastorage.QueueState, file string) (metastorage.MessageMetadata, error) {
 	if p, ok := sc.placed[file]; ok && p.state == s {
-		return metastorage.MessageMetadata{State: p.recorded}, nil
+		return metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}, nil
+	}
+	if sc.aside[sc.b.path(s, file)] {
+		return metastorage.MessageMetadata{}, fs.ErrNotExist
 	}
 	return readRecord(sc.b.fs, sc.b.path(s, file))
 }
@@ -507,6 +532,8 @@ func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string, co
 		}
 		sc.b.stats.corruptFiles.Add(1)
 		f.Action, f.Repaired = "moved to "+dst, true
+	} else {
+		sc.aside[f.Path] = true
 	}
 	sc.report(f)
 	return nil
@@ -581,9 +608,7 @@ func (sc *scanner) mismatch(s metastorage.QueueState, file string) error {
 }
 
 // duplicates resolves the messages found in more than one state: the copy
-// with the newest Updated stays; on a tie, the one whose State field
-// matches its directory (the move that made the other copy was never
-// acknowledged). The other copies are moved to corrupt/.
+// that keepCopy picks stays, and the others are moved to corrupt/.
 func (sc *scanner) duplicates() error {
 	multi := 0
 	for _, bits := range sc.where {
@@ -615,14 +640,45 @@ func (sc *scanner) duplicates() error {
 	return nil
 }
 
-func (sc *scanner) duplicate(file string) error {
-	type replica struct {
-		s  metastorage.QueueState
-		md metastorage.MessageMetadata
+// replica is one copy of a message found in two or more states.
+type replica struct {
+	s  metastorage.QueueState
+	md metastorage.MessageMetadata
+}
+
+// keepCopy returns the index of the copy of a message to keep, of two or
+// more in distinct states: the one with the newest Updated. On a tie (the
+// same Updated, as byte copies have), the copy in hold, so that resolving
+// the copies never releases a message from hold; then the one whose State
+// field names its directory (the move that made the other copy was never
+// acknowledged); then the one in the first state in the order incoming,
+// active, deferred, bounce, archived.
+func keepCopy(copies []replica) int {
+	better := func(c, k replica) bool {
+		if d := c.md.Updated.Compare(k.md.Updated); d != 0 {
+			return d > 0
+		}
+		if (c.s == metastorage.StateHold) != (k.s == metastorage.StateHold) {
+			return c.s == metastorage.StateHold
+		}
+		if (c.md.State == c.s) != (k.md.State == k.s) {
+			return c.md.State == c.s
+		}
+		return c.s < k.s
 	}
+	keep := 0
+	for i, c := range copies {
+		if better(c, copies[keep]) {
+			keep = i
+		}
+	}
+	return keep
+}
+
+func (sc *scanner) duplicate(file string) error {
 	var copies []replica
 	for _, s := range metastorage.States() {
-		md, err := readRecord(sc.b.fs, sc.b.path(s, file))
+		md, err := sc.record(s, file)
 		if err == nil {
 			copies = append(copies, replica{s, md})
 		} else if !isNotExist(err) && !errors.Is(err, errCorrupt) {
@@ -632,18 +688,7 @@ func (sc *scanner) duplicate(file string) error {
 	if len(copies) < 2 {
 		return nil
 	}
-	keep := 0
-	for i, c := range copies[1:] {
-		k := copies[keep]
-		switch c.md.Updated.Compare(k.md.Updated) {
-		case 1:
-			keep = i + 1
-		case 0:
-			if c.md.State == c.s && k.md.State != k.s {
-				keep = i + 1
-			}
-		}
-	}
+	keep := keepCopy(copies)
 	for i, c := range copies {
 		if i == keep {
 			continue

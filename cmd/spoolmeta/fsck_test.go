@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -93,4 +95,56 @@ func TestFsckProgress(t *testing.T) {
 	if buf.String() != want {
 		t.Errorf("progress lines:\n%s\nwant:\n%s", buf.String(), want)
 	}
+}
+
+// TestFsckDryRunSaysWhatRepairDoes places a byte copy of a held message in
+// active/: fsck without --repair must report what --repair then does, and
+// the repair must keep the message in hold.
+func TestFsckDryRunSaysWhatRepairDoes(t *testing.T) {
+	t.Parallel()
+	dir := fixture(t, "clean-spool")
+	data, err := os.ReadFile(filepath.Join(dir, "hold", "held-42.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "active", "held-42.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dry := spoolmeta(t, "-d", dir, "fsck", "--json")
+	dry.expect(t, 1)
+	rep := spoolmeta(t, "-d", dir, "fsck", "--repair", "--json")
+	rep.expect(t, 0)
+	said, did := parseFindings(t, dry.stdout), parseFindings(t, rep.stdout)
+	if len(said) != 1 || said[0].Kind != "duplicate" || said[0].Path != filepath.Join(dir, "active", "held-42.json") {
+		t.Errorf("dry run found %+v, want the copy in active reported as a duplicate", said)
+	}
+	if len(said) != len(did) {
+		t.Fatalf("dry run found\n%+v\nrepair found\n%+v", said, did)
+	}
+	for i := range said {
+		s, d := said[i], did[i]
+		if s.Kind != d.Kind || s.Path != d.Path || s.Detail != d.Detail || !d.Repaired {
+			t.Errorf("dry run said %+v, repair did %+v", s, d)
+		}
+	}
+	if got := stateOf(t, dir, "held-42"); len(got) != 1 || got[0] != "hold" {
+		t.Errorf("held-42 is in %v after repair, want [hold]", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "corrupt", "active", "held-42.json")); err != nil {
+		t.Errorf("the copy in active was not set aside: %v", err)
+	}
+}
+
+// parseFindings decodes the lines of fsck --json.
+func parseFindings(t *testing.T, out string) []finding {
+	t.Helper()
+	var fs []finding
+	for _, l := range lines(out) {
+		var f finding
+		if err := json.Unmarshal([]byte(l), &f); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		fs = append(fs, f)
+	}
+	return fs
 }

@@ -1,0 +1,168 @@
+package filesystem
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// openUnscanned opens dir in mode without the background recovery scan,
+// so that a test's Check sees everything left on disk.
+func openUnscanned(t *testing.T, dir string, mode Mode) *Backend {
+	t.Helper()
+	b, err := NewFactoryWithPerformanceOptions(dir, mode == Performance, mode == Hybrid).
+		WithBackgroundRecovery(false).WithLogger(slog.New(slog.DiscardHandler)).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// reported is a Finding without what a repair did.
+type reported struct {
+	Kind         FindingKind
+	Path, Detail string
+}
+
+// whatFound returns the findings without their actions, in a fixed order.
+func whatFound(fs []Finding) []reported {
+	out := make([]reported, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, reported{f.Kind, f.Path, f.Detail})
+	}
+	slices.SortFunc(out, func(a, b reported) int {
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Detail, b.Detail))
+	})
+	return out
+}
+
+// checkThenRepair runs Check without repair and then with it, and fails
+// the test unless both found the same.
+func checkThenRepair(t *testing.T, b *Backend) []Finding {
+	t.Helper()
+	ctx := context.Background()
+	dry, err := b.Check(ctx, false)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	done, err := b.Check(ctx, true)
+	if err != nil {
+		t.Fatalf("Check with repair: %v", err)
+	}
+	if d, r := whatFound(dry), whatFound(done); !slices.Equal(d, r) {
+		t.Errorf("the check without repair found\n%v\nthe repair found\n%v", d, r)
+	}
+	return done
+}
+
+// TestCheckDuplicateTie shows that of the copies of a message with the same
+// Updated, the repair keeps the one that the check without repair said it
+// would, by keepCopy's rule: never one that releases a message from hold.
+func TestCheckDuplicateTie(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		stored metastorage.QueueState // where the message is stored
+		field  metastorage.QueueState // what the copy's State field then says
+		copyTo metastorage.QueueState // where a byte copy is placed
+		kept   metastorage.QueueState
+	}{
+		{"hold copied to active", metastorage.StateHold, metastorage.StateHold, metastorage.StateActive, metastorage.StateHold},
+		{"hold copied to incoming", metastorage.StateHold, metastorage.StateHold, metastorage.StateIncoming, metastorage.StateHold},
+		{"active copied to hold", metastorage.StateActive, metastorage.StateActive, metastorage.StateHold, metastorage.StateHold},
+		{"deferred copied to incoming", metastorage.StateDeferred, metastorage.StateDeferred, metastorage.StateIncoming, metastorage.StateDeferred},
+		{"deferred copied to archived", metastorage.StateDeferred, metastorage.StateDeferred, metastorage.StateArchived, metastorage.StateDeferred},
+		{"neither field matches", metastorage.StateArchived, metastorage.StateBounce, metastorage.StateActive, metastorage.StateActive},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			b := openUnscanned(t, dir, Standard)
+			ctx := context.Background()
+			if err := b.StoreMeta(ctx, "msg-3", metastorage.MessageMetadata{State: tc.stored, Attempts: 2}); err != nil {
+				t.Fatal(err)
+			}
+			src := filepath.Join(dir, tc.stored.String(), "msg-3.json")
+			data, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.field != tc.stored {
+				md, err := decode(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				md.State = tc.field
+				if data, err = encode(&md); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(src, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, tc.copyTo.String(), "msg-3.json"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			findings := checkThenRepair(t, b)
+			set := 0
+			for _, f := range findings {
+				if f.Kind == Duplicate {
+					set++
+				}
+			}
+			if set != 1 {
+				t.Errorf("%d duplicate findings, want 1: %v", set, findings)
+			}
+			md, err := b.GetMeta(ctx, "msg-3")
+			if err != nil || md.State != tc.kept {
+				t.Fatalf("after repair msg-3 is in %v (%v), want %v; findings %v", md.State, err, tc.kept, findings)
+			}
+			lost := tc.stored
+			if lost == tc.kept {
+				lost = tc.copyTo
+			}
+			if _, err := os.Stat(filepath.Join(dir, "corrupt", lost.String(), "msg-3.json")); err != nil {
+				t.Errorf("the copy in %s is not in corrupt/: %v", lost, err)
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, tc.kept.String(), "msg-3.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec, err := decode(raw); err != nil || rec.State != tc.kept {
+				t.Errorf("kept copy's State field = %v (%v), want %v", rec.State, err, tc.kept)
+			}
+			if again, err := b.Check(ctx, false); err != nil || len(again) != 0 {
+				t.Errorf("Check after repair = %v, %v; want nothing", again, err)
+			}
+		})
+	}
+}
+
+// TestCheckDryRunMatchesRepair shows that a check without repair of the
+// crashed fixture reports what the repair then does.
+func TestCheckDryRunMatchesRepair(t *testing.T) {
+	t.Parallel()
+	for _, mode := range crashModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := copyFixture(t, "crashed-spool")
+			b := openUnscanned(t, dir, mode)
+			if findings := checkThenRepair(t, b); len(findings) != 6 {
+				t.Errorf("%d findings, want 6: %v", len(findings), findings)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "hold", "held-42.json")); errors.Is(err, fs.ErrNotExist) {
+				t.Error("held-42 left hold")
+			}
+		})
+	}
+}
