@@ -6,11 +6,13 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -164,5 +166,63 @@ func TestCheckDryRunMatchesRepair(t *testing.T) {
 				t.Error("held-42 left hold")
 			}
 		})
+	}
+}
+
+// writeMem writes data to the file name of mem.
+func writeMem(t *testing.T, mem *vfs.Mem, name string, data []byte) {
+	t.Helper()
+	f, err := mem.Create(name, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckSeverity shows that a check of a directory beside a live
+// Performance-mode writer reports the records the writer keeps on purpose
+// as expected, entries that are not the backend's as unknown, and only
+// damage as damage.
+func TestCheckSeverity(t *testing.T) {
+	t.Parallel()
+	mem := crashLayout(t)
+	a := unflushed(t, mem)
+	ctx := context.Background()
+	storeSynced(t, a, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming, LastError: "r0"})
+	if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming, LastError: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	writeMem(t, mem, crashDir+"/deferred/README.txt", []byte("notes\n"))
+	writeMem(t, mem, crashDir+"/.locks/notes", nil)
+	writeMem(t, mem, crashDir+"/hold/bad.json", []byte("{"))
+	r, err := open(quietConfig(mem, Performance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	findings, err := r.Check(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[FindingKind]Severity{Displaced: Expected, UnknownEntry: Unknown, StrayLock: Unknown, Corrupt: Damage}
+	got := map[FindingKind]Severity{}
+	for _, f := range findings {
+		got[f.Kind] = f.Severity()
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("severities found %v, want %v; findings %v", got, want, findings)
+	}
+	for kind, want := range map[FindingKind]Severity{
+		OrphanTemp: Damage, InterruptedPut: Damage, Corrupt: Damage, NotRegular: Damage,
+		StateMismatch: Damage, Duplicate: Damage, Displaced: Expected, UnknownEntry: Unknown, StrayLock: Unknown,
+	} {
+		if got := kind.Severity(); got != want {
+			t.Errorf("%s.Severity() = %v, want %v", kind, got, want)
+		}
 	}
 }

@@ -31,6 +31,46 @@ const (
 	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is neither a lock stripe nor the change counters: left alone
 )
 
+// Severity says whether a finding is damage, which a repair (or an
+// operator) must fix, or what a healthy directory may hold.
+type Severity uint8
+
+// The severities of findings.
+const (
+	// Damage is what a crash, a failed call or a hand left wrong: a
+	// message that is lost, doubled or misplaced until it is repaired.
+	Damage Severity = iota + 1
+	// Expected is what a live writer keeps on purpose (the records that
+	// Performance mode keeps until the file system is synced).
+	Expected
+	// Unknown is an entry that is not the backend's, left alone.
+	Unknown
+)
+
+// String returns "damage", "expected" or "unknown".
+func (s Severity) String() string {
+	switch s {
+	case Damage:
+		return "damage"
+	case Expected:
+		return "expected"
+	case Unknown:
+		return "unknown"
+	}
+	return "Severity(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Severity returns the severity of the findings of kind k.
+func (k FindingKind) Severity() Severity {
+	switch k {
+	case Displaced:
+		return Expected
+	case UnknownEntry, StrayLock:
+		return Unknown
+	}
+	return Damage
+}
+
 // Finding is one thing a recovery scan found, and what it did about it.
 type Finding struct {
 	Kind     FindingKind
@@ -39,6 +79,9 @@ type Finding struct {
 	Action   string // what was done; empty when nothing was changed
 	Repaired bool
 }
+
+// Severity returns the severity of the finding's kind.
+func (f Finding) Severity() Severity { return f.Kind.Severity() }
 
 // RecoverFromCrash runs the recovery scan synchronously and repairs what it
 // finds (see the package documentation). It is safe to run while other

@@ -15,6 +15,7 @@ import (
 
 // finding is the JSON form of a metafs.Finding.
 type finding struct {
+	Class    string `json:"class"` // damage, expected or unknown
 	Kind     string `json:"kind"`
 	Path     string `json:"path"`
 	Detail   string `json:"detail"`
@@ -38,9 +39,15 @@ fixes what recovery fixes (safely while a queue runs on the directory) and
 says what it did. Names that are not message files and stray lock files are
 reported and left alone.
 
-Prints one line per finding on stdout, paths relative to the directory
-(absolute with --json), and a summary on stderr. Exit status: 0 nothing left
-to repair, 1 findings remain, 2 usage or I/O error.
+Each finding has a class: damage (what a crash or a hand left wrong, which
+--repair fixes), expected (what a live writer keeps on purpose: the
+displaced records of Performance mode, removed once the file system is
+synced) or unknown (entries that are not the backend's, left alone).
+
+Prints one line per finding on stdout, its class first, paths relative to
+the directory (absolute with --json), and a summary on stderr. Exit status:
+0 no damage left, 1 damage left, 2 usage or I/O error; expected and unknown
+findings are reported but do not make fsck fail.
 
 Examples:
 
@@ -136,14 +143,16 @@ func reportChecked(e *env, dir string, findings []metafs.Finding, asJSON bool, e
 }
 
 // report prints findings and a summary, and returns errSilentPartial if
-// some are left unrepaired.
+// damage is left unrepaired.
 func report(e *env, dir string, findings []metafs.Finding, asJSON bool) error {
 	w := bufio.NewWriter(e.stdout)
 	left := 0
+	var leftBy [metafs.Unknown + 1]int
 	var err error
 	for _, f := range findings {
 		if !f.Repaired {
 			left++
+			leftBy[f.Severity()]++
 		}
 		if werr := writeFinding(w, dir, f, asJSON); werr != nil && err == nil {
 			err = werr
@@ -155,8 +164,13 @@ func report(e *env, dir string, findings []metafs.Finding, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "fsck: %d findings, %d repaired, %d left\n", len(findings), len(findings)-left, left)
+	fmt.Fprintf(e.stderr, "fsck: %d findings, %d repaired, %d left", len(findings), len(findings)-left, left)
 	if left > 0 {
+		fmt.Fprintf(e.stderr, ": %d damage, %d expected, %d unknown",
+			leftBy[metafs.Damage], leftBy[metafs.Expected], leftBy[metafs.Unknown])
+	}
+	fmt.Fprintln(e.stderr)
+	if leftBy[metafs.Damage] > 0 {
 		return errSilentPartial
 	}
 	return nil
@@ -164,13 +178,13 @@ func report(e *env, dir string, findings []metafs.Finding, asJSON bool) error {
 
 func writeFinding(w *bufio.Writer, dir string, f metafs.Finding, asJSON bool) error {
 	if asJSON {
-		return writeJSON(w, finding{Kind: string(f.Kind), Path: f.Path, Detail: f.Detail, Action: f.Action, Repaired: f.Repaired})
+		return writeJSON(w, finding{Class: f.Severity().String(), Kind: string(f.Kind), Path: f.Path, Detail: f.Detail, Action: f.Action, Repaired: f.Repaired})
 	}
 	p := f.Path
 	if rel, err := filepath.Rel(dir, p); err == nil {
 		p = rel
 	}
-	line := fmt.Sprintf("%-15s %s: %s", f.Kind, p, f.Detail)
+	line := fmt.Sprintf("%-8s %-15s %s: %s", f.Severity(), f.Kind, p, f.Detail)
 	if f.Action != "" {
 		line += "; " + f.Action
 	}

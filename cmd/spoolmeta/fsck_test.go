@@ -148,3 +148,58 @@ func parseFindings(t *testing.T, out string) []finding {
 	}
 	return fs
 }
+
+// TestFsckHealthyLiveSpool shows that fsck exits 0, run after run, on a
+// spool that holds only what a live Performance-mode writer keeps on
+// purpose (an older record beside the message's file) and an entry that is
+// not the backend's, shows each finding's class, and exits 1 on damage.
+func TestFsckHealthyLiveSpool(t *testing.T) {
+	t.Parallel()
+	dir := fixture(t, "clean-spool")
+	cur := filepath.Join(dir, "deferred", "msg-123.json")
+	data, err := os.ReadFile(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := strings.Replace(string(data), `"Updated": "2026-`, `"Updated": "2025-`, 1)
+	if older == string(data) {
+		t.Fatalf("no Updated field in %s", data)
+	}
+	if err := os.WriteFile(cur+".tmp.1a2b3c4d", []byte(older), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "deferred", "README.txt"), []byte("notes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		r := spoolmeta(t, "-d", dir, "fsck")
+		r.expect(t, 0)
+		for _, want := range []string{
+			"expected displaced       deferred/msg-123.json.tmp.1a2b3c4d: an older record of ",
+			"unknown  unknown-entry   deferred/README.txt: not a message file name",
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("fsck lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		if !strings.Contains(r.stderr, "2 findings, 0 repaired, 2 left: 0 damage, 1 expected, 1 unknown") {
+			t.Errorf("stderr = %q", r.stderr)
+		}
+	}
+	r := spoolmeta(t, "-d", dir, "fsck", "--json")
+	r.expect(t, 0)
+	for _, f := range parseFindings(t, r.stdout) {
+		if want := map[string]string{"displaced": "expected", "unknown-entry": "unknown"}[f.Kind]; f.Class != want {
+			t.Errorf("%s has class %q, want %q", f.Kind, f.Class, want)
+		}
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "hold", "bad-1.json"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = spoolmeta(t, "-d", dir, "fsck")
+	r.expect(t, 1)
+	if !strings.Contains(r.stdout, "damage   corrupt         hold/bad-1.json: ") {
+		t.Errorf("fsck lacks the damage:\n%s", r.stdout)
+	}
+}
