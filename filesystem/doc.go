@@ -73,7 +73,10 @@
 // interrupted between its two renames, keeps the newest copy of a message
 // found in two states (on a tie, the one in hold; see Backend.Check),
 // rewrites State fields that disagree with their directory, and moves
-// files that are not valid metadata to corrupt/. Every action is logged.
+// files that are not valid metadata to corrupt/. Every action is logged. A
+// message file that cannot be read (permission denied) is not damaged as
+// far as the scan knows: it is reported, logged and left where it is, and
+// the scan goes on.
 //
 // # Platforms
 //

@@ -24,7 +24,9 @@ const maxAhead = 256
 // metastorage.Backend. It reads the directory once from start to end,
 // batchSize entries at a time, and returns the messages in directory order.
 // Files that are not valid metadata are logged and skipped; recovery moves
-// them to corrupt/.
+// them to corrupt/. Files that cannot be read (permission denied) are
+// logged, counted in Stats.UnreadableFiles and skipped, and stay where they
+// are: one such file never ends an iteration with an error.
 //
 // While the caller handles one message, the iterator reads the files of the
 // next ones, up to two batches (at most 256 messages), with a few

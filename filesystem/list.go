@@ -35,7 +35,9 @@ type listEntry struct {
 // directory since. A call's own memory is bounded by its page: it keeps
 // the first Offset+Limit entries in the order asked for, and counts the
 // rest. Ties are broken by ID in ascending order, whatever the SortOrder,
-// so pages never overlap or skip.
+// so pages never overlap or skip. A listing that reads the files leaves
+// out those that are not valid metadata or cannot be read (permission
+// denied), which it logs; a listing by ID alone names them.
 func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) (res metastorage.MessageListResult, err error) {
 	const op = "list"
 	defer func() { b.stats.count(opList, err) }()
@@ -322,8 +324,9 @@ func siftDown(h []listEntry, i int, by func(a, b listEntry) int) {
 
 // readListed reads the message file named file, found by a read of the
 // directory dir of state, into *bp. It returns false, and no error, if the
-// file is no longer there (the message moved or was deleted since) or is
-// not valid metadata, which it logs: recovery sets such files aside.
+// file is no longer there (the message moved or was deleted since), is
+// not valid metadata, which it logs (recovery sets such files aside), or
+// cannot be read, which it logs and counts (see skipUnreadable).
 func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file string, bp *[]byte) (metastorage.MessageMetadata, bool, error) {
 	md, _, err := readRecordIn(b.fs, dir, b.states[state], file, bp)
 	switch {
@@ -331,6 +334,9 @@ func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file st
 		return metastorage.MessageMetadata{}, false, nil
 	case errors.Is(err, errCorrupt):
 		b.log.Warn("skipping file that is not valid metadata; recovery moves it to corrupt/", "err", err)
+		return metastorage.MessageMetadata{}, false, nil
+	case isUnreadable(err):
+		b.skipUnreadable(b.path(state, file), err)
 		return metastorage.MessageMetadata{}, false, nil
 	case err != nil:
 		return metastorage.MessageMetadata{}, false, err

@@ -27,6 +27,7 @@ const (
 	StateMismatch  FindingKind = "state-mismatch"  // a State field that disagrees with the directory: rewritten
 	Duplicate      FindingKind = "duplicate"       // a copy of a message that also lies in another state: older copy moved to corrupt/
 	Displaced      FindingKind = "displaced"       // a temp file holding an older record of a message: removed once the file system is synced
+	Unreadable     FindingKind = "unreadable"      // a message file that cannot be read (permission denied): left alone, never moved to corrupt/
 	UnknownEntry   FindingKind = "unknown-entry"   // a name that is not a message file: left alone
 	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is neither a lock stripe nor the change counters: left alone
 )
@@ -341,6 +342,9 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 	switch {
 	case isNotExist(err):
 		return nil
+	case isUnreadable(err):
+		sc.unreadable(s, n, err)
+		return nil
 	case errors.Is(err, errCorrupt):
 		return sc.locked(n, func() error { return sc.corrupt(s, n) })
 	case err != nil:
@@ -349,6 +353,15 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 		sc.mismatched = append(sc.mismatched, tempRef{state: s, name: n})
 	}
 	return nil
+}
+
+// unreadable reports the message file named file in state s, which err
+// says cannot be read. It is left where it is: nothing says it is damaged.
+func (sc *scanner) unreadable(s metastorage.QueueState, file string, err error) {
+	path := sc.b.path(s, file)
+	sc.b.skipUnreadable(path, err)
+	sc.findings = append(sc.findings, Finding{Kind: Unreadable, Path: path,
+		Detail: "cannot be read (" + pathErrReason(err) + "); left alone until its owner or mode is fixed"})
 }
 
 // locked runs fn under the lock of the message whose file name is file.
@@ -449,7 +462,11 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		var cur found
 		if p, ok := sc.placed[file]; ok {
 			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
-		} else if cur, err = sc.b.locate(file, s, nil, false); err != nil {
+		} else if cur, err = sc.b.locate(file, s, nil, false); isUnreadable(err) {
+			// The message's file is reported by the entry scan; what the
+			// temp file holds cannot be weighed against it.
+			return nil
+		} else if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		switch {
@@ -720,13 +737,28 @@ func keepCopy(copies []replica) int {
 
 func (sc *scanner) duplicate(file string) error {
 	var copies []replica
+	var unreadable []metastorage.QueueState
 	for _, s := range metastorage.States() {
 		md, err := sc.record(s, file)
-		if err == nil {
+		switch {
+		case err == nil:
 			copies = append(copies, replica{s, md})
-		} else if !isNotExist(err) && !errors.Is(err, errCorrupt) {
+		case isUnreadable(err):
+			unreadable = append(unreadable, s)
+		case !isNotExist(err) && !errors.Is(err, errCorrupt):
 			return fmt.Errorf("recover: %w", err)
 		}
+	}
+	if len(unreadable) > 0 {
+		// Which copy to keep cannot be known: leave them all.
+		if len(copies)+len(unreadable) < 2 {
+			return nil
+		}
+		for _, c := range copies {
+			sc.report(Finding{Kind: Duplicate, Path: sc.b.path(c.s, file),
+				Detail: fmt.Sprintf("message also in state %s, whose copy cannot be read; not resolved", unreadable[0])})
+		}
+		return nil
 	}
 	if len(copies) < 2 {
 		return nil

@@ -37,6 +37,7 @@ type stats struct {
 	dirSyncRequests atomic.Int64
 	recoveryActions atomic.Int64
 	corruptFiles    atomic.Int64
+	unreadableFiles atomic.Int64
 
 	journalBytes        atomic.Int64
 	journalSyncRequests atomic.Int64
@@ -100,6 +101,10 @@ type Stats struct {
 	Flushes             int64 // Performance mode's syncs of the file system, after which displaced records are removed
 	RecoveryActions     int64 // changes made by recovery
 	CorruptFiles        int64 // files recovery moved to corrupt/
+	// UnreadableFiles counts the message files that a listing, an
+	// iteration or a recovery scan skipped because they cannot be read
+	// (permission denied): once per file and pass.
+	UnreadableFiles int64
 }
 
 // MeanGroupCommit returns the mean number of calls one directory or
@@ -127,6 +132,7 @@ func (b *Backend) Stats() Stats {
 		DirSyncRequests:     b.stats.dirSyncRequests.Load(),
 		RecoveryActions:     b.stats.recoveryActions.Load(),
 		CorruptFiles:        b.stats.corruptFiles.Load(),
+		UnreadableFiles:     b.stats.unreadableFiles.Load(),
 		JournalBytes:        b.stats.journalBytes.Load(),
 		JournalSyncRequests: b.stats.journalSyncRequests.Load(),
 		Checkpoints:         b.stats.checkpoints.Load(),

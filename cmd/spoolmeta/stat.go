@@ -133,7 +133,9 @@ rows are the values of that header instead of the states; domain:NAME takes
 the domain of the address in the header.
 
 The age is measured from Created to now ($SPOOLMETA_NOW, in RFC 3339, fixes
-now for reproducible reports). stat only reads the directory.
+now for reproducible reports). stat only reads the directory. Message files
+it cannot read (permission denied) are left out of the tables, and their
+number is shown on stderr; fsck names them.
 
 Examples:
 
@@ -187,6 +189,9 @@ func runStat(e *env, b *metafs.Backend, states []metastorage.QueueState, g group
 		if err != nil {
 			return err
 		}
+	}
+	if n := b.Stats().UnreadableFiles; n > 0 {
+		fmt.Fprintf(e.stderr, "stat: %d message files could not be read (permission denied) and are not counted; fsck names them\n", n)
 	}
 	ageRows := perState
 	if g.header != "" {
