@@ -33,11 +33,12 @@ func fsckCmd() *command {
 		detail: `
 Runs the backend's recovery scan as a report: orphaned temp files, changes a
 crash interrupted, messages in two states, corrupt files, State fields that
-disagree with their directory, names that are not message files and stray
-lock files. Without --repair it only reads the directory; with --repair it
-fixes what recovery fixes (safely while a queue runs on the directory) and
-says what it did. Names that are not message files and stray lock files are
-reported and left alone.
+disagree with their directory, message files it cannot read, names that are
+not message files and stray lock files. Without --repair it only reads the
+directory, and says what --repair would do; with --repair it fixes what
+recovery fixes (safely while a queue runs on the directory) and says what it
+did. Message files it cannot read (permission denied), names that are not
+message files and stray lock files are reported and left alone.
 
 Each finding has a class: damage (what a crash or a hand left wrong, which
 --repair fixes), expected (what a live writer keeps on purpose: the
