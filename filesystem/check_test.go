@@ -36,9 +36,9 @@ type reported struct {
 }
 
 // whatFound returns the findings without their actions, in a fixed order.
-func whatFound(fs []Finding) []reported {
-	out := make([]reported, 0, len(fs))
-	for _, f := range fs {
+func whatFound(findings []Finding) []reported {
+	out := make([]reported, 0, len(findings))
+	for _, f := range findings {
 		out = append(out, reported{f.Kind, f.Path, f.Detail})
 	}
 	slices.SortFunc(out, func(a, b reported) int {
