@@ -459,14 +459,15 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		ok = err == nil && stripeOf(file) == held && md.State.Valid()
 	}
 	if ok {
-		var cur found
-		if p, ok := sc.placed[file]; ok {
-			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
-		} else if cur, err = sc.b.locate(file, s, nil, false); isUnreadable(err) {
+		if sc.unreadableCopy(file) {
 			// The message's file is reported by the entry scan; what the
 			// temp file holds cannot be weighed against it.
 			return nil
-		} else if err != nil {
+		}
+		var cur found
+		if p, ok := sc.placed[file]; ok {
+			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
+		} else if cur, err = sc.b.locate(file, s, nil, false); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		switch {
@@ -487,6 +488,18 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		}
 	}
 	return sc.removeTemp(Finding{Kind: OrphanTemp, Path: path, Detail: "temp file of a change that did not complete"}, s)
+}
+
+// unreadableCopy reports whether the message file named file cannot be
+// read in some state. locate stops at the first copy it finds, which a
+// location hint may make a readable one.
+func (sc *scanner) unreadableCopy(file string) bool {
+	for _, s := range metastorage.States() {
+		if _, err := sc.record(s, file); isUnreadable(err) {
+			return true
+		}
+	}
+	return false
 }
 
 // record reads the message file named file in state s, or, in a check
