@@ -39,6 +39,7 @@ const (
 	OpOpenAppend               // FS.OpenAppend
 	OpTruncate                 // FS.Truncate
 	OpMapShared                // SharedMemory.MapShared
+	OpOverwrite                // FS.Overwrite
 )
 
 var opNames = [...]string{
@@ -61,6 +62,7 @@ var opNames = [...]string{
 	OpOpenAppend: "OpenAppend",
 	OpTruncate:   "Truncate",
 	OpMapShared:  "MapShared",
+	OpOverwrite:  "Overwrite",
 }
 
 // String returns the name of the method op stands for, such as "Write".
@@ -82,6 +84,8 @@ func (op Op) sysOp() string {
 		return "flock"
 	case OpSyncAll:
 		return "syncfs"
+	case OpOverwrite:
+		return "pwrite"
 	}
 	return strings.ToLower(op.String())
 }
@@ -412,6 +416,14 @@ func (i *Injecting) Truncate(name string, size int64) error {
 	return i.fs.Truncate(name, size)
 }
 
+// Overwrite implements FS.
+func (i *Injecting) Overwrite(name string, off int64, p []byte) error {
+	if err := i.check(OpOverwrite, name); err != nil {
+		return err
+	}
+	return i.fs.Overwrite(name, off, p)
+}
+
 // Remove implements FS.
 func (i *Injecting) Remove(name string) error {
 	if err := i.check(OpRemove, name); err != nil {
@@ -576,8 +588,8 @@ var ErrCrashed = errors.New("vfs: simulated crash")
 // *Mem and implements FS and SyncFS.
 //
 // A Crasher counts the mutating calls made through it and the Files it
-// opened: Create, OpenAppend, Truncate, Rename, RenameNoReplace, Exchange,
-// Remove, Mkdir, File.Write, File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
+// opened: Create, OpenAppend, Truncate, Overwrite, Rename, RenameNoReplace,
+// Exchange, Remove, Mkdir, File.Write, File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
 // which Crashed then returns, and then fails that call and every later call
 // of any kind with ErrCrashed, as if the process had died at that instant.
 // A Close after the crash still closes the underlying File or Lock, so
@@ -767,6 +779,16 @@ func (c *Crasher) Truncate(name string, size int64) error {
 		return crashed("truncate", name)
 	}
 	return c.m.Truncate(name, size)
+}
+
+// Overwrite implements FS.
+func (c *Crasher) Overwrite(name string, off int64, p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return crashed("pwrite", name)
+	}
+	return c.m.Overwrite(name, off, p)
 }
 
 // Remove implements FS.

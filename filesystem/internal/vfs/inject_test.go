@@ -15,13 +15,14 @@ import (
 
 func TestOpString(t *testing.T) {
 	want := []string{"Create", "Open", "OpenDir", "Rename", "Remove", "Mkdir", "Lstat", "OpenLock",
-		"Read", "Write", "Sync", "Stat", "ReadDir", "Close", "Lock", "SyncAll", "OpenAppend", "Truncate", "MapShared"}
+		"Read", "Write", "Sync", "Stat", "ReadDir", "Close", "Lock", "SyncAll", "OpenAppend", "Truncate", "MapShared",
+		"Overwrite"}
 	for i, w := range want {
 		if got := (OpCreate + Op(i)).String(); got != w {
 			t.Errorf("Op %d: %q, want %q", OpCreate+Op(i), got, w)
 		}
 	}
-	for _, op := range []Op{0, -1, OpMapShared + 1} {
+	for _, op := range []Op{0, -1, OpOverwrite + 1} {
 		if got, want := op.String(), fmt.Sprintf("Op(%d)", int(op)); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", int(op), got, want)
 		}
@@ -90,6 +91,7 @@ func TestInjectEveryOp(t *testing.T) {
 		{OpOpenAppend, func(t *testing.T, fsys FS) error { return second(fsys.OpenAppend("/d/new", 0o644)) }, "open", "/d/new"},
 		{OpOpenAppend, func(t *testing.T, fsys FS) error { return second(fsys.OpenAppend("/d/f", 0o644)) }, "open", "/d/f"},
 		{OpTruncate, func(t *testing.T, fsys FS) error { return fsys.Truncate("/d/f", 1) }, "truncate", "/d/f"},
+		{OpOverwrite, func(t *testing.T, fsys FS) error { return fsys.Overwrite("/d/f", 0, []byte("x")) }, "pwrite", "/d/f"},
 		{OpWrite, func(t *testing.T, fsys FS) error {
 			return second(appendTo(t, fsys, "/d/f").Write([]byte("data")))
 		}, "write", "/d/f"},
@@ -540,6 +542,7 @@ func TestCrasherDead(t *testing.T) {
 		"Lstat":                  second(c.Lstat("/d/name")),
 		"OpenAppend":             second(c.OpenAppend("/d/name", 0o644)),
 		"Truncate":               c.Truncate("/d/name", 0),
+		"Overwrite":              c.Overwrite("/d/name", 0, []byte("x")),
 		"OpenLock":               second(c.OpenLock("/d/lock", 0o644)),
 		"SyncAll":                c.SyncAll(d),
 		"TryLock":                second(l.TryLock()),
@@ -558,8 +561,8 @@ func TestCrasherDead(t *testing.T) {
 			t.Errorf("%s after the crash: error of type %T", name, err)
 		}
 	}
-	if got := c.Calls(); got != 3+9 {
-		t.Errorf("Calls() = %d, want 12", got)
+	if got := c.Calls(); got != 3+10 {
+		t.Errorf("Calls() = %d, want 13", got)
 	}
 	if after := dumpTree(m, self, "/"); !slices.Equal(before, after) {
 		t.Errorf("calls after the crash changed the Mem: %q, was %q", after, before)

@@ -853,6 +853,33 @@ func (m *Mem) Truncate(name string, size int64) error {
 	return nil
 }
 
+// Overwrite implements FS: it writes p over the data of regular file name
+// from off, failing with EINVAL, and writing nothing, if that would extend
+// the file. As with a Write, a crash before the file's next Sync forgets
+// it.
+func (m *Mem) Overwrite(name string, off int64, p []byte) error {
+	m.lock()
+	defer m.mu.Unlock()
+	n, errno := m.lookup(name)
+	switch {
+	case errno != 0:
+	case n.typ == fs.ModeSymlink:
+		errno = syscall.ELOOP
+	case n.isDir():
+		errno = syscall.EISDIR
+	case !n.can(permW):
+		errno = syscall.EACCES
+	case off < 0 || off > int64(len(n.data)) || int64(len(p)) > int64(len(n.data))-off:
+		errno = syscall.EINVAL
+	}
+	if errno != 0 {
+		return pathError("pwrite", name, errno)
+	}
+	copy(n.data[off:], p)
+	n.modTime = time.Now()
+	return nil
+}
+
 // resize cuts regular file n's data to size bytes, or extends it with zeros
 // to size.
 func (n *memNode) resize(size int) {

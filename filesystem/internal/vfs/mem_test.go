@@ -1644,6 +1644,21 @@ func TestAppendAndTruncate(t *testing.T) {
 			mustWrite(t, f, "x")
 		},
 		want: "he\x00\x00\x00x",
+	}, {
+		name: "Overwrite writes in place, also through an appending File",
+		run: func(t *testing.T, fsys FS, j string) {
+			f := mustOpenAppend(t, fsys, j)
+			defer f.Close()
+			mustWrite(t, f, "abcdef")
+			if err := fsys.Overwrite(j, 1, []byte("XY")); err != nil {
+				t.Fatal(err)
+			}
+			if err := fsys.Overwrite(j, 6, nil); err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, f, "g")
+		},
+		want: "aXYdefg",
 	}}
 	for _, impl := range appendFSes {
 		for _, tt := range tests {
@@ -1659,8 +1674,8 @@ func TestAppendAndTruncate(t *testing.T) {
 	}
 }
 
-// TestAppendAndTruncateErrors checks the errors of OpenAppend and Truncate
-// on the OS and on Mem, and that a failed call changes nothing.
+// TestAppendAndTruncateErrors checks the errors of OpenAppend, Truncate and
+// Overwrite on the OS and on Mem, and that a failed call changes nothing.
 func TestAppendAndTruncateErrors(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -1695,6 +1710,21 @@ func TestAppendAndTruncateErrors(t *testing.T) {
 		{"Truncate to a negative size", func(fsys FS, dir string) error {
 			return fsys.Truncate(dir+"/f", -1)
 		}, "truncate", syscall.EINVAL},
+		{"Overwrite of a missing name", func(fsys FS, dir string) error {
+			return fsys.Overwrite(dir+"/nope", 0, []byte("x"))
+		}, "pwrite", syscall.ENOENT},
+		{"Overwrite of a directory", func(fsys FS, dir string) error {
+			return fsys.Overwrite(dir+"/sub", 0, []byte("x"))
+		}, "pwrite", syscall.EISDIR},
+		{"Overwrite of a symlink", func(fsys FS, dir string) error {
+			return fsys.Overwrite(dir+"/link", 0, []byte("x"))
+		}, "pwrite", syscall.ELOOP},
+		{"Overwrite past the end", func(fsys FS, dir string) error {
+			return fsys.Overwrite(dir+"/f", 3, []byte("xy"))
+		}, "pwrite", syscall.EINVAL},
+		{"Overwrite at a negative offset", func(fsys FS, dir string) error {
+			return fsys.Overwrite(dir+"/f", -1, []byte("x"))
+		}, "pwrite", syscall.EINVAL},
 	}
 	for _, impl := range appendFSes {
 		for _, tt := range tests {

@@ -46,6 +46,8 @@ func (osFS) Exchange(oldname, newname string) error { return exchange(oldname, n
 
 func (osFS) Truncate(name string, size int64) error { return truncate(name, size) }
 
+func (osFS) Overwrite(name string, off int64, p []byte) error { return overwrite(name, off, p) }
+
 func (osFS) Remove(name string) error                             { return os.Remove(name) }
 func (osFS) Mkdir(name string, perm fs.FileMode) error            { return os.Mkdir(name, perm) }
 func (osFS) Lstat(name string) (fs.FileInfo, error)               { return os.Lstat(name) }

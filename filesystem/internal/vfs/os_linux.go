@@ -74,6 +74,43 @@ func truncate(name string, size int64) error {
 	return nil
 }
 
+// overwrite does pwrite(2) of p at off in the regular file name, opened as
+// truncate opens it, refusing bytes past the file's end. Every error is a
+// *os.PathError of Op "pwrite".
+func overwrite(name string, off int64, p []byte) error {
+	var fd int
+	err := retryEINTR(func() (err error) {
+		fd, err = unix.Open(name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return &os.PathError{Op: "pwrite", Path: name, Err: notRegular(err)}
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	if err == nil {
+		err = notRegularMode(st.Mode)
+	}
+	if err == nil && (off < 0 || off > st.Size || int64(len(p)) > st.Size-off) {
+		err = syscall.EINVAL
+	}
+	for err == nil && len(p) > 0 {
+		var n int
+		err = retryEINTR(func() (err error) {
+			n, err = unix.Pwrite(fd, p, off)
+			return err
+		})
+		p, off = p[n:], off+int64(n)
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &os.PathError{Op: "pwrite", Path: name, Err: err}
+	}
+	return nil
+}
+
 // notRegular makes an error of open(2) with O_WRONLY|O_NONBLOCK match
 // ErrNotRegular too when it is ENXIO, which open gives only for a FIFO with
 // no reader, a device with no driver and a socket.

@@ -12,9 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestAppendTruncateNonRegular shows that OpenAppend and Truncate on the OS
-// neither block on nor change a FIFO (with or without a reader), a socket
-// or a device: they fail with ErrNotRegular.
+// TestAppendTruncateNonRegular shows that OpenAppend, Truncate and
+// Overwrite on the OS neither block on nor change a FIFO (with or without
+// a reader), a socket or a device: they fail with ErrNotRegular.
 func TestAppendTruncateNonRegular(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
@@ -61,6 +61,10 @@ func TestAppendTruncateNonRegular(t *testing.T) {
 			err = OS.Truncate(tt.name, 0)
 			if !errors.Is(err, ErrNotRegular) || !errors.As(err, &pe) || pe.Op != "truncate" {
 				t.Errorf("Truncate = %v, want a *fs.PathError of Op truncate wrapping ErrNotRegular", err)
+			}
+			err = OS.Overwrite(tt.name, 0, []byte("x"))
+			if !errors.Is(err, ErrNotRegular) || !errors.As(err, &pe) || pe.Op != "pwrite" {
+				t.Errorf("Overwrite = %v, want a *fs.PathError of Op pwrite wrapping ErrNotRegular", err)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 const oNoFollow = 0
@@ -32,6 +33,27 @@ func openAppend(name string, perm os.FileMode) (File, error) {
 }
 
 func truncate(name string, size int64) error { return os.Truncate(name, size) }
+
+func overwrite(name string, off int64, p []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|oNoFollow, 0)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case !fi.Mode().IsRegular():
+		err = &os.PathError{Op: "pwrite", Path: name, Err: ErrNotRegular}
+	case off < 0 || off > fi.Size() || int64(len(p)) > fi.Size()-off:
+		err = &os.PathError{Op: "pwrite", Path: name, Err: syscall.EINVAL}
+	default:
+		_, err = f.WriteAt(p, off)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 func renameNoReplace(oldname, newname string) error {
 	return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: errUnsupported}

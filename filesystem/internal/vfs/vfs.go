@@ -96,6 +96,15 @@ type FS interface {
 	// the file has been synced.
 	Truncate(name string, size int64) error
 
+	// Overwrite writes p over the bytes of the existing regular file name
+	// from offset off, as pwrite(2) on a descriptor opened without
+	// O_APPEND does. It never changes the file's size: bytes past the
+	// end fail with an error wrapping syscall.EINVAL, and nothing is
+	// written. It never follows a symbolic link in the last element of
+	// name (ELOOP) and never blocks, as Truncate. The bytes are durable
+	// once a File open on the file has been synced.
+	Overwrite(name string, off int64, p []byte) error
+
 	// Remove removes the file or empty directory name.
 	Remove(name string) error
 
