@@ -242,10 +242,12 @@ func (b *Backend) Mode() Mode { return b.cfg.mode() }
 // Close waits for the calls in progress and the background recovery to end,
 // empties the directory's journal if it has one (a checkpoint, which also
 // waits for the calls in progress in other processes), in Performance mode
-// syncs the file system and removes the records its changes displaced
-// (unless the Backend refuses writes: then it says how many it left), and
-// releases the Backend's files. It is idempotent; every later call
-// returns an error wrapping metastorage.ErrBackendClosed.
+// syncs the file system and removes the records its changes displaced, and
+// releases the Backend's files. It returns an error if it leaves any of
+// that undone (a Backend that refuses writes leaves the journal and the
+// displaced records): the error says what it left, which the next open
+// finishes. It is idempotent; every later call returns an error wrapping
+// metastorage.ErrBackendClosed.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return nil
@@ -260,8 +262,14 @@ func (b *Backend) Close() error {
 	// once every call had returned: the flush then needs none of its own.
 	synced := b.syncsOK.Load()
 	err := b.checkpoint(context.Background())
+	if err == nil {
+		err = b.journalLeft()
+	}
+	if err != nil {
+		err = fmt.Errorf("close %s: journal not emptied; the next open replays it: %w", b.dir, err)
+	}
 	if ferr := b.flush(b.syncsOK.Load() != synced); ferr != nil {
-		err = errors.Join(err, fmt.Errorf("close %s: %w", b.dir, ferr))
+		err = errors.Join(err, fmt.Errorf("close %s: %w; the next open's recovery removes them after a sync of the file system", b.dir, ferr))
 	}
 	return errors.Join(err, b.closeFiles())
 }

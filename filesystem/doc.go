@@ -57,10 +57,12 @@
 // (syncfs(2)) and only then empties the journal; it runs when a Backend has
 // appended 8 MiB to the journal, and at Close. Opening a directory whose
 // journal is not empty replays it before the first call: each message ends
-// as its last record says. Once a directory has a journal, Backends of
-// every mode write through it, since a change it does not order could be
-// undone by the replay of an older record; a Standard-mode Backend is then
-// as durable as before, and skips its own fsyncs.
+// as its last record says. A call that fails after its record was appended
+// voids the record in place before it returns, so no replay applies it.
+// Once a directory has a journal, Backends of every mode write through it,
+// since a change it does not order could be undone by the replay of an
+// older record; a Standard-mode Backend is then as durable as before, and
+// skips its own fsyncs.
 //
 // # Crash recovery
 //

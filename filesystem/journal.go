@@ -44,6 +44,10 @@ import (
 // before the first call; a checkpoint without replay runs when the journal
 // has grown by journalLimit, and at Close.
 //
+// A change whose file changes fail after its record was appended voids
+// that record in place, before its call returns, so that no replay applies
+// it (see Backend.undo).
+//
 // Once a directory has a journal, every writer on it appends its changes
 // to the journal, whatever its mode (a Standard-mode Backend then also
 // waits for the journal's fsync, and skips its own): a change the journal
@@ -59,9 +63,10 @@ const journalLimit = 8 << 20
 
 // A record: magic, body length, CRC-32C of the body, then the body: kind,
 // state, file name length (2 bytes), file name and, for a put, the file's
-// contents.
+// contents. A voided record has voidMagic in place of its magic.
 const (
 	recordMagic  = 0x534d4a31 // "SMJ1"
+	voidMagic    = 0x534d4a30 // "SMJ0"
 	recordHeader = 12
 	kindPut      = 'P'
 	kindDelete   = 'D'
@@ -100,12 +105,20 @@ type record struct {
 	state metastorage.QueueState
 	file  string
 	data  []byte // the file's contents, for a put
+	void  bool   // voided: its change failed
 }
 
 // parseRecord parses the record at the start of buf and returns it and its
 // length, or ok false if no valid record starts there.
 func parseRecord(buf []byte) (r record, n int, ok bool) {
-	if len(buf) < recordHeader || binary.BigEndian.Uint32(buf) != recordMagic {
+	if len(buf) < recordHeader {
+		return r, 0, false
+	}
+	switch binary.BigEndian.Uint32(buf) {
+	case recordMagic:
+	case voidMagic:
+		r.void = true
+	default:
 		return r, 0, false
 	}
 	size := binary.BigEndian.Uint32(buf[4:])
@@ -130,41 +143,69 @@ func parseRecord(buf []byte) (r record, n int, ok bool) {
 }
 
 // parseJournal returns the last record of each message in buf, in the order
-// of those records, and the number of bytes it skipped as damaged. After a
-// damaged record (a torn append, or one cut short by a full disk) it goes
-// on at the next place a valid record starts.
+// of those records, and the number of bytes it skipped as damaged.
 func parseJournal(buf []byte) (last []record, skipped int) {
 	at := make(map[string]int)
-	for off := 0; off < len(buf); {
-		r, n, ok := parseRecord(buf[off:])
-		if !ok {
-			next := bytes.Index(buf[off+1:], recordMagicBytes)
-			if next < 0 {
-				skipped += len(buf) - off
-				break
-			}
-			skipped += next + 1
-			off += next + 1
-			continue
-		}
+	skipped = walkJournal(buf, func(r record, _, _ int) {
 		if i, seen := at[r.file]; seen {
 			last[i].kind = 0 // superseded
 		}
 		at[r.file] = len(last)
 		last = append(last, r)
-		off += n
-	}
+	})
 	return slices.DeleteFunc(last, func(r record) bool { return r.kind == 0 }), skipped
 }
 
-var recordMagicBytes = binary.BigEndian.AppendUint32(nil, recordMagic)
+// walkJournal calls fn with each valid record in buf that is not void, its
+// offset and its length, and returns the number of bytes it skipped as
+// damaged. After a damaged record (a torn append, or one cut short by a
+// full disk) it goes on at the next place a valid record starts.
+func walkJournal(buf []byte, fn func(r record, off, n int)) (skipped int) {
+	for off := 0; off < len(buf); {
+		r, n, ok := parseRecord(buf[off:])
+		if !ok {
+			next := indexMagic(buf[off+1:])
+			if next < 0 {
+				return skipped + len(buf) - off
+			}
+			skipped += next + 1
+			off += next + 1
+			continue
+		}
+		if !r.void {
+			fn(r, off, n)
+		}
+		off += n
+	}
+	return skipped
+}
+
+// indexMagic returns the index of the first record magic in buf, void or
+// not, or -1.
+func indexMagic(buf []byte) int {
+	for i := 0; ; {
+		j := bytes.Index(buf[i:], recordMagicBytes[:3])
+		if j < 0 || i+j+3 >= len(buf) {
+			return -1
+		}
+		if c := buf[i+j+3]; c == recordMagicBytes[3] || c == voidMagicBytes[3] {
+			return i + j
+		}
+		i += j + 1
+	}
+}
+
+var (
+	recordMagicBytes = binary.BigEndian.AppendUint32(nil, recordMagic)
+	voidMagicBytes   = binary.BigEndian.AppendUint32(nil, voidMagic)
+)
 
 // journalChange appends the record of a change of the message whose file
 // name is file to the journal and, unless the Backend is in Performance
 // mode, waits until it is durable. The caller holds the message's stripe
-// lock. If it fails, the message is as cur found it, also once the journal
-// is replayed.
-func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState, file string, data []byte, cur found) error {
+// lock. If it fails, the message is unchanged, also once the journal is
+// replayed, unless its error says that a replay may yet apply the change.
+func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
 	if err := b.appendToJournal(j, kind, s, file, data); err != nil {
 		return err
 	}
@@ -174,9 +215,9 @@ func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState,
 	b.stats.journalSyncRequests.Add(1)
 	if err := j.sync.sync(); err != nil {
 		b.fail(err)
-		// The record may or may not be durable, and so may the one that
-		// undoes it: the journal's fsync fails from now on.
-		return undone(err, b.undo(j, file, cur))
+		// The record may or may not be durable, and so may its voiding:
+		// the journal's fsync fails from now on.
+		return undone(err, b.undo(j, kind, s, file, data))
 	}
 	return nil
 }
@@ -205,44 +246,59 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 	return nil
 }
 
-// undo appends the record of the message as cur found it, after the record
-// of a change that then failed, so that replaying the journal leaves the
-// message as it is (unless its record was damaged). It waits for the
-// record to be durable, and returns an error if it cannot be sure it is:
-// then a replay may yet apply the failed change, the journal says what
-// the files do not, and the Backend refuses further writes.
-func (b *Backend) undo(j *journal, file string, cur found) error {
-	var err error
-	switch {
-	case !cur.ok:
-		err = b.appendToJournal(j, kindDelete, 0, file, nil)
-	case cur.err != nil:
-		// The damaged record cannot be written again: a replay would
-		// apply the failed change instead, which leaves valid metadata.
-		b.log.Warn("cannot undo the journal record of a failed change of a message whose previous record is damaged; a replay applies the change", "file", file, "err", cur.err)
-		return nil
-	default:
-		md := cur.md
-		var data []byte
-		if data, err = encode(&md); err == nil {
-			err = b.appendToJournal(j, kindPut, cur.state, file, data)
-		}
+// undo voids the record of a change that then failed: the last record of
+// the message whose file name is file, appended with kind, s and data, so
+// that no replay applies it. The caller holds the message's stripe lock,
+// as when it appended the record. undo waits until the voiding is durable,
+// and returns an error if it cannot be sure it is: then a replay may yet
+// apply the failed change, and the Backend refuses further writes.
+//
+// It overwrites the record's magic in place. Those bytes were allocated by
+// the record's own append, so voiding needs no new space on a file system
+// that writes in place (ext4, XFS, tmpfs): a full disk cannot stop it, as
+// it would an appended record undoing the change.
+func (b *Backend) undo(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
+	off, err := b.findRecord(j, appendRecord(nil, kind, s, file, data))
+	if err == nil {
+		err = b.fs.Overwrite(j.path, off, voidMagicBytes)
 	}
-	switch {
-	case err != nil:
-	case b.cfg.mode() == Performance:
-		return nil
-	case b.failed.Load() != nil:
-		err = errors.New("the journal's fsync has failed")
-	default:
+	if err == nil {
 		b.stats.journalSyncRequests.Add(1)
 		err = j.sync.sync()
 	}
 	if err != nil {
-		err = fmt.Errorf("journal %s: cannot record the undoing of a failed change: %w", j.path, err)
+		err = fmt.Errorf("journal %s: cannot void the record of a failed change: %w", j.path, err)
 		b.fail(err)
 	}
 	return err
+}
+
+// findRecord returns the offset of rec, the record a change appended to
+// the journal, which is the last valid record of its message there.
+func (b *Backend) findRecord(j *journal, rec []byte) (int64, error) {
+	f, err := b.fs.Open(j.path)
+	if err != nil {
+		return 0, err
+	}
+	buf, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	want, _, _ := parseRecord(rec)
+	at := -1
+	walkJournal(buf, func(r record, off, n int) {
+		if r.file == want.file {
+			at = off
+			if !bytes.Equal(buf[off:off+n], rec) {
+				at = -1
+			}
+		}
+	})
+	if at < 0 {
+		return 0, errors.New("the record is not the last of its message")
+	}
+	return int64(at), nil
 }
 
 // undone returns err, the error of a change that failed, saying so if
@@ -371,6 +427,23 @@ func (b *Backend) checkpoint(ctx context.Context) error {
 	}
 	defer unlock()
 	return b.checkpointLocked(j, false)
+}
+
+// journalLeft returns an error if the journal is not empty while the
+// Backend refuses writes: then no checkpoint of the Backend empties it.
+func (b *Backend) journalLeft() error {
+	j, p := b.jnl.Load(), b.failed.Load()
+	if j == nil || p == nil {
+		return nil
+	}
+	fi, err := j.f.Stat()
+	switch {
+	case err != nil:
+		return fmt.Errorf("journal %s may hold records: %w; the backend refuses writes: %w", j.path, err, *p)
+	case fi.Size() > 0:
+		return fmt.Errorf("journal %s holds %d bytes, which a backend that refuses writes cannot make durable: %w", j.path, fi.Size(), *p)
+	}
+	return nil
 }
 
 // checkpointLocked is checkpoint for a caller that holds every stripe

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,7 @@ func TestParseJournal(t *testing.T) {
 	badName := testRecord(kindPut, stIncoming, "../x.json", "{}")
 	badState := testRecord(kindPut, metastorage.QueueState(9), "c.json", "{}")
 	badKind := testRecord('X', stIncoming, "c.json", "{}")
+	a2Void := slices.Concat(voidMagicBytes, a2[len(voidMagicBytes):])
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	type want struct {
 		kind  byte
@@ -56,6 +58,9 @@ func TestParseJournal(t *testing.T) {
 		{"bad name", cat(badName, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badName)},
 		{"bad state", cat(badState, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badState)},
 		{"bad kind", cat(badKind, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badKind)},
+		{"void record, the one before stands", cat(a1, b1, a2Void), []want{{kindPut, stIncoming, "a.json"}, {kindPut, stDeferred, "b.json"}}, 0},
+		{"void record after a torn one", cat(b1[:7], a2Void, a1), []want{{kindPut, stIncoming, "a.json"}}, 7},
+		{"void only", a2Void, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -505,5 +510,150 @@ func TestUndoNotRecordedIsReported(t *testing.T) {
 	}
 	if err := b.StoreMeta(ctx, "n", metastorage.MessageMetadata{State: stIncoming}); err == nil {
 		t.Fatal("the Backend accepted a write after the journal's fsync failed")
+	}
+}
+
+// fullDisk returns an Injector that fails with ENOSPC every change of a
+// message file (temp file writes, renames, removals) and every append to
+// the journal but, if recordFits, the first: a disk that fills up just
+// after a change's record was appended.
+func fullDisk(recordFits bool) vfs.Injector {
+	appends := 0 // an Injecting consults its Injector serially
+	return vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		switch {
+		case op == vfs.OpWrite && isJournal(path):
+			appends++
+			if recordFits && appends == 1 {
+				return nil
+			}
+			return syscall.ENOSPC
+		case op == vfs.OpWrite && isTemp(path), op == vfs.OpRename, op == vfs.OpRemove && !isTemp(path):
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+}
+
+// TestFailedHybridCallChangesNothing shows that a Hybrid-mode call that
+// returns an error has changed nothing, also once the journal is replayed
+// after a power loss right after the call, or after Close; that every call
+// that returned nil is there; and that Close returns an error, saying that
+// the next open replays it, whenever it leaves the journal non-empty.
+func TestFailedHybridCallChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	f0 := metastorage.MessageMetadata{State: stIncoming, Attempts: 1}
+	calls := []struct {
+		name string
+		call func(b *Backend) error
+	}{
+		{"move", func(b *Backend) error { return b.MoveToState(ctx, "f0", stIncoming, stActive) }},
+		{"update", func(b *Backend) error {
+			return b.UpdateMeta(ctx, "f0", metastorage.MessageMetadata{State: stIncoming, Attempts: 2})
+		}},
+		{"delete", func(b *Backend) error { return b.DeleteMeta(ctx, "f0") }},
+		{"store-new", func(b *Backend) error {
+			return b.StoreMeta(ctx, "new", metastorage.MessageMetadata{State: stActive})
+		}},
+	}
+	faults := []struct {
+		name string
+		inj  func() vfs.Injector
+		// refuses: the Backend refuses writes after the call, and the
+		// call's error says a replay may yet apply its change, as one
+		// does if applied: its record could not be voided at all.
+		refuses, applied bool
+	}{
+		{name: "disk full after the record", inj: func() vfs.Injector { return fullDisk(true) }},
+		{name: "disk full at the record", inj: func() vfs.Injector { return vfs.ShortWrite(fullDisk(false)) }},
+		// The record and its voiding are never durable: on Mem the
+		// replay finds it void, or not at all.
+		{name: "journal fsync fails", refuses: true, inj: func() vfs.Injector {
+			return vfs.And(vfs.OnOp(vfs.OpSync), vfs.PathMatch(isJournal))
+		}},
+		{name: "record cannot be voided", refuses: true, applied: true, inj: func() vfs.Injector {
+			return eitherInj{fullDisk(true), vfs.OnOp(vfs.OpOverwrite)}
+		}},
+	}
+	for _, fault := range faults {
+		for _, c := range calls {
+			t.Run(fault.name+"/"+c.name, func(t *testing.T) {
+				t.Parallel()
+				m := crashLayout(t)
+				sw := &faultSwitch{inj: fault.inj()}
+				b, err := open(quietConfig(vfs.Inject(m, sw), Hybrid))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				if err := b.StoreMeta(ctx, "f0", f0); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.StoreMeta(ctx, "kept", metastorage.MessageMetadata{State: stActive}); err != nil {
+					t.Fatal(err)
+				}
+				acked := map[string]metastorage.QueueState{"kept": stActive}
+
+				sw.on.Store(true)
+				err = c.call(b)
+				sw.on.Store(false)
+				if err == nil {
+					t.Fatal("the call succeeded on a failing disk")
+				}
+				if got := strings.Contains(err.Error(), "a replay may yet apply the change"); got != fault.refuses {
+					t.Errorf("the call's error %q; says a replay may apply it: %v, want %v", err, got, fault.refuses)
+				}
+				// What a power loss right after the call leaves.
+				lost, ackedLost := m.CrashClone(), maps.Clone(acked)
+
+				err = b.StoreMeta(ctx, "after", f0)
+				if fault.refuses != (err != nil) {
+					t.Errorf("a store after the failed call returned %v; want the Backend to refuse writes: %v", err, fault.refuses)
+				}
+				if err == nil {
+					acked["after"] = f0.State
+				}
+				err = b.Close()
+				if size := journalSize(t, m); size > 0 != (err != nil) || (err != nil && !strings.Contains(err.Error(), "the next open replays it")) {
+					t.Errorf("Close left %d bytes in the journal and returned %v; want an error saying the next open replays them exactly when some are left", size, err)
+				}
+				if fault.refuses && err == nil {
+					t.Error("Close returned nil after the Backend refused writes")
+				}
+
+				images := []struct {
+					what  string
+					img   *vfs.Mem
+					acked map[string]metastorage.QueueState
+				}{
+					{"power loss after the call", lost, ackedLost},
+					{"reopened after Close", m, acked},
+					{"power loss after Close", m.CrashClone(), acked},
+				}
+				for _, img := range images {
+					what := img.what
+					after, err := open(crashConfig(img.img, Hybrid))
+					if err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+					for id, s := range img.acked {
+						if md, err := after.GetMeta(ctx, id); err != nil || md.State != s {
+							t.Errorf("%s: acknowledged %s reads %v, %v; want it in %s", what, id, md.State, err, s)
+						}
+					}
+					if !fault.applied {
+						md, err := after.GetMeta(ctx, "f0")
+						if err != nil || md.State != f0.State || md.Attempts != f0.Attempts {
+							t.Errorf("%s: f0 reads state %s, attempts %d, %v; want it as before the failed call, in %s, attempts %d", what, md.State, md.Attempts, err, f0.State, f0.Attempts)
+						}
+						if _, err := after.GetMeta(ctx, "new"); !errors.Is(err, metastorage.ErrMessageNotFound) {
+							t.Errorf("%s: the failed store left new: %v", what, err)
+						}
+					}
+					if err := after.Close(); err != nil {
+						t.Errorf("%s: Close: %v", what, err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -141,13 +141,13 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	if j != nil {
-		if err := b.journalChange(j, kindDelete, 0, file, nil, cur); err != nil {
+		if err := b.journalChange(j, kindDelete, 0, file, nil); err != nil {
 			return fmt.Errorf("%s %s: %w", op, id, err)
 		}
 	}
 	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
 		if j != nil {
-			err = undone(err, b.undo(j, file, cur))
+			err = undone(err, b.undo(j, kindDelete, 0, file, nil))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -313,7 +313,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	if j != nil {
-		if err := b.journalChange(j, kindPut, to, file, data, cur); err != nil {
+		if err := b.journalChange(j, kindPut, to, file, data); err != nil {
 			return fmt.Errorf("%s %s: %w", op, id, err)
 		}
 	}
@@ -323,7 +323,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	tmp, err := b.writeTemp(to, file, data, j == nil && b.durable())
 	if err != nil {
 		if j != nil {
-			err = undone(err, b.undo(j, file, cur))
+			err = undone(err, b.undo(j, kindPut, to, file, data))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -361,7 +361,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 			err = fmt.Errorf("%w; its temp file %s could not be removed for good (%v), so recovery may yet apply the change: the backend refuses writes until reopened", err, tmp, derr)
 		}
 		if j != nil {
-			err = undone(err, b.undo(j, file, cur))
+			err = undone(err, b.undo(j, kindPut, to, file, data))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
