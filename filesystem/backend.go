@@ -183,19 +183,16 @@ func (b *Backend) openReadOnly() error {
 	return nil
 }
 
-// ensureDir creates dir if it is missing, and fails if it is anything but a
-// directory: a symbolic link in place of a state directory is refused, not
-// followed.
+// ensureDir creates dir if it is missing, with its missing parents, and
+// fails if it is anything but a directory: a symbolic link in place of a
+// state directory is refused, not followed.
 func (b *Backend) ensureDir(dir string) error {
 	fi, err := b.fs.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		err = b.fs.Mkdir(dir, b.cfg.dirMode)
+		err = b.makeDir(dir)
 		if errors.Is(err, fs.ErrExist) { // created meanwhile by another process
 			fi, err = b.fs.Lstat(dir)
-		} else if err == nil {
-			if b.cfg.mode() != Performance {
-				err = syncPath(b.fs, filepath.Dir(dir))
-			}
+		} else {
 			return wrapOpen(dir, err)
 		}
 	}
@@ -206,6 +203,22 @@ func (b *Backend) ensureDir(dir string) error {
 		return fmt.Errorf("open %s: %s is not a directory (mode %s)", b.dir, dir, fi.Mode().Type())
 	}
 	return nil
+}
+
+// makeDir creates the directory dir, first creating its missing parents
+// as os.MkdirAll does. Except in Performance mode, each directory it
+// creates is durable once it returns: it syncs the directory's parent.
+func (b *Backend) makeDir(dir string) error {
+	err := b.fs.Mkdir(dir, b.cfg.dirMode)
+	if parent := filepath.Dir(dir); errors.Is(err, fs.ErrNotExist) && parent != dir {
+		if err = b.makeDir(parent); err == nil || errors.Is(err, fs.ErrExist) {
+			err = b.fs.Mkdir(dir, b.cfg.dirMode)
+		}
+	}
+	if err == nil && b.cfg.mode() != Performance {
+		err = syncPath(b.fs, filepath.Dir(dir))
+	}
+	return err
 }
 
 func wrapOpen(dir string, err error) error {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -169,5 +170,47 @@ func TestFileMode(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(dir, "incoming", "m.json"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("message file mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+// TestOpenCreatesMissingParents shows that open creates the missing
+// parents of its directory, in each mode, and that in the durable modes a
+// power loss right after open keeps them, with the layout under them.
+func TestOpenCreatesMissingParents(t *testing.T) {
+	for _, mode := range crashModes {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "data", "nested", "metadata")
+			cfg := crashConfig(nil, mode)
+			cfg.dir = dir
+			b, err := open(cfg)
+			if err != nil {
+				t.Fatalf("open %s: %v", dir, err)
+			}
+			if err := b.StoreMeta(context.Background(), "x", metastorage.MessageMetadata{}); err != nil {
+				t.Error(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Error(err)
+			}
+
+			m := vfs.NewMem()
+			cfg = crashConfig(m, mode)
+			cfg.dir = "/data/nested/metadata"
+			b, err = open(cfg)
+			if err != nil {
+				t.Fatalf("open %s on Mem: %v", cfg.dir, err)
+			}
+			defer b.Close()
+			if mode == Performance {
+				return // nothing is synced at open
+			}
+			lost := m.CrashClone()
+			for _, s := range metastorage.States() {
+				if fi, err := lost.Lstat(cfg.dir + "/" + s.String()); err != nil || !fi.IsDir() {
+					t.Errorf("after a power loss right after open, %s/%s: %v, %v; want a directory", cfg.dir, s, fi, err)
+				}
+			}
+		})
 	}
 }

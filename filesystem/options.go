@@ -156,8 +156,9 @@ func (f *Factory) Create() (metastorage.Backend, error) {
 }
 
 // Open opens the Backend on the Factory's directory, creating the
-// directory and its state directories if needed, and starts the recovery
-// scan in the background.
+// directory, its missing parents and its state directories if needed
+// (durably, except in Performance mode), and starts the recovery scan in
+// the background.
 func (f *Factory) Open() (*Backend, error) {
 	return open(f.cfg)
 }

@@ -30,19 +30,25 @@ func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 	}
 }
 
-// TestNotAMetadataDirectory checks that read-only commands refuse a
-// directory without state directories, and create nothing in it.
+// TestNotAMetadataDirectory checks that commands refuse a directory
+// without state directories, and create nothing in it, nor a missing
+// directory or its missing parents.
 func TestNotAMetadataDirectory(t *testing.T) {
-	for _, args := range [][]string{{"stat"}, {"ls"}, {"show", "x"}, {"fsck"}, {"hold", "x"}} {
+	cmds := [][]string{
+		{"stat"}, {"ls"}, {"show", "x"}, {"fsck"}, {"hold", "x"},
+		{"release", "x"}, {"move", "x", "incoming", "active"}, {"delete", "x"}, {"fsck", "--repair"},
+	}
+	for _, args := range cmds {
 		parent := t.TempDir()
-		dir := filepath.Join(parent, "missing")
-		r := spoolmeta(t, append([]string{"-d", dir}, args...)...)
-		r.expect(t, 2)
-		if !strings.Contains(r.stderr, "not a metadata directory") || len(lines(r.stderr)) != 1 {
-			t.Errorf("%v: stderr = %q, want one line saying it is not a metadata directory", args, r.stderr)
+		for _, dir := range []string{filepath.Join(parent, "missing"), filepath.Join(parent, "nested", "missing")} {
+			r := spoolmeta(t, append([]string{"-d", dir}, args...)...)
+			r.expect(t, 2)
+			if !strings.Contains(r.stderr, "not a metadata directory") || len(lines(r.stderr)) != 1 {
+				t.Errorf("%v: stderr = %q, want one line saying it is not a metadata directory", args, r.stderr)
+			}
 		}
-		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Errorf("%v created %s", args, dir)
+		if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+			t.Errorf("%v created %s in %s", args, ents[0].Name(), parent)
 		}
 		empty := t.TempDir()
 		spoolmeta(t, append([]string{"-d", empty}, args...)...).expect(t, 2)
