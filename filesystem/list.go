@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -81,42 +80,97 @@ func checkListOptions(opts metastorage.MessageListOptions) error {
 
 // scanList calls add with each message in state that passes opts.Since,
 // with its sort keys where opts needs them, reading the state's directory
-// once, a batch of names at a time.
+// once, a batch of names at a time. Keys that the Backend does not keep
+// are read from the files by several workers, while the directory is read
+// on; add is called from one goroutine at a time.
 func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions, add func(listEntry)) error {
-	needKeys := opts.SortBy != metastorage.SortByID || !opts.Since.IsZero()
+	if opts.SortBy == metastorage.SortByID && opts.Since.IsZero() {
+		return b.readNames(ctx, state, listBatch, func(files []string) error {
+			for _, f := range files {
+				id, _ := name.Decode(f)
+				add(listEntry{id: id, file: f})
+			}
+			return nil
+		})
+	}
 	var scan *keyScan
-	if needKeys && b.changes != nil {
+	if b.changes != nil {
 		scan = b.keys.begin(state)
 	}
 	since := instantOf(opts.Since)
-	batch := make([]listEntry, 0, listBatch)
-	err := b.readNames(ctx, state, listBatch, func(files []string) error {
-		batch = batch[:0]
-		for _, f := range files {
-			id, _ := name.Decode(f)
-			batch = append(batch, listEntry{id: id, file: f})
-		}
-		if needKeys {
-			var err error
-			if batch, err = b.readKeys(ctx, state, batch, scan); err != nil {
-				return err
+	var mu sync.Mutex // serialises add
+	addAll := func(entries []listEntry, status []keyStatus) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, e := range entries {
+			if status[i] != keyGone && (opts.Since.IsZero() || e.keys.created.compare(since) >= 0 || e.keys.updated.compare(since) >= 0) {
+				add(e)
 			}
 		}
-		for _, e := range batch {
-			if opts.Since.IsZero() || e.keys.created.compare(since) >= 0 || e.keys.updated.compare(since) >= 0 {
-				add(e)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	work := make(chan []listEntry, listWorkers())
+	var wg sync.WaitGroup
+	for range listWorkers() {
+		wg.Go(func() {
+			buf := make([]byte, 0, 4096)
+			for chunk := range work {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				status := make([]keyStatus, len(chunk))
+				counts := make([]uint64, len(chunk))
+				todo := make([]int, 0, len(chunk))
+				for i := range chunk {
+					var err error
+					if status[i], counts[i], err = b.readKey(state, &chunk[i], &buf); err != nil {
+						cancel(err)
+						break
+					}
+					todo = append(todo, i)
+				}
+				scan.keep(chunk, todo, status, counts)
+				addAll(chunk, status)
+			}
+		})
+	}
+	status := make([]keyStatus, listBatch)
+	counts := make([]uint64, listBatch)
+	err := b.readNames(ctx, state, listBatch, func(files []string) error {
+		batch := make([]listEntry, len(files))
+		for i, f := range files {
+			id, _ := name.Decode(f)
+			batch[i] = listEntry{id: id, file: f}
+		}
+		todo := scan.lookup(b.changes, batch, status[:len(batch)], counts[:len(batch)])
+		addAll(batch, status[:len(batch)])
+		for lo := 0; lo < len(todo); lo += listChunk {
+			chunk := make([]listEntry, 0, listChunk)
+			for _, i := range todo[lo:min(lo+listChunk, len(todo))] {
+				chunk = append(chunk, batch[i])
+			}
+			select {
+			case work <- chunk:
+			case <-ctx.Done():
+				return context.Cause(ctx)
 			}
 		}
 		return nil
 	})
+	close(work)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		err = cause // a worker's error, or the caller's context's
+	}
 	if err == nil && scan != nil {
 		scan.end()
 	}
 	return err
 }
 
-// listBatch is the number of names a listing reads from the directory, and
-// handles, at a time.
+// listBatch is the number of names a listing reads from the directory at a
+// time.
 const listBatch = 1024
 
 // listWorkers is the number of goroutines that read sort keys. Reading a
@@ -137,65 +191,6 @@ const (
 	keyRead                     // read, without a usable count
 	keyCounted                  // read, and current as long as the stripe's counter holds its count
 )
-
-// readKeys fills in the sort keys of the entries, from the Backend's
-// keyCache where they are current (scan, which may be nil) and else from the
-// files, read by several workers, and drops the entries that have left the
-// state or are not valid metadata (recovery sets those aside).
-func (b *Backend) readKeys(ctx context.Context, state metastorage.QueueState, entries []listEntry, scan *keyScan) ([]listEntry, error) {
-	status := make([]keyStatus, len(entries))
-	counts := make([]uint64, len(entries))
-	todo := scan.lookup(b.changes, entries, status, counts)
-	if err := b.readKeysOf(ctx, state, entries, todo, status, counts); err != nil {
-		return nil, err
-	}
-	scan.keep(entries, todo, status, counts)
-	out := entries[:0]
-	for i, e := range entries {
-		if status[i] != keyGone {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-// readKeysOf reads the sort keys of the entries whose indexes are in todo
-// from their files, with several workers, and sets their status and
-// counts.
-func (b *Backend) readKeysOf(ctx context.Context, state metastorage.QueueState, entries []listEntry, todo []int, status []keyStatus, counts []uint64) error {
-	workers := min(listWorkers(), (len(todo)+listChunk-1)/listChunk)
-	var (
-		wg       sync.WaitGroup
-		next     atomic.Int64
-		failed   atomic.Bool
-		mu       sync.Mutex
-		firstErr error
-	)
-	for range workers {
-		wg.Go(func() {
-			buf := make([]byte, 0, 4096)
-			for !failed.Load() && ctx.Err() == nil {
-				lo := int(next.Add(listChunk)) - listChunk
-				if lo >= len(todo) {
-					return
-				}
-				for _, i := range todo[lo:min(lo+listChunk, len(todo))] {
-					var err error
-					status[i], counts[i], err = b.readKey(state, &entries[i], &buf)
-					if err != nil {
-						mu.Lock()
-						firstErr = cmp.Or(firstErr, err)
-						mu.Unlock()
-						failed.Store(true)
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return cmp.Or(ctx.Err(), firstErr)
-}
 
 // readKey reads the sort keys of e from its file in state's directory. The
 // count it returns, for keyCounted, is that of the file's stripe before the

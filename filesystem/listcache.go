@@ -84,9 +84,11 @@ func (c *keyCache) begin(s metastorage.QueueState) *keyScan {
 
 // lookup fills in the keys of the entries that the cache holds and
 // changes says are current, with status keyCounted and their counts, and
-// returns the indexes of the others. A nil scan holds nothing.
+// returns the indexes of the others, whose status it sets to keyGone. A
+// nil scan holds nothing.
 func (sc *keyScan) lookup(ch *changes, entries []listEntry, status []keyStatus, counts []uint64) []int {
 	todo := make([]int, 0, len(entries))
+	clear(status)
 	if sc == nil {
 		for i := range entries {
 			todo = append(todo, i)
