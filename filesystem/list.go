@@ -95,7 +95,7 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 	}
 	var scan *keyScan
 	if b.changes != nil {
-		scan = b.keys.begin(state)
+		scan = b.keys.begin(state, b.changes)
 	}
 	since := instantOf(opts.Since)
 	var mu sync.Mutex // serialises add
@@ -143,7 +143,7 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 			id, _ := name.Decode(f)
 			batch[i] = listEntry{id: id, file: f}
 		}
-		todo := scan.lookup(b.changes, batch, status[:len(batch)], counts[:len(batch)])
+		todo := scan.lookup(batch, status[:len(batch)], counts[:len(batch)])
 		addAll(batch, status[:len(batch)])
 		for lo := 0; lo < len(todo); lo += listChunk {
 			chunk := make([]listEntry, 0, listChunk)

@@ -50,43 +50,39 @@ const maxCachedKeys = 1 << 20
 // the files of the stripes that changed, and those it has not seen.
 //
 // Keys are added while the cache holds fewer than its limit. A listing
-// that read the whole directory removes the keys of the names it did not
-// see, which have left the state.
+// that read the whole directory and saw fewer names than the cache holds
+// removes the keys that are no longer current: a file that left the
+// directory moved its stripe's counter.
 type keyCache struct {
 	mu     sync.Mutex
 	states [metastorage.NumStates]map[string]cachedKey
-	scans  [metastorage.NumStates]uint64 // the listings begun, by state
-	size   int                           // entries held, across states
-	limit  int                           // the most entries held; 0 means maxCachedKeys
+	size   int // entries held, across states
+	limit  int // the most entries held; 0 means maxCachedKeys
 }
 
 type cachedKey struct {
 	count uint64 // the stripe's change counter when the file was read
-	seen  uint64 // the last listing that saw the name
 	keys  listKeys
 }
 
 // keyScan is one listing's use of the keys of one state.
 type keyScan struct {
 	c   *keyCache
+	ch  *changes
 	s   metastorage.QueueState
-	n   uint64 // this listing's number among the state's
-	saw int    // the cached names it saw
+	saw int // the cached names it saw
 }
 
-// begin starts a listing of state s.
-func (c *keyCache) begin(s metastorage.QueueState) *keyScan {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.scans[s]++
-	return &keyScan{c: c, s: s, n: c.scans[s]}
+// begin starts a listing of state s, whose keys ch tells current.
+func (c *keyCache) begin(s metastorage.QueueState, ch *changes) *keyScan {
+	return &keyScan{c: c, ch: ch, s: s}
 }
 
 // lookup fills in the keys of the entries that the cache holds and
 // changes says are current, with status keyCounted and their counts, and
 // returns the indexes of the others, whose status it sets to keyGone. A
 // nil scan holds nothing.
-func (sc *keyScan) lookup(ch *changes, entries []listEntry, status []keyStatus, counts []uint64) []int {
+func (sc *keyScan) lookup(entries []listEntry, status []keyStatus, counts []uint64) []int {
 	todo := make([]int, 0, len(entries))
 	clear(status)
 	if sc == nil {
@@ -101,15 +97,11 @@ func (sc *keyScan) lookup(ch *changes, entries []listEntry, status []keyStatus, 
 	for i := range entries {
 		e := &entries[i]
 		k, ok := m[e.file]
-		if !ok || !ch.unchanged(sc.s, stripeOf(e.file), k.count) {
+		if !ok || !sc.ch.unchanged(sc.s, stripeOf(e.file), k.count) {
 			todo = append(todo, i)
 			continue
 		}
 		e.keys, status[i], counts[i] = k.keys, keyCounted, k.count
-		if k.seen < sc.n {
-			k.seen = sc.n
-			m[e.file] = k
-		}
 		sc.saw++
 	}
 	return todo
@@ -141,23 +133,24 @@ func (sc *keyScan) keep(entries []listEntry, todo []int, status []keyStatus, cou
 			}
 			c.size++
 		}
-		m[e.file] = cachedKey{count: counts[i], seen: sc.n, keys: e.keys}
+		m[e.file] = cachedKey{count: counts[i], keys: e.keys}
 		sc.saw++
 	}
 }
 
-// end ends a listing that read the whole directory: it removes the keys of
-// the names no listing begun since this one saw.
+// end ends a listing that read the whole directory. If it saw fewer names
+// than the cache holds, some have left the state: it removes the keys that
+// are no longer current.
 func (sc *keyScan) end() {
 	c := sc.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.states[sc.s]
 	if sc.saw >= len(m) {
-		return // saw them all
+		return
 	}
 	for f, k := range m {
-		if k.seen < sc.n {
+		if !sc.ch.unchanged(sc.s, stripeOf(f), k.count) {
 			delete(m, f)
 			c.size--
 		}
