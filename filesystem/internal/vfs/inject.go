@@ -955,3 +955,222 @@ func (l *crasherLock) Close() error {
 	}
 	return err
 }
+
+// Name returns the name the file was opened by.
+func (f *injectingFile) Name() string { return f.name }
+
+// Name returns the name the file was opened by.
+func (f *crasherFile) Name() string { return f.name }
+
+// CreateIn implements FS. The Injector is consulted, as for every method
+// of FS whose name ends in "In", with the Op of the method without "In"
+// and the path of name in dir.
+func (i *Injecting) CreateIn(dir File, name string, perm fs.FileMode) (File, error) {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpCreate, full); err != nil {
+		return nil, err
+	}
+	f, err := i.fs.CreateIn(d, name, perm)
+	return i.file(full, f, err)
+}
+
+// OpenAppendIn implements FS.
+func (i *Injecting) OpenAppendIn(dir File, name string, perm fs.FileMode) (File, error) {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpOpenAppend, full); err != nil {
+		return nil, err
+	}
+	f, err := i.fs.OpenAppendIn(d, name, perm)
+	return i.file(full, f, err)
+}
+
+// OpenDirIn implements FS.
+func (i *Injecting) OpenDirIn(dir File, name string) (File, error) {
+	d, full := i.inDir(dir, name)
+	if name == "." {
+		full = dir.Name()
+	}
+	if err := i.check(OpOpenDir, full); err != nil {
+		return nil, err
+	}
+	f, err := i.fs.OpenDirIn(d, name)
+	return i.file(full, f, err)
+}
+
+// RenameIn implements FS. The Injector is consulted with OpRename and the
+// old path.
+func (i *Injecting) RenameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error {
+	od, oldFull := i.inDir(oldDir, oldname)
+	nd, newFull := i.inDir(newDir, newname)
+	sysOp := "renameat2"
+	if how == RenameReplace {
+		sysOp = "rename"
+	}
+	if err := i.checkRename(sysOp, oldFull, newFull); err != nil {
+		return err
+	}
+	return i.fs.RenameIn(od, oldname, nd, newname, how)
+}
+
+// TruncateIn implements FS.
+func (i *Injecting) TruncateIn(dir File, name string, size int64) error {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpTruncate, full); err != nil {
+		return err
+	}
+	return i.fs.TruncateIn(d, name, size)
+}
+
+// RemoveIn implements FS.
+func (i *Injecting) RemoveIn(dir File, name string) error {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpRemove, full); err != nil {
+		return err
+	}
+	return i.fs.RemoveIn(d, name)
+}
+
+// MkdirIn implements FS.
+func (i *Injecting) MkdirIn(dir File, name string, perm fs.FileMode) error {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpMkdir, full); err != nil {
+		return err
+	}
+	return i.fs.MkdirIn(d, name, perm)
+}
+
+// OpenLockIn implements FS.
+func (i *Injecting) OpenLockIn(dir File, name string, perm fs.FileMode) (Lock, error) {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpOpenLock, full); err != nil {
+		return nil, err
+	}
+	l, err := i.fs.OpenLockIn(d, name, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &injectingLock{i: i, l: l, name: full}, nil
+}
+
+// MapSharedIn implements SharedMemory as MapShared does.
+func (i *Injecting) MapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	d, full := i.inDir(dir, name)
+	sm, ok := i.fs.(SharedMemory)
+	if !ok {
+		return nil, nil, &fs.PathError{Op: "mmap", Path: full, Err: errors.ErrUnsupported}
+	}
+	if err := i.check(OpMapShared, full); err != nil {
+		return nil, nil, err
+	}
+	return sm.MapSharedIn(d, name, size, perm)
+}
+
+// CreateIn implements FS.
+func (c *Crasher) CreateIn(dir File, name string, perm fs.FileMode) (File, error) {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return nil, crashed("open", full)
+	}
+	f, err := c.m.CreateIn(d, name, perm)
+	return c.file(full, f, err)
+}
+
+// OpenAppendIn implements FS; it counts as OpenAppend does.
+func (c *Crasher) OpenAppendIn(dir File, name string, perm fs.FileMode) (File, error) {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return nil, crashed("open", full)
+	}
+	f, err := c.m.OpenAppendIn(d, name, perm)
+	return c.file(full, f, err)
+}
+
+// OpenDirIn implements FS.
+func (c *Crasher) OpenDirIn(dir File, name string) (File, error) {
+	d, full := c.inDir(dir, name)
+	if name == "." {
+		full = dir.Name()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(false) {
+		return nil, crashed("open", full)
+	}
+	f, err := c.m.OpenDirIn(d, name)
+	return c.file(full, f, err)
+}
+
+// RenameIn implements FS.
+func (c *Crasher) RenameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error {
+	od, oldFull := c.inDir(oldDir, oldname)
+	nd, newFull := c.inDir(newDir, newname)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return &os.LinkError{Op: "renameat2", Old: oldFull, New: newFull, Err: ErrCrashed}
+	}
+	return c.m.RenameIn(od, oldname, nd, newname, how)
+}
+
+// TruncateIn implements FS.
+func (c *Crasher) TruncateIn(dir File, name string, size int64) error {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return crashed("truncate", full)
+	}
+	return c.m.TruncateIn(d, name, size)
+}
+
+// RemoveIn implements FS.
+func (c *Crasher) RemoveIn(dir File, name string) error {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return crashed("remove", full)
+	}
+	return c.m.RemoveIn(d, name)
+}
+
+// MkdirIn implements FS.
+func (c *Crasher) MkdirIn(dir File, name string, perm fs.FileMode) error {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return crashed("mkdir", full)
+	}
+	return c.m.MkdirIn(d, name, perm)
+}
+
+// OpenLockIn implements FS.
+func (c *Crasher) OpenLockIn(dir File, name string, perm fs.FileMode) (Lock, error) {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(false) {
+		return nil, crashed("open", full)
+	}
+	l, err := c.m.OpenLockIn(d, name, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &crasherLock{c: c, l: l, name: full}, nil
+}
+
+// MapSharedIn implements SharedMemory; it is not a mutating call.
+func (c *Crasher) MapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(false) {
+		return nil, nil, crashed("open", full)
+	}
+	return c.m.MapSharedIn(d, name, size, perm)
+}

@@ -327,9 +327,48 @@ func (m *Mem) resolve(name string) (memPath, []*memNode, syscall.Errno) {
 	return p, chain, errno
 }
 
-// lookup returns the node name names, without following a symbolic link.
-func (m *Mem) lookup(name string) (*memNode, syscall.Errno) {
+// resolved is a name resolved: by resolve, or by resolveIn.
+type resolved struct {
+	p     memPath
+	chain []*memNode
+	errno syscall.Errno
+}
+
+// at resolves name.
+func (m *Mem) at(name string) resolved {
 	p, chain, errno := m.resolve(name)
+	return resolved{p, chain, errno}
+}
+
+// atIn resolves name in the directory dir, an open directory of m, as a
+// path of one element whose chain is dir alone, and returns the path of
+// name in it.
+func (m *Mem) atIn(dir File, name string) (resolved, string) {
+	d, ok := dir.(*memFile)
+	if !ok || d.m != m {
+		return resolved{errno: syscall.EBADF}, name
+	}
+	full := d.name + "/" + name
+	var errno syscall.Errno
+	switch {
+	case d.closed:
+		errno = syscall.EBADF
+	case !d.node.isDir():
+		errno = syscall.ENOTDIR
+	case name == "" || name == "." || name == ".." || strings.Contains(name, "/"):
+		errno = syscall.EINVAL
+	case !d.node.can(permX):
+		errno = syscall.EACCES
+	}
+	return resolved{memPath{last: name}, []*memNode{d.node}, errno}, full
+}
+
+// lookup returns the node name names, without following a symbolic link.
+func (m *Mem) lookup(name string) (*memNode, syscall.Errno) { return m.lookupAt(m.at(name)) }
+
+// lookupAt is lookup of a resolved name.
+func (m *Mem) lookupAt(r resolved) (*memNode, syscall.Errno) {
+	p, chain, errno := r.p, r.chain, r.errno
 	if errno != 0 {
 		return nil, errno
 	}
@@ -357,7 +396,7 @@ func linkError(op, oldname, newname string, err error) error {
 func (m *Mem) Create(name string, perm fs.FileMode) (File, error) {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.create(name, perm)
+	n, errno := m.create(m.at(name), perm)
 	if errno != 0 {
 		return nil, pathError("open", name, errno)
 	}
@@ -365,8 +404,8 @@ func (m *Mem) Create(name string, perm fs.FileMode) (File, error) {
 }
 
 // create does open(2) with O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW.
-func (m *Mem) create(name string, perm fs.FileMode) (*memNode, syscall.Errno) {
-	p, chain, errno := m.resolve(name)
+func (m *Mem) create(r resolved, perm fs.FileMode) (*memNode, syscall.Errno) {
+	p, chain, errno := r.p, r.chain, r.errno
 	switch {
 	case errno != 0:
 		return nil, errno
@@ -469,7 +508,7 @@ func (m *Mem) lookupIn(dir File, name string) (*memNode, string, syscall.Errno) 
 func (m *Mem) OpenAppend(name string, perm fs.FileMode) (File, error) {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.openCreate(name, perm, permW)
+	n, errno := m.openCreate(m.at(name), perm, permW)
 	if errno != 0 {
 		return nil, pathError("open", name, errno)
 	}
@@ -480,7 +519,12 @@ func (m *Mem) OpenAppend(name string, perm fs.FileMode) (File, error) {
 func (m *Mem) OpenDir(name string) (File, error) {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.lookup(name)
+	return m.openDir(m.at(name), name)
+}
+
+// openDir is OpenDir of a resolved name, whose path is name.
+func (m *Mem) openDir(r resolved, name string) (File, error) {
+	n, errno := m.lookupAt(r)
 	switch {
 	case errno != 0:
 	case !n.isDir():
@@ -508,7 +552,7 @@ func (m *Mem) Rename(oldname, newname string) error {
 			return linkError("rename", oldname, newname, errno)
 		}
 	}
-	if errno := m.rename(oldname, newname, false); errno != 0 {
+	if errno := m.rename(m.at(oldname), m.at(newname), false); errno != 0 {
 		return linkError("rename", oldname, newname, errno)
 	}
 	return nil
@@ -518,7 +562,7 @@ func (m *Mem) Rename(oldname, newname string) error {
 func (m *Mem) RenameNoReplace(oldname, newname string) error {
 	m.lock()
 	defer m.mu.Unlock()
-	if errno := m.rename(oldname, newname, true); errno != 0 {
+	if errno := m.rename(m.at(oldname), m.at(newname), true); errno != 0 {
 		return linkError("renameat2", oldname, newname, errno)
 	}
 	return nil
@@ -531,18 +575,18 @@ func (m *Mem) RenameNoReplace(oldname, newname string) error {
 func (m *Mem) Exchange(oldname, newname string) error {
 	m.lock()
 	defer m.mu.Unlock()
-	if errno := m.exchange(oldname, newname); errno != 0 {
+	if errno := m.exchange(m.at(oldname), m.at(newname)); errno != 0 {
 		return linkError("renameat2", oldname, newname, errno)
 	}
 	return nil
 }
 
-func (m *Mem) exchange(oldname, newname string) syscall.Errno {
-	op, ochain, errno := m.resolve(oldname)
+func (m *Mem) exchange(or, nr resolved) syscall.Errno {
+	op, ochain, errno := or.p, or.chain, or.errno
 	if errno != 0 {
 		return errno
 	}
-	np, nchain, errno := m.resolve(newname)
+	np, nchain, errno := nr.p, nr.chain, nr.errno
 	if errno != 0 {
 		return errno
 	}
@@ -568,12 +612,12 @@ func (m *Mem) exchange(oldname, newname string) syscall.Errno {
 
 // rename does rename(2), or renameat2(2) with RENAME_NOREPLACE, checking
 // in the order Linux does.
-func (m *Mem) rename(oldname, newname string, noReplace bool) syscall.Errno {
-	op, ochain, errno := m.resolve(oldname)
+func (m *Mem) rename(or, nr resolved, noReplace bool) syscall.Errno {
+	op, ochain, errno := or.p, or.chain, or.errno
 	if errno != 0 {
 		return errno
 	}
-	np, nchain, errno := m.resolve(newname)
+	np, nchain, errno := nr.p, nr.chain, nr.errno
 	if errno != 0 {
 		return errno
 	}
@@ -636,23 +680,31 @@ func renameAllowed(odir, on, ndir, nn *memNode) syscall.Errno {
 func (m *Mem) Remove(name string) error {
 	m.lock()
 	defer m.mu.Unlock()
-	errno := m.unlink(name)
-	if errno == 0 {
-		return nil
+	if errno := m.remove(m.at(name)); errno != 0 {
+		return pathError("remove", name, errno)
 	}
-	errRmdir := m.rmdir(name)
+	return nil
+}
+
+// remove does what os.Remove does.
+func (m *Mem) remove(r resolved) syscall.Errno {
+	errno := m.unlink(r)
+	if errno == 0 {
+		return 0
+	}
+	errRmdir := m.rmdir(r)
 	if errRmdir == 0 {
-		return nil
+		return 0
 	}
 	if errRmdir != syscall.ENOTDIR {
 		errno = errRmdir
 	}
-	return pathError("remove", name, errno)
+	return errno
 }
 
 // unlink does unlink(2).
-func (m *Mem) unlink(name string) syscall.Errno {
-	p, chain, errno := m.resolve(name)
+func (m *Mem) unlink(r resolved) syscall.Errno {
+	p, chain, errno := r.p, r.chain, r.errno
 	if errno != 0 {
 		return errno
 	}
@@ -678,8 +730,8 @@ func (m *Mem) unlink(name string) syscall.Errno {
 }
 
 // rmdir does rmdir(2).
-func (m *Mem) rmdir(name string) syscall.Errno {
-	p, chain, errno := m.resolve(name)
+func (m *Mem) rmdir(r resolved) syscall.Errno {
+	p, chain, errno := r.p, r.chain, r.errno
 	if errno != 0 {
 		return errno
 	}
@@ -711,7 +763,7 @@ func (m *Mem) rmdir(name string) syscall.Errno {
 func (m *Mem) Mkdir(name string, perm fs.FileMode) error {
 	m.lock()
 	defer m.mu.Unlock()
-	dir, last, errno := m.newEntry(name, true)
+	dir, last, errno := m.newEntry(m.at(name), true)
 	if errno != 0 {
 		return pathError("mkdir", name, errno)
 	}
@@ -721,8 +773,8 @@ func (m *Mem) Mkdir(name string, perm fs.FileMode) error {
 
 // newEntry checks that name can be added, as a directory if isDir, and
 // returns the directory to add it to and its name there.
-func (m *Mem) newEntry(name string, isDir bool) (*memNode, string, syscall.Errno) {
-	p, chain, errno := m.resolve(name)
+func (m *Mem) newEntry(r resolved, isDir bool) (*memNode, string, syscall.Errno) {
+	p, chain, errno := r.p, r.chain, r.errno
 	if errno != 0 {
 		return nil, "", errno
 	}
@@ -757,7 +809,7 @@ func (m *Mem) Lstat(name string) (fs.FileInfo, error) {
 func (m *Mem) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.openCreate(name, perm, permR|permW)
+	n, errno := m.openCreate(m.at(name), perm, permR|permW)
 	if errno != 0 {
 		return nil, pathError("open", name, errno)
 	}
@@ -773,7 +825,12 @@ func (m *Mem) OpenLock(name string, perm fs.FileMode) (Lock, error) {
 func (m *Mem) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.openCreate(name, perm, permR|permW)
+	return m.mapShared(m.at(name), name, size, perm)
+}
+
+// mapShared is MapShared of a resolved name, whose path is name.
+func (m *Mem) mapShared(r resolved, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	n, errno := m.openCreate(r, perm, permR|permW)
 	if errno != 0 {
 		return nil, nil, pathError("open", name, errno)
 	}
@@ -799,8 +856,8 @@ func (m *Mem) MapShared(name string, size int, perm fs.FileMode) ([]byte, func()
 // openCreate does open(2) with O_CREAT|O_NOFOLLOW and the access that an
 // existing file must grant with the owner bits want: permW for O_WRONLY,
 // permR|permW for O_RDWR.
-func (m *Mem) openCreate(name string, perm, want fs.FileMode) (*memNode, syscall.Errno) {
-	p, chain, errno := m.resolve(name)
+func (m *Mem) openCreate(r resolved, perm, want fs.FileMode) (*memNode, syscall.Errno) {
+	p, chain, errno := r.p, r.chain, r.errno
 	switch {
 	case errno != 0:
 		return nil, errno
@@ -833,7 +890,15 @@ func (m *Mem) openCreate(name string, perm, want fs.FileMode) (*memNode, syscall
 func (m *Mem) Truncate(name string, size int64) error {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.lookup(name)
+	if errno := m.truncate(m.at(name), size); errno != 0 {
+		return pathError("truncate", name, errno)
+	}
+	return nil
+}
+
+// truncate is Truncate of a resolved name.
+func (m *Mem) truncate(r resolved, size int64) syscall.Errno {
+	n, errno := m.lookupAt(r)
 	switch {
 	case errno != 0:
 	case n.typ == fs.ModeSymlink:
@@ -846,11 +911,11 @@ func (m *Mem) Truncate(name string, size int64) error {
 		errno = syscall.EINVAL
 	}
 	if errno != 0 {
-		return pathError("truncate", name, errno)
+		return errno
 	}
 	n.resize(int(size))
 	n.modTime = time.Now()
-	return nil
+	return 0
 }
 
 // Overwrite implements FS: it writes p over the data of regular file name
@@ -936,7 +1001,7 @@ func (m *Mem) Symlink(target, name string) error {
 	if target == "" {
 		return linkError("symlink", target, name, syscall.ENOENT)
 	}
-	dir, last, errno := m.newEntry(name, false)
+	dir, last, errno := m.newEntry(m.at(name), false)
 	if errno != 0 {
 		return linkError("symlink", target, name, errno)
 	}
@@ -1061,6 +1126,9 @@ type memFile struct {
 	listed bool
 	next   int
 }
+
+// Name returns the name the file was opened by.
+func (f *memFile) Name() string { return f.name }
 
 func (f *memFile) Read(p []byte) (int, error) {
 	f.m.mu.Lock()

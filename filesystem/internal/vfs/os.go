@@ -71,3 +71,43 @@ func inDirName(dir File, name string) (*os.File, string, error) {
 	}
 	return d, full, nil
 }
+
+func (osFS) CreateIn(dir File, name string, perm fs.FileMode) (File, error) {
+	return createFileIn(dir, name, perm)
+}
+
+func (osFS) OpenAppendIn(dir File, name string, perm fs.FileMode) (File, error) {
+	return openAppendIn(dir, name, perm)
+}
+
+func (osFS) OpenDirIn(dir File, name string) (File, error) { return openDirIn(dir, name) }
+
+func (osFS) RenameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error {
+	return renameIn(oldDir, oldname, newDir, newname, how)
+}
+
+func (osFS) TruncateIn(dir File, name string, size int64) error { return truncateIn(dir, name, size) }
+func (osFS) RemoveIn(dir File, name string) error               { return removeIn(dir, name) }
+
+func (osFS) MkdirIn(dir File, name string, perm fs.FileMode) error {
+	return mkdirIn(dir, name, perm)
+}
+
+func (osFS) OpenLockIn(dir File, name string, perm fs.FileMode) (Lock, error) {
+	return openLockIn(dir, name, perm)
+}
+
+// MapSharedIn implements SharedMemory.
+func (osFS) MapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return mapSharedIn(dir, name, size, perm)
+}
+
+// dirName returns the path of the directory dir and an error if it is
+// not a directory opened by OS; for OpenDirIn's ".".
+func dirName(dir File) (*os.File, string, error) {
+	d, ok := dir.(*os.File)
+	if !ok {
+		return nil, ".", syscall.EBADF
+	}
+	return d, d.Name(), nil
+}

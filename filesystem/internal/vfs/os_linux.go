@@ -225,6 +225,11 @@ func mapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, e
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
+	return mapFd(fd, name, size)
+}
+
+// mapFd is mapShared of the file open on fd, as name; it closes fd.
+func mapFd(fd int, name string, size int) ([]byte, func() error, error) {
 	defer unix.Close(fd)
 	if err := retryEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX) }); err != nil {
 		return nil, nil, &os.PathError{Op: "flock", Path: name, Err: err}

@@ -3,6 +3,7 @@
 package vfs
 
 import (
+	"cmp"
 	"errors"
 	"io/fs"
 	"os"
@@ -88,4 +89,102 @@ func lstatIn(dir File, name string) (fs.FileInfo, error) {
 
 func mapShared(name string, _ int, _ fs.FileMode) ([]byte, func() error, error) {
 	return nil, nil, &fs.PathError{Op: "mmap", Path: name, Err: errors.ErrUnsupported}
+}
+
+// The directory-relative operations below resolve the path of name in dir
+// again: they are not safe against a directory replaced after it was
+// opened, which the backend needs only where it runs, on Linux.
+
+func inDirPath(op string, dir File, name string) (string, error) {
+	_, full, err := inDirName(dir, name)
+	if err != nil {
+		return "", &os.PathError{Op: op, Path: full, Err: err}
+	}
+	return full, nil
+}
+
+func createFileIn(dir File, name string, perm fs.FileMode) (File, error) {
+	full, err := inDirPath("open", dir, name)
+	if err != nil {
+		return nil, err
+	}
+	return createFile(full, perm)
+}
+
+func openAppendIn(dir File, name string, perm fs.FileMode) (File, error) {
+	full, err := inDirPath("open", dir, name)
+	if err != nil {
+		return nil, err
+	}
+	return openAppend(full, perm)
+}
+
+func openDirIn(dir File, name string) (File, error) {
+	if name == "." {
+		_, full, err := dirName(dir)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: full, Err: err}
+		}
+		return openDir(full)
+	}
+	full, err := inDirPath("open", dir, name)
+	if err != nil {
+		return nil, err
+	}
+	return openDir(full)
+}
+
+func renameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error {
+	_, oldFull, err := inDirName(oldDir, oldname)
+	_, newFull, nerr := inDirName(newDir, newname)
+	if err = cmp.Or(err, nerr); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldFull, New: newFull, Err: err}
+	}
+	switch how {
+	case RenameNoReplace:
+		return renameNoReplace(oldFull, newFull)
+	case RenameExchange:
+		return exchange(oldFull, newFull)
+	}
+	return os.Rename(oldFull, newFull)
+}
+
+func truncateIn(dir File, name string, size int64) error {
+	full, err := inDirPath("truncate", dir, name)
+	if err != nil {
+		return err
+	}
+	return truncate(full, size)
+}
+
+func removeIn(dir File, name string) error {
+	full, err := inDirPath("remove", dir, name)
+	if err != nil {
+		return err
+	}
+	return os.Remove(full)
+}
+
+func mkdirIn(dir File, name string, perm fs.FileMode) error {
+	full, err := inDirPath("mkdir", dir, name)
+	if err != nil {
+		return err
+	}
+	return os.Mkdir(full, perm)
+}
+
+func openLockIn(dir File, name string, perm fs.FileMode) (Lock, error) {
+	full, err := inDirPath("open", dir, name)
+	if err != nil {
+		return nil, err
+	}
+	return openLock(full, perm)
+}
+
+func mapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	full, err := inDirPath("open", dir, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mapShared(full, size, perm)
 }

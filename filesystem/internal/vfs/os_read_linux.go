@@ -291,3 +291,6 @@ func (f *fdWriter) Stat() (fs.FileInfo, error) {
 	}
 	return fi, nil
 }
+
+// Name returns the path the file was opened by.
+func (f *fdFile) Name() string { return f.name }

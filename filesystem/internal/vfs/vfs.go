@@ -119,7 +119,56 @@ type FS interface {
 	// exist. Locks on different Lock values exclude each other, whether
 	// they are held by one process or by several.
 	OpenLock(name string, perm fs.FileMode) (Lock, error)
+
+	// The methods below work on name in the directory dir, a File that
+	// OpenDir or OpenDirIn returned and that is still open, as the methods
+	// of the same name without "In" work on a path, but without resolving
+	// the directory's path again: name is one path element (no "/", not
+	// "." or ".."; syscall.EINVAL otherwise), looked up in the directory
+	// dir is open on, wherever that directory is now, and a symbolic link
+	// it names is never followed. Errors name the file as dir's name, "/"
+	// and name.
+
+	// CreateIn is Create of name in dir.
+	CreateIn(dir File, name string, perm fs.FileMode) (File, error)
+
+	// OpenAppendIn is OpenAppend of name in dir.
+	OpenAppendIn(dir File, name string, perm fs.FileMode) (File, error)
+
+	// OpenDirIn is OpenDir of name in dir; name may also be ".", which
+	// opens dir's directory anew.
+	OpenDirIn(dir File, name string) (File, error)
+
+	// RenameIn renames oldname in oldDir to newname in newDir atomically,
+	// as Rename, RenameNoReplace or Exchange does, as how says. It renames
+	// no directory.
+	RenameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error
+
+	// TruncateIn is Truncate of name in dir.
+	TruncateIn(dir File, name string, size int64) error
+
+	// RemoveIn is Remove of name in dir.
+	RemoveIn(dir File, name string) error
+
+	// MkdirIn is Mkdir of name in dir.
+	MkdirIn(dir File, name string, perm fs.FileMode) error
+
+	// OpenLockIn is OpenLock of name in dir.
+	OpenLockIn(dir File, name string, perm fs.FileMode) (Lock, error)
 }
+
+// RenameHow says what RenameIn does where the new name exists.
+type RenameHow int
+
+const (
+	// RenameReplace replaces the new name, as Rename does.
+	RenameReplace RenameHow = iota
+	// RenameNoReplace fails with an error wrapping fs.ErrExist, as
+	// RenameNoReplace does.
+	RenameNoReplace
+	// RenameExchange swaps the two names, as Exchange does.
+	RenameExchange
+)
 
 // File is an open file or directory.
 type File interface {
@@ -132,6 +181,9 @@ type File interface {
 
 	// Stat describes the file.
 	Stat() (fs.FileInfo, error)
+
+	// Name returns the name the file was opened by.
+	Name() string
 
 	// ReadDir reads the next n entries of a directory in directory order,
 	// as os.File.ReadDir does: with n > 0 at most n entries, and io.EOF
@@ -179,6 +231,10 @@ type SharedMemory interface {
 	// Where the platform or the file system lacks it, the error wraps
 	// errors.ErrUnsupported.
 	MapShared(name string, size int, perm fs.FileMode) (mem []byte, unmap func() error, err error)
+
+	// MapSharedIn is MapShared of name in the directory dir, looked up as
+	// FS.OpenLockIn looks it up.
+	MapSharedIn(dir File, name string, size int, perm fs.FileMode) (mem []byte, unmap func() error, err error)
 }
 
 // SameFile reports whether fi1 and fi2 describe the same file, as
