@@ -26,6 +26,7 @@ type Backend struct {
 	log    *slog.Logger
 	dir    string
 	states [metastorage.NumStates]string // state directory paths
+	dfs    *dirFS                        // resolves the paths of the layout; nil if read-only
 	dirs   [metastorage.NumStates]*groupSync
 	locks  *stripes
 	// changes counts the changes of message files, for readers that check
@@ -54,6 +55,9 @@ type Backend struct {
 	// failed is set when an fsync failed: what the kernel dropped cannot be
 	// known, so the Backend refuses further writes until it is reopened.
 	failed atomic.Pointer[error]
+	// replaced is set when a directory of the layout was found replaced
+	// after open (see checkDirs); the Backend then refuses writes.
+	replaced atomic.Pointer[error]
 
 	recoverMu sync.Mutex // serialises recovery scans
 	stop      context.CancelFunc
@@ -130,6 +134,16 @@ func (b *Backend) openDirs() error {
 	if err := b.ensureDir(b.dir); err != nil {
 		return err
 	}
+	top, err := b.fs.OpenDir(b.dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", b.dir, err)
+	}
+	dfs, err := newDirFS(b.fs, b.dir, top)
+	b.dfs = dfs
+	if err != nil {
+		return fmt.Errorf("open %s: %w", b.dir, err)
+	}
+	b.fs = dfs
 	for _, s := range metastorage.States() {
 		b.states[s] = filepath.Join(b.dir, s.String())
 		if err := b.ensureDir(b.states[s]); err != nil {
@@ -141,10 +155,21 @@ func (b *Backend) openDirs() error {
 		}
 		b.dirs[s] = newGroupSync(f, b.states[s])
 		b.dirs[s].run = func() error { return b.order.sync(s, &b.dirs) }
+		if err := dfs.add(b.states[s], f); err != nil {
+			return fmt.Errorf("open %s: %w", b.dir, err)
+		}
 	}
 	lockDir := filepath.Join(b.dir, ".locks")
 	if err := b.ensureDir(lockDir); err != nil {
 		return err
+	}
+	ld, err := b.fs.OpenDir(lockDir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", b.dir, err)
+	}
+	dfs.own = append(dfs.own, ld)
+	if err := dfs.add(lockDir, ld); err != nil {
+		return fmt.Errorf("open %s: %w", b.dir, err)
 	}
 	l, err := openStripes(b.fs, lockDir, b.cfg.fileMode)
 	if err != nil {
@@ -300,6 +325,9 @@ func (b *Backend) closeFiles() error {
 	if b.locks != nil {
 		errs = append(errs, b.locks.close())
 	}
+	if b.dfs != nil {
+		errs = append(errs, b.dfs.close())
+	}
 	errs = append(errs, b.changes.close())
 	return errors.Join(errs...)
 }
@@ -335,6 +363,10 @@ func (b *Backend) beginWrite(ctx context.Context, op, id string) error {
 	if p := b.failed.Load(); p != nil {
 		b.end()
 		return fmt.Errorf("%s %s: backend refuses writes after a failed fsync, reopen it: %w", op, id, *p)
+	}
+	if p := b.replaced.Load(); p != nil {
+		b.end()
+		return fmt.Errorf("%s %s: backend refuses writes: %w", op, id, *p)
 	}
 	return nil
 }

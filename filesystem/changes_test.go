@@ -107,6 +107,16 @@ func (f *checkFS) Remove(name string) error {
 	return f.FS.Remove(name)
 }
 
+func (f *checkFS) RenameIn(oldDir vfs.File, oldname string, newDir vfs.File, newname string, how vfs.RenameHow) error {
+	f.check("rename", oldDir.Name()+"/"+oldname, newDir.Name()+"/"+newname)
+	return f.FS.RenameIn(oldDir, oldname, newDir, newname, how)
+}
+
+func (f *checkFS) RemoveIn(dir vfs.File, name string) error {
+	f.check("remove", dir.Name()+"/"+name)
+	return f.FS.RemoveIn(dir, name)
+}
+
 // TestChangesCountOnlyMessageFiles shows that removing temp files moves no
 // counter: a temp file is changed under the lock of its message's stripe,
 // which, for another implementation's "<id>.json.tmp.<hex>", is not the

@@ -46,6 +46,10 @@ func (w wrapFS) MapShared(name string, size int, perm fs.FileMode) ([]byte, func
 	return w.FS.(vfs.SharedMemory).MapShared(name, size, perm)
 }
 
+func (w wrapFS) MapSharedIn(dir vfs.File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	return w.FS.(vfs.SharedMemory).MapSharedIn(dir, name, size, perm)
+}
+
 func (w wrapFS) SyncAll(dir vfs.File) error { return w.FS.(vfs.SyncFS).SyncAll(dir) }
 
 // quietConfig is crashConfig without the background recovery scan, whose

@@ -30,6 +30,16 @@
 // a directory it listed lately still lacks a message it is about to
 // store.
 //
+// A writing Backend opens the directory, its state directories and .locks
+// once, and makes every change (of message, temp and lock files, the
+// journal, the counters and corrupt/) relative to those descriptors,
+// never following a symbolic link. A change, once made and before it is
+// acknowledged, checks that the path of its state's directory still
+// leads to the directory opened (the recovery scan checks them all):
+// if it was replaced, by a symbolic link or another directory, the change
+// is undone and fails with an error wrapping ErrDirReplaced that names
+// it, and so does every later write until the Backend is reopened.
+//
 // # Durability modes
 //
 // Standard (the default): before a call returns nil, the new file's data has

@@ -213,12 +213,14 @@ type readDirHookFS struct {
 	after func(dir string)
 }
 
-func (h *readDirHookFS) OpenDir(name string) (vfs.File, error) {
-	f, err := h.wrapFS.OpenDir(name)
-	if err != nil {
-		return nil, err
+// OpenDirIn hooks the directories a Backend lists: those it opens anew
+// from the ones it opened.
+func (h *readDirHookFS) OpenDirIn(dir vfs.File, name string) (vfs.File, error) {
+	f, err := h.wrapFS.OpenDirIn(unhooked(dir), name)
+	if err != nil || name != "." {
+		return f, err
 	}
-	return &readDirHookFile{f, name, h.after}, nil
+	return &readDirHookFile{f, dir.Name(), h.after}, nil
 }
 
 type readDirHookFile struct {

@@ -92,6 +92,11 @@ func (h removeHook) Remove(name string) error {
 	return h.FS.Remove(name)
 }
 
+func (h removeHook) RemoveIn(dir vfs.File, name string) error {
+	h.before(dir.Name() + "/" + name)
+	return h.FS.RemoveIn(dir, name)
+}
+
 // TestFailedDirSyncIsFinal shows that an fsync of a directory that fails
 // while it is made for another directory's sake (a move's destination,
 // synced before its source) fails every call whose change in it came

@@ -188,6 +188,9 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 	if progress != nil {
 		defer func() { progress(sc.scanned) }()
 	}
+	if err := b.checkLayout(); err != nil {
+		return nil, fmt.Errorf("recover: %w", err)
+	}
 	if err := sc.tempFiles(); err != nil {
 		return sc.findings, err
 	}

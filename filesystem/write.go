@@ -156,6 +156,9 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	b.recent.forget(file, stripeOf(file))
 	b.displaced.wrote()
 	b.stats.deletes.Add(1)
+	if err := b.checkDirs(cur.state); err != nil {
+		return b.undoReplaced(op, id, file, cur, nowhere, j, err)
+	}
 	if j != nil {
 		return nil // durable in the journal
 	}
@@ -368,6 +371,9 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	b.stats.writes.Add(1)
 	b.hints.set(nameHash(file), to)
 	b.displaced.wrote()
+	if err := b.checkDirs(to); err != nil {
+		return b.undoReplaced(op, id, file, cur, to, j, err)
+	}
 	if j == nil {
 		// After a relocation, the fsync of the old directory is enough:
 		// it first makes the new one's entries durable (moveOrder).
