@@ -145,3 +145,90 @@ func TestStateDirSwappedForSymlink(t *testing.T) {
 		})
 	}
 }
+
+// TestReplacedDirDetected replaces one directory of the layout after open,
+// by a symbolic link or by another directory, and checks that the next
+// write to a state directory under it, and the recovery scan, fail with an
+// error wrapping ErrDirReplaced that names it, and that the write left
+// nothing in the replacement.
+func TestReplacedDirDetected(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace string // relative to the metadata directory; "" for itself
+		symlink bool
+		write   bool // whether a write to incoming must fail too
+	}{
+		{"incoming by a link", "incoming", true, true},
+		{"incoming by a directory", "incoming", false, true},
+		{"the directory by a link", "", true, true},
+		{"the directory by a directory", "", false, true},
+		{".locks by a directory", ".locks", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			root := t.TempDir()
+			dir := filepath.Join(root, "spool")
+			cfg := crashConfig(vfs.OS, Standard)
+			cfg.dir = dir
+			b, err := open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			in := metastorage.MessageMetadata{State: metastorage.StateIncoming}
+			if err := b.StoreMeta(ctx, "before", in); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, tt.replace)
+			repl := filepath.Join(root, "replacement")
+			if err := os.Mkdir(repl, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tt.replace == "" || tt.replace == ".locks" {
+				// A replacement a fresh open would accept.
+				for _, s := range metastorage.States() {
+					if err := os.Mkdir(filepath.Join(repl, s.String()), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := os.Rename(path, path+".real"); err != nil {
+				t.Fatal(err)
+			}
+			if tt.symlink {
+				err = os.Symlink(repl, path)
+			} else {
+				err = os.Rename(repl, path)
+				repl = path
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			named := path
+			if tt.replace == "" {
+				named = filepath.Join(dir, "incoming")
+			}
+			if tt.write {
+				err := b.StoreMeta(ctx, "after", in)
+				if !errors.Is(err, ErrDirReplaced) || !strings.Contains(err.Error(), named) {
+					t.Errorf("StoreMeta after the replacement: %v, want an error wrapping ErrDirReplaced that names %s", err, named)
+				}
+				if _, err := os.Lstat(filepath.Join(repl, "incoming", "after.json")); err == nil {
+					t.Errorf("the store wrote into the replacement")
+				}
+				if _, err := os.Lstat(filepath.Join(repl, "after.json")); err == nil {
+					t.Errorf("the store wrote into the replacement")
+				}
+			}
+			err = b.RecoverFromCrash()
+			if !errors.Is(err, ErrDirReplaced) || tt.replace != "" && !strings.Contains(err.Error(), path) {
+				t.Errorf("RecoverFromCrash after the replacement: %v, want an error wrapping ErrDirReplaced that names %s", err, path)
+			}
+			if err := b.StoreMeta(ctx, "later", in); !errors.Is(err, ErrDirReplaced) {
+				t.Errorf("StoreMeta after the scan: %v, want an error wrapping ErrDirReplaced", err)
+			}
+		})
+	}
+}

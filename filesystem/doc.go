@@ -35,10 +35,11 @@
 // journal, the counters and corrupt/) relative to those descriptors,
 // never following a symbolic link. A change, once made and before it is
 // acknowledged, checks that the path of its state's directory still
-// leads to the directory opened (the recovery scan checks them all):
-// if it was replaced, by a symbolic link or another directory, the change
-// is undone and fails with an error wrapping ErrDirReplaced that names
-// it, and so does every later write until the Backend is reopened.
+// leads to the directory opened, which also covers the metadata
+// directory; the recovery scan checks .locks too. If one was replaced, by
+// a symbolic link or another directory, the change is undone and fails
+// with an error wrapping ErrDirReplaced that names it, and so does every
+// later write until the Backend is reopened.
 //
 // # Durability modes
 //
