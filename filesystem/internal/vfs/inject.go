@@ -589,7 +589,8 @@ var ErrCrashed = errors.New("vfs: simulated crash")
 //
 // A Crasher counts the mutating calls made through it and the Files it
 // opened: Create, OpenAppend, Truncate, Overwrite, Rename, RenameNoReplace,
-// Exchange, Remove, Mkdir, File.Write, File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
+// Exchange, Remove, Mkdir (and each of these on a name in a directory,
+// whose method name ends in "In"), File.Write, File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
 // which Crashed then returns, and then fails that call and every later call
 // of any kind with ErrCrashed, as if the process had died at that instant.
 // A Close after the crash still closes the underlying File or Lock, so
