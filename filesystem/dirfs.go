@@ -216,6 +216,18 @@ func (f *dirFS) Truncate(path string, size int64) error {
 	return f.FS.TruncateIn(dir, name, size)
 }
 
+func (f *dirFS) Overwrite(path string, off int64, p []byte) error {
+	dir, name, done, ok, err := f.at(path)
+	if !ok {
+		return f.FS.Overwrite(path, off, p)
+	}
+	if err != nil {
+		return err
+	}
+	defer done()
+	return f.FS.OverwriteIn(dir, name, off, p)
+}
+
 func (f *dirFS) Remove(path string) error {
 	dir, name, done, ok, err := f.at(path)
 	if !ok {
@@ -359,11 +371,16 @@ func (b *Backend) replacedDir(err error) error {
 // undoReplaced undoes a change that checkDirs found made in a replaced
 // directory, so that the message is as cur was in the directories the
 // Backend opened, and returns the error to report; now is where the change
-// left the message.
-func (b *Backend) undoReplaced(op, id, file string, cur found, now metastorage.QueueState, j *journal, cause error) error {
+// left the message. In Hybrid mode, kind and data are those of the change's
+// journal record, which it voids.
+func (b *Backend) undoReplaced(op, id, file string, cur found, now metastorage.QueueState, j *journal, kind byte, data []byte, cause error) error {
 	err := b.rollback(op, id, file, cur, now, cause)
 	if j != nil {
-		err = undone(err, b.undo(j, file, cur))
+		s := now
+		if kind == kindDelete {
+			s = 0
+		}
+		err = undone(err, b.undo(j, kind, s, file, data))
 	}
 	return err
 }

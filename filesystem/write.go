@@ -157,7 +157,7 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	b.displaced.wrote()
 	b.stats.deletes.Add(1)
 	if err := b.checkDirs(cur.state); err != nil {
-		return b.undoReplaced(op, id, file, cur, nowhere, j, err)
+		return b.undoReplaced(op, id, file, cur, nowhere, j, kindDelete, nil, err)
 	}
 	if j != nil {
 		return nil // durable in the journal
@@ -372,7 +372,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	b.hints.set(nameHash(file), to)
 	b.displaced.wrote()
 	if err := b.checkDirs(to); err != nil {
-		return b.undoReplaced(op, id, file, cur, to, j, err)
+		return b.undoReplaced(op, id, file, cur, to, j, kindPut, data, err)
 	}
 	if j == nil {
 		// After a relocation, the fsync of the old directory is enough:

@@ -30,6 +30,9 @@ var inOps = []struct {
 	{"TruncateIn", func(fsys FS, dir File, name string) error {
 		return fsys.TruncateIn(dir, name, 0)
 	}, []error{syscall.ELOOP}},
+	{"OverwriteIn", func(fsys FS, dir File, name string) error {
+		return fsys.OverwriteIn(dir, name, 0, nil)
+	}, []error{syscall.ELOOP}},
 	{"MkdirIn", func(fsys FS, dir File, name string) error {
 		return fsys.MkdirIn(dir, name, 0o755)
 	}, []error{fs.ErrExist}},

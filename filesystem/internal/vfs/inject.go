@@ -1022,6 +1022,15 @@ func (i *Injecting) TruncateIn(dir File, name string, size int64) error {
 	return i.fs.TruncateIn(d, name, size)
 }
 
+// OverwriteIn implements FS.
+func (i *Injecting) OverwriteIn(dir File, name string, off int64, p []byte) error {
+	d, full := i.inDir(dir, name)
+	if err := i.check(OpOverwrite, full); err != nil {
+		return err
+	}
+	return i.fs.OverwriteIn(d, name, off, p)
+}
+
 // RemoveIn implements FS.
 func (i *Injecting) RemoveIn(dir File, name string) error {
 	d, full := i.inDir(dir, name)
@@ -1126,6 +1135,17 @@ func (c *Crasher) TruncateIn(dir File, name string, size int64) error {
 		return crashed("truncate", full)
 	}
 	return c.m.TruncateIn(d, name, size)
+}
+
+// OverwriteIn implements FS.
+func (c *Crasher) OverwriteIn(dir File, name string, off int64, p []byte) error {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return crashed("pwrite", full)
+	}
+	return c.m.OverwriteIn(d, name, off, p)
 }
 
 // RemoveIn implements FS.

@@ -925,7 +925,15 @@ func (m *Mem) truncate(r resolved, size int64) syscall.Errno {
 func (m *Mem) Overwrite(name string, off int64, p []byte) error {
 	m.lock()
 	defer m.mu.Unlock()
-	n, errno := m.lookup(name)
+	if errno := m.overwrite(m.at(name), off, p); errno != 0 {
+		return pathError("pwrite", name, errno)
+	}
+	return nil
+}
+
+// overwrite is Overwrite of a resolved name.
+func (m *Mem) overwrite(r resolved, off int64, p []byte) syscall.Errno {
+	n, errno := m.lookupAt(r)
 	switch {
 	case errno != 0:
 	case n.typ == fs.ModeSymlink:
@@ -938,11 +946,11 @@ func (m *Mem) Overwrite(name string, off int64, p []byte) error {
 		errno = syscall.EINVAL
 	}
 	if errno != 0 {
-		return pathError("pwrite", name, errno)
+		return errno
 	}
 	copy(n.data[off:], p)
 	n.modTime = time.Now()
-	return nil
+	return 0
 }
 
 // resize cuts regular file n's data to size bytes, or extends it with zeros

@@ -87,6 +87,17 @@ func (m *Mem) TruncateIn(dir File, name string, size int64) error {
 	return nil
 }
 
+// OverwriteIn implements FS.
+func (m *Mem) OverwriteIn(dir File, name string, off int64, p []byte) error {
+	m.lock()
+	defer m.mu.Unlock()
+	r, full := m.atIn(dir, name)
+	if errno := m.overwrite(r, off, p); errno != 0 {
+		return pathError("pwrite", full, errno)
+	}
+	return nil
+}
+
 // RemoveIn implements FS.
 func (m *Mem) RemoveIn(dir File, name string) error {
 	m.lock()

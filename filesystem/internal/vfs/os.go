@@ -87,7 +87,12 @@ func (osFS) RenameIn(oldDir File, oldname string, newDir File, newname string, h
 }
 
 func (osFS) TruncateIn(dir File, name string, size int64) error { return truncateIn(dir, name, size) }
-func (osFS) RemoveIn(dir File, name string) error               { return removeIn(dir, name) }
+
+func (osFS) OverwriteIn(dir File, name string, off int64, p []byte) error {
+	return overwriteIn(dir, name, off, p)
+}
+
+func (osFS) RemoveIn(dir File, name string) error { return removeIn(dir, name) }
 
 func (osFS) MkdirIn(dir File, name string, perm fs.FileMode) error {
 	return mkdirIn(dir, name, perm)

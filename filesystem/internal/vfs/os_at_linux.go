@@ -145,6 +145,15 @@ func truncateIn(dir File, name string, size int64) error {
 	return nil
 }
 
+// overwriteIn is overwrite of name in dir, opened as truncateIn opens it.
+func overwriteIn(dir File, name string, off int64, p []byte) error {
+	fd, full, err := openAt(dir, name, unix.O_WRONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return &os.PathError{Op: "pwrite", Path: full, Err: notRegular(err)}
+	}
+	return overwriteFD(fd, full, off, p)
+}
+
 // removeIn does what os.Remove does, by unlinkat(2): it unlinks name, or
 // removes it as an empty directory, and reports the error of the latter
 // unless that is ENOTDIR.

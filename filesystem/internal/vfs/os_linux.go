@@ -86,8 +86,14 @@ func overwrite(name string, off int64, p []byte) error {
 	if err != nil {
 		return &os.PathError{Op: "pwrite", Path: name, Err: notRegular(err)}
 	}
+	return overwriteFD(fd, name, off, p)
+}
+
+// overwriteFD is overwrite of the open file fd, named name, which it
+// closes.
+func overwriteFD(fd int, name string, off int64, p []byte) error {
 	var st unix.Stat_t
-	err = unix.Fstat(fd, &st)
+	err := unix.Fstat(fd, &st)
 	if err == nil {
 		err = notRegularMode(st.Mode)
 	}

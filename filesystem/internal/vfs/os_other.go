@@ -157,6 +157,14 @@ func truncateIn(dir File, name string, size int64) error {
 	return truncate(full, size)
 }
 
+func overwriteIn(dir File, name string, off int64, p []byte) error {
+	full, err := inDirPath("pwrite", dir, name)
+	if err != nil {
+		return err
+	}
+	return overwrite(full, off, p)
+}
+
 func removeIn(dir File, name string) error {
 	full, err := inDirPath("remove", dir, name)
 	if err != nil {

@@ -147,6 +147,9 @@ type FS interface {
 	// TruncateIn is Truncate of name in dir.
 	TruncateIn(dir File, name string, size int64) error
 
+	// OverwriteIn is Overwrite of name in dir.
+	OverwriteIn(dir File, name string, off int64, p []byte) error
+
 	// RemoveIn is Remove of name in dir.
 	RemoveIn(dir File, name string) error
 
