@@ -137,8 +137,9 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 	}
 	status := make([]keyStatus, listBatch)
 	counts := make([]uint64, listBatch)
+	batch := make([]listEntry, listBatch) // the workers get copies
 	err := b.readNames(ctx, state, listBatch, func(files []string) error {
-		batch := make([]listEntry, len(files))
+		batch := batch[:len(files)]
 		for i, f := range files {
 			id, _ := name.Decode(f)
 			batch[i] = listEntry{id: id, file: f}

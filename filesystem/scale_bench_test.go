@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -120,16 +121,20 @@ func BenchmarkIterateScale(b *testing.B) {
 	}
 }
 
-// BenchmarkListScale is ListMessages(deferred, Limit 100, SortBy created)
-// over n messages: cold, without the sort keys of an earlier listing, and
-// warm, with them and nothing changed since.
+// BenchmarkListScale is ListMessages(deferred, Limit 100) over n messages:
+// by ID, which reads no file, and by created, cold, without the sort keys of
+// an earlier listing, and warm, with them and nothing changed since.
 func BenchmarkListScale(b *testing.B) {
 	for _, n := range scaleSizes {
-		for _, warm := range []bool{false, true} {
-			b.Run(fmt.Sprintf("n=%d/warm=%t", n, warm), func(b *testing.B) {
+		for _, c := range []struct {
+			sortBy string
+			warm   bool
+		}{{metastorage.SortByID, true}, {metastorage.SortByCreated, false}, {metastorage.SortByCreated, true}} {
+			warm := c.warm
+			b.Run(fmt.Sprintf("n=%d/sort=%s/warm=%t", n, cmp.Or(c.sortBy, "id"), warm), func(b *testing.B) {
 				be := openScale(b, n)
 				ctx := context.Background()
-				opts := metastorage.MessageListOptions{Limit: 100, SortBy: metastorage.SortByCreated}
+				opts := metastorage.MessageListOptions{Limit: 100, SortBy: c.sortBy}
 				list := func() {
 					res, err := be.ListMessages(ctx, metastorage.StateDeferred, opts)
 					if err != nil {
