@@ -34,7 +34,7 @@ const (
 	OpStat                     // File.Stat
 	OpReadDir                  // File.ReadDir
 	OpClose                    // File.Close and Lock.Close
-	OpLock                     // Lock.TryLock and Lock.Unlock
+	OpLock                     // Lock.TryLock, TryLockShared and Unlock
 	OpSyncAll                  // SyncFS.SyncAll
 	OpOpenAppend               // FS.OpenAppend
 	OpTruncate                 // FS.Truncate
@@ -564,6 +564,13 @@ func (l *injectingLock) TryLock() (bool, error) {
 	return l.l.TryLock()
 }
 
+func (l *injectingLock) TryLockShared() (bool, error) {
+	if err := l.i.check(OpLock, l.name); err != nil {
+		return false, err
+	}
+	return l.l.TryLockShared()
+}
+
 func (l *injectingLock) Unlock() error {
 	if err := l.i.check(OpLock, l.name); err != nil {
 		return err
@@ -936,6 +943,15 @@ func (l *crasherLock) TryLock() (bool, error) {
 		return false, crashed("flock", l.name)
 	}
 	return l.l.TryLock()
+}
+
+func (l *crasherLock) TryLockShared() (bool, error) {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	if !l.c.enter(false) {
+		return false, crashed("flock", l.name)
+	}
+	return l.l.TryLockShared()
 }
 
 func (l *crasherLock) Unlock() error {

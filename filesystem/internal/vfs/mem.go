@@ -155,7 +155,8 @@ type memNode struct {
 	data, durableData []byte
 	durableModTime    time.Time
 	locker            *memLock
-	shared            []uint64 // the memory MapShared maps, once it has
+	sharers           map[*memLock]bool // the Locks holding the flock shared
+	shared            []uint64          // the memory MapShared maps, once it has
 
 	// Symbolic links.
 	target string
@@ -1306,7 +1307,30 @@ func (l *memLock) TryLock() (bool, error) {
 	if l.node.locker != nil && l.node.locker != l {
 		return false, nil
 	}
+	for o := range l.node.sharers {
+		if o != l {
+			return false, nil
+		}
+	}
+	delete(l.node.sharers, l)
 	l.node.locker = l
+	return true, nil
+}
+
+func (l *memLock) TryLockShared() (bool, error) {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if l.closed {
+		return false, pathError("flock", l.name, errClosed)
+	}
+	if l.node.locker != nil && l.node.locker != l {
+		return false, nil
+	}
+	l.node.locker = nil
+	if l.node.sharers == nil {
+		l.node.sharers = make(map[*memLock]bool)
+	}
+	l.node.sharers[l] = true
 	return true, nil
 }
 
@@ -1335,4 +1359,5 @@ func (l *memLock) release() {
 	if l.node.locker == l {
 		l.node.locker = nil
 	}
+	delete(l.node.sharers, l)
 }

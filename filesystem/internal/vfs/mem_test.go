@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -1888,5 +1889,74 @@ func TestMemCrashCloneNames(t *testing.T) {
 	}
 	if got, want := dumpTree(img, self, "/"), []string{"/", "/d/", `/d/new "synced, name not"`, `/d/old ""`, `/d/tmp "durable"`}; !slices.Equal(got, want) {
 		t.Errorf("Crasher's names image: %q, want %q", got, want)
+	}
+}
+
+// TestLockShared shows that shared holds exclude an exclusive one and not
+// each other, and that a holder converts its own hold, on Mem as flock(2)
+// does on the OS file system.
+func TestLockShared(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		fsys FS
+		dir  string
+	}{
+		{"mem", NewMem(), "/"},
+		{"os", OS, t.TempDir()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "os" && runtime.GOOS != "linux" {
+				t.Skip("flock is implemented on Linux only")
+			}
+			path := filepath.Join(tc.dir, "lock")
+			var ls [3]Lock
+			for i := range ls {
+				l, err := tc.fsys.OpenLock(path, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				ls[i] = l
+			}
+			a, b, c := ls[0], ls[1], ls[2]
+			steps := []struct {
+				l    Lock
+				op   string
+				want bool
+			}{
+				{a, "shared", true},
+				{b, "shared", true},
+				{c, "try", false},
+				{a, "try", false}, // b holds it shared
+				{b, "unlock", false},
+				{a, "try", true}, // converts a's shared hold
+				{b, "shared", false},
+				{a, "shared", true}, // converts back
+				{b, "shared", true},
+				{a, "close", false},
+				{c, "try", false},
+				{b, "unlock", false},
+				{c, "try", true},
+				{b, "shared", false},
+			}
+			for i, s := range steps {
+				var got bool
+				var err error
+				switch s.op {
+				case "try":
+					got, err = s.l.TryLock()
+				case "shared":
+					got, err = s.l.TryLockShared()
+				case "unlock":
+					err = s.l.Unlock()
+				case "close":
+					err = s.l.Close()
+				}
+				if err != nil || got != s.want {
+					t.Errorf("step %d %s: %v, %v, want %v", i, s.op, got, err, s.want)
+				}
+			}
+		})
 	}
 }

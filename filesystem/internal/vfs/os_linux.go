@@ -180,9 +180,13 @@ func openLock(name string, perm os.FileMode) (Lock, error) {
 	return &flock{f: f, name: name}, nil
 }
 
-func (l *flock) TryLock() (bool, error) {
+func (l *flock) TryLock() (bool, error) { return l.try(unix.LOCK_EX) }
+
+func (l *flock) TryLockShared() (bool, error) { return l.try(unix.LOCK_SH) }
+
+func (l *flock) try(how int) (bool, error) {
 	for {
-		err := unix.Flock(int(l.f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(l.f.Fd()), how|unix.LOCK_NB)
 		switch {
 		case err == nil:
 			return true, nil

@@ -194,11 +194,19 @@ type File interface {
 	ReadDir(n int) ([]fs.DirEntry, error)
 }
 
-// Lock is an exclusive advisory lock on a lock file, as flock(2) gives.
+// Lock is an advisory lock on a lock file, exclusive or shared, as
+// flock(2) gives.
 type Lock interface {
-	// TryLock takes the lock if no other Lock holds it, without waiting,
-	// and reports whether it did.
+	// TryLock takes the lock exclusively if no other Lock holds it,
+	// without waiting, and reports whether it did. A shared hold of this
+	// Lock is converted.
 	TryLock() (bool, error)
+
+	// TryLockShared takes the lock shared if no other Lock holds it
+	// exclusively, without waiting, and reports whether it did. Any
+	// number of Locks may hold it shared at once. An exclusive hold of
+	// this Lock is converted; the conversion need not be atomic.
+	TryLockShared() (bool, error)
 
 	// Unlock releases the lock.
 	Unlock() error
