@@ -99,8 +99,9 @@ func open(cfg config) (*Backend, error) {
 		b.closeFiles()
 		return nil, err
 	}
-	b.counts.start()
 	ctx, stop := context.WithCancel(context.Background())
+	b.counts.start(b.changes, ctx.Done())
+	b.healOdd()
 	b.stop = stop
 	if !cfg.readOnly {
 		if err := b.startJournal(ctx); err != nil {
@@ -182,7 +183,7 @@ func (b *Backend) openDirs() error {
 	}
 	if ch != nil {
 		b.changes = ch
-		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states, names: &b.names}
+		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states, names: &b.names, counts: &b.counts}
 	}
 	if b.cfg.mode() != Performance {
 		// Make the layout itself durable: a state directory created now
@@ -325,6 +326,7 @@ func (b *Backend) closeFiles() error {
 	if b.locks != nil {
 		errs = append(errs, b.locks.close())
 	}
+	b.counts.detach()
 	if b.dfs != nil {
 		errs = append(errs, b.dfs.close())
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -21,16 +22,33 @@ import (
 const changesName = "changes"
 
 const (
-	changesMagic = 0x32306d7367686373 // "schgsm02" as little-endian bytes: the layout below
-	// changesMagic1 marks the layout before the sync counts, which a
-	// Backend takes over: then Backends of that version refuse the file,
-	// since their syncs would not be counted.
+	changesMagic = 0x33306d7367686373 // "schgsm03" as little-endian bytes: the layout below
+	// changesMagic2 marks the layout before the message counts, and
+	// changesMagic1 the one before the sync counts. A Backend alone on
+	// the directory takes either over; Backends of those versions then
+	// refuse the file, since they would not count their changes.
+	changesMagic2 = 0x32306d7367686373 // "schgsm02"
 	changesMagic1 = 0x31306d7367686373 // "schgsm01"
-	changesHeader = 64                 // bytes before the counters: the magic word, the journal flag, the syncs
-	changesSize   = changesHeader + metastorage.NumStates*numStripes*8
-	journalFlag   = 8  // offset of the word that is 1 once the directory may have a journal
-	syncsBegun    = 16 // offset of the count of syncs of the file system begun
-	syncsEnded    = 24 // offset of the count of syncs of the file system ended
+	changesHeader = 64                 // bytes before the counters: the magic word, the journal flag, the syncs, the counts' flag
+	numCounters   = metastorage.NumStates * numStripes
+	changesSize   = changesHeader + 2*numCounters*8 // the change counters, then the message counts
+	journalFlag   = 8                               // offset of the word that is 1 once the directory may have a journal
+	syncsBegun    = 16                              // offset of the count of syncs of the file system begun
+	syncsEnded    = 24                              // offset of the count of syncs of the file system ended
+	countsKnown   = 32                              // offset of the word that is 1 once the message counts are established
+	countsAt      = changesHeader + numCounters*8   // offset of the message counts
+)
+
+// The lock files under .locks that tell the Backends on a directory apart.
+const (
+	// openingName is held exclusively by a writable Backend while it
+	// joins the others, and by the one that establishes the message
+	// counts until they are.
+	openingName = "opening"
+	// backendsName is held shared by every open writable Backend, and
+	// exclusively by the one that establishes the counts: a Backend that
+	// can take it exclusively is alone on the directory.
+	backendsName = "backends"
 )
 
 // changes is a counter for each state and stripe, in memory that every
@@ -42,21 +60,79 @@ const (
 // the file is still the one under the message's name: no file of the
 // stripe entered or left the directory meanwhile.
 //
+// The same memory holds the number of messages of each state and stripe.
+// A writer changes it while the change counter is odd, after the rename or
+// removal, so every change made through a Backend is counted once. A
+// writer killed in between leaves the change counter odd, and its count
+// perhaps wrong. The next holder of that stripe's lock finds the counter
+// odd, counts the stripe's names in the state's directory again, and
+// makes the counter even (see Backend.heal).
+//
+// The memory is not durable: a reboot may leave zeros or old values, and
+// files may be changed by hand while no Backend runs. So the first
+// writable Backend to open the directory while no other has it open
+// counts the state directories, and only then marks the counts as known
+// (see joining). Every other Backend opens after that.
+//
 // A nil *changes tracks nothing: every snapshot is unusable.
 type changes struct {
 	mem   []byte
 	unmap func() error
+	// alone is set if no other Backend had the directory open: this one
+	// establishes the counts, holding opening and backends exclusively
+	// until it has.
+	alone    bool
+	opening  vfs.Lock // nil once released
+	backends vfs.Lock
 }
 
 // openChanges maps the counters of the directory whose lock files are in
-// lockDir. It returns nil, and no error, if fsys has no shared memory.
+// lockDir, after joining the other Backends on it. It returns nil, and no
+// error, if fsys has no shared memory.
 func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error) {
+	if _, ok := fsys.(vfs.SharedMemory); !ok {
+		return nil, nil
+	}
+	j := &changes{}
+	if err := j.join(fsys, lockDir, perm); err != nil {
+		j.close()
+		return nil, err
+	}
+	c, err := mapChanges(fsys, lockDir, perm, j.alone)
+	if c == nil || err != nil {
+		j.close()
+		return nil, err
+	}
+	c.alone, c.opening, c.backends = j.alone, j.opening, j.backends
+	if c.alone {
+		c.word(countsKnown).Store(0)
+		return c, nil
+	}
+	if c.word(countsKnown).Load() != 1 {
+		c.close()
+		return nil, fmt.Errorf("%s: the message counts are not established, although other Backends have the directory open", filepath.Join(lockDir, changesName))
+	}
+	err = c.opening.Unlock()
+	c.opening.Close()
+	c.opening = nil
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// mapChanges maps the counters of the directory whose lock files are in
+// lockDir. If takeOver, a new file or one of a previous layout is marked
+// as of this layout; else it must be already. It returns nil, and no
+// error, if fsys has no shared memory.
+func mapChanges(fsys vfs.FS, lockDir string, perm fs.FileMode, takeOver bool) (*changes, error) {
 	sm, ok := fsys.(vfs.SharedMemory)
 	if !ok {
 		return nil, nil
 	}
 	path := filepath.Join(lockDir, changesName)
-	if err := checkChangesFile(fsys, path); err != nil {
+	if err := checkChangesFile(fsys, path, takeOver); err != nil {
 		return nil, err
 	}
 	mem, unmap, err := sm.MapShared(path, changesSize, perm)
@@ -68,20 +144,85 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 	}
 	c := &changes{mem: mem, unmap: unmap}
 	magic := c.word(0)
-	if !magic.CompareAndSwap(0, changesMagic) && !magic.CompareAndSwap(changesMagic1, changesMagic) {
-		if m := magic.Load(); m != changesMagic {
-			unmap()
-			return nil, foreignChanges(path, m)
+	if takeOver {
+		for _, m := range []uint64{0, changesMagic1, changesMagic2} {
+			magic.CompareAndSwap(m, changesMagic)
 		}
+	}
+	if m := magic.Load(); m != changesMagic {
+		err := foreignChanges(path, m)
+		if m == changesMagic1 || m == changesMagic2 {
+			err = olderChanges(path)
+		}
+		unmap()
+		return nil, err
 	}
 	return c, nil
 }
 
+// join takes the lock opening exclusively, waiting for another Backend
+// that holds it, and then the lock backends: exclusively if no other
+// Backend holds it (c.alone), else shared.
+func (c *changes) join(fsys vfs.FS, lockDir string, perm fs.FileMode) error {
+	var err error
+	if c.opening, err = fsys.OpenLock(filepath.Join(lockDir, openingName), perm); err != nil {
+		return err
+	}
+	if c.backends, err = fsys.OpenLock(filepath.Join(lockDir, backendsName), perm); err != nil {
+		return err
+	}
+	// flock(2) cannot be interrupted, so the lock is polled. It is held
+	// long only while a Backend counts the directories.
+	for pause := 20 * time.Microsecond; ; pause = min(pause*2, 10*time.Millisecond) {
+		ok, err := c.opening.TryLock()
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		time.Sleep(pause)
+	}
+	ok, err := c.backends.TryLock()
+	if err != nil || ok {
+		c.alone = ok
+		return err
+	}
+	// A Backend that holds backends exclusively also holds opening: so
+	// the others hold it shared.
+	if ok, err := c.backends.TryLockShared(); err != nil || !ok {
+		return errors.Join(err, fmt.Errorf("%s: held exclusively by a Backend that does not hold %s", filepath.Join(lockDir, backendsName), openingName))
+	}
+	return nil
+}
+
+// publish marks the message counts as established, and lets other
+// Backends join. Only the Backend alone on the directory calls it, once.
+func (c *changes) publish() error {
+	c.word(countsKnown).Store(1)
+	// No other Backend tries backends while this one holds opening, so the
+	// conversion, which flock(2) does not make atomic, lets none in.
+	ok, err := c.backends.TryLockShared()
+	if err == nil && !ok {
+		err = errors.New("taken by another Backend")
+	}
+	if err != nil {
+		err = fmt.Errorf("lock %s shared: %w", backendsName, err)
+	}
+	// Released even so: a Backend that joins then fails at once, rather
+	// than wait for this one to close.
+	err = errors.Join(err, c.opening.Unlock())
+	c.opening.Close()
+	c.opening = nil
+	return err
+}
+
 // checkChangesFile refuses the file at path if it starts with anything but
-// the magic word, that of the previous layout, or zeros (a file being set
-// up by another Backend), before mapping it could extend it: a file of
-// another format is left as it is.
-func checkChangesFile(fsys vfs.FS, path string) error {
+// the magic word, those of the previous layouts, or zeros (a file being
+// set up by another Backend), before mapping it could extend it: a file of
+// another format is left as it is. A file of a previous layout is refused
+// unless this Backend is alone on the directory.
+func checkChangesFile(fsys vfs.FS, path string, alone bool) error {
 	f, err := fsys.Open(path)
 	if isNotExist(err) {
 		return nil
@@ -95,10 +236,17 @@ func checkChangesFile(fsys vfs.FS, path string) error {
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return err
 	}
-	if m := binary.NativeEndian.Uint64(word[:]); m != 0 && (n < len(word) || m != changesMagic && m != changesMagic1) {
-		return foreignChanges(path, word[:n])
+	m := binary.NativeEndian.Uint64(word[:])
+	switch {
+	case m == 0 || n == len(word) && m == changesMagic:
+		return nil
+	case n == len(word) && (m == changesMagic1 || m == changesMagic2):
+		if alone {
+			return nil
+		}
+		return olderChanges(path)
 	}
-	return nil
+	return foreignChanges(path, word[:n])
 }
 
 // foreignChanges is the error of a counters file at path that starts with
@@ -107,11 +255,26 @@ func foreignChanges(path string, start any) error {
 	return fmt.Errorf("%s: not a file of change counters of this version (it starts with %#x)", path, start)
 }
 
+// olderChanges is the error of a counters file at path of a previous
+// layout, while other Backends have the directory open.
+func olderChanges(path string) error {
+	return fmt.Errorf("%s: change counters of an older version, in use: stop the processes of the older version, then open the directory again", path)
+}
+
 func (c *changes) close() error {
 	if c == nil {
 		return nil
 	}
-	return c.unmap()
+	var errs []error
+	if c.unmap != nil {
+		errs = append(errs, c.unmap())
+	}
+	for _, l := range []vfs.Lock{c.opening, c.backends} {
+		if l != nil {
+			errs = append(errs, l.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // markJournal records that the directory has, or is about to have, a
@@ -169,6 +332,20 @@ func (c *changes) counter(s metastorage.QueueState, stripe int) *atomic.Uint64 {
 	return c.word(changesHeader + (int(s)*numStripes+stripe)*8)
 }
 
+// count is the number of messages of stripe in state s's directory.
+func (c *changes) count(s metastorage.QueueState, stripe int) *atomic.Int64 {
+	return (*atomic.Int64)(unsafe.Pointer(&c.mem[countsAt+(int(s)*numStripes+stripe)*8]))
+}
+
+// total returns the number of messages in state s.
+func (c *changes) total(s metastorage.QueueState) int64 {
+	var n int64
+	for i := range numStripes {
+		n += c.count(s, i).Load()
+	}
+	return n
+}
+
 // begin makes the counter of state s and stripe odd: a change is under
 // way. The caller holds the stripe's lock, so no one else writes the
 // counter; an odd value found is that of a holder that died mid-change.
@@ -205,12 +382,14 @@ func (c *changes) unchanged(s metastorage.QueueState, stripe int, n uint64) bool
 
 // changeFS is the file system of a writable Backend with change counters:
 // each rename, exchange or removal of a message file in a state's
-// directory is counted, by construction, whatever code makes it.
+// directory is counted, by construction, whatever code makes it, and so is
+// the number of messages it leaves in each state.
 type changeFS struct {
 	vfs.FS
 	c      *changes
 	states *[metastorage.NumStates]string
-	names  *names // told of each change
+	names  *names   // told of each change
+	counts *counter // told of each message file that came or went
 }
 
 // SyncAll implements vfs.SyncFS if the wrapped file system does.
@@ -298,14 +477,26 @@ func (f *changeFS) end(c changing, err error, gone, came string) {
 
 func (f *changeFS) Rename(oldname, newname string) error {
 	c := f.begin(oldname, newname)
+	// The stripe's lock is held: no Backend adds or removes either name
+	// meanwhile.
+	counted, replaced := f.counted(oldname, newname), f.regular(newname)
 	err := f.FS.Rename(oldname, newname)
+	if err == nil {
+		f.count(oldname, counted, false, -1)
+		f.count(newname, !replaced, true, 1)
+	}
 	f.end(c, err, oldname, newname)
 	return err
 }
 
 func (f *changeFS) RenameNoReplace(oldname, newname string) error {
 	c := f.begin(oldname, newname)
+	counted := f.counted(oldname, newname)
 	err := f.FS.RenameNoReplace(oldname, newname)
+	if err == nil {
+		f.count(oldname, counted, false, -1)
+		f.count(newname, true, true, 1)
+	}
 	f.end(c, err, oldname, newname)
 	return err
 }
@@ -321,6 +512,41 @@ func (f *changeFS) Exchange(oldname, newname string) error {
 func (f *changeFS) Remove(name string) error {
 	c := f.begin(name, "")
 	err := f.FS.Remove(name)
+	if err == nil {
+		f.count(name, true, false, -1)
+	}
 	f.end(c, err, name, "")
 	return err
+}
+
+// regular reports whether path names a regular file in a state's
+// directory under a message file's name: one that the counts hold. An
+// error other than its absence counts as one.
+func (f *changeFS) regular(path string) bool {
+	if _, ok := f.target(path); !ok {
+		return false
+	}
+	fi, err := f.FS.Lstat(path)
+	return err == nil && fi.Mode().IsRegular() || err != nil && !isNotExist(err)
+}
+
+// counted reports whether the counts hold oldname, about to be renamed to
+// newname. Only a move out of the state directories (to corrupt/) may be
+// of an entry that is not a regular file: the Backend moves and removes
+// only the message files it found.
+func (f *changeFS) counted(oldname, newname string) bool {
+	if _, ok := f.target(newname); ok {
+		return true
+	}
+	return f.regular(oldname)
+}
+
+// count tells the counts, if do, that the message file at path is present
+// after a change or not, and by how much the change moved its state's
+// count. It is called while the change counter is odd, so that a writer
+// killed before it leaves the counter odd.
+func (f *changeFS) count(path string, do, present bool, delta int64) {
+	if t, ok := f.target(path); ok && do {
+		f.counts.add(t, path[strings.LastIndexByte(path, '/')+1:], present, delta)
+	}
 }

@@ -63,7 +63,7 @@ func (f *checkFS) check(op string, names ...string) {
 			continue // not a message file: not counted
 		}
 		if f.counters == nil {
-			c, err := openChanges(f.mem, crashDir+"/.locks", 0o644)
+			c, err := mapChanges(f.mem, crashDir+"/.locks", 0o644, false)
 			if err != nil || c == nil {
 				f.errorf("%s %s: cannot map the change counters: %v", op, path, err)
 				return
@@ -170,7 +170,7 @@ func TestChangesCounter(t *testing.T) {
 	if err := m.Mkdir("/locks", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c, err := openChanges(m, "/locks", 0o644)
+	c, err := mapChanges(m, "/locks", 0o644, true)
 	if err != nil || c == nil {
 		t.Fatalf("openChanges: %v, %v", c, err)
 	}
@@ -332,10 +332,61 @@ func TestChangesForeignFileLeftAlone(t *testing.T) {
 	}
 }
 
-// TestChangesTakesOverPreviousLayout shows that a counters file of the
-// layout before the sync counts is taken over, with its counters, and is
-// then marked so that Backends of that version refuse it.
+// TestChangesTakesOverPreviousLayout shows that a counters file of a
+// previous layout (before the sync counts, before the message counts) is
+// taken over by a Backend alone on the directory, with its counters, and
+// is then marked so that Backends of those versions refuse it. The
+// message counts are counted afresh.
 func TestChangesTakesOverPreviousLayout(t *testing.T) {
+	for _, old := range []uint64{changesMagic1, changesMagic2} {
+		t.Run(fmt.Sprintf("%#x", old), func(t *testing.T) {
+			dir := t.TempDir()
+			b := openTest(t, dir)
+			if err := b.StoreMeta(context.Background(), "m", metastorage.MessageMetadata{State: metastorage.StateHold}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, ".locks", changesName)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = data[:changesHeader+numCounters*8] // the counters of the previous layouts
+			binary.NativeEndian.PutUint64(data, old)
+			binary.NativeEndian.PutUint64(data[changesHeader:], 42) // a counter of that version
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			b, err = NewBackend(dir)
+			if err != nil {
+				t.Fatalf("open refused a counters file of a previous layout: %v", err)
+			}
+			if got := b.changes.counter(0, 0).Load(); got != 42 {
+				t.Errorf("counter after the takeover: %d, want the 42 it held", got)
+			}
+			if n := b.GetStateCount(metastorage.StateHold); n != 1 {
+				t.Errorf("GetStateCount(hold) after the takeover = %d, want 1", n)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			data, err = os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := binary.NativeEndian.Uint64(data); got != changesMagic {
+				t.Errorf("magic after the takeover: %#x, want %#x", got, uint64(changesMagic))
+			}
+		})
+	}
+}
+
+// TestChangesPreviousLayoutInUse shows that a counters file of a previous
+// layout is refused, and left as it is, while another Backend has the
+// directory open: its processes must stop first.
+func TestChangesPreviousLayoutInUse(t *testing.T) {
 	dir := t.TempDir()
 	if err := openTest(t, dir).Close(); err != nil {
 		t.Fatal(err)
@@ -345,26 +396,25 @@ func TestChangesTakesOverPreviousLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binary.NativeEndian.PutUint64(data, changesMagic1)
-	binary.NativeEndian.PutUint64(data[changesHeader:], 42) // a counter of that version
+	binary.NativeEndian.PutUint64(data, changesMagic2)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewBackend(dir)
-	if err != nil {
-		t.Fatalf("open refused a counters file of the previous layout: %v", err)
-	}
-	if got := b.changes.counter(0, 0).Load(); got != 42 {
-		t.Errorf("counter after the takeover: %d, want the 42 it held", got)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data, err = os.ReadFile(path)
+	other, err := vfs.OS.OpenLock(filepath.Join(dir, ".locks", backendsName), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := binary.NativeEndian.Uint64(data); got != changesMagic {
-		t.Errorf("magic after the takeover: %#x, want %#x", got, uint64(changesMagic))
+	defer other.Close()
+	if ok, err := other.TryLockShared(); !ok || err != nil {
+		t.Fatalf("TryLockShared: %v, %v", ok, err)
+	}
+	if b, err := NewBackend(dir); err == nil {
+		b.Close()
+		t.Fatal("open took over a counters file of a previous layout while another Backend had the directory open")
+	} else if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "stop the processes of the older version") {
+		t.Errorf("the error does not name %s and say to stop the older processes: %v", path, err)
+	}
+	if got, err := os.ReadFile(path); err != nil || binary.NativeEndian.Uint64(got) != changesMagic2 || len(got) != len(data) {
+		t.Errorf("the refused file changed: %d bytes, %v", len(got), err)
 	}
 }

@@ -8,13 +8,22 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// counter keeps the number of messages per state. It starts from the
-// directory contents, counted in the background after open, and follows
-// this Backend's own writes. While a state's directory is being counted, the
-// names this Backend changes in it are set aside; when the count ends, each
-// of them is counted by its presence after the change, not by what the scan
-// saw, so a write is counted exactly once whether or not the scan saw its
-// file.
+// counter keeps the number of messages per state.
+//
+// With shared memory (sh), the counts are those in .locks/changes, which
+// every writable Backend on the directory changes (see changes). The
+// Backend alone on the directory at open establishes them: it counts the
+// directories in the background, and publishes the counts once every
+// state is counted. Other Backends open after that, and count nothing.
+//
+// Without shared memory, and for a read-only Backend, the counts are this
+// Backend's own: the directory contents, counted in the background after
+// open, followed by this Backend's own writes.
+//
+// Either way, while a state's directory is being counted, the names this
+// Backend changes in it are set aside; when the count ends, each of them
+// is counted by its presence after the change, not by what the scan saw,
+// so a write is counted exactly once whether or not the scan saw its file.
 type counter struct {
 	// gate is held shared by every change of a directory, from before its
 	// file-system calls until it has been recorded, and exclusively by
@@ -22,19 +31,30 @@ type counter struct {
 	// Take it before a stripe lock.
 	gate sync.RWMutex
 
+	sh   *changes        // the shared counts; nil if the Backend keeps its own
+	done <-chan struct{} // closed when the Backend closes
+
 	mu       sync.Mutex
-	n        [metastorage.NumStates]int64
+	n        [metastorage.NumStates]int64 // without sh, or once detached
+	detached bool                         // sh is unmapped: n holds its last totals
 	scanning [metastorage.NumStates]bool
 	changed  [metastorage.NumStates]map[string]bool // name -> present after the change
 	pending  int                                    // states still being counted
 	ready    chan struct{}                          // closed when pending reaches 0
 }
 
-func (c *counter) start() {
+// start begins the count, in the counts shared through sh if it is not
+// nil. done is closed when the Backend closes.
+func (c *counter) start(sh *changes, done <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pending = metastorage.NumStates
+	c.sh, c.done = sh, done
 	c.ready = make(chan struct{})
+	if sh != nil && !sh.alone {
+		close(c.ready) // established by the Backend that was alone
+		return
+	}
+	c.pending = metastorage.NumStates
 	for s := range c.scanning {
 		c.scanning[s] = true
 		c.changed[s] = make(map[string]bool)
@@ -42,8 +62,12 @@ func (c *counter) start() {
 }
 
 // set records that file is now present in state s or not; delta is the
-// change of the count it makes.
+// change of the count it makes. With shared counts it does nothing: the
+// change was counted by changeFS, through add.
 func (c *counter) set(s metastorage.QueueState, file string, present bool, delta int64) {
+	if c.sh != nil {
+		return
+	}
 	c.mu.Lock()
 	if c.scanning[s] {
 		c.changed[s][file] = present
@@ -53,32 +77,78 @@ func (c *counter) set(s metastorage.QueueState, file string, present bool, delta
 	c.mu.Unlock()
 }
 
+// add records in the shared counts that file, of target t, is now present
+// or not; delta is the change of the count it makes.
+func (c *counter) add(t target, file string, present bool, delta int64) {
+	if !c.sh.alone { // nothing is being counted
+		c.sh.count(t.state, t.stripe).Add(delta)
+		return
+	}
+	c.mu.Lock()
+	if c.scanning[t.state] {
+		c.changed[t.state][file] = present
+	} else if delta != 0 {
+		c.sh.count(t.state, t.stripe).Add(delta)
+	}
+	c.mu.Unlock()
+}
+
 // finish ends the count of state s, whose directory held the message files
-// whose name hashes are seen (sorted in place).
-func (c *counter) finish(s metastorage.QueueState, seen []uint64) {
+// whose name hashes are seen (sorted in place), perStripe[i] of them in
+// stripe i. With shared counts, it publishes them once every state is
+// counted, unless ok is false: the Backend is closing, and the next
+// Backend alone on the directory counts again.
+func (c *counter) finish(s metastorage.QueueState, seen []uint64, perStripe *[numStripes]int64, ok bool) error {
 	slices.Sort(seen)
 	c.gate.Lock()
 	defer c.gate.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.scanning[s] {
-		return
+		return nil
 	}
 	n := int64(len(seen))
 	for f, present := range c.changed[s] {
+		i := stripeOf(f)
 		if _, ok := slices.BinarySearch(seen, nameHash(f)); ok {
 			n--
+			perStripe[i]--
 		}
 		if present {
 			n++
+			perStripe[i]++
 		}
 	}
-	c.n[s] += n
 	c.scanning[s] = false
 	c.changed[s] = nil
-	if c.pending--; c.pending == 0 {
-		close(c.ready)
+	if c.sh == nil {
+		c.n[s] += n
+	} else {
+		// A change counter left odd by a writer that died stays odd: the
+		// next holder of its lock counts that stripe again (see heal).
+		for i, k := range perStripe {
+			c.sh.count(s, i).Store(k)
+		}
 	}
+	if c.pending--; c.pending > 0 {
+		return nil
+	}
+	if c.sh != nil && !ok {
+		return nil
+	}
+	var err error
+	if c.sh != nil {
+		err = c.sh.publish()
+	}
+	close(c.ready)
+	return err
+}
+
+// scanningState reports whether state s is still being counted.
+func (c *counter) scanningState(s metastorage.QueueState) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.scanning[s]
 }
 
 // nameHash is a 64-bit FNV-1a hash of a file name.
@@ -91,11 +161,14 @@ func nameHash(file string) uint64 {
 	return h
 }
 
-// get returns the count of state s; while the count runs, what has been
-// found so far plus this Backend's own additions.
+// get returns the count of state s, without waiting; while the count
+// runs, what has been found so far plus this Backend's own additions.
 func (c *counter) get(s metastorage.QueueState) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sh != nil && !c.scanning[s] && !c.detached {
+		return c.sh.total(s)
+	}
 	n := c.n[s]
 	for _, present := range c.changed[s] {
 		if present {
@@ -105,21 +178,166 @@ func (c *counter) get(s metastorage.QueueState) int64 {
 	return n
 }
 
-// GetStateCount returns the number of messages in state, without I/O, or 0
-// for a state out of range. It counts the state's directory once in the
-// background after open and then follows this Backend's own writes, so it
-// is exact for them (read-your-writes) once WaitCounts has returned.
-// Writes by other Backends or processes on the same directory are not seen
-// until the directory is opened again.
+// detach keeps the shared totals, before the shared memory is unmapped.
+func (c *counter) detach() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sh == nil || c.detached {
+		return
+	}
+	for _, s := range metastorage.States() {
+		if !c.scanning[s] {
+			c.n[s] = c.sh.total(s)
+		}
+	}
+	c.detached = true
+}
+
+// wait waits until the initial count is known, or the Backend closes.
+func (c *counter) wait() {
+	select {
+	case <-c.ready:
+	case <-c.done:
+	}
+}
+
+// count counts the message files in state s's directory, noting where each
+// lies in the location hints.
+func (b *Backend) count(ctx context.Context, s metastorage.QueueState) {
+	var seen []uint64
+	var perStripe [numStripes]int64
+	err := b.readNames(ctx, s, 4096, func(files []string) error {
+		for _, f := range files {
+			h := nameHash(f)
+			seen = append(seen, h)
+			perStripe[stripeOf(f)]++
+			b.hints.set(h, s)
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		b.log.Error("counting messages failed; counts are not exact", "dir", b.states[s], "err", err)
+	}
+	if err := b.counts.finish(s, seen, &perStripe, ctx.Err() == nil); err != nil {
+		b.log.Error("publishing the message counts failed; other Backends cannot open the directory until this one closes", "dir", b.dir, "err", err)
+	}
+}
+
+// heal recounts, under stripe i's lock, the messages of stripe i in each
+// state whose change counter is odd: its last writer died during a change,
+// perhaps before counting it. It then makes the counter even. A state
+// still being counted at open is left to that count.
+func (b *Backend) heal(i int) {
+	sh := b.counts.sh
+	if sh == nil {
+		return
+	}
+	for _, s := range metastorage.States() {
+		v := sh.counter(s, i)
+		if v.Load()%2 == 0 || b.counts.scanningState(s) {
+			continue
+		}
+		var n int64
+		err := b.readNames(context.Background(), s, 4096, func(files []string) error {
+			for _, f := range files {
+				if stripeOf(f) == i {
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.log.Error("recounting messages after a writer died failed; will try again", "dir", b.states[s], "stripe", i, "err", err)
+			continue
+		}
+		if old := sh.count(s, i).Swap(n); old != n {
+			b.log.Warn("a writer died during a change; recounted the messages of its stripe", "dir", b.states[s], "stripe", i, "was", old, "now", n)
+		}
+		v.Add(1)
+	}
+}
+
+// healOdd heals each stripe whose change counter is odd in some state,
+// taking its lock: at open, so that the counts are exact before the first
+// call although a writer died mid-change.
+func (b *Backend) healOdd() {
+	sh := b.counts.sh
+	if sh == nil || sh.alone {
+		return // the count at open includes what the dead writer did
+	}
+	for i := range numStripes {
+		for _, s := range metastorage.States() {
+			if sh.counter(s, i).Load()%2 == 0 {
+				continue
+			}
+			unlock, err := b.lock(context.Background(), i) // heals
+			if err != nil {
+				b.log.Error("cannot take a lock to recount messages after a writer died", "dir", b.dir, "stripe", i, "err", err)
+				break
+			}
+			unlock()
+			break
+		}
+	}
+}
+
+// tryHeal heals each stripe of state s whose change counter is odd and
+// whose lock is free: its writer died mid-change. A stripe whose lock is
+// held has a live writer, whose change is counted before the lock is
+// released.
+func (b *Backend) tryHeal(s metastorage.QueueState) {
+	sh := b.counts.sh
+	if sh == nil || b.counts.scanningState(s) {
+		return
+	}
+	for i := range numStripes {
+		if sh.counter(s, i).Load()%2 == 0 {
+			continue
+		}
+		if unlock, ok := b.locks.tryLock(i); ok {
+			b.heal(i)
+			unlock()
+		}
+	}
+}
+
+// GetStateCount returns the number of messages in state, or 0 for a state
+// out of range. It is never negative. It waits until the initial count of
+// the directory is known (about a second at a million messages; see
+// WaitCounts), and then answers without I/O, unless a writer died
+// mid-change (see below). After Close it answers without waiting.
+//
+// On a directory whose writable Backends share memory (the OS file system
+// on Linux), every writable Backend on the directory, in this process or
+// another, reads and changes the same counts: they are exact for every
+// change any of them has made. A writer killed mid-change leaves its
+// stripe's change counter odd; the next Backend to open, to take that
+// stripe's lock, or to call GetStateCount with the lock free counts that
+// stripe's files again. The first writable Backend to open the directory
+// while no other has it open counts the state directories; the others
+// wait for that count in NewBackend. Files added or removed by hand are
+// counted only when a Backend next opens the directory alone. A state
+// directory that cannot be read then is logged as an error, and counted
+// as far as it was read.
+//
+// Without shared memory, and for a Backend opened with WithReadOnly, the
+// count is the Backend's own: the directories as counted after open,
+// followed by this Backend's own writes only.
 func (b *Backend) GetStateCount(state metastorage.QueueState) int64 {
 	if !state.Valid() {
 		return 0
 	}
-	return b.counts.get(state)
+	b.counts.wait()
+	b.ops.RLock() // the shared memory stays mapped
+	defer b.ops.RUnlock()
+	if !b.closed.Load() {
+		b.tryHeal(state)
+	}
+	return max(0, b.counts.get(state))
 }
 
 // WaitCounts waits until the initial count of every state directory has
-// finished, so that GetStateCount is exact, or until ctx is done.
+// finished, so that GetStateCount answers at once, or until ctx is done.
 func (b *Backend) WaitCounts(ctx context.Context) error {
 	select {
 	case <-b.counts.ready:

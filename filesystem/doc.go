@@ -10,7 +10,9 @@
 //	<dir>/active/ deferred/ hold/ bounce/ archived/
 //	<dir>/corrupt/<state>/     damaged files that recovery set aside
 //	<dir>/.locks/stripe-NN     lock files (a fixed set of stripes)
-//	<dir>/.locks/changes       change counters, in memory that every writer maps
+//	<dir>/.locks/changes       change counters and message counts, mapped by every writer
+//	<dir>/.locks/opening       held by a writer while it joins the others
+//	<dir>/.locks/backends      held by every open writer; by one alone exclusively
 //	<dir>/.journal             Hybrid mode's write-ahead journal
 //
 // The directory a file lies in is the truth about the message's state. A
@@ -40,6 +42,19 @@
 // a symbolic link or another directory, the change is undone and fails
 // with an error wrapping ErrDirReplaced that names it, and so does every
 // later write until the Backend is reopened.
+//
+// # Counts
+//
+// The same memory holds the number of messages of each state and stripe,
+// which a writer changes while the change counter is odd. So GetStateCount
+// is exact for every change made through a writable Backend by any process
+// on the directory. A writer killed mid-change leaves the counter odd; the
+// next holder of the stripe's lock counts the stripe's files again. The
+// memory is not durable, so the first writable Backend to open the
+// directory while no other has it open counts the state directories, in
+// the background; GetStateCount waits for that count, and other Backends
+// wait for it in NewBackend. A read-only Backend, or one on a file system
+// without shared memory, keeps a count of its own (see GetStateCount).
 //
 // # Durability modes
 //

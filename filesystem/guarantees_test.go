@@ -100,12 +100,12 @@ func TestLockFilesBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != numStripes+1 {
-		t.Errorf(".locks holds %d files, want the %d stripes and the change counters", len(ents), numStripes)
+	if len(ents) != numStripes+3 {
+		t.Errorf(".locks holds %d files, want the %d stripes, the change counters and the two locks of open", len(ents), numStripes)
 	}
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "stripe-") && e.Name() != changesName {
-			t.Errorf(".locks holds %s, neither a stripe nor the change counters", e.Name())
+		if !strings.HasPrefix(e.Name(), "stripe-") && e.Name() != changesName && e.Name() != openingName && e.Name() != backendsName {
+			t.Errorf(".locks holds %s, neither a stripe, the change counters nor a lock of open", e.Name())
 		}
 	}
 }

@@ -65,7 +65,29 @@ func (b *Backend) lock(ctx context.Context, i int) (func(), error) {
 	if b.locks == nil {
 		return func() {}, nil
 	}
-	return b.locks.lock(ctx, i)
+	unlock, err := b.locks.lock(ctx, i)
+	if err == nil {
+		b.heal(i)
+	}
+	return unlock, err
+}
+
+// tryLock takes stripe i if no one holds it, without waiting, and returns
+// the function that releases it.
+func (s *stripes) tryLock(i int) (func(), bool) {
+	select {
+	case s.sem[i] <- struct{}{}:
+	default:
+		return nil, false
+	}
+	if ok, err := s.files[i].TryLock(); err != nil || !ok {
+		<-s.sem[i]
+		return nil, false
+	}
+	return func() {
+		_ = s.files[i].Unlock()
+		<-s.sem[i]
+	}, true
 }
 
 // testHookLockWait, when set by a test, is called when a caller has to

@@ -29,7 +29,7 @@ const (
 	Displaced      FindingKind = "displaced"       // a temp file holding an older record of a message: removed once the file system is synced
 	Unreadable     FindingKind = "unreadable"      // a message file that cannot be read (permission denied): left alone, never moved to corrupt/
 	UnknownEntry   FindingKind = "unknown-entry"   // a name that is not a message file: left alone
-	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is neither a lock stripe nor the change counters: left alone
+	StrayLock      FindingKind = "stray-lock"      // a file under .locks that is none of the lock files and change counters a Backend makes: left alone
 )
 
 // Severity says whether a finding is damage, which a repair (or an
@@ -134,19 +134,7 @@ func (b *Backend) CheckProgress(ctx context.Context, repair bool, progress func(
 // in the location hints, and then runs the recovery scan.
 func (b *Backend) background(ctx context.Context) {
 	for _, s := range metastorage.States() {
-		var seen []uint64
-		err := b.readNames(ctx, s, 4096, func(files []string) error {
-			for _, f := range files {
-				h := nameHash(f)
-				seen = append(seen, h)
-				b.hints.set(h, s)
-			}
-			return nil
-		})
-		if err != nil && ctx.Err() == nil {
-			b.log.Error("counting messages failed; counts are not exact", "dir", b.states[s], "err", err)
-		}
-		b.counts.finish(s, seen)
+		b.count(ctx, s)
 	}
 	if b.cfg.readOnly || b.cfg.noRecovery {
 		return
@@ -811,7 +799,7 @@ func (sc *scanner) locks() error {
 		return fmt.Errorf("recover: %w", err)
 	}
 	for _, e := range ents {
-		if e.Name() == changesName && e.Type().IsRegular() {
+		if (e.Name() == changesName || e.Name() == openingName || e.Name() == backendsName) && e.Type().IsRegular() {
 			continue
 		}
 		n, ok := strings.CutPrefix(e.Name(), "stripe-")
