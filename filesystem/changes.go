@@ -72,7 +72,7 @@ const (
 // files may be changed by hand while no Backend runs. So the first
 // writable Backend to open the directory while no other has it open
 // counts the state directories, and only then marks the counts as known
-// (see joining). Every other Backend opens after that.
+// (see join). Every other Backend opens after that.
 //
 // A nil *changes tracks nothing: every snapshot is unusable.
 type changes struct {
@@ -483,7 +483,11 @@ func (f *changeFS) Rename(oldname, newname string) error {
 	err := f.FS.Rename(oldname, newname)
 	if err == nil {
 		f.count(oldname, counted, false, -1)
-		f.count(newname, !replaced, true, 1)
+		if replaced {
+			f.count(newname, true, true, 0)
+		} else {
+			f.count(newname, true, true, 1)
+		}
 	}
 	f.end(c, err, oldname, newname)
 	return err
