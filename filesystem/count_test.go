@@ -3,6 +3,7 @@ package filesystem
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -414,5 +415,59 @@ func TestStateCountsAfterKill(t *testing.T) {
 		if err := next.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStateCountsStaleFile shows that the first Backend to open a
+// directory counts it, whatever the counters file holds: counts left from
+// before a reboot, or files changed by hand while no Backend ran.
+func TestStateCountsStaleFile(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, dir string)
+	}{
+		{"stale counts", func(t *testing.T, dir string) {
+			path := filepath.Join(dir, ".locks", changesName)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			binary.NativeEndian.PutUint64(data[countsKnown:], 1)
+			for i := countsAt; i < len(data); i += 8 {
+				binary.NativeEndian.PutUint64(data[i:], 1000)
+			}
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"files changed by hand", func(t *testing.T, dir string) {
+			if err := os.Rename(filepath.Join(dir, "incoming", fileOf(t, "m1")), filepath.Join(dir, "hold", fileOf(t, "m1"))); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, "incoming", fileOf(t, "m2"))); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			b := openQuiet(t, dir)
+			if err := runCountOp(b, strings.Fields("store incoming "+ids("m", 0, 5))); err != nil {
+				t.Fatal(err)
+			}
+			// Published, so that the file says the counts are known.
+			if err := b.WaitCounts(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(t, dir)
+			if got, want := countsOf(openQuiet(t, dir)), filesIn(t, dir); got != want {
+				t.Errorf("counts %v, want %v", got, want)
+			}
+		})
 	}
 }
