@@ -84,6 +84,33 @@ type StateCounterBackend interface {
 	GetStateCount(state QueueState) int64
 }
 
+// CompareAndSwapBackend is a Backend that changes a message only if its
+// record is still the one the caller read. It serves tools that change
+// messages beside a running queue: a worker's write between the tool's read
+// and its change is never overwritten.
+//
+// The stored record matches expected when SameRecord reports them the same;
+// expected is typically what GetMeta returned. A backend that stores rows can
+// make each call one statement, such as an UPDATE or DELETE whose WHERE
+// clause compares every column.
+type CompareAndSwapBackend interface {
+	Backend
+
+	// UpdateMetaIf is UpdateMeta as a compare-and-swap: it replaces the
+	// record with metadata only if the stored record matches expected, as
+	// one atomic step. Of any number of concurrent callers that expect the
+	// same record, at most one succeeds. A message that is missing, or
+	// whose record does not match, gives an error wrapping
+	// ErrStateConflict that says which, and nothing changes. metadata is
+	// checked, stored and moved as UpdateMeta does it.
+	UpdateMetaIf(ctx context.Context, messageID string, expected, metadata MessageMetadata) error
+
+	// DeleteMetaIf is DeleteMeta as a compare-and-swap: it removes the
+	// message only if its stored record matches expected, and otherwise
+	// returns an error wrapping ErrStateConflict, as UpdateMetaIf does.
+	DeleteMetaIf(ctx context.Context, messageID string, expected MessageMetadata) error
+}
+
 // MessageIterator streams the messages of one state. It is not safe for
 // concurrent use.
 type MessageIterator interface {

@@ -18,9 +18,10 @@ var (
 	ErrInvalidState = errors.New("invalid state")
 
 	// ErrStateConflict is returned by MoveToState when the message is not
-	// in the expected state: it is in another one, or missing. It is the
-	// expected outcome for all but one of several callers that race to move
-	// the same message.
+	// in the expected state: it is in another one, or missing; and by the
+	// calls of CompareAndSwapBackend when its record is not the expected
+	// one. It is the expected outcome for all but one of several callers
+	// that race to change the same message.
 	ErrStateConflict = errors.New("state conflict")
 
 	// ErrInvalidMessageID is returned when a message ID cannot be stored:

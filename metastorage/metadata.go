@@ -1,6 +1,9 @@
 package metastorage
 
-import "time"
+import (
+	"maps"
+	"time"
+)
 
 // MessageMetadata is the metadata record of one message.
 type MessageMetadata struct {
@@ -16,6 +19,17 @@ type MessageMetadata struct {
 	Priority        int               // larger is more urgent
 	Headers         map[string]string // selected message headers
 	RetryPolicyName string            // name of the retry policy that applies
+}
+
+// SameRecord reports whether a and b hold the same record: every field but
+// ID is equal, times as instants (time.Time.Equal, so the zone offset does
+// not matter) and Headers with the same keys and values (nil and empty
+// alike). It is the comparison of CompareAndSwapBackend.
+func SameRecord(a, b MessageMetadata) bool {
+	return a.State == b.State && a.Attempts == b.Attempts && a.MaxAttempts == b.MaxAttempts &&
+		a.NextRetry.Equal(b.NextRetry) && a.Created.Equal(b.Created) && a.Updated.Equal(b.Updated) &&
+		a.LastError == b.LastError && a.Size == b.Size && a.Priority == b.Priority &&
+		maps.Equal(a.Headers, b.Headers) && a.RetryPolicyName == b.RetryPolicyName
 }
 
 // MessageListOptions selects, orders and pages the result of ListMessages.

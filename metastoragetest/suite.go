@@ -88,6 +88,13 @@ import (
 //   - When the Backend implements metastorage.StateCounterBackend, its
 //     counts are exact after every kind of call, failed calls included, and
 //     after every test.
+//   - When the Backend implements metastorage.CompareAndSwapBackend:
+//     UpdateMetaIf and DeleteMetaIf give ErrStateConflict, changing nothing,
+//     when the stored record differs from the expected one in any field or
+//     is missing, and succeed on the record GetMeta returned (its times in
+//     any zone); invalid records are refused as UpdateMeta refuses them;
+//     goroutines that add to a field by compare-and-swap lose no addition.
+//     Otherwise these subtests are skipped.
 func Run(t *testing.T, newBackend func(t *testing.T) metastorage.Backend) {
 	t.Helper()
 	open := func(t *testing.T) metastorage.Backend {
@@ -141,6 +148,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) metastorage.Backend) {
 		{"ConcurrentMove", testConcurrentMove},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Counts", testCounts},
+		{"CompareAndSwap", testCompareAndSwap},
+		{"CompareAndSwapInvalid", testCompareAndSwapInvalid},
+		{"CompareAndSwapRace", testCompareAndSwapRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}

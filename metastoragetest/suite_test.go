@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -202,6 +203,16 @@ func brokenCases() []brokenCase {
 			name: "zone-offset-minutes",
 			open: func() ms.Backend { return minuteZones{model.New()} },
 			want: `GetMeta "msg-zone-0": NextRetry: got 2024-03-01T12:19:32.123456789+00:19, want 2024-03-01T12:19:32.123456789+00:19:32`,
+		},
+		{
+			name: "cas-compares-state-only",
+			open: func() ms.Backend { return casStateOnly{model.New()} },
+			want: `UpdateMetaIf "msg-cas" with the record read before an UpdateMeta: got error <nil>, want one wrapping "state conflict"`,
+		},
+		{
+			name: "cas-not-atomic",
+			open: func() ms.Backend { return casNotAtomic{model.New()} },
+			want: `successful UpdateMetaIf calls, each adding 1 to Attempts: got Attempts`,
 		},
 		{
 			name:   "shared-close-closes-store",
@@ -494,4 +505,40 @@ func (b minuteZones) StoreMeta(ctx context.Context, id string, m ms.MessageMetad
 	}
 	m.NextRetry, m.Created = cut(m.NextRetry), cut(m.Created)
 	return b.Backend.StoreMeta(ctx, id, m)
+}
+
+// casStateOnly compares only the state in UpdateMetaIf and DeleteMetaIf,
+// overwriting a change made since the caller's read.
+type casStateOnly struct{ *model.Backend }
+
+func (b casStateOnly) UpdateMetaIf(ctx context.Context, id string, expected, m ms.MessageMetadata) error {
+	cur, err := b.GetMeta(ctx, id)
+	if err == nil && cur.State == expected.State {
+		expected = cur
+	}
+	return b.Backend.UpdateMetaIf(ctx, id, expected, m)
+}
+
+func (b casStateOnly) DeleteMetaIf(ctx context.Context, id string, expected ms.MessageMetadata) error {
+	cur, err := b.GetMeta(ctx, id)
+	if err == nil && cur.State == expected.State {
+		expected = cur
+	}
+	return b.Backend.DeleteMetaIf(ctx, id, expected)
+}
+
+// casNotAtomic compares and then updates in two steps, yielding between
+// them as a backend that does I/O in between would.
+type casNotAtomic struct{ *model.Backend }
+
+func (b casNotAtomic) UpdateMetaIf(ctx context.Context, id string, expected, m ms.MessageMetadata) error {
+	cur, err := b.GetMeta(ctx, id)
+	if err != nil {
+		return fmt.Errorf("update %s: message not found in state %s: %w", id, expected.State, ms.ErrStateConflict)
+	}
+	if !ms.SameRecord(cur, expected) {
+		return fmt.Errorf("update %s: record changed since it was read: %w", id, ms.ErrStateConflict)
+	}
+	runtime.Gosched()
+	return b.UpdateMeta(ctx, id, m)
 }

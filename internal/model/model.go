@@ -46,7 +46,10 @@ type Backend struct {
 	counts [metastorage.NumStates]int64
 }
 
-var _ metastorage.StateCounterBackend = (*Backend)(nil)
+var (
+	_ metastorage.StateCounterBackend   = (*Backend)(nil)
+	_ metastorage.CompareAndSwapBackend = (*Backend)(nil)
+)
 
 // New returns an empty, open Backend.
 func New() *Backend {
@@ -132,6 +135,74 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, metadata met
 	rec.Updated = nextUpdated(now(), prev, true)
 	b.put(prev, true, rec)
 	return nil
+}
+
+// UpdateMetaIf replaces the record of messageID as UpdateMeta does, if the
+// stored record is the same as expected (see metastorage.SameRecord);
+// otherwise it returns an error wrapping metastorage.ErrStateConflict.
+func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, metadata metastorage.MessageMetadata) error {
+	const op = "update"
+	if err := checkCall(ctx, op, messageID); err != nil {
+		return err
+	}
+	if !metadata.State.Valid() {
+		return invalidState(op, messageID, metadata.State)
+	}
+	if err := metastorage.CheckRecord(&metadata); err != nil {
+		return fmt.Errorf("%s %s: %w", op, messageID, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return closedError(op, messageID)
+	}
+	prev, err := b.expect(op, messageID, expected)
+	if err != nil {
+		return err
+	}
+	rec := clone(metadata)
+	rec.ID = messageID
+	rec.Created = prev.Created
+	rec.Updated = nextUpdated(now(), prev, true)
+	b.put(prev, true, rec)
+	return nil
+}
+
+// DeleteMetaIf removes messageID if its stored record is the same as
+// expected; otherwise it returns an error wrapping
+// metastorage.ErrStateConflict.
+func (b *Backend) DeleteMetaIf(ctx context.Context, messageID string, expected metastorage.MessageMetadata) error {
+	const op = "delete"
+	if err := checkCall(ctx, op, messageID); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return closedError(op, messageID)
+	}
+	prev, err := b.expect(op, messageID, expected)
+	if err != nil {
+		return err
+	}
+	delete(b.msgs, messageID)
+	b.counts[prev.State]--
+	return nil
+}
+
+// expect returns the stored record of messageID if it is the same as
+// expected, or the conflict error that says why not. b.mu is held.
+func (b *Backend) expect(op, messageID string, expected metastorage.MessageMetadata) (metastorage.MessageMetadata, error) {
+	prev, ok := b.msgs[messageID]
+	switch {
+	case !ok:
+		return prev, fmt.Errorf("%s %s: message not found in state %s: %w", op, messageID, expected.State, metastorage.ErrStateConflict)
+	case prev.State != expected.State:
+		return prev, fmt.Errorf("%s %s: message is in state %s, expected %s: %w", op, messageID, prev.State, expected.State, metastorage.ErrStateConflict)
+	case !metastorage.SameRecord(prev, expected):
+		return prev, fmt.Errorf("%s %s: record changed since it was read (updated %s): %w", op, messageID, prev.Updated.Format(time.RFC3339Nano), metastorage.ErrStateConflict)
+	}
+	return prev, nil
 }
 
 // DeleteMeta removes the message messageID, or returns an error wrapping
