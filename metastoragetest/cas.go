@@ -138,7 +138,28 @@ func testCompareAndSwapInvalid(t *testing.T, open opener) {
 // by reading the record and swapping in its successor until the swap
 // succeeds. A compare-and-swap that is not atomic loses increments.
 func testCompareAndSwapRace(t *testing.T, open opener) {
-	b := casBackend(t, open(t))
+	casRace(t, []ms.Backend{open(t)})
+}
+
+// testSharedCompareAndSwapRace is testCompareAndSwapRace with the
+// goroutines spread over several Backends on one store.
+func testSharedCompareAndSwapRace(t *testing.T, open func() ms.Backend) {
+	backends := make([]ms.Backend, sharedBackends)
+	for i := range backends {
+		backends[i] = open()
+	}
+	casRace(t, backends)
+}
+
+// casRace runs the race of testCompareAndSwapRace, goroutine g calling
+// backends[g%len(backends)].
+func casRace(t *testing.T, backends []ms.Backend) {
+	t.Helper()
+	cbs := make([]ms.CompareAndSwapBackend, len(backends))
+	for i, b := range backends {
+		cbs[i] = casBackend(t, b)
+	}
+	b := cbs[0]
 	ctx := t.Context()
 	const id = "msg-cas-race"
 	start := sample(4, ms.StateActive)
@@ -148,6 +169,7 @@ func testCompareAndSwapRace(t *testing.T, open opener) {
 	begin := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range casGoroutines {
+		b := cbs[g%len(cbs)]
 		wg.Go(func() {
 			<-begin
 			// Each conflict of an atomic compare-and-swap is caused by

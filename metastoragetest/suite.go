@@ -165,8 +165,11 @@ func Run(t *testing.T, newBackend func(t *testing.T) metastorage.Backend) {
 //
 // RunShared checks that Backends racing MoveToState on the same messages
 // have exactly one winner per message, that what one writes the others read,
-// and that closing one leaves the others working. It does not check state
-// counts, which a backend need only keep exact for its own writes.
+// that closing one leaves the others working, and, when they implement
+// metastorage.CompareAndSwapBackend, that goroutines adding to a field by
+// compare-and-swap through several of them lose no addition. It does not
+// check state counts, which a backend need only keep exact for its own
+// writes.
 func RunShared(t *testing.T, newStore func(t *testing.T) func() (metastorage.Backend, error)) {
 	t.Helper()
 	store := func(t *testing.T) func() metastorage.Backend {
@@ -196,6 +199,7 @@ func RunShared(t *testing.T, newStore func(t *testing.T) func() (metastorage.Bac
 		{"MoveRace", testSharedMoveRace},
 		{"Close", testSharedClose},
 		{"Reopen", testSharedReopen},
+		{"CompareAndSwapRace", testSharedCompareAndSwapRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, store(t)) })
 	}
