@@ -105,6 +105,52 @@ func (b *Backend) DeleteMetaIn(ctx context.Context, messageID string, from metas
 	}, from)
 }
 
+var _ metastorage.CompareAndSwapBackend = (*Backend)(nil)
+
+// UpdateMetaIf replaces the record as UpdateMeta does, only if the stored
+// record is the same as expected; see metastorage.CompareAndSwapBackend. The
+// compare and the write are one step under the message's lock, across the
+// processes that share the directory.
+func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, md metastorage.MessageMetadata) error {
+	const op = "update"
+	if err := metastorage.CheckRecord(&md); err != nil {
+		return fmt.Errorf("%s %s: %w", op, messageID, err)
+	}
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if err := b.expectRecord(op, messageID, cur, expected); err != nil {
+			return err
+		}
+		md.ID = messageID
+		md.Created = cur.md.Created
+		md.Updated = b.stamp(cur.md.Updated)
+		return b.put(op, messageID, file, cur, md)
+	}, expected.State, md.State)
+}
+
+// DeleteMetaIf removes the message only if its stored record is the same as
+// expected; see metastorage.CompareAndSwapBackend.
+func (b *Backend) DeleteMetaIf(ctx context.Context, messageID string, expected metastorage.MessageMetadata) error {
+	const op = "delete"
+	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if err := b.expectRecord(op, messageID, cur, expected); err != nil {
+			return err
+		}
+		return b.remove(op, messageID, file, cur)
+	}, expected.State)
+}
+
+// expectRecord is expect for a compare on the whole record.
+func (b *Backend) expectRecord(op, id string, cur found, expected metastorage.MessageMetadata) error {
+	if err := b.expect(op, id, cur, expected.State); err != nil {
+		return err
+	}
+	if !metastorage.SameRecord(cur.md, expected) {
+		b.stats.conflicts.Add(1)
+		return fmt.Errorf("%s %s: record changed since it was read (updated %s): %w", op, id, cur.md.Updated.Format(time.RFC3339Nano), metastorage.ErrStateConflict)
+	}
+	return nil
+}
+
 // expect returns the conflict error of a compare-and-swap that found cur
 // where it expected the message in state from, or nil if it is there and
 // readable.
