@@ -176,9 +176,12 @@ func runCommand(e *env, c *command, args []string) error {
 func exitStatus(e *env, c *command, err error) int {
 	var ue *usageError
 	var pe *partialError
+	var ie *interruptedError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ie):
+		return ie.code() // the summary says it
 	case errors.As(err, &ue):
 		fmt.Fprintf(e.stderr, "spoolmeta %s: %v\nRun 'spoolmeta help %s' for usage.\n", c.name, err, c.name)
 		return exitError

@@ -1,9 +1,8 @@
 package main
 
 import (
-	"context"
+	"fmt"
 
-	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -12,39 +11,42 @@ func holdCmd() *command {
 		name:     "hold",
 		verb:     "held",
 		to:       metastorage.StateHold,
-		eligible: func(s metastorage.QueueState) bool { return s != metastorage.StateHold },
-		apply: func(ctx context.Context, _ *env, b *metafs.Backend, id string, from metastorage.QueueState) error {
-			return b.MoveToState(ctx, id, from, metastorage.StateHold)
+		eligible: holdable,
+		change: func(_ *env, md metastorage.MessageMetadata) metastorage.MessageMetadata {
+			md.State = metastorage.StateHold
+			return md
 		},
 	}
-	return mutateCommand(a, "[flags] ID... | --state STATE --all",
-		"Put messages on hold, where no worker touches them",
+	return mutateCommand(a, "[flags] ID... | - | --state STATE --all",
+		"Put queued messages on hold, where no worker touches them",
 		`
-Moves each message from its state to hold with a compare-and-swap: a
-message that a worker moved meanwhile is reported as skipped, not clobbered.
-With --state STATE, only messages in STATE are held; with --state STATE --all,
-every message in STATE (asking first on a terminal unless --yes).
-
-Prints one line per message on stdout ("held ID (deferred -> hold)",
-"skipped ID: ...", "missing ID") and a summary on stderr. Exit status: 0 all
-held, 1 some skipped or missing, 2 usage or I/O error.
+Moves each message from incoming, active or deferred to hold, as postsuper
+-h does. Held, bounced and archived messages are refused: a finished message
+goes back to the queue only by requeue, which says so. With --state STATE,
+only messages in STATE are held; with --state STATE --all, every message in
+STATE.
 
 Examples:
 
   spoolmeta hold msg-123 msg-124
   spoolmeta hold --state deferred --all --yes
-  spoolmeta ls --json deferred | jq -r 'select(.attempts > 3) | .id' | xargs spoolmeta hold --state deferred`)
+  spoolmeta ls --json deferred | jq -r 'select(.attempts > 3) | .id' | spoolmeta hold --state deferred -`)
 }
 
-// moveDue moves message id from state from to state to with NextRetry set
-// to now, as one compare-and-swap: if the message left from meanwhile, the
-// error wraps metastorage.ErrStateConflict and nothing changes.
-func moveDue(ctx context.Context, e *env, b *metafs.Backend, id string, from, to metastorage.QueueState) error {
-	md, err := b.GetMeta(ctx, id)
-	if err != nil {
-		return err
+// holdable says why hold does not act on messages in s, or "".
+func holdable(s metastorage.QueueState) string {
+	switch s {
+	case metastorage.StateIncoming, metastorage.StateActive, metastorage.StateDeferred:
+		return ""
+	case metastorage.StateHold:
+		return "hold does not act on messages in hold: already held"
 	}
+	return fmt.Sprintf("hold does not act on messages in %s: the message is finished (requeue delivers it again)", s)
+}
+
+// due returns md moved to state to with NextRetry set to now.
+func due(e *env, md metastorage.MessageMetadata, to metastorage.QueueState) metastorage.MessageMetadata {
 	md.State = to
 	md.NextRetry = e.now()
-	return b.UpdateMetaIn(ctx, id, from, md)
+	return md
 }

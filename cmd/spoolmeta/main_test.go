@@ -19,6 +19,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(moverEnv) != "" {
 		os.Exit(moverMain())
 	}
+	if os.Getenv(updaterEnv) != "" {
+		os.Exit(updaterMain())
+	}
 	os.Exit(buildAndRun(m))
 }
 

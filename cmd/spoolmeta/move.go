@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"flag"
 
-	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -12,12 +10,12 @@ func moveCmd() *command {
 	var f mutateFlags
 	return &command{
 		name:    "move",
-		args:    "[flags] ID... FROM TO | --state FROM --all TO",
+		args:    "[flags] ID... FROM TO | - FROM TO | --state FROM --all TO",
 		summary: "Move messages from one state to another",
 		detail: `
-Moves each message from state FROM to state TO with a compare-and-swap: a
-message that is not in FROM (any more) is reported as skipped. It keeps
-every field but State and Updated.
+Moves each message from state FROM to state TO, keeping every field but
+State and Updated. A message that is not in FROM is reported as skipped.
+` + mutateHelp + `
 
 Examples:
 
@@ -36,7 +34,7 @@ Examples:
 					return err
 				}
 				args = nil
-			case !*f.all && len(args) >= 3:
+			case !*f.all && (len(args) >= 3 || *f.nul && len(args) == 2):
 				n := len(args)
 				if from, err = parseState(args[n-2]); err != nil {
 					return err
@@ -53,6 +51,14 @@ Examples:
 			default:
 				return usagef("move needs ID... FROM TO, or --state FROM --all TO")
 			}
+			if *f.all {
+				if from, err = parseState(*f.state); err != nil {
+					return err
+				}
+			}
+			if from == to {
+				return usagef("FROM and TO are both %s: nothing to move", to)
+			}
 			return runMutate(e, moveAction(to), f, args)
 		},
 	}
@@ -64,9 +70,10 @@ func moveAction(to metastorage.QueueState) *action {
 		name:     "move",
 		verb:     "moved",
 		to:       to,
-		eligible: func(metastorage.QueueState) bool { return true },
-		apply: func(ctx context.Context, _ *env, b *metafs.Backend, id string, from metastorage.QueueState) error {
-			return b.MoveToState(ctx, id, from, to)
+		eligible: anyState,
+		change: func(_ *env, md metastorage.MessageMetadata) metastorage.MessageMetadata {
+			md.State = to
+			return md
 		},
 	}
 }

@@ -18,11 +18,11 @@ func TestHoldReleaseRequeue(t *testing.T) {
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "hold", "msg-123", "bounce-7", "nope")
 	r.expect(t, 1)
-	want := "held msg-123 (deferred -> hold)\nheld bounce-7 (bounce -> hold)\nmissing nope\n"
+	want := "held msg-123 (deferred -> hold)\nskipped bounce-7: hold does not act on messages in bounce: the message is finished (requeue delivers it again)\nmissing nope\n"
 	if r.stdout != want {
 		t.Errorf("hold stdout =\n%s\nwant\n%s", r.stdout, want)
 	}
-	if r.stderr != "hold: 2 held, 0 skipped, 1 missing\n" {
+	if r.stderr != "hold: 1 held, 1 skipped, 1 missing\n" {
 		t.Errorf("hold stderr = %q", r.stderr)
 	}
 	if got := stateOf(t, dir, "msg-123"); !slices.Equal(got, []string{"hold"}) {
@@ -39,15 +39,20 @@ func TestHoldReleaseRequeue(t *testing.T) {
 		t.Errorf("released message = %s, want deferred and due now", r.stdout)
 	}
 
-	r = spoolmeta(t, "-d", dir, "requeue", "--state", "hold", "--all")
+	r = spoolmeta(t, "-d", dir, "requeue", "bounce-7")
 	r.expect(t, 0)
-	if lines(r.stdout)[0] != "requeued bounce-7 (hold -> incoming)" && lines(r.stdout)[1] != "requeued bounce-7 (hold -> incoming)" {
+	if r.stdout != "requeued bounce-7 (bounce -> incoming)\n" {
 		t.Errorf("requeue stdout = %q", r.stdout)
+	}
+	r = spoolmeta(t, "-d", dir, "requeue", "--state", "hold", "--all", "--yes")
+	r.expect(t, 0)
+	if r.stdout != "requeued held-42 (hold -> incoming)\n" {
+		t.Errorf("requeue --all stdout = %q", r.stdout)
 	}
 	if got := stateOf(t, dir, "held-42"); !slices.Equal(got, []string{"incoming"}) {
 		t.Errorf("held-42 in %v after requeue --all", got)
 	}
-	spoolmeta(t, "-d", dir, "requeue", "--state", "active", "--all").expect(t, 2)
+	spoolmeta(t, "-d", dir, "requeue", "--state", "active", "--all", "--yes").expect(t, 2)
 }
 
 func TestDeleteAndMove(t *testing.T) {
@@ -65,7 +70,7 @@ func TestDeleteAndMove(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "skipped bounce-7: in state bounce, not active") {
 		t.Errorf("move stdout = %q", r.stdout)
 	}
-	r = spoolmeta(t, "-d", dir, "move", "--state", "bounce", "--all", "archived", "--json")
+	r = spoolmeta(t, "-d", dir, "move", "--state", "bounce", "--all", "archived", "--json", "--yes")
 	r.expect(t, 0)
 	if r.stdout != `{"id":"bounce-7","action":"move","result":"done","from":"bounce","to":"archived"}`+"\n" {
 		t.Errorf("move --json stdout = %q", r.stdout)
@@ -75,16 +80,5 @@ func TestDeleteAndMove(t *testing.T) {
 	}
 	for _, args := range [][]string{{"delete"}, {"delete", "--all"}, {"delete", "--state", "hold", "--all", "x"}, {"move", "x", "hold"}} {
 		spoolmeta(t, append([]string{"-d", dir}, args...)...).expect(t, 2)
-	}
-}
-
-// TestConfirmation checks that --all asks on a terminal only; stdin is
-// not a terminal in tests, so it does not ask and acts.
-func TestConfirmation(t *testing.T) {
-	dir := fixture(t, "clean-spool")
-	r := spoolmetaIn(t, "n\n", nil, "-d", dir, "hold", "--state", "incoming", "--all")
-	r.expect(t, 0)
-	if strings.Contains(r.stderr, "[y/N]") {
-		t.Errorf("asked without a terminal: %q", r.stderr)
 	}
 }

@@ -1,27 +1,32 @@
 package main
 
 import (
-	"context"
+	"fmt"
 
-	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
 func releaseCmd() *command {
 	a := &action{
-		name:     "release",
-		verb:     "released",
-		to:       metastorage.StateDeferred,
-		eligible: func(s metastorage.QueueState) bool { return s == metastorage.StateHold },
-		apply: func(ctx context.Context, e *env, b *metafs.Backend, id string, _ metastorage.QueueState) error {
-			return moveDue(ctx, e, b, id, metastorage.StateHold, metastorage.StateDeferred)
+		name: "release",
+		verb: "released",
+		to:   metastorage.StateDeferred,
+		eligible: func(s metastorage.QueueState) string {
+			if s != metastorage.StateHold {
+				return fmt.Sprintf("release does not act on messages in %s: only held ones", s)
+			}
+			return ""
+		},
+		change: func(e *env, md metastorage.MessageMetadata) metastorage.MessageMetadata {
+			return due(e, md, metastorage.StateDeferred)
 		},
 	}
-	return mutateCommand(a, "[flags] ID... | --state hold --all",
+	return mutateCommand(a, "[flags] ID... | - | --state hold --all",
 		"Release held messages to deferred, due now",
 		`
 Moves each held message to deferred with NextRetry set to now, so that the
-queue retries it at once. Messages that are not in hold are skipped.
+queue retries it at once, as postsuper -H does. Messages that are not in
+hold are skipped.
 
 Examples:
 

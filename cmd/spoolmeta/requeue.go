@@ -1,9 +1,8 @@
 package main
 
 import (
-	"context"
+	"fmt"
 
-	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -13,24 +12,29 @@ func requeueCmd() *command {
 		verb:     "requeued",
 		to:       metastorage.StateIncoming,
 		eligible: requeueable,
-		apply: func(ctx context.Context, e *env, b *metafs.Backend, id string, from metastorage.QueueState) error {
-			return moveDue(ctx, e, b, id, from, metastorage.StateIncoming)
+		change: func(e *env, md metastorage.MessageMetadata) metastorage.MessageMetadata {
+			return due(e, md, metastorage.StateIncoming)
 		},
 	}
-	return mutateCommand(a, "[flags] ID... | --state STATE --all",
+	return mutateCommand(a, "[flags] ID... | - | --state STATE --all",
 		"Requeue deferred, bounced or held messages to incoming, due now",
 		`
 Moves each message from deferred, bounce or hold to incoming with NextRetry
-set to now, with a compare-and-swap: a message that a worker took meanwhile
-is reported as skipped.
+set to now, as postsuper -r does. Requeueing a bounced message delivers it
+again.
 
 Examples:
 
   spoolmeta requeue msg-123
-  spoolmeta requeue --state bounce --all
+  spoolmeta requeue --state bounce --all --yes
   spoolmeta requeue --state deferred --all --yes --json`)
 }
 
-func requeueable(s metastorage.QueueState) bool {
-	return s == metastorage.StateDeferred || s == metastorage.StateBounce || s == metastorage.StateHold
+// requeueable says why requeue does not act on messages in s, or "".
+func requeueable(s metastorage.QueueState) string {
+	switch s {
+	case metastorage.StateDeferred, metastorage.StateBounce, metastorage.StateHold:
+		return ""
+	}
+	return fmt.Sprintf("requeue does not act on messages in %s: only deferred, bounce and hold", s)
 }
