@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
@@ -33,6 +35,9 @@ func metadataDir(e *env, flagValue string) string {
 
 // checkMetadataDir returns an error unless dir holds every state directory.
 func checkMetadataDir(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no such directory %s (use -d or $SPOOLMETA_DIR)", dir)
+	}
 	for _, s := range metastorage.States() {
 		fi, err := os.Lstat(filepath.Join(dir, s.String()))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -68,6 +73,81 @@ func openReadOnly(e *env, dir string) (*metafs.Backend, error) {
 	return b, nil
 }
 
+// openReadOnlyLogged is openReadOnly with the backend's warnings going to
+// sk, which counts the message files skipped.
+func openReadOnlyLogged(e *env, dir string, sk *skipLog) (*metafs.Backend, error) {
+	if err := checkMetadataDir(dir); err != nil {
+		return nil, err
+	}
+	b, err := metafs.NewFactory(dir).WithReadOnly(true).WithLogger(slog.New(sk)).Open()
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	return b, nil
+}
+
+// skipLog is the log handler of a listing command: it prints the backend's
+// warnings and errors on stderr and counts the message files skipped.
+type skipLog struct {
+	w       io.Writer
+	cmd     string
+	attrs   []slog.Attr
+	skipped *int
+}
+
+func newSkipLog(w io.Writer, cmd string) *skipLog {
+	return &skipLog{w: w, cmd: cmd, skipped: new(int)}
+}
+
+func (h *skipLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *skipLog) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "skipping") {
+		*h.skipped++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", h.cmd, r.Message)
+	attr := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, "; %s: %s", a.Key, escape(a.Value.String()))
+		return true
+	}
+	for _, a := range h.attrs {
+		attr(a)
+	}
+	r.Attrs(attr)
+	b.WriteString("\n")
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *skipLog) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(slices.Clip(h.attrs), attrs...)
+	return &c
+}
+
+func (h *skipLog) WithGroup(string) slog.Handler { return h }
+
+// summary prints the summary line of the listing on stderr: what was
+// listed or, if that is set, empty; with neither, only files skipped. Files
+// skipped make it a partial result.
+func (h *skipLog) summary(what, empty string) error {
+	if empty != "" {
+		what = empty
+	}
+	if *h.skipped == 0 {
+		if what != "" {
+			fmt.Fprintf(h.w, "%s: %s\n", h.cmd, what)
+		}
+		return nil
+	}
+	if what == "" {
+		what = "counted the rest"
+	}
+	fmt.Fprintf(h.w, "%s: %s; %s skipped: unreadable or not valid metadata (see above; fsck says more)\n", h.cmd, what, plural(*h.skipped, "message file"))
+	return errSilentPartial
+}
+
 // openWritable opens dir for changes. It too refuses a directory that is
 // not a metadata directory, so that a mistyped -d creates nothing.
 func openWritable(e *env, dir string) (*metafs.Backend, error) {
@@ -90,7 +170,8 @@ func parseState(name string) (metastorage.QueueState, error) {
 	return s, nil
 }
 
-// parseStates parses state names; none means every state.
+// parseStates parses state names, each state once; none means every
+// state.
 func parseStates(names []string) ([]metastorage.QueueState, error) {
 	if len(names) == 0 {
 		return metastorage.States(), nil
@@ -101,7 +182,9 @@ func parseStates(names []string) ([]metastorage.QueueState, error) {
 		if err != nil {
 			return nil, err
 		}
-		states = append(states, s)
+		if !slices.Contains(states, s) {
+			states = append(states, s)
+		}
 	}
 	return states, nil
 }

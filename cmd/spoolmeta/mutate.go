@@ -104,7 +104,7 @@ func (t *tally) report(o outcome) error {
 		}
 		return t.w.Flush()
 	}
-	id := escape(o.ID)
+	id := escapeID(o.ID)
 	var line string
 	switch o.Result {
 	case "done":

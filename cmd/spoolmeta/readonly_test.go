@@ -30,9 +30,9 @@ func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 	}
 }
 
-// TestNotAMetadataDirectory checks that commands refuse a directory
-// without state directories, and create nothing in it, nor a missing
-// directory or its missing parents.
+// TestNotAMetadataDirectory checks that commands refuse a missing
+// directory (also one whose parents are missing) and one without state
+// directories, and create nothing.
 func TestNotAMetadataDirectory(t *testing.T) {
 	cmds := [][]string{
 		{"stat"}, {"ls"}, {"show", "x"}, {"fsck"}, {"hold", "x"},
@@ -43,15 +43,19 @@ func TestNotAMetadataDirectory(t *testing.T) {
 		for _, dir := range []string{filepath.Join(parent, "missing"), filepath.Join(parent, "nested", "missing")} {
 			r := spoolmeta(t, append([]string{"-d", dir}, args...)...)
 			r.expect(t, 2)
-			if !strings.Contains(r.stderr, "not a metadata directory") || len(lines(r.stderr)) != 1 {
-				t.Errorf("%v: stderr = %q, want one line saying it is not a metadata directory", args, r.stderr)
+			if !strings.Contains(r.stderr, "no such directory "+dir+" (use -d or $SPOOLMETA_DIR)") || len(lines(r.stderr)) != 1 {
+				t.Errorf("%v: stderr = %q, want one line saying there is no such directory", args, r.stderr)
 			}
 		}
 		if ents, _ := os.ReadDir(parent); len(ents) != 0 {
 			t.Errorf("%v created %s in %s", args, ents[0].Name(), parent)
 		}
 		empty := t.TempDir()
-		spoolmeta(t, append([]string{"-d", empty}, args...)...).expect(t, 2)
+		r := spoolmeta(t, append([]string{"-d", empty}, args...)...)
+		r.expect(t, 2)
+		if !strings.Contains(r.stderr, empty+" is not a metadata directory") {
+			t.Errorf("%v: stderr = %q, want it to say it is not a metadata directory", args, r.stderr)
+		}
 		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
 			t.Errorf("%v created files in an empty directory", args)
 		}
@@ -73,7 +77,7 @@ func TestDirectoryDefault(t *testing.T) {
 	}
 	r = spoolmeta(t, "stat") // ./metadata does not exist here
 	r.expect(t, 2)
-	if !strings.Contains(r.stderr, "metadata is not a metadata directory") {
+	if !strings.Contains(r.stderr, "no such directory metadata (use -d or $SPOOLMETA_DIR)") {
 		t.Errorf("stderr = %q, want it to name ./metadata", r.stderr)
 	}
 }

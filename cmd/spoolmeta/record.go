@@ -68,31 +68,32 @@ func writeJSON(w io.Writer, v any) error {
 func writeReadable(w io.Writer, md metastorage.MessageMetadata) error {
 	var b strings.Builder
 	line := func(k, v string) { fmt.Fprintf(&b, "%-13s %s\n", k+":", v) }
-	line("id", md.ID)
+	line("id", escapeID(md.ID))
 	line("state", md.State.String())
 	line("attempts", fmt.Sprintf("%d of %d", md.Attempts, md.MaxAttempts))
 	line("next retry", fullTime(md.NextRetry))
 	line("created", fullTime(md.Created))
 	line("updated", fullTime(md.Updated))
-	line("last error", md.LastError)
+	line("last error", escape(md.LastError))
 	line("size", fmt.Sprint(md.Size))
 	line("priority", fmt.Sprint(md.Priority))
-	line("retry policy", md.RetryPolicyName)
+	line("retry policy", escape(md.RetryPolicyName))
 	b.WriteString("headers:\n")
 	for _, k := range slices.Sorted(maps.Keys(md.Headers)) {
-		fmt.Fprintf(&b, "  %s: %s\n", k, md.Headers[k])
+		fmt.Fprintf(&b, "  %s: %s\n", escape(k), escape(md.Headers[k]))
 	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// fullTime formats t to the nanosecond, or "-" when it is zero.
+// fullTime formats t in the local zone to the nanosecond, or "-" when it
+// is zero.
 func fullTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Format(time.RFC3339Nano)
+	return t.Local().Format(time.RFC3339Nano)
 }
 
 // shortTime formats t to the second for tables, or "-" when it is zero.
@@ -100,7 +101,7 @@ func shortTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
 
 // tableTime formats t to the minute for ls, or "-" when it is zero.
@@ -108,7 +109,7 @@ func tableTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04")
+	return t.Local().Format("2006-01-02 15:04 MST")
 }
 
 // shorten cuts s to at most n runes, marking the cut with "…", and
@@ -128,6 +129,17 @@ func shorten(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
+}
+
+// oneLine returns s escaped for a table cell, with line breaks and tabs as
+// spaces.
+func oneLine(s string) string {
+	return escape(strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, s))
 }
 
 // escape returns s with what a terminal would act on written as Go escapes:
@@ -162,6 +174,22 @@ func escape(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// escapeID is escape for a message ID, which shows the empty ID as "".
+func escapeID(id string) string {
+	if id == "" {
+		return `""`
+	}
+	return escape(id)
+}
+
+// plural returns "n word" with an s for any n but 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // pad pads s with spaces to n runes.

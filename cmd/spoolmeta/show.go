@@ -49,7 +49,7 @@ func runShow(e *env, b metastorage.Backend, ids []string, asJSON bool) error {
 	for _, id := range ids {
 		md, err := b.GetMeta(context.Background(), id)
 		if errors.Is(err, metastorage.ErrMessageNotFound) || errors.Is(err, metastorage.ErrInvalidMessageID) {
-			fmt.Fprintf(e.stderr, "spoolmeta show: %s: not found\n", id)
+			fmt.Fprintf(e.stderr, "spoolmeta show: no message %s\n", escapeID(id))
 			missing++
 			continue
 		}

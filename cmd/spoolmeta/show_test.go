@@ -10,7 +10,7 @@ func TestShow(t *testing.T) {
 	r := spoolmeta(t, "-d", dir, "show", "msg-123")
 	r.expect(t, 0)
 	for _, l := range []string{"id:           msg-123", "state:        deferred", "attempts:     2 of 3",
-		"created:      2026-11-20T08:30:00.123456789+01:00", "retry policy: smtp-default", "  to: user@example.com"} {
+		"created:      2026-11-20T07:30:00.123456789Z", "retry policy: smtp-default", "  to: user@example.com"} {
 		if !strings.Contains(r.stdout, l+"\n") {
 			t.Errorf("show lacks %q:\n%s", l, r.stdout)
 		}
@@ -24,7 +24,7 @@ func TestShowMissing(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, `{"id":"held-42","state":"hold",`) || len(lines(r.stdout)) != 1 {
 		t.Errorf("stdout = %q", r.stdout)
 	}
-	if !strings.Contains(r.stderr, "nope: not found") {
+	if !strings.Contains(r.stderr, "spoolmeta show: no message nope\n") {
 		t.Errorf("stderr = %q", r.stderr)
 	}
 	spoolmeta(t, "-d", dir, "show").expect(t, 2)

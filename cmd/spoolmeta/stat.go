@@ -41,6 +41,18 @@ type statRow struct {
 	Oldest *time.Time `json:"oldest"` // the oldest Created
 	Newest *time.Time `json:"newest"` // the newest Created
 	Ages   []int64    `json:"ages"`   // counts per age column: <5m, <10m, ... <1280m, older
+	// AgeColumns names the columns of Ages: "5m" counts ages under 5
+	// minutes, "1280m+" ages of 1280 minutes and more.
+	AgeColumns []string `json:"age_columns"`
+}
+
+// ageColumnNames are the names of the age table's columns.
+func ageColumnNames() []string {
+	var names []string
+	for _, d := range ageBuckets {
+		names = append(names, fmt.Sprintf("%dm", int(d.Minutes())))
+	}
+	return append(names, fmt.Sprintf("%dm+", int(ageBuckets[len(ageBuckets)-1].Minutes())))
 }
 
 func (r *statRow) add(md metastorage.MessageMetadata, now time.Time) {
@@ -133,9 +145,10 @@ rows are the values of that header instead of the states; domain:NAME takes
 the domain of the address in the header.
 
 The age is measured from Created to now ($SPOOLMETA_NOW, in RFC 3339, fixes
-now for reproducible reports). stat only reads the directory. Message files
-it cannot read (permission denied) are left out of the tables, and their
-number is shown on stderr; fsck names them.
+now for reproducible reports). Times are in the local zone. stat only reads
+the directory. Message files that cannot be read or are not valid metadata
+are left out of the tables, named on stderr and counted, and the exit status
+is 1; fsck says more. With --json, each row's age_columns names its ages.
 
 Examples:
 
@@ -157,12 +170,16 @@ Examples:
 			if err != nil {
 				return err
 			}
-			b, err := openReadOnly(e, metadataDir(e, *dir))
+			sk := newSkipLog(e.stderr, "stat")
+			b, err := openReadOnlyLogged(e, metadataDir(e, *dir), sk)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			return runStat(e, b, states, g, *asJSON)
+			if err := runStat(e, b, states, g, *asJSON); err != nil {
+				return err
+			}
+			return sk.summary("", "")
 		},
 	}
 }
@@ -190,9 +207,6 @@ func runStat(e *env, b *metafs.Backend, states []metastorage.QueueState, g group
 			return err
 		}
 	}
-	if n := b.Stats().UnreadableFiles; n > 0 {
-		fmt.Fprintf(e.stderr, "stat: %d message files could not be read (permission denied) and are not counted; fsck names them\n", n)
-	}
 	ageRows := perState
 	if g.header != "" {
 		ageRows = sortedGroups(groups)
@@ -208,7 +222,7 @@ func runStat(e *env, b *metafs.Backend, states []metastorage.QueueState, g group
 }
 
 func newStatRow(by, key string) *statRow {
-	return &statRow{By: by, Key: key, Ages: make([]int64, len(ageBuckets)+1)}
+	return &statRow{By: by, Key: key, Ages: make([]int64, len(ageBuckets)+1), AgeColumns: ageColumnNames()}
 }
 
 // sortedGroups returns the rows by count, largest first, then by key.

@@ -13,8 +13,8 @@ func TestStat(t *testing.T) {
 	r.expect(t, 0)
 	want := []string{
 		"    STATE  COUNT  SIZE               OLDEST               NEWEST",
-		" incoming      1  2.0K  2026-11-20 08:30:00  2026-11-20 08:30:00",
-		"    TOTAL      6  7.6K  2026-11-17 08:30:00  2026-11-20 08:31:00",
+		" incoming      1  2.0K  2026-11-20 08:30:00 UTC  2026-11-20 08:30:00 UTC",
+		"    TOTAL      6  7.6K  2026-11-17 08:30:00 UTC  2026-11-20 08:31:00 UTC",
 		"    STATE T 5m 10m 20m 40m 80m 160m 320m 640m 1280m 1280m+",
 		// now is 08:36: active is 4m old, incoming 5m, deferred 66m.
 		"    TOTAL 6  1   1   0   0   1    0    0    0     0      3",

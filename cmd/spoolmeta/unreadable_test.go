@@ -86,14 +86,17 @@ func TestUnreadableAsOtherUser(t *testing.T) {
 	}
 
 	r := run("ls", "--sort", "created", "active")
-	r.expect(t, 0)
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, "ls: 1 message; 1 message file skipped") {
+		t.Errorf("ls does not report the unreadable file; stderr %q", r.stderr)
+	}
 	if !strings.Contains(r.stdout, "0f8fad5b-d9cb-469f-a165-70867728950e") || strings.Contains(r.stdout, id) {
 		t.Errorf("ls --sort created active:\n%s", r.stdout)
 	}
 
 	r = run("stat")
-	r.expect(t, 0)
-	if !strings.Contains(r.stderr, "stat: 1 message files could not be read") {
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, secret) || !strings.Contains(r.stderr, "3 message files skipped") { // and two corrupt ones
 		t.Errorf("stat does not report the unreadable file; stderr %q", r.stderr)
 	}
 
