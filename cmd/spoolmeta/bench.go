@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -79,6 +80,7 @@ type workloadSpec struct {
 	workers  int
 	messages map[string]int // by mode; "" is every other mode
 	perMode  bool           // runs in each mode by default, not in standard only
+	asked    bool           // runs only when --workload or --keep names it
 }
 
 // The workloads and their defaults, chosen so that the whole default run
@@ -92,6 +94,7 @@ var workloadSpecs = []workloadSpec{
 	{name: "get", workers: 16, messages: map[string]int{"": 20000}},
 	{name: "list", workers: 1, messages: map[string]int{"": 20000}},
 	{name: "open", workers: 1, messages: map[string]int{"": 20000}},
+	{name: "spool", workers: 16, messages: map[string]int{"": 400}, asked: true},
 }
 
 func specOf(name string) *workloadSpec {
@@ -107,9 +110,9 @@ var benchModes = []string{"standard", "hybrid", "performance"}
 
 // benchOptions are the flags of bench.
 type benchOptions struct {
-	dir, workloads, modes     *string
-	workers, messages, rounds *int
-	json                      *bool
+	dir, workloads, modes, keep *string
+	workers, messages, rounds   *int
+	json                        *bool
 }
 
 func benchCmd() *command {
@@ -161,6 +164,20 @@ Workloads:
              timed from when the Backend has counted its messages
   open       open a Backend on N messages: the time until it returns and
              until its counts are exact
+  spool      W workers store N messages as a queue leaves them: in every
+             state, created within the last day, with headers and errors
+             (only when named, or with --keep)
+
+--keep DIR runs the spool workload (and the others named) and leaves its
+spool in DIR, which must not exist, to try the other commands on:
+
+  spoolmeta bench --keep /tmp/spool && spoolmeta -d /tmp/spool stat
+
+The table gives MSG/S (messages per second of the run), OPS/S (backend
+calls per second), P50 and P99 (latency of one call), PEAK HEAP and RATIO:
+the row's rate over that of the calibration it is compared with (see the
+workloads), so 1.00 is as fast as the bare system calls. A "-" marks a
+figure that means nothing for the row.
 
 By default lifecycle, store and claim run in each mode and the read
 workloads in standard mode; --workload and --mode (comma-separated) select,
@@ -179,6 +196,7 @@ Examples:
   spoolmeta bench --workload calibrate,lifecycle --mode standard --rounds 10`,
 		setFlags: func(fs *flag.FlagSet) {
 			o.dir = fs.String("dir", "", "create the temporary directory under `DIR` (default: the system's)")
+			o.keep = fs.String("keep", "", "run the spool workload and keep its spool in `DIR`, which must not exist")
 			o.workloads = fs.String("workload", "", "run only these workloads (`LIST`, comma-separated)")
 			o.modes = fs.String("mode", "", "run only in these modes (`LIST` of standard, hybrid, performance)")
 			o.workers = fs.Int("workers", 0, "the number of concurrent workers (`N`; 0: each workload's default)")
@@ -197,6 +215,14 @@ Examples:
 			return runBench(e, o, plan)
 		},
 	}
+}
+
+// keepDir returns the value of --keep, or "".
+func (o benchOptions) keepDir() string {
+	if o.keep == nil {
+		return ""
+	}
+	return *o.keep
 }
 
 // benchPlan returns the rows to run, calibration first.
@@ -219,10 +245,21 @@ func benchPlan(o benchOptions) ([]benchRun, error) {
 	if !explicitModes {
 		modes = benchModes
 	}
-	if len(names) == 0 {
+	keep := o.keepDir()
+	switch {
+	case keep != "" && len(names) == 0:
+		names = []string{"spool"}
+	case keep != "" && !slices.Contains(names, "spool"):
+		return nil, usagef("--keep keeps the spool of the spool workload: add spool to --workload")
+	case len(names) == 0:
 		for _, s := range workloadSpecs {
-			names = append(names, s.name)
+			if !s.asked {
+				names = append(names, s.name)
+			}
 		}
+	}
+	if keep != "" && *o.rounds > 1 {
+		return nil, usagef("--keep keeps one spool: it needs --rounds 1")
 	}
 	var plan []benchRun
 	if slices.Contains(names, "calibrate") || slices.Contains(names, "lifecycle") {
@@ -317,11 +354,23 @@ func splitList(v, what string, valid func(string) bool) ([]string, error) {
 }
 
 func runBench(e *env, o benchOptions, plan []benchRun) error {
+	keep := o.keepDir()
+	if keep != "" {
+		if _, err := os.Lstat(keep); !errors.Is(err, fs.ErrNotExist) {
+			return usagef("--keep %s: it exists; --keep makes a new spool", keep)
+		}
+	}
 	root, err := os.MkdirTemp(*o.dir, "spoolmeta-bench-")
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(root)
+	kept := false
+	defer func() {
+		if keep != "" && !kept {
+			os.RemoveAll(keep) // a spool cut short
+		}
+	}()
 	rounds := *o.rounds
 	fmt.Fprintf(e.stderr, "bench: %d runs in %s\n", len(plan)*rounds, root)
 	// An interrupt stops the run under way and removes the directory.
@@ -341,6 +390,10 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 			n++
 			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
 			dir := filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i))
+			keepThis := keep != "" && r.workload == "spool" && !kept
+			if keepThis {
+				dir = keep
+			}
 			res, err := runOne(ctx, dir, r, prepared)
 			if ctx.Err() != nil {
 				fmt.Fprintln(e.stderr, "interrupted")
@@ -352,7 +405,10 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 			}
 			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
 			all[k][i] = res
-			if prepared[r.messages] != dir {
+			if keepThis {
+				kept = true
+				fmt.Fprintf(e.stderr, "bench: kept the spool of %d messages in %s; try: spoolmeta -d %s stat\n", r.messages, keep, keep)
+			} else if prepared[r.messages] != dir {
 				// Later runs should not find the disk fuller for it.
 				if err := os.RemoveAll(dir); err != nil {
 					return fmt.Errorf("bench: %w", err)
@@ -480,6 +536,8 @@ func runWithBackend(ctx context.Context, f *metafs.Factory, r benchRun, lat *lat
 	switch r.workload {
 	case "store":
 		ops, err = benchStore(ctx, b, r, lat)
+	case "spool":
+		ops, err = benchSpool(ctx, b, r, lat)
 	case "lifecycle":
 		ops, err = benchLifecycle(ctx, b, r, lat)
 	case "claim":
@@ -554,12 +612,26 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 		if r.Ratio != nil {
 			ratio = fmt.Sprintf("%.2f", *r.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Workload, r.Mode, r.Workers, r.Messages,
-			r.MsgPerSec, r.OpsPerSec, micros(r.P50Micros), micros(r.P99Micros), humanSize(int64(r.PeakHeap)), ratio)
+		msgs, ops := fmt.Sprintf("%.0f", r.MsgPerSec), fmt.Sprintf("%.0f", r.OpsPerSec)
+		p50, p99 := micros(r.P50Micros), micros(r.P99Micros)
+		switch r.Workload {
+		case "open": // one call: its time is the figure, in P50
+			msgs, ops, p99 = "-", "-", "-"
+		case "list": // each call scans every message: calls/s is the figure
+			msgs = "-"
+		case "iterate": // most calls of Next return a message read ahead
+			p50, p99 = "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Workload, r.Mode, r.Workers, r.Messages,
+			msgs, ops, p50, p99, humanSize(int64(r.PeakHeap)), ratio)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprint(w, "\nMSG/S: messages per second. OPS/S: backend calls per second. P50, P99: latency of one call.\n"+
+		"RATIO: the row's rate over its calibration's (lifecycle to calibrate durable, or no-fsync in\n"+
+		"performance mode; floor to durable; one-dir to no-fsync; iterate, get, list to calibrate read):\n"+
+		"1.00 is as fast as the bare system calls. -: means nothing for the row. See spoolmeta help bench.\n")
 	if rounds > 1 {
 		fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes, of the first round:\n")
 	} else {

@@ -160,3 +160,53 @@ func fillIncoming(ctx context.Context, dir string, n int) error {
 	}
 	return err
 }
+
+// spoolMessage returns message i of the spool workload as a queue leaves
+// it at now: its state, attempts, last error and next retry follow from
+// i, and it was created within the day before now.
+func spoolMessage(i int, now time.Time) metastorage.MessageMetadata {
+	states := [...]metastorage.QueueState{
+		metastorage.StateDeferred, metastorage.StateIncoming, metastorage.StateDeferred, metastorage.StateActive,
+		metastorage.StateDeferred, metastorage.StateHold, metastorage.StateBounce, metastorage.StateArchived,
+	}
+	domains := [...]string{"example.com", "example.net", "example.org", "mail.example.com"}
+	md := benchMessage(i, states[i%len(states)])
+	md.Headers["to"] = fmt.Sprintf("rcpt-%d@%s", i, domains[i%len(domains)])
+	md.Created = now.Add(-time.Duration((i*7919)%86400) * time.Second).Round(time.Millisecond)
+	md.NextRetry = time.Time{}
+	md.LastError = ""
+	switch md.State {
+	case metastorage.StateDeferred:
+		md.Attempts = 1 + i/8%4
+		md.NextRetry = now.Add(time.Duration(5+i%55) * time.Minute).Round(time.Second)
+		md.LastError = "451 4.7.1 greylisted, try again later"
+	case metastorage.StateBounce:
+		md.Attempts = md.MaxAttempts
+		md.LastError = "550 5.1.1 user unknown"
+	case metastorage.StateArchived:
+		md.Attempts = 1
+	}
+	return md
+}
+
+func spoolID(i int) string { return fmt.Sprintf("q%06d", i) }
+
+// benchSpool: W workers store N messages as a queue leaves them, in every
+// state (see spoolMessage).
+func benchSpool(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latencies) (int, error) {
+	now := time.Now()
+	err := parallel(cfg.workers, func(w int) error {
+		lo, hi := share(cfg.messages, cfg.workers, w)
+		var l []time.Duration
+		defer func() { lat.add(l) }()
+		for i := lo; i < hi; i++ {
+			if err := timed(&l, func() error {
+				return b.StoreMeta(ctx, spoolID(i), spoolMessage(i, now))
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return cfg.messages, err
+}

@@ -100,29 +100,53 @@ func run(args []string, e *env) int {
 	global := flag.NewFlagSet("spoolmeta", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	dir := global.String("d", "", "")
+	help := global.Bool("h", false, "")
+	global.BoolVar(help, "help", false, "")
+	showVersion := global.Bool("version", false, "")
 	if err := global.Parse(args); err != nil {
 		fmt.Fprintf(e.stderr, "spoolmeta: %v\nRun 'spoolmeta help' for usage.\n", err)
 		return exitError
 	}
 	args = global.Args()
-	if len(args) == 0 {
+	switch {
+	case *help && len(args) == 0:
+		writeUsage(e.stdout)
+		return exitOK
+	case *showVersion && len(args) == 0:
+		fmt.Fprintf(e.stdout, "spoolmeta %s\n", buildVersion())
+		return exitOK
+	case *help:
+		args = []string{"help", args[0]} // spoolmeta -h ls is spoolmeta help ls
+	case *showVersion:
+		fmt.Fprintf(e.stderr, "spoolmeta: --version takes no command\nRun 'spoolmeta help' for usage.\n")
+		return exitError
+	case len(args) == 0:
 		writeUsage(e.stderr)
 		return exitError
 	}
+	c := findCommand(args[0])
+	if c == nil {
+		fmt.Fprintf(e.stderr, "spoolmeta: unknown command %q\nRun 'spoolmeta help' for usage.\n", args[0])
+		return exitError
+	}
 	if *dir != "" {
+		if !takesDir(c) {
+			fmt.Fprintf(e.stderr, "spoolmeta: -d does not apply to %s, which works on no metadata directory\nRun 'spoolmeta help %s' for usage.\n", c.name, c.name)
+			return exitError
+		}
 		// A -d before the command is the default of the command's -d.
 		e.getenv = withDir(e.getenv, *dir)
 	}
-	name := args[0]
-	if name == "-h" || name == "--help" {
-		name = "help"
-	}
-	c := findCommand(name)
-	if c == nil {
-		fmt.Fprintf(e.stderr, "spoolmeta: unknown command %q\nRun 'spoolmeta help' for usage.\n", name)
-		return exitError
-	}
 	return exitStatus(e, c, runCommand(e, c, args[1:]))
+}
+
+// takesDir reports whether c has the -d flag.
+func takesDir(c *command) bool {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	if c.setFlags != nil {
+		c.setFlags(fs)
+	}
+	return fs.Lookup("d") != nil
 }
 
 // withDir returns a getenv that reports dir as $SPOOLMETA_DIR.
@@ -199,7 +223,7 @@ func exitStatus(e *env, c *command, err error) int {
 // writeUsage prints the list of commands.
 func writeUsage(w io.Writer) {
 	fmt.Fprint(w, "spoolmeta inspects and repairs a spoolmeta metadata directory.\n\n")
-	fmt.Fprint(w, "Usage:\n\n\tspoolmeta [-d DIR] COMMAND [ARGS]\n\nCommands:\n\n")
+	fmt.Fprint(w, "Usage:\n\n\tspoolmeta [-d DIR] COMMAND [ARGS]\n\tspoolmeta -h | --help | --version\n\nCommands:\n\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "\t%-8s %s\n", c.name, c.summary)
 	}
