@@ -189,7 +189,10 @@ func TestSmallThings(t *testing.T) {
 	}
 
 	r = spoolmeta(t, "-d", dir, "stat", "--json", "hold")
-	var row statRow
+	var row struct {
+		Ages       []int64  `json:"ages"`
+		AgeColumns []string `json:"age_columns"`
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &row); err != nil {
 		t.Fatal(err)
 	}
