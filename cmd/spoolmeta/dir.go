@@ -129,14 +129,14 @@ func (h *skipLog) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *skipLog) WithGroup(string) slog.Handler { return h }
 
 // summary prints the summary line of the listing on stderr: what was
-// listed or, if that is set, empty; with neither, only files skipped. Files
-// skipped make it a partial result.
-func (h *skipLog) summary(what, empty string) error {
+// listed or, if that is set, empty. Unless files were skipped, which makes
+// it a partial result, it prints nothing when quiet.
+func (h *skipLog) summary(what, empty string, quiet bool) error {
 	if empty != "" {
 		what = empty
 	}
 	if *h.skipped == 0 {
-		if what != "" {
+		if !quiet {
 			fmt.Fprintf(h.w, "%s: %s\n", h.cmd, what)
 		}
 		return nil

@@ -64,7 +64,8 @@ then the creation time are dropped and the last error shortened to fit the
 width. -o chooses the columns (` + columnNames() + `).
 The ID column is as wide as the longest ID of the first rows; unprintable
 bytes in IDs and errors are shown as Go escapes (\n, \x1b). Times are in the
-local zone, which each time names. A summary goes to stderr.
+local zone, which each time names. On a terminal, a summary follows on
+stderr, which says so when no message matched.
 
 Without --sort, ls streams, in directory order. With --sort it reads the
 sort keys of the matching messages first and sorts them across the named
@@ -163,7 +164,8 @@ func runLs(e *env, o lsOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	return sk.summary(plural(p.n, "message"), emptyNote(p.n, args))
+	// The summary is for a person: cron mails what a script prints.
+	return sk.summary(plural(p.n, "message"), emptyNote(p.n, args), !e.terminal)
 }
 
 // emptyNote is what ls says of an empty listing.

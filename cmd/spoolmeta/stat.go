@@ -179,7 +179,7 @@ Examples:
 			if err := runStat(e, b, states, g, *asJSON); err != nil {
 				return err
 			}
-			return sk.summary("", "")
+			return sk.summary("", "", true)
 		},
 	}
 }

@@ -80,7 +80,7 @@ func onTerminal(t *testing.T, cols int, args ...string) string {
 	}
 	cmd := exec.Command(binary, args...)
 	cmd.Env = testEnv()
-	cmd.Stdout = tty
+	cmd.Stdout, cmd.Stderr = tty, tty
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +115,8 @@ func TestLsFitsTerminal(t *testing.T) {
 	} {
 		out := onTerminal(t, tc.cols, "-d", dir, "ls")
 		ls := lines(out)
-		if len(ls) != 7 || ls[0] != tc.head {
-			t.Errorf("%d columns: ls =\n%s\nwant the header %q and 6 rows", tc.cols, out, tc.head)
+		if len(ls) != 8 || ls[0] != tc.head || ls[7] != "ls: 6 messages" {
+			t.Errorf("%d columns: ls =\n%s\nwant the header %q, 6 rows and the summary", tc.cols, out, tc.head)
 		}
 		for _, l := range ls {
 			if n := utf8.RuneCountInString(l); n > tc.cols {
@@ -126,5 +126,22 @@ func TestLsFitsTerminal(t *testing.T) {
 	}
 	if out := onTerminal(t, 44, "-d", dir, "ls", "bounce"); !strings.Contains(out, "bounce-7  bounce  4.0K    3/3  550 5.1.1 us…\n") {
 		t.Errorf("last error not shortened at 44 columns:\n%q", out)
+	}
+}
+
+// TestLsEmptyOnTerminal checks that ls on a terminal says that a listing
+// is empty, and gives the count of one that is not.
+func TestLsEmptyOnTerminal(t *testing.T) {
+	t.Parallel()
+	dir := fixture(t, "clean-spool")
+	spoolmeta(t, "-d", dir, "delete", "held-42").expect(t, 0)
+	if out := onTerminal(t, 100, "-d", dir, "ls", "hold"); out != "ls: no messages in hold\n" {
+		t.Errorf("ls of an empty state on a terminal: %q", out)
+	}
+	if out := onTerminal(t, 100, "-d", dir, "ls", "bounce"); !strings.HasSuffix(out, "ls: 1 message\n") {
+		t.Errorf("ls bounce on a terminal: %q", out)
+	}
+	if r := spoolmeta(t, "-d", dir, "ls", "hold"); r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Errorf("ls of an empty state, piped: %+v, want nothing printed", r)
 	}
 }
