@@ -98,9 +98,11 @@ type CompareAndSwapBackend interface {
 
 	// UpdateMetaIf is UpdateMeta as a compare-and-swap: it replaces the
 	// record with metadata only if the stored record matches expected, as
-	// one atomic step. Of any number of concurrent callers that expect the
-	// same record, at most one succeeds. A message that is missing, or
-	// whose record does not match, gives an error wrapping
+	// one atomic step. It sets Updated to the current time, or later than
+	// the stored Updated if the clock has not passed it, so that a record
+	// replaced never matches again: of any number of concurrent callers
+	// that expect the same record, at most one succeeds. A message that is
+	// missing, or whose record does not match, gives an error wrapping
 	// ErrStateConflict that says which, and nothing changes. metadata is
 	// checked, stored and moved as UpdateMeta does it.
 	UpdateMetaIf(ctx context.Context, messageID string, expected, metadata MessageMetadata) error

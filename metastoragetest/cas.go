@@ -101,6 +101,9 @@ func testCompareAndSwap(t *testing.T, open opener) {
 		want.Created = current.Created
 		checkRecord(t, fmt.Sprintf("GetMeta %q after UpdateMetaIf", id), id, got, want)
 		checkNow(t, fmt.Sprintf("Updated of %q after UpdateMetaIf", id), got.Updated, before, after)
+		if !got.Updated.After(current.Updated) {
+			t.Errorf("GetMeta %q after UpdateMetaIf: Updated %s, want it after the replaced record's %s", id, fmtTime(got.Updated), fmtTime(current.Updated))
+		}
 	}
 	checkStates(t, b, map[string]ms.QueueState{id: ms.StateHold}, "UpdateMetaIf into another state")
 	checkConflict(t, fmt.Sprintf("DeleteMetaIf %q with the record it had before UpdateMetaIf", id), b.DeleteMetaIf(ctx, id, current), "")

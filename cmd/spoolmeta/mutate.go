@@ -63,12 +63,12 @@ worker changed after spoolmeta read it is reported as skipped, not
 overwritten. --all asks for confirmation when stdin is a terminal, and
 needs --yes when it is not.
 
-Prints one line per message on stdout as it goes ("ID", "skipped ID: why",
-"missing ID"; with --json, objects with id, action, result, from, to and
-reason) and a summary on stderr. On SIGINT or SIGTERM it finishes the message
-in hand, prints the summary and exits 130 or 143: the output accounts for
-every change made. Exit status: 0 all done, 1 some skipped or missing, 2
-usage or I/O error.`
+Prints one line per message on stdout as it goes ("held ID (deferred ->
+hold)", "skipped ID: why", "missing ID"; with --json, objects with id,
+action, result, from, to and reason) and a summary on stderr. On SIGINT or
+SIGTERM it finishes the message in hand, prints the summary and exits 130
+or 143: the output accounts for every change made. Exit status: 0 all done,
+1 some skipped or missing, 2 usage or I/O error.`
 
 // outcome is the result for one message, and its JSON form.
 type outcome struct {
@@ -183,6 +183,12 @@ func (s *stopper) stopped() *interruptedError {
 	}
 }
 
+// withMutateHelp returns detail with mutateHelp before its examples.
+func withMutateHelp(detail string) string {
+	text, examples, _ := strings.Cut(detail, "\nExamples:")
+	return strings.TrimRight(text, "\n") + "\n" + mutateHelp + "\n\nExamples:" + examples
+}
+
 // mutateCommand builds a command that applies a to messages named by ID
 // or to a whole state.
 func mutateCommand(a *action, args, summary, detail string) *command {
@@ -191,7 +197,7 @@ func mutateCommand(a *action, args, summary, detail string) *command {
 		name:     a.name,
 		args:     args,
 		summary:  summary,
-		detail:   detail + "\n" + mutateHelp,
+		detail:   withMutateHelp(detail),
 		setFlags: f.define,
 		run: func(e *env, _ *flag.FlagSet, ids []string) error {
 			return runMutate(e, a, f, ids)
