@@ -77,10 +77,12 @@ type Backend interface {
 type StateCounterBackend interface {
 	Backend
 
-	// GetStateCount returns the number of messages in state, without I/O.
-	// A backend documents how exact the count is; it reflects at least
-	// every write made through this Backend value. For a state out of
-	// range it returns 0.
+	// GetStateCount returns the number of messages in state, at a cost
+	// that does not grow with the number of messages: it reads no message.
+	// It may wait for a count the backend makes once after open. A backend
+	// documents how exact the count is; it reflects at least every write
+	// made through this Backend value. For a state out of range it returns
+	// 0.
 	GetStateCount(state QueueState) int64
 }
 
