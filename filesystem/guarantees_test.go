@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -227,7 +226,7 @@ func TestFIFOUnderMessageName(t *testing.T) {
 		t.Fatal(err)
 	}
 	fifo := filepath.Join(dir, "hold", "x.json")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+	if err := mkfifo(fifo); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.GetMeta(ctx, "x"); err == nil || !strings.Contains(err.Error(), fifo) {

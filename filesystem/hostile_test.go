@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
@@ -74,7 +73,7 @@ func mkdirEntry() func(t *testing.T, entry, outside string) {
 func mkfifoEntry() func(t *testing.T, entry, outside string) {
 	return func(t *testing.T, entry, outside string) {
 		t.Helper()
-		if err := syscall.Mkfifo(entry, 0o644); err != nil {
+		if err := mkfifo(entry); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -267,7 +267,7 @@ func TestJournalNotARegularFile(t *testing.T) {
 	makers := map[string]func(path string) error{
 		"symlink":   func(path string) error { return os.Symlink("elsewhere", path) },
 		"directory": func(path string) error { return os.Mkdir(path, 0o755) },
-		"fifo":      func(path string) error { return syscall.Mkfifo(path, 0o644) },
+		"fifo":      func(path string) error { return mkfifo(path) },
 	}
 	for kind, mk := range makers {
 		for _, mode := range crashModes {

@@ -165,7 +165,7 @@ func TestOpenInNotRegular(t *testing.T) {
 		t.Skip("FIFOs: Linux only")
 	}
 	dir := t.TempDir()
-	if err := syscall.Mkfifo(dir+"/fifo", 0o644); err != nil {
+	if err := mkfifo(dir + "/fifo"); err != nil {
 		t.Fatal(err)
 	}
 	d, err := OS.OpenDir(dir)
