@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"time"
 
@@ -64,11 +65,13 @@ func benchGet(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latenci
 func benchList(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latencies) (int, string, error) {
 	const rounds = 5
 	var sorted, byID []time.Duration
-	for range rounds {
-		for _, c := range []struct {
+	var alloc [2]uint64 // bytes allocated by the later pages, sorted and by ID
+	for r := range rounds {
+		for i, c := range []struct {
 			l    *[]time.Duration
 			sort string
 		}{{&sorted, metastorage.SortByCreated}, {&byID, metastorage.SortByID}} {
+			before := totalAlloc()
 			err := timed(c.l, func() error {
 				res, err := b.ListMessages(ctx, metastorage.StateDeferred, metastorage.MessageListOptions{Limit: 100, SortBy: c.sort})
 				if err == nil && (res.Total != cfg.messages || len(res.MessageIDs) != min(100, cfg.messages)) {
@@ -79,17 +82,33 @@ func benchList(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latenc
 			if err != nil {
 				return 0, "", err
 			}
+			if r > 0 {
+				alloc[i] += totalAlloc() - before
+			}
 		}
 	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
 	lat.add(sorted)
 	median := func(l []time.Duration) time.Duration {
 		l = slices.Clone(l)
 		slices.Sort(l)
 		return l[len(l)/2]
 	}
-	return rounds, fmt.Sprintf("%d pages by created: the first %s, the later ones %s (median; keys kept); by ID %s (median)",
-		rounds, round(sorted[0]), round(median(sorted[1:])), round(median(byID))), nil
+	return rounds, fmt.Sprintf("%d pages by created: the first %s, the later ones %s (median; keys kept, %s allocated each); by ID %s (median, %s allocated each); live heap after them %s",
+		rounds, round(sorted[0]), round(median(sorted[1:])), mib(alloc[0]/(rounds-1)), round(median(byID)), mib(alloc[1]/(rounds-1)), mib(ms.HeapAlloc)), nil
 }
+
+// totalAlloc returns the bytes the process has allocated so far.
+func totalAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
+}
+
+// mib formats n bytes in MiB.
+func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // benchOpen: open a Backend on N messages: the time until it returns and
 // until its state counts are exact.
