@@ -156,6 +156,69 @@ func TestFactory(t *testing.T) {
 	}
 }
 
+// TestFactoryMode shows that the mode options set one durability mode, the
+// last call winning, and that a backend opens in the Factory's mode.
+func TestFactoryMode(t *testing.T) {
+	t.Parallel()
+	f := func() *Factory { return NewFactory(t.TempDir()) }
+	tests := []struct {
+		name string
+		f    *Factory
+		want Mode
+	}{
+		{"default", f(), Standard},
+		{"WithMode(Standard)", f().WithMode(Standard), Standard},
+		{"WithMode(Hybrid)", f().WithMode(Hybrid), Hybrid},
+		{"WithMode(Performance)", f().WithMode(Performance), Performance},
+		{"disable then batch", f().WithDisableSync(true).WithBatchSync(true), Hybrid},
+		{"batch then disable", f().WithBatchSync(true).WithDisableSync(true), Performance},
+		{"disable then WithMode", f().WithDisableSync(true).WithMode(Standard), Standard},
+		{"WithMode then batch", f().WithMode(Performance).WithBatchSync(true), Hybrid},
+		{"disable off from Performance", f().WithDisableSync(true).WithDisableSync(false), Standard},
+		{"disable off from Hybrid", f().WithBatchSync(true).WithDisableSync(false), Hybrid},
+		{"batch off from Hybrid", f().WithMode(Hybrid).WithBatchSync(false), Standard},
+		{"batch off from Performance", f().WithDisableSync(true).WithBatchSync(false), Performance},
+		{"options false, false", NewFactoryWithPerformanceOptions(t.TempDir(), false, false), Standard},
+		{"options true, false", NewFactoryWithPerformanceOptions(t.TempDir(), true, false), Performance},
+		{"options false, true", NewFactoryWithPerformanceOptions(t.TempDir(), false, true), Hybrid},
+		{"options true, true", NewFactoryWithPerformanceOptions(t.TempDir(), true, true), Performance},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.f.Mode(); got != tt.want {
+				t.Fatalf("Factory.Mode() = %v, want %v", got, tt.want)
+			}
+			b, err := tt.f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if got := b.Mode(); got != tt.want {
+				t.Errorf("Backend.Mode() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFactoryModeUnknown shows that Open refuses a mode that is none of the
+// three, and says so.
+func TestFactoryModeUnknown(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "meta")
+	b, err := NewFactory(dir).WithMode(Mode(7)).Open()
+	if err == nil {
+		b.Close()
+		t.Fatal("Open with Mode(7) = nil error, want one")
+	}
+	if !strings.Contains(err.Error(), "mode 7") || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Open with Mode(7) = %v, want an error naming the mode and the directory", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open with Mode(7) left %s behind (Stat = %v)", dir, err)
+	}
+}
+
 // TestFileMode shows that the file mode option reaches message files.
 func TestFileMode(t *testing.T) {
 	dir := t.TempDir()

@@ -26,14 +26,13 @@ var crashModes = []Mode{Standard, Hybrid, Performance}
 // crashConfig returns the configuration of a backend on fsys in mode.
 func crashConfig(fsys vfs.FS, mode Mode) config {
 	return config{
-		dir:         crashDir,
-		fileMode:    0o644,
-		dirMode:     0o755,
-		fs:          fsys,
-		disableSync: mode == Performance,
-		batchSync:   mode == Hybrid,
-		logger:      slog.New(slog.DiscardHandler),
-		flushEvery:  -1, // no flush at a time the test does not choose
+		dir:        crashDir,
+		fileMode:   0o644,
+		dirMode:    0o755,
+		fs:         fsys,
+		durability: mode,
+		logger:     slog.New(slog.DiscardHandler),
+		flushEvery: -1, // no flush at a time the test does not choose
 	}
 }
 

@@ -58,11 +58,13 @@
 //
 // # Durability modes
 //
+// Factory.WithMode picks the mode; the last mode option set wins.
+//
 // Standard (the default): before a call returns nil, the new file's data has
 // been fsynced before its rename, and every directory whose entries changed
 // has been fsynced after it: the change survives a power loss.
 //
-// Performance (WithDisableSync): no call fsyncs. Writes stay atomic, so a
+// Performance (WithMode(Performance), or WithDisableSync): no call fsyncs. Writes stay atomic, so a
 // process crash loses nothing. A Backend syncs the file system (syncfs(2))
 // every 5 seconds while its calls change files, and at Close; a power loss
 // or kernel crash may lose the calls since then, and bring back an older
@@ -74,7 +76,7 @@
 // place of an empty message file. Use it where the queue can be rebuilt,
 // or where the speed is worth that risk.
 //
-// Hybrid (WithBatchSync): as durable as Standard, by a write-ahead journal.
+// Hybrid (WithMode(Hybrid), or WithBatchSync): as durable as Standard, by a write-ahead journal.
 // Before a call returns nil, the message as the call leaves it (its whole
 // new record, or its deletion, checksummed) has been appended to the
 // directory's journal and the journal fsynced; one fsync serves every call

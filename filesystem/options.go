@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"time"
@@ -9,13 +10,18 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// Mode is a durability mode.
+// Mode is a durability mode: when a call's change reaches stable storage.
 type Mode int
 
 // The durability modes; see the package documentation.
 const (
+	// Standard makes each change durable before its call returns.
 	Standard Mode = iota
+	// Performance never fsyncs: a power loss may lose the calls of the
+	// last few seconds. A process crash loses nothing.
 	Performance
+	// Hybrid is as durable as Standard, through a write-ahead journal
+	// whose fsyncs concurrent calls share.
 	Hybrid
 )
 
@@ -34,20 +40,25 @@ func (m Mode) String() string {
 
 // Factory creates filesystem backends on one directory. Its With methods
 // return a copy with one setting changed, so a Factory value can be shared.
+//
+// WithMode, WithDisableSync and WithBatchSync all set the durability mode,
+// and the last call wins. WithDisableSync(true) means Performance and
+// WithBatchSync(true) means Hybrid. WithDisableSync(false) returns to
+// Standard only from Performance, and WithBatchSync(false) only from
+// Hybrid; otherwise they change nothing.
 type Factory struct {
 	cfg config
 }
 
 type config struct {
-	dir         string
-	disableSync bool
-	batchSync   bool
-	logger      *slog.Logger
-	readOnly    bool
-	noRecovery  bool
-	fileMode    fs.FileMode
-	dirMode     fs.FileMode
-	fs          vfs.FS // nil means vfs.OS
+	dir        string
+	durability Mode
+	logger     *slog.Logger
+	readOnly   bool
+	noRecovery bool
+	fileMode   fs.FileMode
+	dirMode    fs.FileMode
+	fs         vfs.FS // nil means vfs.OS
 
 	// For tests: the journal growth that starts a checkpoint (0 means
 	// journalLimit), and a function called after each checkpoint.
@@ -72,23 +83,42 @@ func NewFactory(dir string) *Factory {
 // with fsync disabled (Performance mode) or batched (Hybrid mode).
 // disableSync takes precedence over batchSync.
 func NewFactoryWithPerformanceOptions(dir string, disableSync, batchSync bool) *Factory {
-	return NewFactory(dir).WithDisableSync(disableSync).WithBatchSync(batchSync)
+	return NewFactory(dir).WithBatchSync(batchSync).WithDisableSync(disableSync)
 }
 
-// WithDisableSync returns a Factory whose backends never fsync (Performance
-// mode): THIS IS UNSAFE across a power loss, which may lose recent calls
-// that returned nil. A process crash loses nothing.
-func (f *Factory) WithDisableSync(disable bool) *Factory {
+// WithMode returns a Factory whose backends run in mode m. Open refuses a
+// mode other than Standard, Hybrid and Performance.
+func (f *Factory) WithMode(m Mode) *Factory {
 	c := *f
-	c.cfg.disableSync = disable
+	c.cfg.durability = m
 	return &c
 }
 
-// WithBatchSync returns a Factory whose backends run in Hybrid mode, which
-// is as durable as Standard.
+// WithDisableSync(true) returns a Factory whose backends never fsync
+// (Performance mode): THIS IS UNSAFE across a power loss, which may lose
+// recent calls that returned nil. A process crash loses nothing.
+// WithDisableSync(false) returns a Factory in Standard mode if f is in
+// Performance mode, and f's mode otherwise.
+func (f *Factory) WithDisableSync(disable bool) *Factory {
+	return f.withFlag(Performance, disable)
+}
+
+// WithBatchSync(true) returns a Factory whose backends run in Hybrid mode,
+// which is as durable as Standard. WithBatchSync(false) returns a Factory
+// in Standard mode if f is in Hybrid mode, and f's mode otherwise.
 func (f *Factory) WithBatchSync(batch bool) *Factory {
+	return f.withFlag(Hybrid, batch)
+}
+
+// withFlag sets mode m if on, and leaves m for Standard if off.
+func (f *Factory) withFlag(m Mode, on bool) *Factory {
+	switch {
+	case on:
+		return f.WithMode(m)
+	case f.cfg.durability == m:
+		return f.WithMode(Standard)
+	}
 	c := *f
-	c.cfg.batchSync = batch
 	return &c
 }
 
@@ -160,18 +190,15 @@ func (f *Factory) Create() (metastorage.Backend, error) {
 // (durably, except in Performance mode), and starts the recovery scan in
 // the background.
 func (f *Factory) Open() (*Backend, error) {
+	switch m := f.cfg.durability; m {
+	case Standard, Hybrid, Performance:
+	default:
+		return nil, fmt.Errorf("open %s: unknown durability mode %d", f.cfg.dir, int(m))
+	}
 	return open(f.cfg)
 }
 
-func (c config) mode() Mode {
-	switch {
-	case c.disableSync:
-		return Performance
-	case c.batchSync:
-		return Hybrid
-	}
-	return Standard
-}
+func (c config) mode() Mode { return c.durability }
 
 // NewBackend opens a Backend in Standard mode on dir.
 func NewBackend(dir string) (*Backend, error) {
