@@ -51,6 +51,24 @@ func Example() {
 	// active user@example.com
 }
 
+func ExampleFactory_WithMode() {
+	dir, err := os.MkdirTemp("", "spoolmeta-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	// The last mode option set wins.
+	factory := metafs.NewFactory(dir).WithDisableSync(true).WithMode(metafs.Hybrid)
+	backend, err := factory.Open()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer backend.Close()
+	fmt.Println(factory.Mode(), backend.Mode())
+	// Output: hybrid hybrid
+}
+
 func ExampleBackend_NewMessageIterator() {
 	dir, err := os.MkdirTemp("", "spoolmeta-example")
 	if err != nil {
