@@ -304,25 +304,18 @@ func (b *Backend) tryHeal(s metastorage.QueueState) {
 // GetStateCount returns the number of messages in state, or 0 for a state
 // out of range. It is never negative. It waits until the initial count of
 // the directory is known (about a second at a million messages; see
-// WaitCounts), and then answers without I/O, unless a writer died
-// mid-change (see below). After Close it answers without waiting.
+// WaitCounts). After Close it answers without waiting.
 //
-// On a directory whose writable Backends share memory (the OS file system
-// on Linux), every writable Backend on the directory, in this process or
-// another, reads and changes the same counts: they are exact for every
-// change any of them has made. A writer killed mid-change leaves its
-// stripe's change counter odd; the next Backend to open, to take that
-// stripe's lock, or to call GetStateCount with the lock free counts that
-// stripe's files again. The first writable Backend to open the directory
-// while no other has it open counts the state directories; the others
-// wait for that count in NewBackend. Files added or removed by hand are
-// counted only when a Backend next opens the directory alone. A state
-// directory that cannot be read then is logged as an error, and counted
-// as far as it was read.
+// On Linux, the count is exact for every change made through a writable
+// Backend, by any process on the directory, also after a writer was
+// killed mid-change. Files added or removed by hand are counted only when
+// a writable Backend next opens the directory while no other has it open.
+// A state directory that cannot be read then is logged as an error, and
+// counted as far as it was read.
 //
-// Without shared memory, and for a Backend opened with WithReadOnly, the
-// count is the Backend's own: the directories as counted after open,
-// followed by this Backend's own writes only.
+// For a Backend opened with WithReadOnly, and on a file system without
+// shared memory, the count is the Backend's own: the directories as
+// counted after open, followed by this Backend's own writes only.
 func (b *Backend) GetStateCount(state metastorage.QueueState) int64 {
 	if !state.Valid() {
 		return 0

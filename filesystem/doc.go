@@ -4,6 +4,9 @@
 //
 //	import metafs "github.com/spoolmeta/spoolmeta/filesystem"
 //
+// The module's docs/DESIGN.md specifies the on-disk format, the crash
+// windows and the order in which locks are taken.
+//
 // # Layout
 //
 //	<dir>/incoming/<id>.json   one file per message, in its state's directory

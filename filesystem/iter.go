@@ -23,25 +23,18 @@ const maxAhead = 256
 // NewMessageIterator returns an iterator over the messages in state; see
 // metastorage.Backend. It reads the directory once from start to end,
 // batchSize entries at a time, and returns the messages in directory order.
+// A message that moves into the state during the iteration may or may not
+// be returned.
+//
 // Files that are not valid metadata are logged and skipped; recovery moves
 // them to corrupt/. Files that cannot be read (permission denied) are
 // logged, counted in Stats.UnreadableFiles and skipped, and stay where they
 // are: one such file never ends an iteration with an error.
 //
-// While the caller handles one message, the iterator reads the files of the
-// next ones, up to two batches (at most 256 messages), with a few
-// goroutines. A record read ahead is returned only if the file it was read
-// from is still the one under the message's name when Next returns it (a
-// file under a message's name never changes: a new record is a new file),
-// else Next reads the file again. So Next returns each message as it is at
-// some instant during that call, as if it had read it then. Next knows the
-// file is still the message's from the change counters that the writers of
-// the directory share (see changes), without a system call, or else, where
-// a change of the message's stripe was under way when the file was read,
-// by looking up the name again. The iterator holds one open directory, at
-// most batchSize entries not yet read ahead, and the record (and for the
-// second kind of check, the open file) of each message read ahead,
-// whatever the number of messages.
+// Next returns each message as it is at some instant during that call. The
+// iterator reads ahead up to two batches (at most 256 messages) while the
+// caller handles one. Its memory is bounded by batchSize and the records
+// read ahead, whatever the number of messages.
 func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.QueueState, batchSize int) (metastorage.MessageIterator, error) {
 	const op = "iterate"
 	if err := checkState(op, state.String(), state); err != nil {

@@ -27,16 +27,15 @@ type listEntry struct {
 }
 
 // ListMessages returns one page of the IDs of the messages in state; see
-// metastorage.MessageListOptions. Sorting by ID needs one directory read;
-// sorting by another key, or filtering by Since, also needs each message's
-// sort keys: read from its file, or kept from an earlier listing while no
-// file of the message's lock stripe has entered or left the state's
-// directory since. A call's own memory is bounded by its page: it keeps
-// the first Offset+Limit entries in the order asked for, and counts the
-// rest. Ties are broken by ID in ascending order, whatever the SortOrder,
-// so pages never overlap or skip. A listing that reads the files leaves
-// out those that are not valid metadata or cannot be read (permission
-// denied), which it logs; a listing by ID alone names them.
+// metastorage.MessageListOptions. Ties are broken by ID in ascending order,
+// whatever the SortOrder, so pages never overlap or skip. A call's own
+// memory is bounded by its page (Offset+Limit entries).
+//
+// Sorting by ID reads the directory only. Sorting by another key, or
+// filtering by Since, also reads each message's file the first time; a
+// writable Backend keeps the sort keys it read for later listings. Such a
+// listing leaves out files that are not valid metadata or cannot be read,
+// and logs them; a listing by ID alone names them.
 func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) (res metastorage.MessageListResult, err error) {
 	const op = "list"
 	defer func() { b.stats.count(opList, err) }()

@@ -206,7 +206,8 @@ func NewBackend(dir string) (*Backend, error) {
 }
 
 // NewBackendWithOptions opens a Backend on dir with fsync disabled
-// (Performance mode) or batched (Hybrid mode).
+// (Performance mode) or batched (Hybrid mode). disableSync takes
+// precedence over batchSync.
 func NewBackendWithOptions(dir string, disableSync, batchSync bool) (*Backend, error) {
 	return NewFactoryWithPerformanceOptions(dir, disableSync, batchSync).Open()
 }
