@@ -441,7 +441,7 @@ func TestCrashPowerLossAtEveryCall(t *testing.T) {
 // another process's fsync of a message's old directory may come between
 // its rename out of it and the fsync of the new one. There the message is
 // safe only on a file system that commits a rename whole, as ext4 and XFS
-// do (see the README's limitations), and the Standard+Standard runs model
+// do (see the limitations in docs/DESIGN.md), and the Standard+Standard runs model
 // one; every run with a journal keeps the strict model.
 func TestCrashPowerLossShared(t *testing.T) {
 	pairs := [][]Mode{{Hybrid, Hybrid}, {Standard, Hybrid}, {Hybrid, Standard}, {Standard, Standard}}
