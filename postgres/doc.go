@@ -1,0 +1,51 @@
+// Package postgres is a metastorage.Backend that keeps message metadata in
+// a PostgreSQL database (version 13 or later), so that the processes of
+// several machines can share one queue.
+//
+// # Layout
+//
+// A Backend works in one schema ("spoolmeta" unless WithSchema says
+// otherwise), which it creates and migrates when it opens, under an
+// advisory lock so that Backends opening at once migrate it once. The
+// schema holds three tables:
+//
+//   - messages: one row per message, its ID the primary key, so a message
+//     is in exactly one state at every instant. IDs, strings and headers
+//     are bytea, since text cannot hold the NUL bytes that valid UTF-8 may
+//     contain; every byte round-trips. Times are three integers each: Unix
+//     microseconds, the nanoseconds beyond them, and the zone offset in
+//     seconds. An index on the state and each sort key, ending in the ID,
+//     serves every order of ListMessages and the iterator.
+//   - counts: a few rows of per-state counters, changed in the same
+//     statement as the message, so that GetStateCount is exact without
+//     counting rows.
+//   - schema_version: the version of the layout. A Backend refuses a schema
+//     of a newer version than it knows.
+//
+// # Guarantees
+//
+// Every call is one statement, or a read, and so one transaction: a call
+// that returns nil has been committed (durable as the server's
+// synchronous_commit setting makes it), and a message never shows in two
+// states. MoveToState is one compare-and-swap on the state.
+//
+// A call that fails because the connection failed after its statement was
+// sent returns an error wrapping ErrOutcomeUnknown: the server may or may
+// not have applied it. This is the one exception to the contract's rule that
+// a failed call changed nothing; a caller re-reads the message to learn
+// which. Calls that are safe to repeat (reads, StoreMeta, UpdateMeta) are
+// repeated once on a new connection instead.
+//
+// The Backend survives a restart of the server and terminated connections
+// without being reopened: calls fail while the server is away and succeed
+// once it is back.
+//
+// GetStateCount reads the counters from the server (a query on a few rows,
+// whatever the number of messages), so the count is exact across every
+// Backend on the schema. It has no error to return: when the server cannot
+// be reached within a short time, it returns the last count it read and logs
+// a warning.
+//
+// Updated, and Created when defaulted, are set from the clock of the
+// machine that makes the call.
+package postgres

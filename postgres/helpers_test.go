@@ -1,0 +1,82 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spoolmeta/spoolmeta/postgres"
+)
+
+// dsnVar names the environment variable that gives the tests a server.
+const dsnVar = "SPOOLMETA_TEST_POSTGRES"
+
+// testDSN returns the DSN of the test server, or skips the test.
+func testDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(dsnVar)
+	if dsn == "" {
+		t.Skipf("set %s to the URL of a PostgreSQL 13 or later server (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run this test", dsnVar)
+	}
+	return dsn
+}
+
+// newSchema returns the name of a schema for t alone, which is dropped when
+// t ends.
+func newSchema(t testing.TB, dsn string) string {
+	t.Helper()
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "spoolmeta_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { dropSchema(t, dsn, schema) })
+	return schema
+}
+
+// dropSchema drops schema and everything in it.
+func dropSchema(t testing.TB, dsn, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Errorf("drop schema %s: %v", schema, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		t.Errorf("drop schema %s: %v", schema, err)
+	}
+}
+
+// exec runs sql on a connection of its own.
+func exec(t testing.TB, dsn, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// quietLogger discards what it is given.
+var quietLogger = slog.New(slog.DiscardHandler)
+
+// open opens a Backend on schema with opts, closed when t ends.
+func open(t testing.TB, dsn, schema string, opts ...postgres.Option) *postgres.Backend {
+	t.Helper()
+	opts = append([]postgres.Option{postgres.WithSchema(schema), postgres.WithMaxConns(4), postgres.WithLogger(quietLogger)}, opts...)
+	b, err := postgres.NewFactory(dsn, opts...).Open(context.Background())
+	if err != nil {
+		t.Fatalf("open schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}

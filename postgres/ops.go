@@ -1,0 +1,387 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// raceLimit bounds how often StoreMeta runs again after another call
+// created the message between its lock and its insert.
+const raceLimit = 100
+
+// bytea returns s as a non-nil byte slice: nil would be NULL.
+func bytea(s string) []byte {
+	if s == "" {
+		return []byte{}
+	}
+	return []byte(s)
+}
+
+// slot picks the counter row a write changes.
+func (b *Backend) slot() int16 { return int16(rand.IntN(b.slots)) }
+
+// StoreMeta creates the message or replaces it whole, in one statement.
+func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
+	const op = "store"
+	if err := b.begin(ctx, op, messageID); err != nil {
+		return err
+	}
+	defer b.ops.RUnlock()
+	if err := checkID(messageID); err != nil {
+		return opError(op, messageID, err)
+	}
+	if err := checkRecord(&md); err != nil {
+		return opError(op, messageID, err)
+	}
+	now := time.Now()
+	if md.Created.IsZero() {
+		md.Created = now
+	}
+	next, created, updated := toStamp(md.NextRetry), toStamp(md.Created), toStamp(now)
+	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
+		next.us, next.ns, next.off, created.us, created.ns, created.off, updated.us, updated.ns, updated.off,
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
+	err := b.run(ctx, idempotent, func() error {
+		for range raceLimit {
+			var done bool
+			if err := b.pool.QueryRow(ctx, b.q.store, args...).Scan(&done); err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
+		}
+		return fmt.Errorf("other calls created and deleted the message %d times in a row", raceLimit)
+	})
+	if err != nil {
+		return opError(op, messageID, err)
+	}
+	return nil
+}
+
+// GetMeta returns the message's record.
+func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.MessageMetadata, error) {
+	const op = "get"
+	if err := b.begin(ctx, op, messageID); err != nil {
+		return metastorage.MessageMetadata{}, err
+	}
+	defer b.ops.RUnlock()
+	if err := checkID(messageID); err != nil {
+		return metastorage.MessageMetadata{}, opError(op, messageID, err)
+	}
+	var w row
+	found := true
+	err := b.run(ctx, read, func() error {
+		var err error
+		w, err = scan(b.pool.QueryRow(ctx, b.q.get, bytea(messageID)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			found, err = false, nil
+		}
+		return err
+	})
+	if err != nil {
+		return metastorage.MessageMetadata{}, opError(op, messageID, err)
+	}
+	if !found {
+		return metastorage.MessageMetadata{}, opError(op, messageID, metastorage.ErrMessageNotFound)
+	}
+	md, err := w.metadata()
+	if err != nil {
+		return metastorage.MessageMetadata{}, opError(op, messageID, err)
+	}
+	return md, nil
+}
+
+// UpdateMeta replaces the record of an existing message, keeping Created,
+// in one statement.
+func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
+	const op = "update"
+	if err := b.begin(ctx, op, messageID); err != nil {
+		return err
+	}
+	defer b.ops.RUnlock()
+	if err := checkID(messageID); err != nil {
+		return opError(op, messageID, err)
+	}
+	if err := checkRecord(&md); err != nil {
+		return opError(op, messageID, err)
+	}
+	next, updated := toStamp(md.NextRetry), toStamp(time.Now())
+	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
+		next.us, next.ns, next.off, updated.us, updated.ns, updated.off,
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
+	var done bool
+	err := b.run(ctx, idempotent, func() error {
+		return b.pool.QueryRow(ctx, b.q.update, args...).Scan(&done)
+	})
+	switch {
+	case err != nil:
+		return opError(op, messageID, err)
+	case !done:
+		return opError(op, messageID, metastorage.ErrMessageNotFound)
+	}
+	return nil
+}
+
+// DeleteMeta removes the message, in one statement.
+func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
+	const op = "delete"
+	if err := b.begin(ctx, op, messageID); err != nil {
+		return err
+	}
+	defer b.ops.RUnlock()
+	if err := checkID(messageID); err != nil {
+		return opError(op, messageID, err)
+	}
+	var done bool
+	err := b.run(ctx, write, func() error {
+		return b.pool.QueryRow(ctx, b.q.delete, bytea(messageID), b.slot()).Scan(&done)
+	})
+	switch {
+	case err != nil:
+		return opError(op, messageID, err)
+	case !done:
+		return opError(op, messageID, metastorage.ErrMessageNotFound)
+	}
+	return nil
+}
+
+// MoveToState moves the message from fromState to toState with one
+// statement that compares the state and sets it.
+func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, toState metastorage.QueueState) error {
+	const op = "move"
+	if err := b.begin(ctx, op, messageID); err != nil {
+		return err
+	}
+	defer b.ops.RUnlock()
+	if err := checkID(messageID); err != nil {
+		return opError(op, messageID, err)
+	}
+	for _, s := range []metastorage.QueueState{fromState, toState} {
+		if err := checkState(s); err != nil {
+			return opError(op, messageID, err)
+		}
+	}
+	var (
+		moved bool
+		state *int16 // before the statement; nil when missing
+	)
+	var err error
+	if fromState == toState {
+		err = b.run(ctx, read, func() error {
+			moved, state = false, nil
+			err := b.pool.QueryRow(ctx, b.q.state, bytea(messageID)).Scan(&state)
+			if errors.Is(err, pgx.ErrNoRows) {
+				err = nil
+			}
+			return err
+		})
+		moved = err == nil && state != nil && metastorage.QueueState(*state) == fromState
+	} else {
+		updated := toStamp(time.Now())
+		err = b.run(ctx, write, func() error {
+			return b.pool.QueryRow(ctx, b.q.move, bytea(messageID), int16(fromState), int16(toState),
+				updated.us, updated.ns, updated.off, b.slot()).Scan(&moved, &state)
+		})
+	}
+	switch {
+	case err != nil:
+		return opError(op, messageID, err)
+	case moved:
+		return nil
+	case state != nil && metastorage.QueueState(*state) == fromState:
+		// The statement saw the message in fromState, but another call
+		// moved or deleted it before the compare: read what it did.
+		err := b.run(ctx, read, func() error {
+			state = nil
+			err := b.pool.QueryRow(ctx, b.q.state, bytea(messageID)).Scan(&state)
+			if errors.Is(err, pgx.ErrNoRows) {
+				err = nil
+			}
+			return err
+		})
+		if err != nil {
+			return opError(op, messageID, fmt.Errorf("another call moved the message out of %s: %w", fromState, metastorage.ErrStateConflict))
+		}
+	}
+	if state == nil {
+		return opError(op, messageID, fmt.Errorf("message not found, expected in state %s: %w", fromState, metastorage.ErrStateConflict))
+	}
+	return opError(op, messageID, fmt.Errorf("message is in state %s, expected %s: %w", metastorage.QueueState(*state), fromState, metastorage.ErrStateConflict))
+}
+
+// GetStateCount returns the number of messages in state, summed over the
+// counter rows, which every Backend on the schema changes with the
+// messages. When the server cannot be reached within two seconds, or the
+// Backend is closed, it returns the count last read and logs a warning.
+func (b *Backend) GetStateCount(state metastorage.QueueState) int64 {
+	if !state.Valid() {
+		return 0
+	}
+	b.ops.RLock()
+	defer b.ops.RUnlock()
+	if b.closed.Load() {
+		return b.counts[state].Load()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), countTimeout)
+	defer cancel()
+	var n [metastorage.NumStates]int64
+	err := b.run(ctx, read, func() error {
+		return b.pool.QueryRow(ctx, b.q.counts).Scan(&n[0], &n[1], &n[2], &n[3], &n[4], &n[5])
+	})
+	if err != nil {
+		if !b.countsWarn.Swap(true) {
+			b.log.Warn("postgres: cannot read the state counts; returning the counts last read until the server answers",
+				"schema", b.schema, "error", err)
+		}
+		return b.counts[state].Load()
+	}
+	if b.countsWarn.Swap(false) {
+		b.log.Info("postgres: reading the state counts again", "schema", b.schema)
+	}
+	for i := range n {
+		b.counts[i].Store(n[i])
+	}
+	return n[state]
+}
+
+// ListMessages returns one page of the IDs in state, in one statement that
+// reads the page from the index of its sort key and the total from the
+// counters (or, with Since, by counting the matches).
+func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, o metastorage.MessageListOptions) (metastorage.MessageListResult, error) {
+	const op = "list"
+	if err := b.begin(ctx, op, state.String()); err != nil {
+		return metastorage.MessageListResult{}, err
+	}
+	defer b.ops.RUnlock()
+	if err := checkState(state); err != nil {
+		return metastorage.MessageListResult{}, opError(op, "", err)
+	}
+	var desc bool
+	switch o.SortOrder {
+	case "", metastorage.SortAsc:
+	case metastorage.SortDesc:
+		desc = true
+	default:
+		return metastorage.MessageListResult{}, opError(op, state.String(), fmt.Errorf("unknown sort order %q (valid: asc, desc)", o.SortOrder))
+	}
+	if _, ok := sortColumns[o.SortBy]; !ok {
+		return metastorage.MessageListResult{}, opError(op, state.String(), fmt.Errorf("unknown sort key %q (valid: created, updated, priority, attempts, or empty for the ID)", o.SortBy))
+	}
+	if o.Limit < 0 || o.Offset < 0 {
+		return metastorage.MessageListResult{}, opError(op, state.String(), fmt.Errorf("negative limit %d or offset %d", o.Limit, o.Offset))
+	}
+	var limit *int64
+	if o.Limit > 0 {
+		l := int64(o.Limit)
+		limit = &l
+	}
+	k := listKey{o.SortBy, desc}
+	sql, args := b.q.list[k], []any{int16(state), int64(o.Offset), limit}
+	if !o.Since.IsZero() {
+		s := toStamp(o.Since)
+		sql, args = b.q.listSince[k], append(args, s.us, s.ns)
+	}
+	var (
+		total int64
+		ids   [][]byte
+	)
+	err := b.run(ctx, read, func() error {
+		return b.pool.QueryRow(ctx, sql, args...).Scan(&total, &ids)
+	})
+	if err != nil {
+		return metastorage.MessageListResult{}, opError(op, state.String(), err)
+	}
+	res := metastorage.MessageListResult{MessageIDs: make([]string, len(ids)), Total: int(total)}
+	for i, id := range ids {
+		res.MessageIDs[i] = string(id)
+	}
+	res.HasMore = int64(o.Offset) < total && int64(o.Offset)+int64(len(ids)) < total
+	return res, nil
+}
+
+// defaultBatch is the page size of an iterator when the caller gives none.
+const defaultBatch = 50
+
+// NewMessageIterator returns an iterator that reads the messages in state
+// in pages of batchSize, in the order of their IDs, each page a statement
+// of its own that starts after the last ID of the page before.
+func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.QueueState, batchSize int) (metastorage.MessageIterator, error) {
+	const op = "iterate"
+	if err := b.begin(ctx, op, state.String()); err != nil {
+		return nil, err
+	}
+	defer b.ops.RUnlock()
+	if err := checkState(state); err != nil {
+		return nil, opError(op, "", err)
+	}
+	if batchSize <= 0 {
+		batchSize = defaultBatch
+	}
+	return &iterator{b: b, state: state, batch: batchSize, after: []byte{}}, nil
+}
+
+type iterator struct {
+	b      *Backend
+	state  metastorage.QueueState
+	batch  int
+	after  []byte // the last ID read
+	page   []row
+	done   bool // the last page was short
+	closed bool
+}
+
+// Next returns the next message of the page, reading the next page when
+// this one is used up.
+func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool, error) {
+	const op = "iterate"
+	if it.closed {
+		return metastorage.MessageMetadata{}, false, opError(op, it.state.String(), errors.New("iterator is closed"))
+	}
+	if err := it.b.begin(ctx, op, it.state.String()); err != nil {
+		return metastorage.MessageMetadata{}, false, err
+	}
+	defer it.b.ops.RUnlock()
+	if len(it.page) == 0 && !it.done {
+		err := it.b.run(ctx, read, func() error {
+			rows, err := it.b.pool.Query(ctx, it.b.q.page, int16(it.state), it.after, it.batch)
+			if err != nil {
+				return err
+			}
+			it.page, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) { return scan(r) })
+			return err
+		})
+		if err != nil {
+			return metastorage.MessageMetadata{}, false, opError(op, it.state.String(), err)
+		}
+		it.done = len(it.page) < it.batch
+		if len(it.page) > 0 {
+			it.after = it.page[len(it.page)-1].id
+		}
+	}
+	if len(it.page) == 0 {
+		return metastorage.MessageMetadata{}, false, nil
+	}
+	w := it.page[0]
+	it.page[0] = row{}
+	it.page = it.page[1:]
+	md, err := w.metadata()
+	if err != nil {
+		return metastorage.MessageMetadata{}, false, opError(op, string(w.id), err)
+	}
+	return md, true, nil
+}
+
+// Close releases the page. It is idempotent.
+func (it *iterator) Close() error {
+	it.closed = true
+	it.page = nil
+	return nil
+}
