@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -41,6 +42,10 @@ const DefaultSchema = "spoolmeta"
 
 // countTimeout bounds the query of GetStateCount, which has no context.
 const countTimeout = 2 * time.Second
+
+// cancelWait is how long a call whose context is done waits for the server
+// to confirm that it cancelled the statement before closing the connection.
+const cancelWait = 2 * time.Second
 
 // Option configures a Factory.
 type Option func(*config)
@@ -101,6 +106,11 @@ func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 	pc, err := pgxpool.ParseConfig(f.dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse the connection string: %w", err)
+	}
+	// On a done context, ask the server to cancel the statement, so that
+	// it fails rather than runs on after the call returned.
+	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelWait}
 	}
 	if f.cfg.maxConns > 0 {
 		pc.MaxConns = f.cfg.maxConns
@@ -200,11 +210,11 @@ const (
 // write, whether the server may have applied the statement.
 func (b *Backend) run(ctx context.Context, k kind, f func() error) error {
 	err := f()
-	unknown := k != read && err != nil && !pgconn.SafeToRetry(err) && (connFailed(err) || ctx.Err() != nil)
+	unknown := k != read && mayHaveRun(err)
 	if err != nil && ctx.Err() == nil && connFailed(err) && (k != write || pgconn.SafeToRetry(err)) {
 		b.log.Debug("postgres: repeating a call after a connection failure", "schema", b.schema, "error", err)
 		err = f()
-		unknown = unknown || k != read && err != nil && !pgconn.SafeToRetry(err) && (connFailed(err) || ctx.Err() != nil)
+		unknown = unknown || k != read && mayHaveRun(err)
 	}
 	switch {
 	case err == nil:
@@ -219,6 +229,20 @@ func (b *Backend) run(ctx context.Context, k kind, f func() error) error {
 		return fmt.Errorf("connection failed: %w", err)
 	}
 	return err
+}
+
+// mayHaveRun reports whether a statement that failed with err may have
+// been committed: its connection failed after it was sent, and the server
+// did not report that the statement failed.
+func mayHaveRun(err error) bool {
+	if err == nil || pgconn.SafeToRetry(err) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Severity == "FATAL" || pe.Severity == "PANIC"
+	}
+	return !errors.Is(err, pgx.ErrNoRows) && !errors.As(err, new(pgx.ScanArgError))
 }
 
 // connFailed reports whether err is the failure of a connection rather than
@@ -236,4 +260,3 @@ func connFailed(err error) bool {
 	}
 	return true
 }
-

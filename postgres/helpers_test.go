@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -79,4 +82,73 @@ func open(t testing.TB, dsn, schema string, opts ...postgres.Option) *postgres.B
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// withParam returns dsn with the connection parameter key set to value.
+func withParam(dsn, key, value string) string {
+	if !strings.Contains(dsn, "://") {
+		return dsn + " " + key + "='" + value + "'"
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		panic(err)
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// lockRow locks the row of the message id in schema from a transaction of
+// its own, until the returned function is called.
+func lockRow(t testing.TB, dsn, schema, id string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT FROM "+pgx.Identifier{schema}.Sanitize()+".messages WHERE id = $1 FOR UPDATE) l", []byte(id)).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("lock the row of %q: %d rows, %v", id, n, err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			tx.Rollback(ctx)
+			conn.Close(ctx)
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// awaitLockWait returns true when a session named app waits for a lock,
+// or false when ctx ends first or the server cannot be asked.
+func awaitLockWait(ctx context.Context, t testing.TB, dsn, app string) bool {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.Errorf("connect: %v", err)
+		}
+		return false
+	}
+	defer conn.Close(context.Background())
+	for {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", app).Scan(&n)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("waiting for a session of %s to wait for a lock: %v", app, err)
+			}
+			return false
+		}
+		if n > 0 {
+			return true
+		}
+	}
 }

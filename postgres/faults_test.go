@@ -1,0 +1,331 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	ms "github.com/spoolmeta/spoolmeta/metastorage"
+	"github.com/spoolmeta/spoolmeta/postgres"
+)
+
+// writeCalls are the calls that change the message id, each of which the
+// fault tests make while the message's row is locked.
+func writeCalls(id string) []struct {
+	op   string
+	call func(context.Context, ms.Backend) error
+} {
+	m := ms.MessageMetadata{State: ms.StateHold, Attempts: 7, LastError: "changed"}
+	return []struct {
+		op   string
+		call func(context.Context, ms.Backend) error
+	}{
+		{"MoveToState", func(ctx context.Context, b ms.Backend) error {
+			return b.MoveToState(ctx, id, ms.StateIncoming, ms.StateActive)
+		}},
+		{"StoreMeta", func(ctx context.Context, b ms.Backend) error { return b.StoreMeta(ctx, id, m) }},
+		{"UpdateMeta", func(ctx context.Context, b ms.Backend) error { return b.UpdateMeta(ctx, id, m) }},
+		{"DeleteMeta", func(ctx context.Context, b ms.Backend) error { return b.DeleteMeta(ctx, id) }},
+	}
+}
+
+// checkIntact checks that the message id is in incoming, unchanged since it
+// was stored as want, and that the counts say one message in incoming.
+func checkIntact(t *testing.T, b *postgres.Backend, id string, want ms.MessageMetadata, after string) {
+	t.Helper()
+	got, err := b.GetMeta(t.Context(), id)
+	if err != nil {
+		t.Fatalf("after %s: GetMeta %q: %v", after, id, err)
+	}
+	if got.State != ms.StateIncoming || got.Attempts != want.Attempts || got.LastError != want.LastError || !got.Updated.Equal(want.Updated) {
+		t.Errorf("after %s: GetMeta %q: got %+v, want the record unchanged, %+v", after, id, got, want)
+	}
+	for _, s := range ms.States() {
+		if n, w := b.GetStateCount(s), map[bool]int64{true: 1}[s == ms.StateIncoming]; n != w {
+			t.Errorf("after %s: GetStateCount %s: got %d, want %d", after, s, n, w)
+		}
+	}
+}
+
+// faultFixture opens a Backend named app on a new schema, with params
+// added to the DSN, and stores one message in incoming.
+func faultFixture(t *testing.T, params ...string) (dsn, schema, app string, b *postgres.Backend, want ms.MessageMetadata) {
+	dsn = testDSN(t)
+	schema = newSchema(t, dsn)
+	open(t, dsn, schema).Close() // migrate without the params
+	app = schema
+	bdsn := withParam(dsn, "application_name", app)
+	for i := 0; i < len(params); i += 2 {
+		bdsn = withParam(bdsn, params[i], params[i+1])
+	}
+	b = open(t, bdsn, schema)
+	if err := b.StoreMeta(t.Context(), "msg-1", ms.MessageMetadata{State: ms.StateIncoming, Attempts: 1, LastError: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := b.GetMeta(t.Context(), "msg-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn, schema, app, b, want
+}
+
+// TestStatementTimeout checks that a write that runs into the server's
+// statement_timeout fails with the server's error, which says so, changes
+// nothing, and leaves the Backend working.
+func TestStatementTimeout(t *testing.T) {
+	t.Parallel()
+	dsn, schema, _, b, want := faultFixture(t, "statement_timeout", "50")
+	const id = "msg-1"
+	release := lockRow(t, dsn, schema, id)
+	for _, c := range writeCalls(id) {
+		err := c.call(t.Context(), b)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "57014" || !strings.Contains(err.Error(), "statement timeout") || !strings.Contains(err.Error(), id) {
+			t.Errorf("%s on a locked row with a statement timeout: got %v, want the server's statement timeout error naming %q", c.op, err, id)
+		}
+		if errors.Is(err, postgres.ErrOutcomeUnknown) {
+			t.Errorf("%s on a locked row with a statement timeout: got %v, want no ErrOutcomeUnknown: the server reported the failure", c.op, err)
+		}
+	}
+	release()
+	checkIntact(t, b, id, want, "statement timeouts")
+	if err := b.MoveToState(t.Context(), id, ms.StateIncoming, ms.StateActive); err != nil {
+		t.Errorf("MoveToState after the timeouts: %v", err)
+	}
+}
+
+// TestContextDoneDuringCall checks that a write whose context ends while the
+// server runs it fails with the context's error, is cancelled at the server
+// (it does not run on after the call returned), and leaves the Backend
+// working.
+func TestContextDoneDuringCall(t *testing.T) {
+	t.Parallel()
+	dsn, schema, app, b, want := faultFixture(t)
+	const id = "msg-1"
+	release := lockRow(t, dsn, schema, id)
+	for _, c := range writeCalls(id) {
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			if awaitLockWait(ctx, t, dsn, app) {
+				cancel()
+			}
+		}()
+		err := c.call(ctx, b)
+		cancel()
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), id) {
+			t.Errorf("%s on a locked row, its context canceled: got %v, want context.Canceled naming %q", c.op, err, id)
+		}
+		if errors.Is(err, postgres.ErrOutcomeUnknown) {
+			t.Errorf("%s on a locked row, its context canceled: got %v, want no ErrOutcomeUnknown: the server cancelled the statement", c.op, err)
+		}
+	}
+	release()
+	checkIntact(t, b, id, want, "canceled calls")
+	if err := b.MoveToState(t.Context(), id, ms.StateIncoming, ms.StateActive); err != nil {
+		t.Errorf("MoveToState after the canceled calls: %v", err)
+	}
+}
+
+// TestTerminatedConnection checks what a write does when
+// pg_terminate_backend ends its session while the server runs it: a call
+// that may not be repeated (MoveToState, DeleteMeta) fails with
+// ErrOutcomeUnknown and the server's reason; one that may (StoreMeta,
+// UpdateMeta) runs again on a new connection and succeeds. The Backend
+// works on without being reopened.
+func TestTerminatedConnection(t *testing.T) {
+	t.Parallel()
+	dsn, schema, app, b, want := faultFixture(t)
+	const id = "msg-1"
+	terminate := func(ctx context.Context) bool {
+		if !awaitLockWait(ctx, t, dsn, app) {
+			return false
+		}
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("connect: %v", err)
+			return false
+		}
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", app)
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("terminate: %v", err)
+		}
+		return err == nil
+	}
+	release := lockRow(t, dsn, schema, id)
+	for _, c := range []int{0, 3} { // MoveToState, DeleteMeta
+		call := writeCalls(id)[c]
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); terminate(ctx) }()
+		err := call.call(t.Context(), b)
+		cancel()
+		<-done
+		if !errors.Is(err, postgres.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "terminating connection") || !strings.Contains(err.Error(), id) {
+			t.Errorf("%s on a locked row, its session terminated: got %v, want ErrOutcomeUnknown with the server's reason, naming %q", call.op, err, id)
+		}
+	}
+	release()
+	checkIntact(t, b, id, want, "terminated calls")
+
+	for _, c := range []int{1, 2} { // StoreMeta, UpdateMeta
+		call := writeCalls(id)[c]
+		release := lockRow(t, dsn, schema, id)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if terminate(ctx) && awaitLockWait(ctx, t, dsn, app) { // the call, repeated
+				release()
+			}
+		}()
+		err := call.call(t.Context(), b)
+		cancel()
+		<-done
+		release()
+		if err != nil {
+			t.Errorf("%s on a locked row, its session terminated once: got %v, want nil (repeated on a new connection)", call.op, err)
+		}
+		if got, err := b.GetMeta(t.Context(), id); err != nil || got.State != ms.StateHold || got.LastError != "changed" {
+			t.Errorf("GetMeta after %s: got %+v, %v, want the record it wrote", call.op, got, err)
+		}
+	}
+	if err := b.MoveToState(t.Context(), id, ms.StateHold, ms.StateActive); err != nil {
+		t.Errorf("MoveToState after the terminated calls: %v", err)
+	}
+}
+
+// TestCountsAcrossBackends checks that GetStateCount is exact through
+// every Backend on a schema, whichever Backend wrote: after concurrent
+// stores, moves, updates and deletes through several, each reports the
+// number of rows in each state.
+func TestCountsAcrossBackends(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	schema := newSchema(t, dsn)
+	const backends, perBackend = 3, 40
+	bs := make([]*postgres.Backend, backends)
+	for i := range bs {
+		bs[i] = open(t, dsn, schema)
+	}
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		wg.Go(func() {
+			ctx := t.Context()
+			for j := range perBackend {
+				id := fmt.Sprintf("msg-%d-%d", i, j)
+				s := ms.QueueState(j % ms.NumStates)
+				if err := b.StoreMeta(ctx, id, ms.MessageMetadata{State: s}); err != nil {
+					t.Error(err)
+					return
+				}
+				var err error
+				switch j % 4 {
+				case 1:
+					err = b.MoveToState(ctx, id, s, (s+1)%ms.NumStates)
+				case 2:
+					err = b.UpdateMeta(ctx, id, ms.MessageMetadata{State: (s + 2) % ms.NumStates})
+				case 3:
+					err = b.DeleteMeta(ctx, id)
+				}
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := rowCounts(t, dsn, schema)
+	for i, b := range bs {
+		for _, s := range ms.States() {
+			if got := b.GetStateCount(s); got != want[s] {
+				t.Errorf("Backend %d: GetStateCount %s: got %d, want %d (rows in the table)", i, s, got, want[s])
+			}
+		}
+	}
+}
+
+// rowCounts counts the rows of each state in schema.
+func rowCounts(t testing.TB, dsn, schema string) [ms.NumStates]int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT state, count(*) FROM "+pgx.Identifier{schema}.Sanitize()+".messages GROUP BY state")
+	if err != nil {
+		t.Fatalf("count the rows: %v", err)
+	}
+	var n [ms.NumStates]int64
+	for rows.Next() {
+		var s int16
+		var c int64
+		if err := rows.Scan(&s, &c); err != nil {
+			t.Fatalf("count the rows: %v", err)
+		}
+		n[s] = c
+	}
+	if rows.Err() != nil {
+		t.Fatalf("count the rows: %v", rows.Err())
+	}
+	return n
+}
+
+// TestSchemaVersion checks that Backends opening at once on a new schema
+// create it once, and that a schema of a newer version is refused with
+// ErrSchemaVersion, naming both versions, and left as it is.
+func TestSchemaVersion(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	schema := newSchema(t, dsn)
+	f := postgres.NewFactory(dsn, postgres.WithSchema(schema), postgres.WithMaxConns(2), postgres.WithLogger(quietLogger))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			b, err := f.Open(t.Context())
+			if err != nil {
+				t.Errorf("Open of a new schema by 8 Backends at once: %v", err)
+				return
+			}
+			b.Close()
+		})
+	}
+	wg.Wait()
+	var version, slots int
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	s := pgx.Identifier{schema}.Sanitize()
+	if err := conn.QueryRow(ctx, "SELECT (SELECT version FROM "+s+".schema_version), (SELECT count(*) FROM "+s+".counts)").Scan(&version, &slots); err != nil {
+		t.Fatal(err)
+	}
+	if version != postgres.SchemaVersion || slots != 16 {
+		t.Errorf("after 8 Backends opened a new schema at once: version %d, %d counter rows; want %d and 16", version, slots, postgres.SchemaVersion)
+	}
+
+	newer := postgres.SchemaVersion + 1
+	if _, err := conn.Exec(ctx, "UPDATE "+s+".schema_version SET version = $1", newer); err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.Open(ctx)
+	if err == nil {
+		b.Close()
+	}
+	if !errors.Is(err, postgres.ErrSchemaVersion) || !strings.Contains(err.Error(), fmt.Sprintf("version %d", newer)) || !strings.Contains(err.Error(), schema) {
+		t.Errorf("Open of a schema at version %d: got %v, want ErrSchemaVersion naming the schema and the version", newer, err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT version FROM "+s+".schema_version").Scan(&version); err != nil || version != newer {
+		t.Errorf("after the refused Open: version %d, %v; want %d, unchanged", version, err, newer)
+	}
+}
