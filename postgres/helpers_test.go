@@ -55,20 +55,6 @@ func dropSchema(t testing.TB, dsn, schema string) {
 	}
 }
 
-// exec runs sql on a connection of its own.
-func exec(t testing.TB, dsn, sql string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
 // quietLogger discards what it is given.
 var quietLogger = slog.New(slog.DiscardHandler)
 
