@@ -204,13 +204,19 @@ const (
 )
 
 // run runs f, which makes one statement on b.pool, and repeats it once when
-// its connection failed as k allows: the pool replaces a broken connection,
-// so the second attempt succeeds when the server is back. The error is f's,
+// its connection failed as k allows, on a new connection, so that the second
+// attempt succeeds when the server is back. The error is f's,
 // with what a caller needs to know added: that the context ended, and for a
 // write, whether the server may have applied the statement.
 func (b *Backend) run(ctx context.Context, k kind, f func() error) error {
 	err := f()
 	unknown := k != read && mayHaveRun(err)
+	if err != nil && connFailed(err) {
+		// The server ended this session, and likely the others of the
+		// pool (as at a restart): replace them all, so that the next
+		// calls do not fail on them too.
+		b.pool.Reset()
+	}
 	if err != nil && ctx.Err() == nil && connFailed(err) && (k != write || pgconn.SafeToRetry(err)) {
 		b.log.Debug("postgres: repeating a call after a connection failure", "schema", b.schema, "error", err)
 		err = f()
