@@ -26,7 +26,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(childVar); mode != "" {
 		os.Exit(runChild(mode))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	dropBenchSchema()
+	os.Exit(code)
 }
 
 // runChild runs the child's part on the schema in SPOOLMETA_PG_SCHEMA and
