@@ -329,3 +329,44 @@ func TestSchemaVersion(t *testing.T) {
 		t.Errorf("after the refused Open: version %d, %v; want %d, unchanged", version, err, newer)
 	}
 }
+
+// TestOpenWithoutCreateRight checks that a role that may read and write
+// the tables of a migrated schema, but not create anything, opens it.
+func TestOpenWithoutCreateRight(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	schema := newSchema(t, dsn)
+	open(t, dsn, schema).Close()
+	role := pgx.Identifier{schema + "_app"}.Sanitize()
+	s := pgx.Identifier{schema}.Sanitize()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, sql := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT USAGE ON SCHEMA " + s + " TO " + role,
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + s + " TO " + role,
+	} {
+		if _, err := conn.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	t.Cleanup(func() {
+		dropSchema(t, dsn, schema) // and with it the role's rights
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			_, err = conn.Exec(ctx, "DROP ROLE "+role)
+			conn.Close(ctx)
+		}
+		if err != nil {
+			t.Errorf("drop role: %v", err)
+		}
+	})
+	b := open(t, withParam(dsn, "user", schema+"_app"), schema)
+	if err := b.StoreMeta(t.Context(), "msg-1", ms.MessageMetadata{State: ms.StateIncoming}); err != nil {
+		t.Errorf("StoreMeta through a role without the right to create: %v", err)
+	}
+}

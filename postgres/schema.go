@@ -67,12 +67,6 @@ var migrations = []string{
 	INSERT INTO %[1]s.counts (slot) SELECT generate_series(0, %[2]d - 1);`,
 }
 
-func init() {
-	if len(migrations) != SchemaVersion || metastorage.NumStates != 6 {
-		panic("postgres: the migrations and the schema version disagree")
-	}
-}
-
 // migrate creates the schema or brings it to SchemaVersion, in one
 // transaction under an advisory lock, and returns its number of counter
 // rows.
@@ -86,11 +80,22 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, slots int) 
 		return 0, fmt.Errorf("take the migration lock: %w", err)
 	}
 	s := pgx.Identifier{schema}.Sanitize()
-	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s); err != nil {
-		return 0, fmt.Errorf("create the schema: %w", err)
+	// Create only what is missing: a role without the right to create
+	// can open a schema that is up to date.
+	var hasSchema, hasVersion bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1), to_regclass($2) IS NOT NULL",
+		schema, s+".schema_version").Scan(&hasSchema, &hasVersion); err != nil {
+		return 0, fmt.Errorf("look for the schema: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+s+".schema_version (version integer NOT NULL)"); err != nil {
-		return 0, fmt.Errorf("create the version table: %w", err)
+	if !hasSchema {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
+			return 0, fmt.Errorf("create the schema: %w", err)
+		}
+	}
+	if !hasVersion {
+		if _, err := tx.Exec(ctx, "CREATE TABLE "+s+".schema_version (version integer NOT NULL)"); err != nil {
+			return 0, fmt.Errorf("create the version table: %w", err)
+		}
 	}
 	var versions []int32
 	rows, err := tx.Query(ctx, "SELECT version FROM "+s+".schema_version")
