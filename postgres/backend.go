@@ -165,25 +165,27 @@ func (b *Backend) Close() error {
 }
 
 // begin checks what every call checks first and holds the Backend open for
-// the call; the caller must call b.ops.RUnlock when it returns nil.
-func (b *Backend) begin(ctx context.Context, op, id string) error {
+// the call; the caller must call b.ops.RUnlock when it returns nil. subject
+// is what the call is about, as opError takes it.
+func (b *Backend) begin(ctx context.Context, op, subject string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	b.ops.RLock()
 	if b.closed.Load() {
 		b.ops.RUnlock()
-		return opError(op, id, metastorage.ErrBackendClosed)
+		return opError(op, subject, metastorage.ErrBackendClosed)
 	}
 	return nil
 }
 
-// opError wraps err with the operation and, unless empty, the message ID.
-func opError(op, id string, err error) error {
-	if id == "" {
+// opError wraps err with the operation and, unless empty, its subject: a
+// quoted message ID or a state.
+func opError(op, subject string, err error) error {
+	if subject == "" {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return fmt.Errorf("%s %s: %w", op, quote(id), err)
+	return fmt.Errorf("%s %s: %w", op, subject, err)
 }
 
 // quote quotes an ID for an error message, shortened to its first 40 bytes.

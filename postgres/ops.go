@@ -30,15 +30,15 @@ func (b *Backend) slot() int16 { return int16(rand.IntN(b.slots)) }
 // StoreMeta creates the message or replaces it whole, in one statement.
 func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "store"
-	if err := b.begin(ctx, op, messageID); err != nil {
+	if err := b.begin(ctx, op, quote(messageID)); err != nil {
 		return err
 	}
 	defer b.ops.RUnlock()
 	if err := checkID(messageID); err != nil {
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	}
 	if err := checkRecord(&md); err != nil {
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	}
 	now := time.Now()
 	if md.Created.IsZero() {
@@ -61,7 +61,7 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorag
 		return fmt.Errorf("other calls created and deleted the message %d times in a row", raceLimit)
 	})
 	if err != nil {
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	}
 	return nil
 }
@@ -69,12 +69,12 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorag
 // GetMeta returns the message's record.
 func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.MessageMetadata, error) {
 	const op = "get"
-	if err := b.begin(ctx, op, messageID); err != nil {
+	if err := b.begin(ctx, op, quote(messageID)); err != nil {
 		return metastorage.MessageMetadata{}, err
 	}
 	defer b.ops.RUnlock()
 	if err := checkID(messageID); err != nil {
-		return metastorage.MessageMetadata{}, opError(op, messageID, err)
+		return metastorage.MessageMetadata{}, opError(op, quote(messageID), err)
 	}
 	var w row
 	found := true
@@ -87,14 +87,14 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.Me
 		return err
 	})
 	if err != nil {
-		return metastorage.MessageMetadata{}, opError(op, messageID, err)
+		return metastorage.MessageMetadata{}, opError(op, quote(messageID), err)
 	}
 	if !found {
-		return metastorage.MessageMetadata{}, opError(op, messageID, metastorage.ErrMessageNotFound)
+		return metastorage.MessageMetadata{}, opError(op, quote(messageID), metastorage.ErrMessageNotFound)
 	}
 	md, err := w.metadata()
 	if err != nil {
-		return metastorage.MessageMetadata{}, opError(op, messageID, err)
+		return metastorage.MessageMetadata{}, opError(op, quote(messageID), err)
 	}
 	return md, nil
 }
@@ -103,15 +103,15 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.Me
 // in one statement.
 func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "update"
-	if err := b.begin(ctx, op, messageID); err != nil {
+	if err := b.begin(ctx, op, quote(messageID)); err != nil {
 		return err
 	}
 	defer b.ops.RUnlock()
 	if err := checkID(messageID); err != nil {
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	}
 	if err := checkRecord(&md); err != nil {
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	}
 	next, updated := toStamp(md.NextRetry), toStamp(time.Now())
 	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
@@ -123,9 +123,9 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 	})
 	switch {
 	case err != nil:
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	case !done:
-		return opError(op, messageID, metastorage.ErrMessageNotFound)
+		return opError(op, quote(messageID), metastorage.ErrMessageNotFound)
 	}
 	return nil
 }
@@ -133,12 +133,12 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 // DeleteMeta removes the message, in one statement.
 func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 	const op = "delete"
-	if err := b.begin(ctx, op, messageID); err != nil {
+	if err := b.begin(ctx, op, quote(messageID)); err != nil {
 		return err
 	}
 	defer b.ops.RUnlock()
 	if err := checkID(messageID); err != nil {
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	}
 	var done bool
 	err := b.run(ctx, write, func() error {
@@ -146,9 +146,9 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 	})
 	switch {
 	case err != nil:
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	case !done:
-		return opError(op, messageID, metastorage.ErrMessageNotFound)
+		return opError(op, quote(messageID), metastorage.ErrMessageNotFound)
 	}
 	return nil
 }
@@ -157,16 +157,16 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 // statement that compares the state and sets it.
 func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, toState metastorage.QueueState) error {
 	const op = "move"
-	if err := b.begin(ctx, op, messageID); err != nil {
+	if err := b.begin(ctx, op, quote(messageID)); err != nil {
 		return err
 	}
 	defer b.ops.RUnlock()
 	if err := checkID(messageID); err != nil {
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	}
 	for _, s := range []metastorage.QueueState{fromState, toState} {
 		if err := checkState(s); err != nil {
-			return opError(op, messageID, err)
+			return opError(op, quote(messageID), err)
 		}
 	}
 	var (
@@ -193,7 +193,7 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 	}
 	switch {
 	case err != nil:
-		return opError(op, messageID, err)
+		return opError(op, quote(messageID), err)
 	case moved:
 		return nil
 	case state != nil && metastorage.QueueState(*state) == fromState:
@@ -208,13 +208,13 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 			return err
 		})
 		if err != nil {
-			return opError(op, messageID, fmt.Errorf("another call moved the message out of %s: %w", fromState, metastorage.ErrStateConflict))
+			return opError(op, quote(messageID), fmt.Errorf("another call moved the message out of %s: %w", fromState, metastorage.ErrStateConflict))
 		}
 	}
 	if state == nil {
-		return opError(op, messageID, fmt.Errorf("message not found, expected in state %s: %w", fromState, metastorage.ErrStateConflict))
+		return opError(op, quote(messageID), fmt.Errorf("message not found, expected in state %s: %w", fromState, metastorage.ErrStateConflict))
 	}
-	return opError(op, messageID, fmt.Errorf("message is in state %s, expected %s: %w", metastorage.QueueState(*state), fromState, metastorage.ErrStateConflict))
+	return opError(op, quote(messageID), fmt.Errorf("message is in state %s, expected %s: %w", metastorage.QueueState(*state), fromState, metastorage.ErrStateConflict))
 }
 
 // GetStateCount returns the number of messages in state, summed over the
@@ -374,7 +374,7 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 	it.page = it.page[1:]
 	md, err := w.metadata()
 	if err != nil {
-		return metastorage.MessageMetadata{}, false, opError(op, string(w.id), err)
+		return metastorage.MessageMetadata{}, false, opError(op, quote(string(w.id)), err)
 	}
 	return md, true, nil
 }
