@@ -370,3 +370,38 @@ func TestOpenWithoutCreateRight(t *testing.T) {
 		t.Errorf("StoreMeta through a role without the right to create: %v", err)
 	}
 }
+
+// TestMoveConflictAfterWait checks the text of the conflict of a
+// MoveToState that waited for another transaction to move the message: it
+// names the state the message was moved to, not the one it was in when the
+// call began.
+func TestMoveConflictAfterWait(t *testing.T) {
+	t.Parallel()
+	dsn, schema, app, b, _ := faultFixture(t)
+	const id = "msg-1"
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "UPDATE "+pgx.Identifier{schema}.Sanitize()+".messages SET state = $1 WHERE id = $2", int16(ms.StateHold), []byte(id)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- b.MoveToState(ctx, id, ms.StateIncoming, ms.StateActive) }()
+	if awaitLockWait(ctx, t, dsn, app) {
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = <-done
+	if !errors.Is(err, ms.ErrStateConflict) || !strings.Contains(err.Error(), "in state hold") {
+		t.Errorf("MoveToState from incoming after another transaction moved the message to hold: got %v, want a conflict naming hold", err)
+	}
+}

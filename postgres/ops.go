@@ -172,17 +172,10 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 	var (
 		moved bool
 		state *int16 // before the statement; nil when missing
+		err   error
 	)
-	var err error
 	if fromState == toState {
-		err = b.run(ctx, read, func() error {
-			moved, state = false, nil
-			err := b.pool.QueryRow(ctx, b.q.state, bytea(messageID)).Scan(&state)
-			if errors.Is(err, pgx.ErrNoRows) {
-				err = nil
-			}
-			return err
-		})
+		state, err = b.readState(ctx, messageID)
 		moved = err == nil && state != nil && metastorage.QueueState(*state) == fromState
 	} else {
 		updated := toStamp(time.Now())
@@ -199,15 +192,7 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 	case state != nil && metastorage.QueueState(*state) == fromState:
 		// The statement saw the message in fromState, but another call
 		// moved or deleted it before the compare: read what it did.
-		err := b.run(ctx, read, func() error {
-			state = nil
-			err := b.pool.QueryRow(ctx, b.q.state, bytea(messageID)).Scan(&state)
-			if errors.Is(err, pgx.ErrNoRows) {
-				err = nil
-			}
-			return err
-		})
-		if err != nil {
+		if state, err = b.readState(ctx, messageID); err != nil {
 			return opError(op, quote(messageID), fmt.Errorf("another call moved the message out of %s: %w", fromState, metastorage.ErrStateConflict))
 		}
 	}
@@ -217,10 +202,25 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 	return opError(op, quote(messageID), fmt.Errorf("message is in state %s, expected %s: %w", metastorage.QueueState(*state), fromState, metastorage.ErrStateConflict))
 }
 
+// readState returns the state of the message, or nil when it is missing.
+func (b *Backend) readState(ctx context.Context, messageID string) (*int16, error) {
+	var state *int16
+	err := b.run(ctx, read, func() error {
+		state = nil
+		err := b.pool.QueryRow(ctx, b.q.state, bytea(messageID)).Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		return err
+	})
+	return state, err
+}
+
 // GetStateCount returns the number of messages in state, summed over the
 // counter rows, which every Backend on the schema changes with the
-// messages. When the server cannot be reached within two seconds, or the
-// Backend is closed, it returns the count last read and logs a warning.
+// messages. When the server cannot be reached within two seconds it
+// returns the count last read and logs a warning; after Close, it returns
+// the count last read.
 func (b *Backend) GetStateCount(state metastorage.QueueState) int64 {
 	if !state.Valid() {
 		return 0
