@@ -86,7 +86,7 @@ func fill(dsn, schema string, n int) error {
 			1700000000000000 + (i * 7919 % $1) * 1000, i % 1000, 3600,
 			1700000000000000 + (i * 104729 % $1) * 1000, 0, 0,
 			'\x'::bytea, 1000 + i, i * 31 % 10, NULL, convert_to('default', 'UTF8')
-		FROM generate_series(0, $1 - 1) i`,
+		FROM generate_series(0::bigint, $1::bigint - 1) i`,
 		`UPDATE ` + s + `.counts SET n2 = $1 WHERE slot = 0`,
 	} {
 		if _, err := conn.Exec(ctx, sql, n); err != nil {
