@@ -36,6 +36,9 @@ const (
 	MaxStringBytes = 16 << 20
 )
 
+// maxIdentBytes is the longest identifier PostgreSQL keeps whole.
+const maxIdentBytes = 63
+
 // DefaultSchema is the schema a Backend works in unless WithSchema names
 // another.
 const DefaultSchema = "spoolmeta"
@@ -57,9 +60,9 @@ type config struct {
 	slots    int // counter rows per state; only for a new schema
 }
 
-// WithSchema makes the Backends work in the named schema, which they create
-// if it is missing. Queues in different schemas of one database are
-// independent.
+// WithSchema makes the Backends work in the named schema (at most 63
+// bytes), which they create if it is missing. Queues in different schemas
+// of one database are independent.
 func WithSchema(name string) Option { return func(c *config) { c.schema = name } }
 
 // WithMaxConns sets the largest number of connections each Backend opens
@@ -115,8 +118,9 @@ func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 	if f.cfg.maxConns > 0 {
 		pc.MaxConns = f.cfg.maxConns
 	}
-	if f.cfg.schema == "" {
-		return nil, errors.New("postgres: the schema name is empty")
+	if n := len(f.cfg.schema); n == 0 || n > maxIdentBytes {
+		// PostgreSQL would cut a longer name short, silently.
+		return nil, fmt.Errorf("postgres: schema name %q: %d bytes, want 1 to %d", f.cfg.schema, n, maxIdentBytes)
 	}
 	log := f.cfg.logger
 	if log == nil {

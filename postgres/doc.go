@@ -15,7 +15,9 @@
 //     contain; every byte round-trips. Times are three integers each: Unix
 //     microseconds, the nanoseconds beyond them, and the zone offset in
 //     seconds. An index on the state and each sort key, ending in the ID,
-//     serves every order of ListMessages and the iterator.
+//     serves every order of ListMessages and the iterator. Headers are
+//     encoded with their keys in order, so equal records have equal rows
+//     and a row can be compared whole in a statement's WHERE clause.
 //   - counts: a few rows of per-state counters, changed in the same
 //     statement as the message, so that GetStateCount is exact without
 //     counting rows.

@@ -405,3 +405,20 @@ func TestMoveConflictAfterWait(t *testing.T) {
 		t.Errorf("MoveToState from incoming after another transaction moved the message to hold: got %v, want a conflict naming hold", err)
 	}
 }
+
+// TestSchemaNameTooLong checks that Open refuses a schema name that
+// PostgreSQL would cut short, so that two long names cannot share a schema.
+func TestSchemaNameTooLong(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	name := strings.Repeat("s", 64)
+	b, err := postgres.NewFactory(dsn, postgres.WithSchema(name), postgres.WithLogger(quietLogger)).Open(t.Context())
+	if err == nil {
+		b.Close()
+		dropSchema(t, dsn, name[:63])
+		t.Fatalf("Open with a schema name of 64 bytes: got nil, want an error")
+	}
+	if !strings.Contains(err.Error(), "64 bytes") {
+		t.Errorf("Open with a schema name of 64 bytes: got %v, want an error that says why", err)
+	}
+}
