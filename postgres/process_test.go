@@ -236,10 +236,12 @@ func TestKilledClients(t *testing.T) {
 	schema := newSchema(t, dsn)
 	b := open(t, dsn, schema)
 	const cycles = 50
+	app := schema + "_child"
+	childDSN := dsnVar + "=" + withParam(dsn, "application_name", app)
 	allowed := make(map[string][]string) // the states each message may be in
 	for c := range cycles {
 		prefix := fmt.Sprintf("c%02d", c)
-		cmd := child(t, "work", schema, "SPOOLMETA_PG_PREFIX="+prefix)
+		cmd := child(t, "work", schema, "SPOOLMETA_PG_PREFIX="+prefix, childDSN)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.StdoutPipe()
@@ -284,6 +286,9 @@ func TestKilledClients(t *testing.T) {
 			allowed[id] = []string{prev, s}
 		}
 	}
+	// A killed process's last statement may still run at the server:
+	// wait for its sessions to end before looking.
+	awaitNoSessions(t, dsn, app)
 	want := make(map[ms.QueueState]int64)
 	for id, ok := range allowed {
 		got := stateOf(t, b, id)
@@ -295,6 +300,25 @@ func TestKilledClients(t *testing.T) {
 		}
 	}
 	checkOneState(t, b, want)
+}
+
+// awaitNoSessions returns when the server has no session named app.
+func awaitNoSessions(t *testing.T, dsn, app string) {
+	t.Helper()
+	conn, err := pgxConnect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for {
+		var n int
+		if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n); err != nil {
+			t.Fatalf("waiting for the sessions of %s to end: %v", app, err)
+		}
+		if n == 0 {
+			return
+		}
+	}
 }
 
 func slicesContains(s []string, v string) bool {
