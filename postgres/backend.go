@@ -57,7 +57,7 @@ type config struct {
 	schema   string
 	maxConns int32
 	logger   *slog.Logger
-	slots    int // counter rows per state; only for a new schema
+	slots    int // counter rows of a new schema
 }
 
 // WithSchema makes the Backends work in the named schema (at most 63
