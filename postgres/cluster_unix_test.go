@@ -223,6 +223,8 @@ type workload struct {
 	errs    int
 	allowed map[string][]string
 	errors  atomic.Int64
+
+	stopping atomic.Bool
 }
 
 func newWorkload(t *testing.T, b *postgres.Backend, prefix string) *workload {
@@ -246,7 +248,7 @@ func (w *workload) start() {
 // makes.
 func (w *workload) work(k int) {
 	states := make(map[string]string)
-	for n := 0; w.ctx.Err() == nil; n++ {
+	for n := 0; !w.stopping.Load() && w.ctx.Err() == nil; n++ {
 		id := fmt.Sprintf("%s-w%d-%d", w.prefix, k, n%perWorker)
 		cur := states[id]
 		if cur == "" {
@@ -345,9 +347,12 @@ func (w *workload) awaitAcksAfter(n int) {
 	w.await("calls to succeed again", func() bool { return w.acks >= w.mark+n*workers })
 }
 
+// stop stops the workers after their calls in progress returned: a call
+// canceled instead might leave a statement running at the server.
 func (w *workload) stop() {
-	w.cancel()
+	w.stopping.Store(true)
 	w.wg.Wait()
+	w.cancel()
 }
 
 // check checks each message against the states it may be in, and that the
