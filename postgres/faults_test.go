@@ -80,8 +80,9 @@ func faultFixture(t *testing.T, params ...string) (dsn, schema, app string, b *p
 // nothing, and leaves the Backend working.
 func TestStatementTimeout(t *testing.T) {
 	t.Parallel()
-	dsn, schema, _, b, want := faultFixture(t, "statement_timeout", "50")
+	dsn, schema, _, b, want := faultFixture(t, "statement_timeout", "300")
 	const id = "msg-1"
+	plain := open(t, dsn, schema) // checks without the timeout
 	release := lockRow(t, dsn, schema, id)
 	for _, c := range writeCalls(id) {
 		err := c.call(t.Context(), b)
@@ -94,7 +95,7 @@ func TestStatementTimeout(t *testing.T) {
 		}
 	}
 	release()
-	checkIntact(t, b, id, want, "statement timeouts")
+	checkIntact(t, plain, id, want, "statement timeouts")
 	if err := b.MoveToState(t.Context(), id, ms.StateIncoming, ms.StateActive); err != nil {
 		t.Errorf("MoveToState after the timeouts: %v", err)
 	}
