@@ -423,3 +423,51 @@ func TestSchemaNameTooLong(t *testing.T) {
 		t.Errorf("Open with a schema name of 64 bytes: got %v, want an error that says why", err)
 	}
 }
+
+// TestCountsUnderRacingWrites races stores, updates, moves and deletes of
+// the same few messages through several Backends, so that stores meet
+// concurrent creations and deletions of their message: afterwards the
+// counts match the rows.
+func TestCountsUnderRacingWrites(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	schema := newSchema(t, dsn)
+	const backends, goroutines, calls, messages = 4, 8, 150, 5
+	bs := make([]*postgres.Backend, backends)
+	for i := range bs {
+		bs[i] = open(t, dsn, schema)
+	}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			b := bs[g%backends]
+			for n := range calls {
+				id := fmt.Sprintf("msg-%d", (n*7+g)%messages)
+				s := ms.QueueState((n + g) % ms.NumStates)
+				var err error
+				switch (n + g) % 4 {
+				case 0, 1:
+					err = b.StoreMeta(t.Context(), id, ms.MessageMetadata{State: s})
+				case 2:
+					err = b.UpdateMeta(t.Context(), id, ms.MessageMetadata{State: s})
+				case 3:
+					if n%2 == 0 {
+						err = b.DeleteMeta(t.Context(), id)
+					} else {
+						err = b.MoveToState(t.Context(), id, s, (s+1)%ms.NumStates)
+					}
+				}
+				if err != nil && !errors.Is(err, ms.ErrMessageNotFound) && !errors.Is(err, ms.ErrStateConflict) {
+					t.Errorf("%s: %v", id, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := rowCounts(t, dsn, schema)
+	for _, s := range ms.States() {
+		if got := bs[0].GetStateCount(s); got != want[s] {
+			t.Errorf("GetStateCount %s: got %d, want %d (rows in the table)", s, got, want[s])
+		}
+	}
+}
