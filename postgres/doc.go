@@ -26,10 +26,11 @@
 //
 // # Guarantees
 //
-// Every call is one statement, or a read, and so one transaction: a call
-// that returns nil has been committed (durable as the server's
-// synchronous_commit setting makes it), and a message never shows in two
-// states. MoveToState is one compare-and-swap on the state.
+// Every call changes the database with one statement, and so in one
+// transaction: a call that returns nil has been committed (durable as the
+// server's synchronous_commit setting makes it), and a message never shows
+// in two states. MoveToState is one compare-and-swap on the state. A done
+// context cancels the statement at the server.
 //
 // A call that fails because the connection failed after its statement was
 // sent returns an error wrapping ErrOutcomeUnknown: the server may or may
@@ -44,9 +45,13 @@
 //
 // GetStateCount reads the counters from the server (a query on a few rows,
 // whatever the number of messages), so the count is exact across every
-// Backend on the schema. It has no error to return: when the server cannot
-// be reached within a short time, it returns the last count it read and logs
-// a warning.
+// Backend on the schema, at the cost of a round trip. It has no error to
+// return: when the server cannot be reached within two seconds, it returns
+// the last count it read and logs a warning.
+//
+// ListMessages reads a page from the index of its sort key and, without
+// Since, its total from the counters; with Since, it counts the matches,
+// which reads every row of the state.
 //
 // Updated, and Created when defaulted, are set from the clock of the
 // machine that makes the call.
