@@ -385,3 +385,97 @@ func (it *iterator) Close() error {
 	it.page = nil
 	return nil
 }
+
+var _ metastorage.CompareAndSwapBackend = (*Backend)(nil)
+
+// expectArgs returns the parameters of sameRecord for expected. A record
+// that no row can hold gets the state -1, which matches no row.
+func expectArgs(expected metastorage.MessageMetadata) []any {
+	state := int16(expected.State)
+	if !expected.State.Valid() || metastorage.CheckRecord(&expected) != nil {
+		state = -1
+	}
+	h := expected.Headers
+	if h == nil {
+		h = map[string]string{}
+	}
+	next, created, updated := toStamp(expected.NextRetry), toStamp(expected.Created), toStamp(expected.Updated)
+	return []any{state, int64(expected.Attempts), int64(expected.MaxAttempts), next.us, next.ns,
+		created.us, created.ns, updated.us, updated.ns,
+		bytea(expected.LastError), expected.Size, int64(expected.Priority), encodeHeaders(h), bytea(expected.RetryPolicyName)}
+}
+
+// UpdateMetaIf replaces the record as UpdateMeta does, only if the stored
+// record is the same as expected; see metastorage.CompareAndSwapBackend.
+// The compare and the write are one statement.
+func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, md metastorage.MessageMetadata) error {
+	const op = "update"
+	if err := b.begin(ctx, op, quote(messageID)); err != nil {
+		return err
+	}
+	defer b.ops.RUnlock()
+	if err := checkID(messageID); err != nil {
+		return opError(op, quote(messageID), err)
+	}
+	if err := checkRecord(&md); err != nil {
+		return opError(op, quote(messageID), err)
+	}
+	// The row changes only if its Updated is expected.Updated: later than
+	// that, the record replaced never matches again.
+	now := time.Now()
+	if !now.After(expected.Updated) {
+		now = expected.Updated.Add(time.Nanosecond)
+	}
+	next, updated := toStamp(md.NextRetry), toStamp(now)
+	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
+		next.us, next.ns, next.off, updated.us, updated.ns, updated.off,
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
+	return b.swap(ctx, op, messageID, expected, b.q.updateIf, append(args, expectArgs(expected)...))
+}
+
+// DeleteMetaIf removes the message only if its stored record is the same as
+// expected, in one statement; see metastorage.CompareAndSwapBackend.
+func (b *Backend) DeleteMetaIf(ctx context.Context, messageID string, expected metastorage.MessageMetadata) error {
+	const op = "delete"
+	if err := b.begin(ctx, op, quote(messageID)); err != nil {
+		return err
+	}
+	defer b.ops.RUnlock()
+	if err := checkID(messageID); err != nil {
+		return opError(op, quote(messageID), err)
+	}
+	args := []any{bytea(messageID), b.slot()}
+	return b.swap(ctx, op, messageID, expected, b.q.deleteIf, append(args, expectArgs(expected)...))
+}
+
+// swap runs the compare-and-swap statement sql and returns the conflict it
+// met, if any.
+func (b *Backend) swap(ctx context.Context, op, messageID string, expected metastorage.MessageMetadata, sql string, args []any) error {
+	var (
+		done  bool
+		state *int16 // before the statement; nil when missing
+		us    *int64
+		ns    *int16
+		same  bool // the row before the statement matched expected
+	)
+	err := b.run(ctx, write, func() error {
+		return b.pool.QueryRow(ctx, sql, args...).Scan(&done, &state, &us, &ns, &same)
+	})
+	switch {
+	case err != nil:
+		return opError(op, quote(messageID), err)
+	case done:
+		return nil
+	case state == nil:
+		return opError(op, quote(messageID), fmt.Errorf("message not found in state %s: %w", expected.State, metastorage.ErrStateConflict))
+	case metastorage.QueueState(*state) != expected.State:
+		return opError(op, quote(messageID), fmt.Errorf("message is in state %s, expected %s: %w", metastorage.QueueState(*state), expected.State, metastorage.ErrStateConflict))
+	}
+	if same {
+		// Another call changed or deleted the row between the
+		// statement's snapshot and its compare.
+		return opError(op, quote(messageID), fmt.Errorf("another call changed or deleted the message since it was read: %w", metastorage.ErrStateConflict))
+	}
+	was := stamp{us: *us, ns: *ns}.time()
+	return opError(op, quote(messageID), fmt.Errorf("record changed since it was read (updated %s): %w", was.Format(time.RFC3339Nano), metastorage.ErrStateConflict))
+}

@@ -153,6 +153,7 @@ const columns = `id, state, attempts, max_attempts,
 // queries holds the statements of one schema.
 type queries struct {
 	store, update, delete, move, state, get, page, counts string
+	updateIf, deleteIf                                    string
 	list, listSince                                       map[listKey]string
 }
 
@@ -193,6 +194,21 @@ func stateCount(c string) string {
 	}
 	b.WriteString(" END), 0)::bigint FROM " + c + ")")
 	return b.String()
+}
+
+// sameRecord is the condition that a row holds the record whose fields
+// are the parameters from $first on, as expectArgs gives them: times
+// compare as instants, whatever their offsets, and NULL headers as an empty
+// map.
+func sameRecord(first int) string {
+	cols := []string{"state", "attempts", "max_attempts", "next_retry_us", "next_retry_ns",
+		"created_us", "created_ns", "updated_us", "updated_ns",
+		"last_error", "size", "priority", "coalesce(headers, '\\x00'::bytea)", "retry_policy"}
+	conds := make([]string, len(cols))
+	for i, col := range cols {
+		conds[i] = fmt.Sprintf("%s = $%d", col, first+i)
+	}
+	return "(" + strings.Join(conds, " AND ") + ")"
 }
 
 func newQueries(schema string) queries {
@@ -266,6 +282,35 @@ func newQueries(schema string) queries {
 		WHERE slot = $7
 	)
 	SELECT EXISTS (SELECT FROM mv), (SELECT state FROM ` + m + ` WHERE id = $1)`
+
+	// The compare-and-swaps return, after whether they changed the row,
+	// the state and Updated of the row before the statement and whether it
+	// matched, for the text of a conflict only.
+	before := func(first int) string {
+		return `, coalesce(o.id IS NOT NULL AND ` + sameRecord(first) + `, false) FROM (SELECT) one LEFT JOIN ` + m + ` o ON o.id = $1`
+	}
+	q.updateIf = `WITH upd AS (
+		UPDATE ` + m + ` SET state = $2, attempts = $3, max_attempts = $4,
+			next_retry_us = $5, next_retry_ns = $6, next_retry_off = $7,
+			updated_us = $8, updated_ns = $9, updated_off = $10,
+			last_error = $11, size = $12, priority = $13, headers = $14, retry_policy = $15
+		WHERE id = $1 AND ` + sameRecord(17) + `
+		RETURNING 1
+	), cnt AS (
+		UPDATE ` + c + ` SET ` + deltas + `
+		FROM (SELECT $17::smallint AS o, $2::smallint AS s FROM upd) d
+		WHERE slot = $16 AND d.o IS DISTINCT FROM d.s
+	)
+	SELECT EXISTS (SELECT FROM upd), o.state, o.updated_us, o.updated_ns` + before(17)
+
+	q.deleteIf = `WITH del AS (
+		DELETE FROM ` + m + ` WHERE id = $1 AND ` + sameRecord(3) + ` RETURNING state
+	), cnt AS (
+		UPDATE ` + c + ` SET ` + deltas + `
+		FROM (SELECT state AS o, NULL::smallint AS s FROM del) d
+		WHERE slot = $2
+	)
+	SELECT EXISTS (SELECT FROM del), o.state, o.updated_us, o.updated_ns` + before(3)
 
 	q.state = `SELECT state FROM ` + m + ` WHERE id = $1`
 	q.get = `SELECT ` + columns + ` FROM ` + m + ` WHERE id = $1`
