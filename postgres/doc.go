@@ -29,8 +29,12 @@
 // Every call changes the database with one statement, and so in one
 // transaction: a call that returns nil has been committed (durable as the
 // server's synchronous_commit setting makes it), and a message never shows
-// in two states. MoveToState is one compare-and-swap on the state. A done
-// context cancels the statement at the server.
+// in two states. MoveToState is one compare-and-swap on the state. The
+// Backend is a metastorage.CompareAndSwapBackend: UpdateMetaIf and
+// DeleteMetaIf are each one statement whose WHERE clause compares the
+// stored row with the expected record, so the changes the spoolmeta tool
+// makes beside a running queue are one statement each. A done context
+// cancels the statement at the server.
 //
 // A call that fails because the connection failed after its statement was
 // sent returns an error wrapping ErrOutcomeUnknown: the server may or may
