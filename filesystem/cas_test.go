@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -29,7 +30,7 @@ func TestUpdateAndDeleteIn(t *testing.T) {
 	if err := b.DeleteMetaIn(ctx, "m", metastorage.StateActive); !errors.Is(err, metastorage.ErrStateConflict) {
 		t.Errorf("DeleteMetaIn from the wrong state = %v, want ErrStateConflict", err)
 	}
-	if after, _ := b.GetMeta(ctx, "m"); !sameRecord(after, before) {
+	if after, _ := b.GetMeta(ctx, "m"); !spooltest.SameRecord(after, before) {
 		t.Errorf("failed compare-and-swaps changed the message: %+v, was %+v", after, before)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -263,7 +264,7 @@ func putStrayTemp(t *testing.T, mem *vfs.Mem, b *Backend, id, tmp string) {
 	}
 	md.Attempts = 99
 	md.Updated = md.Updated.Add(time.Nanosecond)
-	data, err := encode(&md)
+	data, err := codec.Encode(&md)
 	if err != nil {
 		t.Fatal(err)
 	}

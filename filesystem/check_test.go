@@ -12,6 +12,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -100,12 +101,12 @@ func TestCheckDuplicateTie(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.field != tc.stored {
-				md, err := decode(data)
+				md, err := codec.Decode(data)
 				if err != nil {
 					t.Fatal(err)
 				}
 				md.State = tc.field
-				if data, err = encode(&md); err != nil {
+				if data, err = codec.Encode(&md); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.WriteFile(src, data, 0o644); err != nil {
@@ -140,7 +141,7 @@ func TestCheckDuplicateTie(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rec, err := decode(raw); err != nil || rec.State != tc.kept {
+			if rec, err := codec.Decode(raw); err != nil || rec.State != tc.kept {
 				t.Errorf("kept copy's State field = %v (%v), want %v", rec.State, err, tc.kept)
 			}
 			if again, err := b.Check(ctx, false); err != nil || len(again) != 0 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -516,7 +517,7 @@ func TestRecoverySyncsTheRecordItPutsInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 			md.LastError, md.Updated = "in flight", md.Updated.Add(time.Second)
-			data, err := encode(&md)
+			data, err := codec.Encode(&md)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -817,7 +818,7 @@ func TestReplaySyncsJournalFirst(t *testing.T) {
 		t.Fatalf("no journal: %v", err)
 	}
 	md := metastorage.MessageMetadata{ID: "m", State: inc, LastError: "unsynced"}
-	data, err := encode(&md)
+	data, err := codec.Encode(&md)
 	if err != nil {
 		t.Fatal(err)
 	}

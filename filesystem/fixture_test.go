@@ -6,12 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
-
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -66,7 +65,7 @@ func TestReadCleanFixture(t *testing.T) {
 			t.Errorf("GetMeta(%s): %v", w.ID, err)
 			continue
 		}
-		if !sameRecord(got, w) {
+		if !spooltest.SameRecord(got, w) {
 			t.Errorf("GetMeta(%s):\n got %+v\nwant %+v", w.ID, got, w)
 		}
 		if got.Headers == nil && w.Headers != nil {
@@ -84,24 +83,6 @@ func TestReadCleanFixture(t *testing.T) {
 			t.Errorf("GetStateCount(%s) = %d, want 1", s, n)
 		}
 	}
-}
-
-// sameRecord compares records field by field, times by instant and zone
-// offset.
-func sameRecord(a, b metastorage.MessageMetadata) bool {
-	for _, p := range [][2]time.Time{{a.NextRetry, b.NextRetry}, {a.Created, b.Created}, {a.Updated, b.Updated}} {
-		_, oa := p[0].Zone()
-		_, ob := p[1].Zone()
-		if !p[0].Equal(p[1]) || oa != ob {
-			return false
-		}
-	}
-	a.NextRetry, a.Created, a.Updated = time.Time{}, time.Time{}, time.Time{}
-	b.NextRetry, b.Created, b.Updated = time.Time{}, time.Time{}, time.Time{}
-	if len(a.Headers) == 0 && len(b.Headers) == 0 {
-		a.Headers, b.Headers = nil, nil
-	}
-	return reflect.DeepEqual(a, b)
 }
 
 func TestRecoverCrashedFixture(t *testing.T) {
@@ -162,7 +143,7 @@ func TestRecoverCrashedFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := decode(raw)
+	rec, err := codec.Decode(raw)
 	if err != nil || rec.State != metastorage.StateHold {
 		t.Errorf("hold/held-42.json State field = %v, %v; want rewritten to hold", rec.State, err)
 	}

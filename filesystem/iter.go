@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -325,10 +326,10 @@ func (ra *readAhead) read(r *aheadRead, bp *[]byte) {
 	fi, err := f.Stat()
 	var data []byte
 	if err == nil {
-		data, err = readFile(f, fi, bp)
+		data, err = codec.ReadFile(f, fi, bp)
 	}
 	if err == nil {
-		r.md, err = decode(data)
+		r.md, err = codec.Decode(data)
 	}
 	if err != nil {
 		f.Close()

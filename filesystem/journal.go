@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -608,8 +609,7 @@ func (b *Backend) sameContents(path string, data []byte) (bool, error) {
 	defer f.Close()
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
-	got, err := readAll(f, (*bp)[:0])
-	*bp = got[:0]
+	got, err := codec.ReadFile(f, nil, bp)
 	if err != nil {
 		return false, nil // damaged or oversized: not the record
 	}

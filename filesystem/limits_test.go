@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -20,7 +21,7 @@ func TestRecordSizeBoundary(t *testing.T) {
 	fixed := time.Date(2026, 1, 2, 3, 4, 5, 123456788, time.UTC) // nine digits, also one ns later: Updated's length is known
 	record := func(id string, size int) metastorage.MessageMetadata {
 		md := metastorage.MessageMetadata{ID: id, State: metastorage.StateDeferred, Created: fixed, Updated: fixed}
-		base, err := encode(&md)
+		base, err := codec.Encode(&md)
 		if err != nil {
 			t.Fatal(err)
 		}

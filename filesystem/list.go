@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -327,7 +328,7 @@ func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file st
 	switch {
 	case isNotExist(err):
 		return metastorage.MessageMetadata{}, false, nil
-	case errors.Is(err, errCorrupt):
+	case errors.Is(err, codec.ErrCorrupt):
 		b.log.Warn("skipping file that is not valid metadata; recovery moves it to corrupt/", "err", err)
 		return metastorage.MessageMetadata{}, false, nil
 	case isUnreadable(err):

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -171,7 +172,7 @@ func TestListSeesUncountedFiles(t *testing.T) {
 	}
 	checkByPriority(t, b, listByPriority(t, b))
 	md := metastorage.MessageMetadata{ID: "by-hand", State: metastorage.StateDeferred, Priority: 99}
-	data, err := encode(&md)
+	data, err := codec.Encode(&md)
 	if err != nil {
 		t.Fatal(err)
 	}

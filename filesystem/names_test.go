@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -174,7 +175,7 @@ func storeByOther(t *testing.T, mem *vfs.Mem, _ *Backend, id string) {
 func writeByHand(t *testing.T, mem *vfs.Mem, s metastorage.QueueState, id string) {
 	t.Helper()
 	md := metastorage.MessageMetadata{ID: id, State: s, Created: time.Now(), Updated: time.Now()}
-	data, err := encode(&md)
+	data, err := codec.Encode(&md)
 	if err != nil {
 		t.Fatal(err)
 	}

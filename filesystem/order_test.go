@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -61,7 +62,7 @@ func TestRecoveryDoesNotResurrect(t *testing.T) {
 	}
 	defer b.Close()
 	md := metastorage.MessageMetadata{ID: "gone", State: metastorage.StateActive}
-	data, err := encode(&md)
+	data, err := codec.Encode(&md)
 	if err != nil {
 		t.Fatal(err)
 	}

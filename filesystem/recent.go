@@ -3,6 +3,7 @@ package filesystem
 import (
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -46,7 +47,7 @@ func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
 	if !ok || !c.unchanged(rec.state, stripe, rec.counter) || r.now().Sub(rec.written) >= recentTTL {
 		return found{}, false
 	}
-	md, err := decode(rec.data)
+	md, err := codec.Decode(rec.data)
 	if err != nil { // it was encoded by this Backend
 		delete(r.stripes[stripe], file)
 		return found{}, false

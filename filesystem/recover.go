@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -336,7 +337,7 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 	case isUnreadable(err):
 		sc.unreadable(s, n, err)
 		return nil
-	case errors.Is(err, errCorrupt):
+	case errors.Is(err, codec.ErrCorrupt):
 		return sc.locked(n, func() error { return sc.corrupt(s, n) })
 	case err != nil:
 		return fmt.Errorf("recover: %w", err)
@@ -579,7 +580,7 @@ func (sc *scanner) notRegular(s metastorage.QueueState, file string) error {
 func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
 	path := sc.b.path(s, file)
 	_, err := readRecord(sc.b.fs, path)
-	if !errors.Is(err, errCorrupt) {
+	if !errors.Is(err, codec.ErrCorrupt) {
 		return nil // rewritten or moved meanwhile
 	}
 	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file, true)
@@ -749,7 +750,7 @@ func (sc *scanner) duplicate(file string) error {
 			copies = append(copies, replica{s, md})
 		case isUnreadable(err):
 			unreadable = append(unreadable, s)
-		case !isNotExist(err) && !errors.Is(err, errCorrupt):
+		case !isNotExist(err) && !errors.Is(err, codec.ErrCorrupt):
 			return fmt.Errorf("recover: %w", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -62,7 +63,7 @@ func scaleDir(b *testing.B, n int) string {
 				md := benchRecord(metastorage.StateDeferred)
 				md.Created = base.Add(time.Duration((i*7919)%n) * time.Second)
 				md.Updated = md.Created
-				data, err := encode(&md)
+				data, err := codec.Encode(&md)
 				if err == nil {
 					err = os.WriteFile(filepath.Join(dir, "deferred", fmt.Sprintf("seed-%07d.json", i)), data, 0o644)
 				}

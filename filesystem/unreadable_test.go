@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -70,7 +71,7 @@ func newUnreadableEnv(t *testing.T, mode Mode) *unreadableEnv {
 	}
 	// u is written by hand, as by another user: no Backend knows its record.
 	u := metastorage.MessageMetadata{ID: "u", State: metastorage.StateHold, Created: base, Updated: base}
-	data, err := encode(&u)
+	data, err := codec.Encode(&u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +219,7 @@ func TestUnreadableBesideCopies(t *testing.T) {
 	for _, repair := range []bool{false, true} {
 		e := newUnreadableEnv(t, Standard)
 		u := metastorage.MessageMetadata{ID: "u", State: metastorage.StateActive, Updated: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
-		data, err := encode(&u)
+		data, err := codec.Encode(&u)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -325,7 +326,7 @@ func (b *Backend) probe(file string, s metastorage.QueueState, wrote []byte) (f 
 	case err == nil:
 		b.hints.set(nameHash(file), s)
 		return found{ok: true, state: s, md: md, mine: mine}, true, nil
-	case errors.Is(err, errCorrupt):
+	case errors.Is(err, codec.ErrCorrupt):
 		return found{ok: true, state: s, err: err}, true, nil
 	case !isNotExist(err):
 		return found{}, true, err
@@ -352,7 +353,7 @@ func (b *Backend) stamp(prev time.Time) time.Time {
 // was. If the directory has a journal, the change is durable once its
 // record is, and the files are not synced.
 func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMetadata) error {
-	data, err := encode(&md)
+	data, err := codec.Encode(&md)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -619,7 +620,7 @@ func (b *Backend) restore(file string, cur found, now metastorage.QueueState) er
 		return fmt.Errorf("the previous record was not valid metadata: %w", cur.err)
 	}
 	md := cur.md
-	data, err := encode(&md)
+	data, err := codec.Encode(&md)
 	if err != nil {
 		return err
 	}

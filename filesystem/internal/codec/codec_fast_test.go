@@ -1,4 +1,4 @@
-package filesystem
+package codec
 
 import (
 	"bytes"
@@ -9,11 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
 func benchCodecRecord() metastorage.MessageMetadata {
-	md := benchRecord(metastorage.StateDeferred)
+	md := metastorage.MessageMetadata{
+		State: metastorage.StateDeferred, Attempts: 1, MaxAttempts: 5, Size: 4096, Priority: 5,
+		LastError:       "451 4.7.1 greylisted, try again later",
+		RetryPolicyName: "smtp-default",
+		Headers: map[string]string{
+			"from": "sender@example.com", "to": "recipient@example.org", "subject": "Invoice 2026-11",
+		},
+	}
 	md.ID = "bench-00000042"
 	md.NextRetry = time.Date(2026, 1, 1, 0, 0, 42, 0, time.UTC)
 	md.Created = time.Date(2026, 1, 1, 3, 4, 5, 0, time.UTC)
@@ -23,14 +31,14 @@ func benchCodecRecord() metastorage.MessageMetadata {
 
 func BenchmarkDecode(b *testing.B) {
 	md := benchCodecRecord()
-	data, err := encode(&md)
+	data, err := Encode(&md)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decode(data); err != nil {
+		if _, err := Decode(data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -40,7 +48,7 @@ func BenchmarkEncode(b *testing.B) {
 	md := benchCodecRecord()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := encode(&md); err != nil {
+		if _, err := Encode(&md); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -69,14 +77,14 @@ func identical(a, b metastorage.MessageMetadata) bool {
 // encoding/json accepts, and decodes it to the same record: either it
 // gives up, or encoding/json gives the same record without error.
 func FuzzDecodeFast(f *testing.F) {
-	for _, data := range fixtureFiles(f) {
+	for _, data := range spooltest.FixtureFiles(f) {
 		f.Add(data)
 	}
-	for _, data := range fuzzSeeds() {
+	for _, data := range spooltest.Seeds() {
 		f.Add(data)
 	}
 	md := benchCodecRecord()
-	compact, err := encode(&md)
+	compact, err := Encode(&md)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -117,7 +125,7 @@ func FuzzDecodeFast(f *testing.F) {
 func TestDecodeFastTakesTheUsualFiles(t *testing.T) {
 	md := benchCodecRecord()
 	md.LastError = "550 5.1.1 <rcpt@example.com>: \"user unknown\" & more\n\tdetail é"
-	compact, err := encode(&md)
+	compact, err := Encode(&md)
 	if err != nil {
 		t.Fatal(err)
 	}
