@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -377,7 +378,7 @@ func (b *Backend) undoReplaced(op, id, file string, cur found, now metastorage.Q
 	err := b.rollback(op, id, file, cur, now, cause)
 	if j != nil {
 		s := now
-		if kind == kindDelete {
+		if kind == wal.KindDelete {
 			s = 0
 		}
 		err = undone(err, b.undo(j, kind, s, file, data))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -823,7 +824,7 @@ func TestReplaySyncsJournalFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	// p appends, unsynced, and is killed before its exchange.
-	if err := p.appendToJournal(j, kindPut, inc, fileOf(t, "m"), data); err != nil {
+	if err := p.appendToJournal(j, wal.KindPut, inc, fileOf(t, "m"), data); err != nil {
 		t.Fatal(err)
 	}
 	var fail atomic.Bool

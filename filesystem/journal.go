@@ -3,10 +3,8 @@ package filesystem
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"path/filepath"
 	"slices"
@@ -14,8 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
-	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -62,19 +60,6 @@ const journalName = ".journal"
 // it runs a checkpoint.
 const journalLimit = 8 << 20
 
-// A record: magic, body length, CRC-32C of the body, then the body: kind,
-// state, file name length (2 bytes), file name and, for a put, the file's
-// contents. A voided record has voidMagic in place of its magic.
-const (
-	recordMagic  = 0x534d4a31 // "SMJ1"
-	voidMagic    = 0x534d4a30 // "SMJ0"
-	recordHeader = 12
-	kindPut      = 'P'
-	kindDelete   = 'D'
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // journal is a Backend's handle on its directory's journal.
 type journal struct {
 	path     string
@@ -84,122 +69,6 @@ type journal struct {
 }
 
 var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// appendRecord appends one record to buf.
-func appendRecord(buf []byte, kind byte, s metastorage.QueueState, file string, data []byte) []byte {
-	start := len(buf)
-	buf = binary.BigEndian.AppendUint32(buf, recordMagic)
-	buf = append(buf, make([]byte, 8)...)
-	body := len(buf)
-	buf = append(buf, kind, byte(s))
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(file)))
-	buf = append(buf, file...)
-	buf = append(buf, data...)
-	binary.BigEndian.PutUint32(buf[start+4:], uint32(len(buf)-body))
-	binary.BigEndian.PutUint32(buf[start+8:], crc32.Checksum(buf[body:], castagnoli))
-	return buf
-}
-
-// record is a parsed journal record.
-type record struct {
-	kind  byte
-	state metastorage.QueueState
-	file  string
-	data  []byte // the file's contents, for a put
-	void  bool   // voided: its change failed
-}
-
-// parseRecord parses the record at the start of buf and returns it and its
-// length, or ok false if no valid record starts there.
-func parseRecord(buf []byte) (r record, n int, ok bool) {
-	if len(buf) < recordHeader {
-		return r, 0, false
-	}
-	switch binary.BigEndian.Uint32(buf) {
-	case recordMagic:
-	case voidMagic:
-		r.void = true
-	default:
-		return r, 0, false
-	}
-	size := binary.BigEndian.Uint32(buf[4:])
-	if size < 4 || uint64(size) > uint64(len(buf)-recordHeader) {
-		return r, 0, false
-	}
-	body := buf[recordHeader : recordHeader+int(size)]
-	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(buf[8:]) {
-		return r, 0, false
-	}
-	r.kind, r.state = body[0], metastorage.QueueState(body[1])
-	nameLen := int(binary.BigEndian.Uint16(body[2:]))
-	if 4+nameLen > len(body) || (r.kind != kindPut && r.kind != kindDelete) || !r.state.Valid() {
-		return r, 0, false
-	}
-	r.file = string(body[4 : 4+nameLen])
-	r.data = body[4+nameLen:]
-	if _, ok := name.Decode(r.file); !ok {
-		return r, 0, false
-	}
-	return r, recordHeader + int(size), true
-}
-
-// parseJournal returns the last record of each message in buf, in the order
-// of those records, and the number of bytes it skipped as damaged.
-func parseJournal(buf []byte) (last []record, skipped int) {
-	at := make(map[string]int)
-	skipped = walkJournal(buf, func(r record, _, _ int) {
-		if i, seen := at[r.file]; seen {
-			last[i].kind = 0 // superseded
-		}
-		at[r.file] = len(last)
-		last = append(last, r)
-	})
-	return slices.DeleteFunc(last, func(r record) bool { return r.kind == 0 }), skipped
-}
-
-// walkJournal calls fn with each valid record in buf that is not void, its
-// offset and its length, and returns the number of bytes it skipped as
-// damaged. After a damaged record (a torn append, or one cut short by a
-// full disk) it goes on at the next place a valid record starts.
-func walkJournal(buf []byte, fn func(r record, off, n int)) (skipped int) {
-	for off := 0; off < len(buf); {
-		r, n, ok := parseRecord(buf[off:])
-		if !ok {
-			next := indexMagic(buf[off+1:])
-			if next < 0 {
-				return skipped + len(buf) - off
-			}
-			skipped += next + 1
-			off += next + 1
-			continue
-		}
-		if !r.void {
-			fn(r, off, n)
-		}
-		off += n
-	}
-	return skipped
-}
-
-// indexMagic returns the index of the first record magic in buf, void or
-// not, or -1.
-func indexMagic(buf []byte) int {
-	for i := 0; ; {
-		j := bytes.Index(buf[i:], recordMagicBytes[:3])
-		if j < 0 || i+j+3 >= len(buf) {
-			return -1
-		}
-		if c := buf[i+j+3]; c == recordMagicBytes[3] || c == voidMagicBytes[3] {
-			return i + j
-		}
-		i += j + 1
-	}
-}
-
-var (
-	recordMagicBytes = binary.BigEndian.AppendUint32(nil, recordMagic)
-	voidMagicBytes   = binary.BigEndian.AppendUint32(nil, voidMagic)
-)
 
 // journalChange appends the record of a change of the message whose file
 // name is file to the journal and, unless the Backend is in Performance
@@ -226,7 +95,7 @@ func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState,
 // appendToJournal appends a record to the journal, in one write.
 func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
 	bp := recordBufs.Get().(*[]byte)
-	buf := appendRecord((*bp)[:0], kind, s, file, data)
+	buf := wal.Append((*bp)[:0], kind, s, file, data)
 	_, err := j.f.Write(buf)
 	*bp = buf[:0]
 	recordBufs.Put(bp)
@@ -259,9 +128,9 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 // that writes in place (ext4, XFS, tmpfs): a full disk cannot stop it, as
 // it would an appended record undoing the change.
 func (b *Backend) undo(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
-	off, err := b.findRecord(j, appendRecord(nil, kind, s, file, data))
+	off, err := b.findRecord(j, wal.Append(nil, kind, s, file, data))
 	if err == nil {
-		err = b.fs.Overwrite(j.path, off, voidMagicBytes)
+		err = b.fs.Overwrite(j.path, off, wal.VoidMagic())
 	}
 	if err == nil {
 		b.stats.journalSyncRequests.Add(1)
@@ -286,10 +155,10 @@ func (b *Backend) findRecord(j *journal, rec []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	want, _, _ := parseRecord(rec)
+	want, _, _ := wal.ParseRecord(rec)
 	at := -1
-	walkJournal(buf, func(r record, off, n int) {
-		if r.file == want.file {
+	wal.Walk(buf, func(r wal.Record, off, n int) {
+		if r.File == want.File {
 			at = off
 			if !bytes.Equal(buf[off:off+n], rec) {
 				at = -1
@@ -502,7 +371,7 @@ func (b *Backend) replay(j *journal) error {
 	if err != nil {
 		return fmt.Errorf("replay journal: %w", err)
 	}
-	records, skipped := parseJournal(buf)
+	records, skipped := wal.Parse(buf)
 	if skipped > 0 {
 		b.log.Warn("journal has damaged records, skipped; they were never acknowledged", "path", j.path, "bytes", skipped)
 	}
@@ -523,10 +392,10 @@ func (b *Backend) replay(j *journal) error {
 // the message. It puts r's copy in place before it removes the others, so
 // that a replay cut off between the two leaves the message in two states,
 // which the next replay or recovery resolves, and never in none.
-func (b *Backend) applyRecord(r record) error {
+func (b *Backend) applyRecord(r wal.Record) error {
 	keep := nowhere
-	if r.kind == kindPut {
-		keep = r.state
+	if r.Kind == wal.KindPut {
+		keep = r.State
 		if err := b.placeRecord(r); err != nil {
 			return err
 		}
@@ -535,7 +404,7 @@ func (b *Backend) applyRecord(r record) error {
 		if s == keep {
 			continue
 		}
-		path := b.path(s, r.file)
+		path := b.path(s, r.File)
 		fi, err := b.fs.Lstat(path)
 		if isNotExist(err) {
 			continue
@@ -544,7 +413,7 @@ func (b *Backend) applyRecord(r record) error {
 			return err
 		}
 		if !fi.Mode().IsRegular() {
-			if _, err := b.moveToCorrupt(s, r.file, false); err != nil {
+			if _, err := b.moveToCorrupt(s, r.File, false); err != nil {
 				return err
 			}
 			continue
@@ -552,19 +421,19 @@ func (b *Backend) applyRecord(r record) error {
 		if err := b.fs.Remove(path); err != nil {
 			return err
 		}
-		b.counts.set(s, r.file, false, -1)
+		b.counts.set(s, r.File, false, -1)
 		b.stats.recoveryActions.Add(1)
 	}
 	if keep == nowhere {
-		b.hints.forget(nameHash(r.file))
+		b.hints.forget(nameHash(r.File))
 	}
 	return nil
 }
 
 // placeRecord makes the message's file in r's state hold r's contents.
-func (b *Backend) placeRecord(r record) error {
-	h := nameHash(r.file)
-	dst := b.path(r.state, r.file)
+func (b *Backend) placeRecord(r wal.Record) error {
+	h := nameHash(r.File)
+	dst := b.path(r.State, r.File)
 	fi, err := b.fs.Lstat(dst)
 	exists := err == nil
 	switch {
@@ -572,30 +441,30 @@ func (b *Backend) placeRecord(r record) error {
 	case err != nil:
 		return err
 	case !fi.Mode().IsRegular():
-		if _, err := b.moveToCorrupt(r.state, r.file, false); err != nil {
+		if _, err := b.moveToCorrupt(r.State, r.File, false); err != nil {
 			return err
 		}
 		exists = false
 	default:
-		if same, err := b.sameContents(dst, r.data); err != nil || same {
-			b.hints.set(h, r.state)
+		if same, err := b.sameContents(dst, r.Data); err != nil || same {
+			b.hints.set(h, r.State)
 			return err
 		}
 	}
-	tmp, err := b.writeTemp(r.state, r.file, r.data, false)
+	tmp, err := b.writeTemp(r.State, r.File, r.Data, false)
 	if err != nil {
 		return err
 	}
 	if exists {
 		err = b.replace(tmp, dst, false) // the journal has the record
 	} else {
-		err = b.placeNew(tmp, r.state, r.file)
+		err = b.placeNew(tmp, r.State, r.File)
 	}
 	if err != nil {
 		b.removeTemp(tmp)
 		return err
 	}
-	b.hints.set(h, r.state)
+	b.hints.set(h, r.State)
 	b.stats.recoveryActions.Add(1)
 	return nil
 }

@@ -1,7 +1,6 @@
 package filesystem
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -14,93 +13,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
-
-func testRecord(kind byte, s metastorage.QueueState, file, data string) []byte {
-	return appendRecord(nil, kind, s, file, []byte(data))
-}
-
-func TestParseJournal(t *testing.T) {
-	a1 := testRecord(kindPut, stIncoming, "a.json", `{"ID":"a","State":0}`)
-	a2 := testRecord(kindPut, stActive, "a.json", `{"ID":"a","State":1}`)
-	b1 := testRecord(kindPut, stDeferred, "b.json", `{"ID":"b","State":2}`)
-	bDel := testRecord(kindDelete, 0, "b.json", "")
-	badCRC := slices.Clone(b1)
-	badCRC[len(badCRC)-1] ^= 1
-	badName := testRecord(kindPut, stIncoming, "../x.json", "{}")
-	badState := testRecord(kindPut, metastorage.QueueState(9), "c.json", "{}")
-	badKind := testRecord('X', stIncoming, "c.json", "{}")
-	a2Void := slices.Concat(voidMagicBytes, a2[len(voidMagicBytes):])
-	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
-	type want struct {
-		kind  byte
-		state metastorage.QueueState
-		file  string
-	}
-	tests := []struct {
-		name    string
-		journal []byte
-		want    []want
-		skipped int
-	}{
-		{"empty", nil, nil, 0},
-		{"two messages", cat(a1, b1), []want{{kindPut, stIncoming, "a.json"}, {kindPut, stDeferred, "b.json"}}, 0},
-		{"last record wins, in its place", cat(a1, b1, a2), []want{{kindPut, stDeferred, "b.json"}, {kindPut, stActive, "a.json"}}, 0},
-		{"deletion", cat(b1, a1, bDel), []want{{kindPut, stIncoming, "a.json"}, {kindDelete, 0, "b.json"}}, 0},
-		{"torn tail", cat(a1, b1[:len(b1)-3]), []want{{kindPut, stIncoming, "a.json"}}, len(b1) - 3},
-		{"torn record followed by others", cat(a1[:7], b1, a2), []want{{kindPut, stDeferred, "b.json"}, {kindPut, stActive, "a.json"}}, 7},
-		{"torn header", cat(a1[:3], b1), []want{{kindPut, stDeferred, "b.json"}}, 3},
-		{"zeros between", cat(a1, make([]byte, 100), b1), []want{{kindPut, stIncoming, "a.json"}, {kindPut, stDeferred, "b.json"}}, 100},
-		{"bad checksum", cat(a1, badCRC), []want{{kindPut, stIncoming, "a.json"}}, len(badCRC)},
-		{"bad name", cat(badName, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badName)},
-		{"bad state", cat(badState, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badState)},
-		{"bad kind", cat(badKind, a1), []want{{kindPut, stIncoming, "a.json"}}, len(badKind)},
-		{"void record, the one before stands", cat(a1, b1, a2Void), []want{{kindPut, stIncoming, "a.json"}, {kindPut, stDeferred, "b.json"}}, 0},
-		{"void record after a torn one", cat(b1[:7], a2Void, a1), []want{{kindPut, stIncoming, "a.json"}}, 7},
-		{"void only", a2Void, nil, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			records, skipped := parseJournal(tt.journal)
-			var got []want
-			for _, r := range records {
-				got = append(got, want{r.kind, r.state, r.file})
-			}
-			if !slices.Equal(got, tt.want) || skipped != tt.skipped {
-				t.Errorf("parseJournal = %v, skipped %d; want %v, skipped %d", got, skipped, tt.want, tt.skipped)
-			}
-		})
-	}
-}
-
-// FuzzParseJournal checks that any journal parses without panicking into
-// valid records, each of which is in the input as it would be written.
-func FuzzParseJournal(f *testing.F) {
-	f.Add(testRecord(kindPut, stIncoming, "a.json", `{"ID":"a"}`))
-	f.Add(append(testRecord(kindDelete, 0, "a.json", ""), testRecord(kindPut, stHold, "b.json", "{}")[:9]...))
-	f.Fuzz(func(t *testing.T, journal []byte) {
-		records, skipped := parseJournal(journal)
-		if skipped < 0 || skipped > len(journal) {
-			t.Fatalf("skipped %d of %d bytes", skipped, len(journal))
-		}
-		seen := map[string]bool{}
-		for _, r := range records {
-			if seen[r.file] {
-				t.Fatalf("two records for %s", r.file)
-			}
-			seen[r.file] = true
-			if _, ok := name.Decode(r.file); !ok || !r.state.Valid() || (r.kind != kindPut && r.kind != kindDelete) {
-				t.Fatalf("invalid record %+v", r)
-			}
-			if !bytes.Contains(journal, appendRecord(nil, r.kind, r.state, r.file, r.data)) {
-				t.Fatalf("record %+v is not in the input", r)
-			}
-		}
-	})
-}
 
 // hybridOnMem opens a Hybrid-mode backend on a fresh Mem layout.
 func hybridOnMem(t *testing.T, limit int64, onCheckpoint func()) (*Backend, *vfs.Mem) {
@@ -161,7 +77,7 @@ func TestJournalReplayAfterPowerLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	torn := testRecord(kindPut, stHold, "c.json", `{"ID":"c","State":3}`)
+	torn := wal.Append(nil, wal.KindPut, stHold, "c.json", []byte(`{"ID":"c","State":3}`))
 	if _, err := jf.Write(torn[:len(torn)-4]); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -188,13 +189,13 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	if j != nil {
-		if err := b.journalChange(j, kindDelete, 0, file, nil); err != nil {
+		if err := b.journalChange(j, wal.KindDelete, 0, file, nil); err != nil {
 			return fmt.Errorf("%s %s: %w", op, id, err)
 		}
 	}
 	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
 		if j != nil {
-			err = undone(err, b.undo(j, kindDelete, 0, file, nil))
+			err = undone(err, b.undo(j, wal.KindDelete, 0, file, nil))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -204,7 +205,7 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	b.displaced.wrote()
 	b.stats.deletes.Add(1)
 	if err := b.checkDirs(cur.state); err != nil {
-		return b.undoReplaced(op, id, file, cur, nowhere, j, kindDelete, nil, err)
+		return b.undoReplaced(op, id, file, cur, nowhere, j, wal.KindDelete, nil, err)
 	}
 	if j != nil {
 		return nil // durable in the journal
@@ -363,7 +364,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	if j != nil {
-		if err := b.journalChange(j, kindPut, to, file, data); err != nil {
+		if err := b.journalChange(j, wal.KindPut, to, file, data); err != nil {
 			return fmt.Errorf("%s %s: %w", op, id, err)
 		}
 	}
@@ -373,7 +374,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	tmp, err := b.writeTemp(to, file, data, j == nil && b.durable())
 	if err != nil {
 		if j != nil {
-			err = undone(err, b.undo(j, kindPut, to, file, data))
+			err = undone(err, b.undo(j, wal.KindPut, to, file, data))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -411,7 +412,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 			err = fmt.Errorf("%w; its temp file %s could not be removed for good (%v), so recovery may yet apply the change: the backend refuses writes until reopened", err, tmp, derr)
 		}
 		if j != nil {
-			err = undone(err, b.undo(j, kindPut, to, file, data))
+			err = undone(err, b.undo(j, wal.KindPut, to, file, data))
 		}
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -419,7 +420,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	b.hints.set(nameHash(file), to)
 	b.displaced.wrote()
 	if err := b.checkDirs(to); err != nil {
-		return b.undoReplaced(op, id, file, cur, to, j, kindPut, data, err)
+		return b.undoReplaced(op, id, file, cur, to, j, wal.KindPut, data, err)
 	}
 	if j == nil {
 		// After a relocation, the fsync of the old directory is enough:
