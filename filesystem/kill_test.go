@@ -66,8 +66,10 @@ var killModes = []Mode{Standard, Hybrid, Performance}
 // killed after its first few repairs, if it makes any: recovery, too, may
 // be interrupted at any point.
 //
-// It runs 50 cycles; SPOOLMETA_SOAK_CYCLES=N runs N for a long soak, and
-// SPOOLMETA_KILL_SEED=S starts from seed S (failures print the seed):
+// It runs 12 cycles, 50 with SPOOLMETA_LONG_TESTS set, and at least one
+// leaves its recovery to the next child; SPOOLMETA_SOAK_CYCLES=N runs N for
+// a long soak, and SPOOLMETA_KILL_SEED=S starts from seed S (failures print
+// the seed):
 //
 //	SPOOLMETA_SOAK_CYCLES=2000 go test -race -run 'Kill' -timeout 0 ./filesystem/
 func TestKillCycles(t *testing.T) {
@@ -75,10 +77,10 @@ func TestKillCycles(t *testing.T) {
 		killChildMain()
 		return
 	}
-	cycles := killCycles(t, 50)
+	cycles := killCycles(t, 12, 50)
 	k := newKillTest(t)
 	seed := k.seed
-	unrecovered, recoveryKills := false, 0
+	unrecovered, recoveryKills, leftOver := false, 0, 0
 	for cycle := range cycles {
 		cseed := seed + uint64(cycle)
 		rng := rand.New(rand.NewPCG(cseed, 0))
@@ -106,8 +108,12 @@ func TestKillCycles(t *testing.T) {
 			}
 		}
 		c.ended(p)
-		// One cycle in four leaves the recovery to the next child.
-		unrecovered = cycle+1 < cycles && rng.IntN(4) == 0
+		// One cycle in four leaves the recovery to the next child, and
+		// the one before the last if none did yet.
+		unrecovered = cycle+1 < cycles && (rng.IntN(4) == 0 || leftOver == 0 && cycle+2 == cycles)
+		if unrecovered {
+			leftOver++
+		}
 		if !unrecovered {
 			c.verify()
 		}
@@ -131,13 +137,15 @@ func TestKillCycles(t *testing.T) {
 // anything of what a live process was writing, and no operation of the
 // survivor may fail.
 //
-// It runs 10 cycles; SPOOLMETA_SOAK_CYCLES=N runs N.
+// It runs 3 cycles, one for each order of the modes over the three
+// children, and 10 with SPOOLMETA_LONG_TESTS set; SPOOLMETA_SOAK_CYCLES=N
+// runs N.
 func TestKillOneOfTwo(t *testing.T) {
 	if os.Getenv(killChildEnv) != "" {
 		killChildMain()
 		return
 	}
-	cycles := killCycles(t, 10)
+	cycles := killCycles(t, 3, 10)
 	k := newKillTest(t)
 	seed := k.seed
 	roles := [2]string{"a", "b"}
@@ -231,10 +239,15 @@ func TestKillOneOfTwo(t *testing.T) {
 	t.Logf("in %d of %d cycles the survivor acknowledged writes while the fresh child opened and recovered", overlap, cycles)
 }
 
-func killCycles(t *testing.T, def int) int {
+// killCycles returns the number of cycles to run: SPOOLMETA_SOAK_CYCLES if
+// set, else long with SPOOLMETA_LONG_TESTS set, else short.
+func killCycles(t *testing.T, short, long int) int {
 	s := os.Getenv(killSoakEnv)
+	if s == "" && longTests() {
+		return long
+	}
 	if s == "" {
-		return def
+		return short
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
