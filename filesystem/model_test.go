@@ -446,13 +446,13 @@ var allModes = []Mode{Standard, Performance, Hybrid}
 // TestModelRandom runs, in each mode, a long random sequence of
 // operations on a small ID space against the backend and the model, then
 // several goroutines on disjoint IDs, then goroutines racing to move shared
-// IDs.
+// IDs. The sequence has 500 operations, 2000 with SPOOLMETA_LONG_TESTS set.
 func TestModelRandom(t *testing.T) {
 	seed := modelSeed(t)
 	logSeedOnFailure(t, seed)
-	ops := 2000
-	if testing.Short() {
-		ops = 500
+	ops := 500
+	if longTests() && !testing.Short() {
+		ops = 2000
 	}
 	for i, mode := range allModes {
 		t.Run(mode.String(), func(t *testing.T) {
