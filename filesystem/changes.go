@@ -8,10 +8,9 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -20,24 +19,6 @@ import (
 // changesName is the file under .locks whose memory, mapped by every
 // writable Backend on the directory, holds the change counters.
 const changesName = "changes"
-
-const (
-	changesMagic = 0x33306d7367686373 // "schgsm03" as little-endian bytes: the layout below
-	// changesMagic2 marks the layout before the message counts, and
-	// changesMagic1 the one before the sync counts. A Backend alone on
-	// the directory takes either over; Backends of those versions then
-	// refuse the file, since they would not count their changes.
-	changesMagic2 = 0x32306d7367686373 // "schgsm02"
-	changesMagic1 = 0x31306d7367686373 // "schgsm01"
-	changesHeader = 64                 // bytes before the counters: the magic word, the journal flag, the syncs, the counts' flag
-	numCounters   = metastorage.NumStates * numStripes
-	changesSize   = changesHeader + 2*numCounters*8 // the change counters, then the message counts
-	journalFlag   = 8                               // offset of the word that is 1 once the directory may have a journal
-	syncsBegun    = 16                              // offset of the count of syncs of the file system begun
-	syncsEnded    = 24                              // offset of the count of syncs of the file system ended
-	countsKnown   = 32                              // offset of the word that is 1 once the message counts are established
-	countsAt      = changesHeader + numCounters*8   // offset of the message counts
-)
 
 // The lock files under .locks that tell the Backends on a directory apart.
 const (
@@ -76,7 +57,7 @@ const (
 //
 // A nil *changes tracks nothing: every snapshot is unusable.
 type changes struct {
-	mem   []byte
+	counters.Table
 	unmap func() error
 	// alone is set if no other Backend had the directory open: this one
 	// establishes the counts, holding opening and backends exclusively
@@ -105,10 +86,10 @@ func openChanges(fsys vfs.FS, lockDir string, perm fs.FileMode) (*changes, error
 	}
 	c.alone, c.opening, c.backends = j.alone, j.opening, j.backends
 	if c.alone {
-		c.word(countsKnown).Store(0)
+		c.CountsKnown().Store(0)
 		return c, nil
 	}
-	if c.word(countsKnown).Load() != 1 {
+	if c.CountsKnown().Load() != 1 {
 		c.close()
 		return nil, fmt.Errorf("%s: the message counts are not established, although other Backends have the directory open", filepath.Join(lockDir, changesName))
 	}
@@ -135,23 +116,23 @@ func mapChanges(fsys vfs.FS, lockDir string, perm fs.FileMode, takeOver bool) (*
 	if err := checkChangesFile(fsys, path, takeOver); err != nil {
 		return nil, err
 	}
-	mem, unmap, err := sm.MapShared(path, changesSize, perm)
+	mem, unmap, err := sm.MapShared(path, counters.Size, perm)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	c := &changes{mem: mem, unmap: unmap}
-	magic := c.word(0)
+	c := &changes{Table: counters.New(mem), unmap: unmap}
+	magic := c.MagicWord()
 	if takeOver {
-		for _, m := range []uint64{0, changesMagic1, changesMagic2} {
-			magic.CompareAndSwap(m, changesMagic)
+		for _, m := range []uint64{0, counters.Magic1, counters.Magic2} {
+			magic.CompareAndSwap(m, counters.Magic)
 		}
 	}
-	if m := magic.Load(); m != changesMagic {
+	if m := magic.Load(); m != counters.Magic {
 		err := foreignChanges(path, m)
-		if m == changesMagic1 || m == changesMagic2 {
+		if m == counters.Magic1 || m == counters.Magic2 {
 			err = olderChanges(path)
 		}
 		unmap()
@@ -199,7 +180,7 @@ func (c *changes) join(fsys vfs.FS, lockDir string, perm fs.FileMode) error {
 // publish marks the message counts as established, and lets other
 // Backends join. Only the Backend alone on the directory calls it, once.
 func (c *changes) publish() error {
-	c.word(countsKnown).Store(1)
+	c.CountsKnown().Store(1)
 	// No other Backend tries backends while this one holds opening, so the
 	// conversion, which flock(2) does not make atomic, lets none in.
 	ok, err := c.backends.TryLockShared()
@@ -238,9 +219,9 @@ func checkChangesFile(fsys vfs.FS, path string, alone bool) error {
 	}
 	m := binary.NativeEndian.Uint64(word[:])
 	switch {
-	case m == 0 || n == len(word) && m == changesMagic:
+	case m == 0 || n == len(word) && m == counters.Magic:
 		return nil
-	case n == len(word) && (m == changesMagic1 || m == changesMagic2):
+	case n == len(word) && (m == counters.Magic1 || m == counters.Magic2):
 		if alone {
 			return nil
 		}
@@ -282,7 +263,7 @@ func (c *changes) close() error {
 // so that the flag is set again after a reboot left it clear on disk.
 func (c *changes) markJournal() {
 	if c != nil {
-		c.word(journalFlag).Store(1)
+		c.MarkJournal()
 	}
 }
 
@@ -290,20 +271,14 @@ func (c *changes) markJournal() {
 // only if no Backend has marked one since the counters were created, so
 // that a writer can skip looking for it. Without counters it is true.
 func (c *changes) mayHaveJournal() bool {
-	return c == nil || c.word(journalFlag).Load() != 0
+	return c == nil || c.MayHaveJournal()
 }
-
-// syncCount is how many syncs of the whole file system (syncfs) Backends
-// on the directory have begun and ended. While it holds one value, no sync
-// began, and none that was under way was counted as ended (one whose
-// process died before it counted the end never is).
-type syncCount struct{ begun, ended uint64 }
 
 // syncBegun counts a sync of the file system that a Backend on the
 // directory is about to begin.
 func (c *changes) syncBegun() {
 	if c != nil {
-		c.word(syncsBegun).Add(1)
+		c.SyncBegun()
 	}
 }
 
@@ -311,57 +286,17 @@ func (c *changes) syncBegun() {
 // or not it failed.
 func (c *changes) syncEnded() {
 	if c != nil {
-		c.word(syncsEnded).Add(1)
+		c.SyncEnded()
 	}
 }
 
 // syncs returns the syncs of the file system that Backends on the directory
 // have begun and ended, and false without counters.
-func (c *changes) syncs() (syncCount, bool) {
+func (c *changes) syncs() (counters.SyncCount, bool) {
 	if c == nil {
-		return syncCount{}, false
+		return counters.SyncCount{}, false
 	}
-	return syncCount{c.word(syncsBegun).Load(), c.word(syncsEnded).Load()}, true
-}
-
-func (c *changes) word(off int) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&c.mem[off]))
-}
-
-func (c *changes) counter(s metastorage.QueueState, stripe int) *atomic.Uint64 {
-	return c.word(changesHeader + (int(s)*numStripes+stripe)*8)
-}
-
-// count is the number of messages of stripe in state s's directory.
-func (c *changes) count(s metastorage.QueueState, stripe int) *atomic.Int64 {
-	return (*atomic.Int64)(unsafe.Pointer(&c.mem[countsAt+(int(s)*numStripes+stripe)*8]))
-}
-
-// total returns the number of messages in state s.
-func (c *changes) total(s metastorage.QueueState) int64 {
-	var n int64
-	for i := range numStripes {
-		n += c.count(s, i).Load()
-	}
-	return n
-}
-
-// begin makes the counter of state s and stripe odd: a change is under
-// way. The caller holds the stripe's lock, so no one else writes the
-// counter; an odd value found is that of a holder that died mid-change.
-func (c *changes) begin(s metastorage.QueueState, stripe int) {
-	v := c.counter(s, stripe)
-	n := v.Load()
-	if n%2 == 1 {
-		n++
-	}
-	v.Store(n + 1)
-}
-
-// end makes the counter of state s and stripe even again.
-func (c *changes) end(s metastorage.QueueState, stripe int) {
-	v := c.counter(s, stripe)
-	v.Store(v.Load() + 1)
+	return c.Syncs(), true
 }
 
 // snapshot returns the counter of state s and stripe, and whether a
@@ -370,14 +305,7 @@ func (c *changes) snapshot(s metastorage.QueueState, stripe int) (uint64, bool) 
 	if c == nil {
 		return 0, false
 	}
-	n := c.counter(s, stripe).Load()
-	return n, n%2 == 0
-}
-
-// unchanged reports whether the counter of state s and stripe still holds
-// n, a usable snapshot.
-func (c *changes) unchanged(s metastorage.QueueState, stripe int, n uint64) bool {
-	return c.counter(s, stripe).Load() == n
+	return c.Snapshot(s, stripe)
 }
 
 // changeFS is the file system of a writable Backend with change counters:
@@ -450,11 +378,11 @@ func (f *changeFS) begin(old, new string) changing {
 	}
 	if c.okA {
 		c.knownA = f.names.current(f.c, c.a)
-		f.c.begin(c.a.state, c.a.stripe)
+		f.c.Begin(c.a.state, c.a.stripe)
 	}
 	if c.okB {
 		c.knownB = f.names.current(f.c, c.b)
-		f.c.begin(c.b.state, c.b.stripe)
+		f.c.Begin(c.b.state, c.b.stripe)
 	}
 	return c
 }
@@ -463,11 +391,11 @@ func (f *changeFS) begin(old, new string) changing {
 // removed the name gone and added came ("" for none), unless it failed.
 func (f *changeFS) end(c changing, err error, gone, came string) {
 	if c.okB {
-		f.c.end(c.b.state, c.b.stripe)
+		f.c.End(c.b.state, c.b.stripe)
 		f.names.changed(f.c, c.b, c.knownB, err, "", came)
 	}
 	if c.okA {
-		f.c.end(c.a.state, c.a.stripe)
+		f.c.End(c.a.state, c.a.stripe)
 		if !c.newInA {
 			came = ""
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -162,53 +163,6 @@ func TestChangesCountOnlyMessageFiles(t *testing.T) {
 	}
 }
 
-// TestChangesCounter shows the counter protocol: a snapshot is usable only
-// while no change is under way, and any change begun after it, including
-// one begun over the odd value a dead writer left, moves the counter away
-// from it for good.
-func TestChangesCounter(t *testing.T) {
-	m := vfs.NewMem()
-	if err := m.Mkdir("/locks", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c, err := mapChanges(m, "/locks", 0o644, true)
-	if err != nil || c == nil {
-		t.Fatalf("openChanges: %v, %v", c, err)
-	}
-	const s, stripe = metastorage.StateDeferred, 7
-	n, ok := c.snapshot(s, stripe)
-	if !ok {
-		t.Fatal("a fresh counter is not usable")
-	}
-	c.begin(s, stripe)
-	if _, ok := c.snapshot(s, stripe); ok {
-		t.Error("a snapshot during a change is usable")
-	}
-	if c.unchanged(s, stripe, n) {
-		t.Error("a change under way leaves the snapshot taken before it unchanged")
-	}
-	// The writer dies here, leaving the counter odd; the next holder of the
-	// stripe's lock changes it.
-	c.begin(s, stripe)
-	c.end(s, stripe)
-	m2, ok := c.snapshot(s, stripe)
-	if !ok {
-		t.Fatal("the counter is not usable after the next holder's change")
-	}
-	if m2 == n || c.unchanged(s, stripe, n) {
-		t.Errorf("counter %d after two changes, the same as the snapshot %d before them", m2, n)
-	}
-	if !c.unchanged(s, stripe, m2) {
-		t.Error("a snapshot with no change after it is not unchanged")
-	}
-	if other, _ := c.snapshot(metastorage.StateActive, stripe); other != 0 {
-		t.Errorf("another state's counter moved: %d", other)
-	}
-	if other, _ := c.snapshot(s, stripe+1); other != 0 {
-		t.Errorf("another stripe's counter moved: %d", other)
-	}
-}
-
 // TestChangesUnmappable shows what a Backend does when the change counters
 // cannot be mapped: where the file system cannot map files (for every
 // process alike) it opens without them, and checks records read ahead by
@@ -339,7 +293,7 @@ func TestChangesForeignFileLeftAlone(t *testing.T) {
 // is then marked so that Backends of those versions refuse it. The
 // message counts are counted afresh.
 func TestChangesTakesOverPreviousLayout(t *testing.T) {
-	for _, old := range []uint64{changesMagic1, changesMagic2} {
+	for _, old := range []uint64{counters.Magic1, counters.Magic2} {
 		t.Run(fmt.Sprintf("%#x", old), func(t *testing.T) {
 			dir := t.TempDir()
 			b := openTest(t, dir)
@@ -354,9 +308,9 @@ func TestChangesTakesOverPreviousLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data = data[:changesHeader+numCounters*8] // the counters of the previous layouts
+			data = data[:counters.CountsAt] // the counters of the previous layouts
 			binary.NativeEndian.PutUint64(data, old)
-			binary.NativeEndian.PutUint64(data[changesHeader:], 42) // a counter of that version
+			binary.NativeEndian.PutUint64(data[counters.Header:], 42) // a counter of that version
 			if err := os.WriteFile(path, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -364,7 +318,7 @@ func TestChangesTakesOverPreviousLayout(t *testing.T) {
 			if err != nil {
 				t.Fatalf("open refused a counters file of a previous layout: %v", err)
 			}
-			if got := b.changes.counter(0, 0).Load(); got != 42 {
+			if got := b.changes.Counter(0, 0).Load(); got != 42 {
 				t.Errorf("counter after the takeover: %d, want the 42 it held", got)
 			}
 			if n := b.GetStateCount(metastorage.StateHold); n != 1 {
@@ -377,8 +331,8 @@ func TestChangesTakesOverPreviousLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := binary.NativeEndian.Uint64(data); got != changesMagic {
-				t.Errorf("magic after the takeover: %#x, want %#x", got, uint64(changesMagic))
+			if got := binary.NativeEndian.Uint64(data); got != counters.Magic {
+				t.Errorf("magic after the takeover: %#x, want %#x", got, uint64(counters.Magic))
 			}
 		})
 	}
@@ -397,7 +351,7 @@ func TestChangesPreviousLayoutInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binary.NativeEndian.PutUint64(data, changesMagic2)
+	binary.NativeEndian.PutUint64(data, counters.Magic2)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +369,7 @@ func TestChangesPreviousLayoutInUse(t *testing.T) {
 	} else if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "stop the processes of the older version") {
 		t.Errorf("the error does not name %s and say to stop the older processes: %v", path, err)
 	}
-	if got, err := os.ReadFile(path); err != nil || binary.NativeEndian.Uint64(got) != changesMagic2 || len(got) != len(data) {
+	if got, err := os.ReadFile(path); err != nil || binary.NativeEndian.Uint64(got) != counters.Magic2 || len(got) != len(data) {
 		t.Errorf("the refused file changed: %d bytes, %v", len(got), err)
 	}
 }

@@ -81,14 +81,14 @@ func (c *counter) set(s metastorage.QueueState, file string, present bool, delta
 // or not; delta is the change of the count it makes.
 func (c *counter) add(t target, file string, present bool, delta int64) {
 	if !c.sh.alone { // nothing is being counted
-		c.sh.count(t.state, t.stripe).Add(delta)
+		c.sh.Count(t.state, t.stripe).Add(delta)
 		return
 	}
 	c.mu.Lock()
 	if c.scanning[t.state] {
 		c.changed[t.state][file] = present
 	} else if delta != 0 {
-		c.sh.count(t.state, t.stripe).Add(delta)
+		c.sh.Count(t.state, t.stripe).Add(delta)
 	}
 	c.mu.Unlock()
 }
@@ -127,7 +127,7 @@ func (c *counter) finish(s metastorage.QueueState, seen []uint64, perStripe *[nu
 		// A change counter left odd by a writer that died stays odd: the
 		// next holder of its lock counts that stripe again (see heal).
 		for i, k := range perStripe {
-			c.sh.count(s, i).Store(k)
+			c.sh.Count(s, i).Store(k)
 		}
 	}
 	if c.pending--; c.pending > 0 {
@@ -167,7 +167,7 @@ func (c *counter) get(s metastorage.QueueState) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sh != nil && !c.scanning[s] && !c.detached {
-		return c.sh.total(s)
+		return c.sh.Total(s)
 	}
 	n := c.n[s]
 	for _, present := range c.changed[s] {
@@ -187,7 +187,7 @@ func (c *counter) detach() {
 	}
 	for _, s := range metastorage.States() {
 		if !c.scanning[s] {
-			c.n[s] = c.sh.total(s)
+			c.n[s] = c.sh.Total(s)
 		}
 	}
 	c.detached = true
@@ -233,7 +233,7 @@ func (b *Backend) heal(i int) {
 		return
 	}
 	for _, s := range metastorage.States() {
-		v := sh.counter(s, i)
+		v := sh.Counter(s, i)
 		if v.Load()%2 == 0 || b.counts.scanningState(s) {
 			continue
 		}
@@ -250,7 +250,7 @@ func (b *Backend) heal(i int) {
 			b.log.Error("recounting messages after a writer died failed; will try again", "dir", b.states[s], "stripe", i, "err", err)
 			continue
 		}
-		if old := sh.count(s, i).Swap(n); old != n {
+		if old := sh.Count(s, i).Swap(n); old != n {
 			b.log.Warn("a writer died during a change; recounted the messages of its stripe", "dir", b.states[s], "stripe", i, "was", old, "now", n)
 		}
 		v.Add(1)
@@ -267,7 +267,7 @@ func (b *Backend) healOdd() {
 	}
 	for i := range numStripes {
 		for _, s := range metastorage.States() {
-			if sh.counter(s, i).Load()%2 == 0 {
+			if sh.Counter(s, i).Load()%2 == 0 {
 				continue
 			}
 			unlock, err := b.lock(context.Background(), i) // heals
@@ -291,7 +291,7 @@ func (b *Backend) tryHeal(s metastorage.QueueState) {
 		return
 	}
 	for i := range numStripes {
-		if sh.counter(s, i).Load()%2 == 0 {
+		if sh.Counter(s, i).Load()%2 == 0 {
 			continue
 		}
 		if unlock, ok := b.locks.tryLock(i); ok {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -305,8 +306,8 @@ func TestStateCountsHealDeadWriter(t *testing.T) {
 			stripe := stripeOf(file)
 			// The dead writer's move: the counters made odd, the rename
 			// done, the counts not changed.
-			b.changes.begin(metastorage.StateIncoming, stripe)
-			b.changes.begin(metastorage.StateActive, stripe)
+			b.changes.Begin(metastorage.StateIncoming, stripe)
+			b.changes.Begin(metastorage.StateActive, stripe)
 			if err := os.Rename(filepath.Join(dir, "incoming", file), filepath.Join(dir, "active", file)); err != nil {
 				t.Fatal(err)
 			}
@@ -433,8 +434,8 @@ func TestStateCountsStaleFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			binary.NativeEndian.PutUint64(data[countsKnown:], 1)
-			for i := countsAt; i < len(data); i += 8 {
+			binary.NativeEndian.PutUint64(data[counters.CountsKnownAt:], 1)
+			for i := counters.CountsAt; i < len(data); i += 8 {
 				binary.NativeEndian.PutUint64(data[i:], 1000)
 			}
 			if err := os.WriteFile(path, data, 0o644); err != nil {

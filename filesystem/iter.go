@@ -154,7 +154,7 @@ func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error
 	current := false
 	switch {
 	case r.counted:
-		current = it.b.changes.unchanged(it.state, r.stripe, r.count)
+		current = it.b.changes.Unchanged(it.state, r.stripe, r.count)
 	case r.f != nil:
 		fi, err := it.b.fs.LstatIn(it.dir, r.file)
 		cerr := r.f.Close()

@@ -97,7 +97,7 @@ func (sc *keyScan) lookup(entries []listEntry, status []keyStatus, counts []uint
 	for i := range entries {
 		e := &entries[i]
 		k, ok := m[e.file]
-		if !ok || !sc.ch.unchanged(sc.s, stripeOf(e.file), k.count) {
+		if !ok || !sc.ch.Unchanged(sc.s, stripeOf(e.file), k.count) {
 			todo = append(todo, i)
 			continue
 		}
@@ -150,7 +150,7 @@ func (sc *keyScan) end() {
 		return
 	}
 	for f, k := range m {
-		if !sc.ch.unchanged(sc.s, stripeOf(f), k.count) {
+		if !sc.ch.Unchanged(sc.s, stripeOf(f), k.count) {
 			delete(m, f)
 			c.size--
 		}

@@ -376,7 +376,7 @@ func TestListReadsAgainWhileChangeUnderWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	stripe := stripeOf(fileOf(t, "m"))
-	b.changes.begin(metastorage.StateDeferred, stripe) // and no end: the writer died
+	b.changes.Begin(metastorage.StateDeferred, stripe) // and no end: the writer died
 	list := func() int64 {
 		opens.Store(0)
 		listByPriority(t, b)

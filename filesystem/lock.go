@@ -8,11 +8,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 )
 
 // numStripes is the number of lock stripes, and so of files under .locks.
-const numStripes = 64
+const numStripes = counters.Stripes
 
 // stripes are the locks that order the writers of one message: stripe i
 // covers every message whose ID hashes to i. A stripe is a one-slot

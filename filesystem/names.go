@@ -61,13 +61,13 @@ type listing struct {
 // current reports whether n knows the names of target t.
 func (n *names) current(c *changes, t target) bool {
 	set := &n.sets[t.stripe][t.state]
-	return set.files != nil && c.unchanged(t.state, t.stripe, set.counter) && n.now().Sub(set.listed) < recentTTL
+	return set.files != nil && c.Unchanged(t.state, t.stripe, set.counter) && n.now().Sub(set.listed) < recentTTL
 }
 
 // adopt takes the names of target t from l, if they still stand, and
 // reports whether they do.
 func (n *names) adopt(c *changes, t target, l *listing) bool {
-	if l == nil || !l.usable[t.stripe] || !c.unchanged(t.state, t.stripe, l.counters[t.stripe]) || n.now().Sub(l.began) >= recentTTL {
+	if l == nil || !l.usable[t.stripe] || !c.Unchanged(t.state, t.stripe, l.counters[t.stripe]) || n.now().Sub(l.began) >= recentTTL {
 		return false
 	}
 	set := &n.sets[t.stripe][t.state]
@@ -96,7 +96,7 @@ func (n *names) changed(c *changes, t target, known bool, err error, gone, came 
 	if came != "" {
 		set.files[came[strings.LastIndexByte(came, '/')+1:]] = struct{}{}
 	}
-	set.counter = c.counter(t.state, t.stripe).Load()
+	set.counter = c.Counter(t.state, t.stripe).Load()
 }
 
 // absent reports whether file, a message file name, is known not to be in

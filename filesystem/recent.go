@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -37,14 +38,14 @@ type recentRecord struct {
 	counter uint64
 	data    []byte // the file's contents, never changed
 	written time.Time
-	syncs   syncCount // the syncs of the file system just before it was written
+	syncs   counters.SyncCount // the syncs of the file system just before it was written
 }
 
 // get returns what is in the message's file, if the record written last is
 // known to still be there. The caller holds the stripe's lock.
 func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
 	rec, ok := r.stripes[stripe][file]
-	if !ok || !c.unchanged(rec.state, stripe, rec.counter) || r.now().Sub(rec.written) >= recentTTL {
+	if !ok || !c.Unchanged(rec.state, stripe, rec.counter) || r.now().Sub(rec.written) >= recentTTL {
 		return found{}, false
 	}
 	md, err := codec.Decode(rec.data)
@@ -59,7 +60,7 @@ func (r *recent) get(c *changes, file string, stripe int) (found, bool) {
 // file, and the syncs of the file system just before, if it is still
 // kept, whether or not it is known to be the file's. The caller holds the
 // stripe's lock.
-func (r *recent) written(file string, stripe int) (data []byte, syncs syncCount, ok bool) {
+func (r *recent) written(file string, stripe int) (data []byte, syncs counters.SyncCount, ok bool) {
 	rec, ok := r.stripes[stripe][file]
 	return rec.data, rec.syncs, ok
 }
@@ -67,7 +68,7 @@ func (r *recent) written(file string, stripe int) (data []byte, syncs syncCount,
 // keep records data as the contents just written to the message's file in
 // state s, when the syncs of the file system were syncs. The caller holds
 // the stripe's lock and has completed the change.
-func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueState, data []byte, syncs syncCount) {
+func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueState, data []byte, syncs counters.SyncCount) {
 	n, ok := c.snapshot(s, stripe)
 	if !ok {
 		return
@@ -87,7 +88,7 @@ func (r *recent) keep(c *changes, file string, stripe int, s metastorage.QueueSt
 // evict makes room in m, when the syncs of the file system are syncs: it
 // drops the records of no more use (too old to stand for their files, and
 // written before a sync began or ended), or, if none is, the oldest.
-func (r *recent) evict(m map[string]recentRecord, now time.Time, syncs syncCount) {
+func (r *recent) evict(m map[string]recentRecord, now time.Time, syncs counters.SyncCount) {
 	var oldest string
 	for f, rec := range m {
 		switch {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -25,7 +26,7 @@ type found struct {
 	// recent), when the syncs of the file system were syncs; only mutate
 	// sets syncs.
 	mine  bool
-	syncs syncCount
+	syncs counters.SyncCount
 }
 
 // StoreMeta creates the message or replaces it whole; see
