@@ -11,44 +11,55 @@ import (
 )
 
 // longTestsEnv, set to any value, runs the long forms of the tests: the
-// conformance suite on disk in every mode, and every kill cycle. CI sets
-// it; without it the tests run each kind of check fewer times.
+// conformance suites in every mode both on disk and in memory, and more
+// kill cycles and model operations. CI sets it; without it the tests run
+// each kind of check fewer times.
 const longTestsEnv = "SPOOLMETA_LONG_TESTS"
 
 // longTests reports whether longTestsEnv is set.
 func longTests() bool { return os.Getenv(longTestsEnv) != "" }
 
-// conformanceOnDisk are the modes in which the conformance suites run on
-// the real file system: Standard, and every mode in the long tests. Every
-// mode runs on the in-memory file system.
-func conformanceOnDisk() []Mode {
-	if longTests() {
-		return []Mode{Standard, Performance, Hybrid}
-	}
-	return []Mode{Standard}
+// conformanceRun is a run of a conformance suite: a mode, on disk or on
+// the in-memory file system.
+type conformanceRun struct {
+	mode   Mode
+	onDisk bool
 }
 
-// TestConformance runs the contract's conformance suite in each mode, on
-// the in-memory file system and on disk.
-func TestConformance(t *testing.T) {
-	for _, mode := range []Mode{Standard, Performance, Hybrid} {
-		t.Run("mem/"+mode.String(), func(t *testing.T) {
-			t.Parallel()
-			metastoragetest.Run(t, func(t *testing.T) metastorage.Backend {
-				b, err := open(memConfig(vfs.NewMem(), mode))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { b.Close() })
-				return b
-			})
-		})
+func (r conformanceRun) name() string {
+	if r.onDisk {
+		return r.mode.String()
 	}
-	for _, mode := range conformanceOnDisk() {
-		t.Run(mode.String(), func(t *testing.T) {
+	return "mem/" + r.mode.String()
+}
+
+// config is the configuration of a Backend of the run: on a new
+// in-memory file system, or on disk in the directory dir returns.
+func (r conformanceRun) config(t *testing.T, dir func() string) config {
+	if r.onDisk {
+		return factoryFor(dir(), r.mode).cfg
+	}
+	return memConfig(vfs.NewMem(), r.mode)
+}
+
+// conformanceRuns are the runs of the conformance suites: each mode once,
+// Standard on disk and the others in memory, and in the long tests every
+// mode both ways.
+func conformanceRuns() []conformanceRun {
+	runs := []conformanceRun{{Standard, true}, {Performance, false}, {Hybrid, false}}
+	if longTests() {
+		runs = append(runs, conformanceRun{Standard, false}, conformanceRun{Performance, true}, conformanceRun{Hybrid, true})
+	}
+	return runs
+}
+
+// TestConformance runs the contract's conformance suite in each mode.
+func TestConformance(t *testing.T) {
+	for _, r := range conformanceRuns() {
+		t.Run(r.name(), func(t *testing.T) {
 			t.Parallel()
 			metastoragetest.Run(t, func(t *testing.T) metastorage.Backend {
-				b, err := factoryFor(t.TempDir(), mode).Open()
+				b, err := open(r.config(t, t.TempDir))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -60,31 +71,15 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceShared runs the suite's checks of several Backends on one
-// directory, on the in-memory file system and on disk.
+// directory.
 func TestConformanceShared(t *testing.T) {
-	for _, mode := range []Mode{Standard, Performance, Hybrid} {
-		t.Run("mem/"+mode.String(), func(t *testing.T) {
+	for _, r := range conformanceRuns() {
+		t.Run(r.name(), func(t *testing.T) {
 			t.Parallel()
 			metastoragetest.RunShared(t, func(t *testing.T) func() (metastorage.Backend, error) {
-				m := vfs.NewMem()
+				cfg := r.config(t, func() string { return filepath.Join(t.TempDir(), "spool") })
 				return func() (metastorage.Backend, error) {
-					b, err := open(memConfig(m, mode))
-					if err != nil {
-						return nil, err
-					}
-					t.Cleanup(func() { b.Close() })
-					return b, nil
-				}
-			})
-		})
-	}
-	for _, mode := range conformanceOnDisk() {
-		t.Run(mode.String(), func(t *testing.T) {
-			t.Parallel()
-			metastoragetest.RunShared(t, func(t *testing.T) func() (metastorage.Backend, error) {
-				dir := filepath.Join(t.TempDir(), "spool")
-				return func() (metastorage.Backend, error) {
-					b, err := factoryFor(dir, mode).Open()
+					b, err := open(cfg)
 					if err != nil {
 						return nil, err
 					}
