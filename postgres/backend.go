@@ -183,6 +183,23 @@ func (b *Backend) begin(ctx context.Context, op, subject string) error {
 	return nil
 }
 
+// beginWrite is begin for a call that writes md as the record of id: it
+// also checks both, and holds the Backend open only when it returns nil.
+func (b *Backend) beginWrite(ctx context.Context, op, id string, md *metastorage.MessageMetadata) error {
+	if err := b.begin(ctx, op, quote(id)); err != nil {
+		return err
+	}
+	err := checkID(id)
+	if err == nil {
+		err = checkRecord(md)
+	}
+	if err != nil {
+		b.ops.RUnlock()
+		return opError(op, quote(id), err)
+	}
+	return nil
+}
+
 // opError wraps err with the operation and, unless empty, its subject: a
 // quoted message ID or a state.
 func opError(op, subject string, err error) error {

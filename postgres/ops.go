@@ -30,16 +30,10 @@ func (b *Backend) slot() int16 { return int16(rand.IntN(b.slots)) }
 // StoreMeta creates the message or replaces it whole, in one statement.
 func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "store"
-	if err := b.begin(ctx, op, quote(messageID)); err != nil {
+	if err := b.beginWrite(ctx, op, messageID, &md); err != nil {
 		return err
 	}
 	defer b.ops.RUnlock()
-	if err := checkID(messageID); err != nil {
-		return opError(op, quote(messageID), err)
-	}
-	if err := checkRecord(&md); err != nil {
-		return opError(op, quote(messageID), err)
-	}
 	now := time.Now()
 	if md.Created.IsZero() {
 		md.Created = now
@@ -103,16 +97,10 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.Me
 // in one statement.
 func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "update"
-	if err := b.begin(ctx, op, quote(messageID)); err != nil {
+	if err := b.beginWrite(ctx, op, messageID, &md); err != nil {
 		return err
 	}
 	defer b.ops.RUnlock()
-	if err := checkID(messageID); err != nil {
-		return opError(op, quote(messageID), err)
-	}
-	if err := checkRecord(&md); err != nil {
-		return opError(op, quote(messageID), err)
-	}
 	next, updated := toStamp(md.NextRetry), toStamp(time.Now())
 	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
 		next.us, next.ns, next.off, updated.us, updated.ns, updated.off,
@@ -410,16 +398,10 @@ func expectArgs(expected metastorage.MessageMetadata) []any {
 // The compare and the write are one statement.
 func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, md metastorage.MessageMetadata) error {
 	const op = "update"
-	if err := b.begin(ctx, op, quote(messageID)); err != nil {
+	if err := b.beginWrite(ctx, op, messageID, &md); err != nil {
 		return err
 	}
 	defer b.ops.RUnlock()
-	if err := checkID(messageID); err != nil {
-		return opError(op, quote(messageID), err)
-	}
-	if err := checkRecord(&md); err != nil {
-		return opError(op, quote(messageID), err)
-	}
 	// The row changes only if its Updated is expected.Updated: later than
 	// that, the record replaced never matches again.
 	now := time.Now()

@@ -61,14 +61,8 @@ func New() *Backend {
 // when metadata.Created is zero, also when it replaces a message.
 func (b *Backend) StoreMeta(ctx context.Context, messageID string, metadata metastorage.MessageMetadata) error {
 	const op = "store"
-	if err := checkCall(ctx, op, messageID); err != nil {
+	if err := checkWrite(ctx, op, messageID, &metadata); err != nil {
 		return err
-	}
-	if !metadata.State.Valid() {
-		return invalidState(op, messageID, metadata.State)
-	}
-	if err := metastorage.CheckRecord(&metadata); err != nil {
-		return fmt.Errorf("%s %s: %w", op, messageID, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -111,14 +105,8 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (metastorage.Me
 // metastorage.ErrMessageNotFound when the message does not exist.
 func (b *Backend) UpdateMeta(ctx context.Context, messageID string, metadata metastorage.MessageMetadata) error {
 	const op = "update"
-	if err := checkCall(ctx, op, messageID); err != nil {
+	if err := checkWrite(ctx, op, messageID, &metadata); err != nil {
 		return err
-	}
-	if !metadata.State.Valid() {
-		return invalidState(op, messageID, metadata.State)
-	}
-	if err := metastorage.CheckRecord(&metadata); err != nil {
-		return fmt.Errorf("%s %s: %w", op, messageID, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -142,14 +130,8 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, metadata met
 // otherwise it returns an error wrapping metastorage.ErrStateConflict.
 func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, metadata metastorage.MessageMetadata) error {
 	const op = "update"
-	if err := checkCall(ctx, op, messageID); err != nil {
+	if err := checkWrite(ctx, op, messageID, &metadata); err != nil {
 		return err
-	}
-	if !metadata.State.Valid() {
-		return invalidState(op, messageID, metadata.State)
-	}
-	if err := metastorage.CheckRecord(&metadata); err != nil {
-		return fmt.Errorf("%s %s: %w", op, messageID, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -452,6 +434,21 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 func (it *iterator) Close() error {
 	it.closed = true
 	it.ids = nil
+	return nil
+}
+
+// checkWrite checks a call that writes metadata: the context and ID, as
+// checkCall does, the state, and the record (metastorage.CheckRecord).
+func checkWrite(ctx context.Context, op, id string, metadata *metastorage.MessageMetadata) error {
+	if err := checkCall(ctx, op, id); err != nil {
+		return err
+	}
+	if !metadata.State.Valid() {
+		return invalidState(op, id, metadata.State)
+	}
+	if err := metastorage.CheckRecord(metadata); err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
 	return nil
 }
 
