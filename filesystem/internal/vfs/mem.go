@@ -897,8 +897,9 @@ func (m *Mem) Truncate(name string, size int64) error {
 	return nil
 }
 
-// truncate is Truncate of a resolved name.
-func (m *Mem) truncate(r resolved, size int64) syscall.Errno {
+// writable returns the node of a resolved name that a write may change in
+// place: a regular file, never followed if a symbolic link, writable.
+func (m *Mem) writable(r resolved) (*memNode, syscall.Errno) {
 	n, errno := m.lookupAt(r)
 	switch {
 	case errno != 0:
@@ -908,7 +909,14 @@ func (m *Mem) truncate(r resolved, size int64) syscall.Errno {
 		errno = syscall.EISDIR
 	case !n.can(permW):
 		errno = syscall.EACCES
-	case size < 0:
+	}
+	return n, errno
+}
+
+// truncate is Truncate of a resolved name.
+func (m *Mem) truncate(r resolved, size int64) syscall.Errno {
+	n, errno := m.writable(r)
+	if errno == 0 && size < 0 {
 		errno = syscall.EINVAL
 	}
 	if errno != 0 {
@@ -934,16 +942,8 @@ func (m *Mem) Overwrite(name string, off int64, p []byte) error {
 
 // overwrite is Overwrite of a resolved name.
 func (m *Mem) overwrite(r resolved, off int64, p []byte) syscall.Errno {
-	n, errno := m.lookupAt(r)
-	switch {
-	case errno != 0:
-	case n.typ == fs.ModeSymlink:
-		errno = syscall.ELOOP
-	case n.isDir():
-		errno = syscall.EISDIR
-	case !n.can(permW):
-		errno = syscall.EACCES
-	case off < 0 || off > int64(len(n.data)) || int64(len(p)) > int64(len(n.data))-off:
+	n, errno := m.writable(r)
+	if errno == 0 && (off < 0 || off > int64(len(n.data)) || int64(len(p)) > int64(len(n.data))-off) {
 		errno = syscall.EINVAL
 	}
 	if errno != 0 {
