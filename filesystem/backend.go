@@ -89,6 +89,9 @@ func open(cfg config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.dir, err)
 	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger}
 	b.recent.now = time.Now
 	b.names.now = time.Now

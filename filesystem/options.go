@@ -68,7 +68,7 @@ type config struct {
 	// means flushEvery; negative, never but at Close, and when a test
 	// calls flushDisplaced).
 	flushEvery time.Duration
-	// For tests: the clock that sets Updated (nil means time.Now).
+	// For tests: the clock that sets Updated (nil means time.Now, set by open).
 	now func() time.Time
 }
 

@@ -339,11 +339,7 @@ func (b *Backend) probe(file string, s metastorage.QueueState, wrote []byte) (f 
 // stamp returns the current time, or prev plus 1ns if the clock is not past
 // prev, so that Updated only grows for a message.
 func (b *Backend) stamp(prev time.Time) time.Time {
-	clock := b.cfg.now
-	if clock == nil {
-		clock = time.Now
-	}
-	now := clock().Round(0)
+	now := b.cfg.now().Round(0)
 	if !now.After(prev) {
 		now = prev.Add(time.Nanosecond)
 	}
