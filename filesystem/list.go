@@ -115,13 +115,15 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 	for range listWorkers() {
 		wg.Go(func() {
 			buf := make([]byte, 0, 4096)
+			var statusBuf [listChunk]keyStatus
+			var countsBuf [listChunk]uint64
+			var todoBuf [listChunk]int
 			for chunk := range work {
 				if ctx.Err() != nil {
 					continue // drain
 				}
-				status := make([]keyStatus, len(chunk))
-				counts := make([]uint64, len(chunk))
-				todo := make([]int, 0, len(chunk))
+				status, counts, todo := statusBuf[:len(chunk)], countsBuf[:len(chunk)], todoBuf[:0]
+				clear(status) // keyGone: an entry not read after an error is not added
 				for i := range chunk {
 					var err error
 					if status[i], counts[i], err = b.readKey(state, &chunk[i], &buf); err != nil {
