@@ -119,9 +119,10 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 // undo voids the record of a change that then failed: the last record of
 // the message whose file name is file, appended with kind, s and data, so
 // that no replay applies it. The caller holds the message's stripe lock,
-// as when it appended the record. undo waits until the voiding is durable,
-// and returns an error if it cannot be sure it is: then a replay may yet
-// apply the failed change, and the Backend refuses further writes.
+// as when it appended the record. In the durable modes undo waits until
+// the voiding is durable, and returns an error if it cannot be sure it is:
+// then a replay may yet apply the failed change, and the Backend refuses
+// further writes. Performance mode syncs neither the record nor its voiding.
 //
 // It overwrites the record's magic in place. Those bytes were allocated by
 // the record's own append, so voiding needs no new space on a file system
@@ -132,7 +133,13 @@ func (b *Backend) undo(j *journal, kind byte, s metastorage.QueueState, file str
 	if err == nil {
 		err = b.fs.Overwrite(j.path, off, wal.VoidMagic())
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case !b.durable():
+		return nil // Performance mode syncs no call's journal record
+	case b.failed.Load() != nil:
+		err = errors.New("the journal's fsync has failed")
+	default:
 		b.stats.journalSyncRequests.Add(1)
 		err = j.sync.sync()
 	}

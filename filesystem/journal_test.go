@@ -573,3 +573,38 @@ func TestFailedHybridCallChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestPerformanceUndoSyncsNothing shows that a Performance-mode call that
+// fails beside a journal voids its record without an fsync: the mode syncs
+// no call.
+func TestPerformanceUndoSyncsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m := crashLayout(t)
+	h, err := open(quietConfig(m, Hybrid)) // the directory's journal
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.StoreMeta(ctx, "f0", metastorage.MessageMetadata{State: stIncoming}); err != nil {
+		t.Fatal(err)
+	}
+	sw := &faultSwitch{inj: fullDisk(true)}
+	p, err := open(quietConfig(vfs.Inject(m, sw), Performance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	sw.on.Store(true)
+	err = p.MoveToState(ctx, "f0", stIncoming, stActive)
+	sw.on.Store(false)
+	if err == nil {
+		t.Fatal("the move succeeded on a full disk")
+	}
+	if n := p.Stats().JournalSyncRequests; n != 0 {
+		t.Errorf("the failed call asked for %d journal fsyncs, want none in Performance mode", n)
+	}
+	if md, err := h.GetMeta(ctx, "f0"); err != nil || md.State != stIncoming {
+		t.Errorf("f0 after the failed move: %v, %v; want in incoming", md.State, err)
+	}
+}
