@@ -2,6 +2,8 @@ package filesystem
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -226,12 +228,14 @@ func (b *Backend) count(ctx context.Context, s metastorage.QueueState) {
 // heal recounts, under stripe i's lock, the messages of stripe i in each
 // state whose change counter is odd: its last writer died during a change,
 // perhaps before counting it. It then makes the counter even. A state
-// still being counted at open is left to that count.
-func (b *Backend) heal(i int) {
+// still being counted at open is left to that count. If a recount fails,
+// the counter stays odd, for the next holder to try again.
+func (b *Backend) heal(i int) error {
 	sh := b.counts.sh
 	if sh == nil {
-		return
+		return nil
 	}
+	var errs []error
 	for _, s := range metastorage.States() {
 		v := sh.Counter(s, i)
 		if v.Load()%2 == 0 || b.counts.scanningState(s) {
@@ -247,7 +251,7 @@ func (b *Backend) heal(i int) {
 			return nil
 		})
 		if err != nil {
-			b.log.Error("recounting messages after a writer died failed; will try again", "dir", b.states[s], "stripe", i, "err", err)
+			errs = append(errs, fmt.Errorf("recount stripe %d of %s after a writer died: %w", i, b.states[s], err))
 			continue
 		}
 		if old := sh.Count(s, i).Swap(n); old != n {
@@ -255,6 +259,7 @@ func (b *Backend) heal(i int) {
 		}
 		v.Add(1)
 	}
+	return errors.Join(errs...)
 }
 
 // healOdd heals each stripe whose change counter is odd in some state,
@@ -295,7 +300,9 @@ func (b *Backend) tryHeal(s metastorage.QueueState) {
 			continue
 		}
 		if unlock, ok := b.locks.tryLock(i); ok {
-			b.heal(i)
+			if err := b.heal(i); err != nil {
+				b.log.Error("recounting messages failed; the next writer of the stripe tries again", "err", err)
+			}
 			unlock()
 		}
 	}

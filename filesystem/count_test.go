@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -473,5 +474,51 @@ func TestStateCountsStaleFile(t *testing.T) {
 				t.Errorf("counts %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestStateCountsHealRetried shows that a stripe whose recount failed is
+// left for the next writer to heal: the writer that could not recount
+// fails rather than make the dead writer's odd counter even.
+func TestStateCountsHealRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	mem := crashLayout(t)
+	incoming := crashDir + "/incoming"
+	sw := &faultSwitch{inj: vfs.And(vfs.OnOp(vfs.OpOpenDir), vfs.PathMatch(func(p string) bool { return p == incoming }))}
+	b, err := open(quietConfig(vfs.Inject(mem, sw), Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.WaitCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := runCountOp(b, strings.Fields("store incoming "+ids("m", 0, 10))); err != nil {
+		t.Fatal(err)
+	}
+	file := fileOf(t, "m3")
+	stripe := stripeOf(file)
+	other := "x"
+	for i := 0; stripeOf(fileOf(t, other)) != stripe; i++ {
+		other = "x" + strconv.Itoa(i)
+	}
+	// A writer died removing m3: the counter odd, the file gone, the
+	// count not changed.
+	b.changes.Begin(metastorage.StateIncoming, stripe)
+	if err := mem.Remove(incoming + "/" + file); err != nil {
+		t.Fatal(err)
+	}
+	sw.on.Store(true)
+	err = b.StoreMeta(ctx, other, metastorage.MessageMetadata{State: metastorage.StateIncoming})
+	sw.on.Store(false)
+	if err == nil {
+		t.Error("a store whose stripe could not be recounted succeeded")
+	}
+	if err := b.StoreMeta(ctx, other, metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.GetStateCount(metastorage.StateIncoming); got != 10 {
+		t.Errorf("incoming counted %d, want 10: nine of the ten stored and %s", got, other)
 	}
 }

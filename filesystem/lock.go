@@ -61,16 +61,22 @@ func stripeOf(file string) int {
 }
 
 // lock takes stripe i of the Backend, or nothing for a read-only Backend,
-// which has no lock files and changes nothing.
+// which has no lock files and changes nothing. It first heals the stripe's
+// counts (see heal); if that fails it releases the lock and fails, since a
+// change would make the odd counter even and hide the need.
 func (b *Backend) lock(ctx context.Context, i int) (func(), error) {
 	if b.locks == nil {
 		return func() {}, nil
 	}
 	unlock, err := b.locks.lock(ctx, i)
-	if err == nil {
-		b.heal(i)
+	if err != nil {
+		return nil, err
 	}
-	return unlock, err
+	if err := b.heal(i); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // tryLock takes stripe i if no one holds it, without waiting, and returns
