@@ -30,8 +30,8 @@ func CheckRecord(md *MessageMetadata) error {
 		if err := checkString("Headers key", k); err != nil {
 			return err
 		}
-		if err := checkString("Headers["+quote(k)+"]", v); err != nil {
-			return err
+		if !utf8.ValidString(v) { // the field's name only for an error
+			return checkString("Headers["+quote(k)+"]", v)
 		}
 	}
 	for _, f := range [...]struct {
