@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -116,5 +118,37 @@ func TestCheckProgress(t *testing.T) {
 		if calls[i] < calls[i-1] {
 			t.Errorf("progress went back: %v", calls)
 		}
+	}
+}
+
+// TestUpdateMetaIfStepsPastStoredUpdated shows that a compare-and-swap on a
+// clock that has not moved still sets Updated past the record it replaced,
+// so that a second swap expecting the replaced record conflicts.
+func TestUpdateMetaIfStepsPastStoredUpdated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fixed := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	cfg := quietConfig(vfs.NewMem(), Standard)
+	cfg.now = func() time.Time { return fixed }
+	b, err := open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateHold}); err != nil {
+		t.Fatal(err)
+	}
+	read, err := b.GetMeta(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UpdateMetaIf(ctx, "m", read, read); err != nil {
+		t.Fatalf("first swap: %v", err)
+	}
+	if got, _ := b.GetMeta(ctx, "m"); !got.Updated.After(read.Updated) {
+		t.Errorf("Updated after the swap: %v, want past %v", got.Updated, read.Updated)
+	}
+	if err := b.UpdateMetaIf(ctx, "m", read, read); !errors.Is(err, metastorage.ErrStateConflict) {
+		t.Errorf("second swap expecting the replaced record: got %v, want ErrStateConflict", err)
 	}
 }
