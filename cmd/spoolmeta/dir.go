@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -87,24 +88,25 @@ func openReadOnlyLogged(e *env, dir string, sk *skipLog) (*metafs.Backend, error
 }
 
 // skipLog is the log handler of a listing command: it prints the backend's
-// warnings and errors on stderr and counts the message files skipped.
+// warnings and errors on stderr, each once, and counts the message files
+// skipped. A file that several reads of a state skip counts once.
 type skipLog struct {
-	w       io.Writer
-	cmd     string
-	attrs   []slog.Attr
+	w     io.Writer
+	cmd   string
+	attrs []slog.Attr
+	mu    *sync.Mutex     // guards seen, skipped and w: readers log from several goroutines
+	seen  map[string]bool // the lines printed
+	// skipped counts the distinct lines of skipped files.
 	skipped *int
 }
 
 func newSkipLog(w io.Writer, cmd string) *skipLog {
-	return &skipLog{w: w, cmd: cmd, skipped: new(int)}
+	return &skipLog{w: w, cmd: cmd, mu: new(sync.Mutex), seen: make(map[string]bool), skipped: new(int)}
 }
 
 func (h *skipLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 
 func (h *skipLog) Handle(_ context.Context, r slog.Record) error {
-	if strings.HasPrefix(r.Message, "skipping") {
-		*h.skipped++
-	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", h.cmd, r.Message)
 	attr := func(a slog.Attr) bool {
@@ -116,7 +118,17 @@ func (h *skipLog) Handle(_ context.Context, r slog.Record) error {
 	}
 	r.Attrs(attr)
 	b.WriteString("\n")
-	_, err := io.WriteString(h.w, b.String())
+	line := b.String()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen[line] {
+		return nil
+	}
+	h.seen[line] = true
+	if strings.HasPrefix(r.Message, "skipping") {
+		*h.skipped++
+	}
+	_, err := io.WriteString(h.w, line)
 	return err
 }
 

@@ -258,9 +258,10 @@ func lsSorted(b metastorage.Backend, states []metastorage.QueueState, f lsFilter
 
 // sortedOf returns the matching messages of state s with their sort keys:
 // all of them, or, with a limit N and no header filter, a set that holds
-// the first N of s in the order asked for. It reads pages in the backend's
-// order until it has N and the key changes, as the backend may break ties
-// in the key otherwise than ls does.
+// the first N of s in the order asked for. It reads the first N in the
+// backend's order and, if the N-th key ties with the last read, the rest
+// in one more read, as the backend may break ties in the key otherwise
+// than ls does: each read lists the whole state.
 func sortedOf(ctx context.Context, b metastorage.Backend, s metastorage.QueueState, f lsFilter, o lsOptions) ([]sortEntry, error) {
 	opts := metastorage.MessageListOptions{SortBy: *o.sort, Since: f.updatedSince}
 	if *o.desc {
@@ -295,13 +296,13 @@ func sortedOf(ctx context.Context, b metastorage.Backend, s metastorage.QueueSta
 			return entries, nil
 		}
 		if len(entries) >= limit {
-			nth := slices.Clone(entries)
-			slices.SortFunc(nth, compareEntries(*o.desc))
-			if nth[limit-1].key != last.key {
+			slices.SortFunc(entries, compareEntries(*o.desc))
+			if entries[limit-1].key != last.key {
 				return entries, nil
 			}
 		}
 		opts.Offset += len(res.MessageIDs)
+		limit, opts.Limit = 0, 0 // the rest at once
 	}
 }
 

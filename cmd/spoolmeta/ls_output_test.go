@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -154,6 +156,23 @@ func TestListingReportsSkippedFiles(t *testing.T) {
 		if args[0] == "ls" && (len(lines(r.stdout)) != 8 || !strings.Contains(r.stderr, "ls: 7 messages;")) {
 			t.Errorf("%v: want 7 rows and a header, and the count:\n%s%s", args, r.stdout, r.stderr)
 		}
+	}
+}
+
+// TestSortedLimitCountsSkippedOnce checks that a sorted ls with a limit,
+// which reads a state with tied keys more than once, names and counts a
+// corrupt file once.
+func TestSortedLimitCountsSkippedOnce(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool")
+	spoolmeta(t, "bench", "--keep", dir, "--workload", "spool").expect(t, 0)
+	if err := os.WriteFile(filepath.Join(dir, "deferred", "bad-1.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := spoolmeta(t, "-d", dir, "ls", "--sort", "attempts", "--limit", "1", "deferred")
+	r.expect(t, 1)
+	if !strings.Contains(r.stderr, "1 message file skipped") || strings.Count(r.stderr, "bad-1.json") != 1 {
+		t.Errorf("stderr does not name and count the corrupt file once:\n%s", r.stderr)
 	}
 }
 
