@@ -153,13 +153,13 @@ type gatedFile struct {
 	vfs.File
 	started chan struct{}
 	release chan struct{}
-	syncs   atomic.Int64
+	syncs   atomic.Int64 // the fsyncs that have ended
 }
 
 func (f *gatedFile) Sync() error {
-	f.syncs.Add(1)
 	f.started <- struct{}{}
 	<-f.release
+	f.syncs.Add(1)
 	return nil
 }
 
