@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,7 @@ type Backend struct {
 	hints   hints
 	recent  recent
 	names   names
-	keys    keyCache
+	idx     *index // nil without change counters
 	order   moveOrder
 	stats   stats
 
@@ -101,6 +102,9 @@ func open(cfg config) (*Backend, error) {
 	if err := b.openDirs(); err != nil {
 		b.closeFiles()
 		return nil, err
+	}
+	if budget := cmp.Or(cfg.indexBudget, DefaultIndexBudget); b.changes != nil && budget > 0 {
+		b.idx = &index{budget: budget, now: time.Now}
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	b.counts.start(b.changes, ctx.Done())

@@ -202,7 +202,7 @@ func TestChangesUnmappable(t *testing.T) {
 			if b.changes != nil {
 				t.Error("change counters mapped where the file system cannot map files")
 			}
-			testReadAheadIsCurrent(t, b, b)
+			testReadAheadIsCurrent(t, b, b, false)
 		})
 	}
 }

@@ -22,10 +22,15 @@ const defaultBatch = 50
 const maxAhead = 256
 
 // NewMessageIterator returns an iterator over the messages in state; see
-// metastorage.Backend. It reads the directory once from start to end,
-// batchSize entries at a time, and returns the messages in directory order.
-// A message that moves into the state during the iteration may or may not
-// be returned.
+// metastorage.Backend. It reads the directory at most once, batchSize
+// entries at a time. A message that moves into the state during the
+// iteration may or may not be returned.
+//
+// A writable Backend keeps the records that iterations and listings read,
+// within the budget that WithIndexBudget sets. A pass over messages that
+// have not changed since then reads no file, and, if no file of the state
+// was added, removed or renamed either, not the directory. A file
+// rewritten in place, not replaced, may be seen a minute late.
 //
 // Files that are not valid metadata are logged and skipped; recovery moves
 // them to corrupt/. Files that cannot be read (permission denied) are
@@ -53,6 +58,7 @@ func (b *Backend) NewMessageIterator(ctx context.Context, state metastorage.Queu
 		return nil, fmt.Errorf("%s %s: %w", op, state, err)
 	}
 	it := &iterator{b: b, state: state, dir: d, batch: batchSize, buf: make([]byte, 0, 4096),
+		pass:  b.idx.begin(b.changes, state, d),
 		ahead: &readAhead{b: b, state: state, dir: d, limit: min(2*batchSize, maxAhead), workers: runtime.GOMAXPROCS(0)}}
 	// An iterator dropped without Close would keep the files it read ahead
 	// open.
@@ -70,6 +76,8 @@ type iterator struct {
 	done    bool
 	closed  bool
 	buf     []byte // read buffer of the files Next reads itself
+	pass    *pass  // nil without an index
+	at      int    // the next of the pass's fresh entries to return
 	ahead   *readAhead
 	cleanup runtime.Cleanup
 }
@@ -85,14 +93,19 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 		return metastorage.MessageMetadata{}, false, err
 	}
 	defer it.b.end()
+	if it.pass != nil && it.pass.fresh {
+		return it.nextKept()
+	}
 	for {
 		it.readAhead()
 		r := it.ahead.next()
 		if r == nil {
 			if err := it.dirErr; err != nil {
 				it.dirErr = nil // the next call reads the directory again
+				it.pass.abandon()
 				return metastorage.MessageMetadata{}, false, err
 			}
+			it.pass.finish()
 			return metastorage.MessageMetadata{}, false, it.closeDir()
 		}
 		md, ok, err := it.take(r)
@@ -103,6 +116,23 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 			return metastorage.MessageMetadata{}, false, err
 		}
 	}
+}
+
+// nextKept returns the next message of a fresh pass, from the index where
+// its record still stands for its file.
+func (it *iterator) nextKept() (metastorage.MessageMetadata, bool, error) {
+	entries := it.pass.prev.entries
+	for it.at < len(entries) {
+		e := entries[it.at]
+		it.at++
+		if e.current(it.b.changes, it.state) {
+			return e.record(it.state), true, nil
+		}
+		if md, ok, err := it.read(e.id, e.file); err != nil || ok {
+			return md, ok, err
+		}
+	}
+	return metastorage.MessageMetadata{}, false, it.closeDir()
 }
 
 // readAhead starts reading the files of the next messages, once fewer than
@@ -123,8 +153,16 @@ func (it *iterator) readAhead() {
 		}
 		e := it.pending[0]
 		it.pending = it.pending[1:]
-		if id, ok := name.Decode(e.Name()); ok && e.Type().IsRegular() {
-			ra.start(&aheadRead{id: id, file: e.Name(), done: make(chan struct{})})
+		id, ok := name.Decode(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		r := &aheadRead{id: id, file: e.Name(), done: make(chan struct{})}
+		if r.kept = it.pass.lookup(r.file); r.kept != nil {
+			close(r.done)
+			ra.push(r)
+		} else {
+			ra.start(r)
 		}
 	}
 }
@@ -147,10 +185,17 @@ func (it *iterator) fill() error {
 }
 
 // take returns the message r read ahead, or false if it is not one (any
-// more). The record read ahead is returned if its file is still the one
-// under the message's name; else the file is read now.
+// more). The record read ahead, or kept, is returned if its file is still
+// the one under the message's name; else the file is read now.
 func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error) {
 	<-r.done
+	if e := r.kept; e != nil {
+		if !e.current(it.b.changes, it.state) {
+			return it.read(r.id, r.file)
+		}
+		it.pass.keep(e)
+		return e.record(it.state), true, nil
+	}
 	current := false
 	switch {
 	case r.counted:
@@ -167,25 +212,37 @@ func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error
 	if !current {
 		return it.read(r.id, r.file)
 	}
-	md := r.md
-	md.ID = r.id
-	md.State = it.state
-	return md, true, nil
+	return it.found(r.id, r.file, r.count, r.counted, r.md), true, nil
 }
 
 // read reads the message id from its file, or returns false if it is not
 // there any more or not valid metadata.
 func (it *iterator) read(id, file string) (metastorage.MessageMetadata, bool, error) {
+	count, counted := it.b.changes.snapshot(it.state, stripeOf(file))
 	md, ok, err := it.b.readListed(it.dir, it.state, file, &it.buf)
 	if err != nil {
+		it.pass.miss()
 		return metastorage.MessageMetadata{}, false, fmt.Errorf("iterate %s: %w", it.state, err)
 	}
 	if !ok {
+		it.pass.miss()
 		return metastorage.MessageMetadata{}, false, nil
 	}
-	md.ID = id
-	md.State = it.state
-	return md, true, nil
+	return it.found(id, file, count, counted, md), true, nil
+}
+
+// found returns the message id read from its file, and keeps its record
+// in the index if it was read with a usable count.
+func (it *iterator) found(id, file string, count uint64, counted bool, md metastorage.MessageMetadata) metastorage.MessageMetadata {
+	if it.pass == nil || !counted {
+		it.pass.miss()
+		md.ID = id
+		md.State = it.state
+		return md
+	}
+	e := newIndexEntry(id, file, count, it.pass.now, md)
+	it.pass.keep(e)
+	return e.record(it.state)
 }
 
 func (it *iterator) closeDir() error {
@@ -202,6 +259,7 @@ func (it *iterator) Close() error {
 		return nil
 	}
 	it.closed = true
+	it.pass.abandon()
 	it.pending = nil
 	it.buf = nil
 	it.cleanup.Stop()
@@ -213,6 +271,7 @@ func (it *iterator) Close() error {
 type aheadRead struct {
 	id, file string
 	done     chan struct{} // closed when the read has ended
+	kept     *indexEntry   // the index's record, if it stood at the listing: no read
 
 	// Set before done is closed, if the read succeeded: the record, and
 	// either the change counter of the message's stripe (counted) that
@@ -248,15 +307,20 @@ type readAhead struct {
 // queued returns the number of reads not yet taken.
 func (ra *readAhead) queued() int { return len(ra.queue) - ra.head }
 
-// start queues r and starts a goroutine to read it if fewer than
-// ra.workers are reading.
-func (ra *readAhead) start(r *aheadRead) {
+// push queues r, which needs no read.
+func (ra *readAhead) push(r *aheadRead) {
 	if ra.head > 0 && len(ra.queue) == cap(ra.queue) {
 		n := copy(ra.queue, ra.queue[ra.head:])
 		clear(ra.queue[n:])
 		ra.queue, ra.head = ra.queue[:n], 0
 	}
 	ra.queue = append(ra.queue, r)
+}
+
+// start queues r and starts a goroutine to read it if fewer than
+// ra.workers are reading.
+func (ra *readAhead) start(r *aheadRead) {
+	ra.push(r)
 	ra.mu.Lock()
 	ra.todo = append(ra.todo, r)
 	spawn := ra.running < ra.workers

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -23,16 +24,19 @@ type noSharedMemory struct{ vfs.FS }
 // moved out, deleted, or moved out and back, between two calls of Next.
 // The changes are made by the iterator's Backend or by another one on the
 // same directory (another process), and Next knows of them by the change
-// counters or, without them, by looking up the file again.
+// counters or, without them, by looking up the file again. A warm pass
+// follows one that left every record in the index.
 func TestIteratorReadAheadIsCurrent(t *testing.T) {
 	for _, tc := range []struct {
-		name           string
-		shared, counts bool
+		name                 string
+		shared, counts, warm bool
 	}{
-		{"counted, same backend", false, true},
-		{"counted, another backend", true, true},
-		{"looked up, same backend", false, false},
-		{"looked up, another backend", true, false},
+		{"counted, same backend", false, true, false},
+		{"counted, another backend", true, true, false},
+		{"looked up, same backend", false, false, false},
+		{"looked up, another backend", true, false, false},
+		{"warm, same backend", false, true, true},
+		{"warm, another backend", true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var fsys vfs.FS = vfs.NewMem()
@@ -54,7 +58,7 @@ func TestIteratorReadAheadIsCurrent(t *testing.T) {
 				}
 				defer w.Close()
 			}
-			testReadAheadIsCurrent(t, b, w)
+			testReadAheadIsCurrent(t, b, w, tc.warm)
 		})
 	}
 }
@@ -69,8 +73,9 @@ type writer interface {
 
 // testReadAheadIsCurrent iterates with b while w changes the messages:
 // after the first Next, one message is rewritten, one moved out, one
-// deleted, and one moved out and back.
-func testReadAheadIsCurrent(t *testing.T, b *Backend, w writer) {
+// deleted, and one moved out and back. If warm, a pass before leaves the
+// records in the index, so that the pass that sees the changes is fresh.
+func testReadAheadIsCurrent(t *testing.T, b *Backend, w writer, warm bool) {
 	const n, batch = 12, 4
 	ctx := context.Background()
 	var ids []string
@@ -80,11 +85,18 @@ func testReadAheadIsCurrent(t *testing.T, b *Backend, w writer) {
 			t.Fatal(err)
 		}
 	}
+	if warm {
+		b.idx.now = func() time.Time { return time.Now().Add(time.Hour) } // no stamp too recent
+		iterateAll(t, b, metastorage.StateDeferred)
+	}
 	it, err := b.NewMessageIterator(ctx, metastorage.StateDeferred, batch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer it.Close()
+	if p := it.(*iterator).pass; warm && (p == nil || !p.fresh) {
+		t.Fatal("the pass after a pass over unchanged messages is not fresh")
+	}
 	first, ok, err := it.Next(ctx)
 	if err != nil || !ok {
 		t.Fatalf("first Next = %q, %t, %v; want a message", first.ID, ok, err)
@@ -150,6 +162,12 @@ func TestIteratorReadAheadIsCurrentProcesses(t *testing.T) {
 	if dir := os.Getenv(iterChildEnv); dir != "" {
 		os.Exit(iterChild(dir))
 	}
+	for _, warm := range []bool{false, true} {
+		t.Run(fmt.Sprint("warm ", warm), func(t *testing.T) { testReadAheadIsCurrentProcesses(t, warm) })
+	}
+}
+
+func testReadAheadIsCurrentProcesses(t *testing.T, warm bool) {
 	dir := t.TempDir()
 	b, err := NewBackendWithOptions(dir, true, false)
 	if err != nil {
@@ -170,7 +188,7 @@ func TestIteratorReadAheadIsCurrentProcesses(t *testing.T) {
 	if err := w.call("ready?"); err != nil {
 		t.Fatal(err)
 	}
-	testReadAheadIsCurrent(t, b, w)
+	testReadAheadIsCurrent(t, b, w, warm)
 }
 
 // processWriter sends calls to the writer process, a line each, and

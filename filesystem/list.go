@@ -33,10 +33,10 @@ type listEntry struct {
 // memory is bounded by its page (Offset+Limit entries).
 //
 // Sorting by ID reads the directory only. Sorting by another key, or
-// filtering by Since, also reads each message's file the first time; a
-// writable Backend keeps the sort keys it read for later listings. Such a
-// listing leaves out files that are not valid metadata or cannot be read,
-// and logs them; a listing by ID alone names them.
+// filtering by Since, also reads each message's file, unless the Backend
+// keeps its record (see NewMessageIterator). Such a listing leaves out
+// files that are not valid metadata or cannot be read, and logs them; a
+// listing by ID alone names them.
 func (b *Backend) ListMessages(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions) (res metastorage.MessageListResult, err error) {
 	const op = "list"
 	defer func() { b.stats.count(opList, err) }()
@@ -80,12 +80,17 @@ func checkListOptions(opts metastorage.MessageListOptions) error {
 
 // scanList calls add with each message in state that passes opts.Since,
 // with its sort keys where opts needs them, reading the state's directory
-// once, a batch of names at a time. Keys that the Backend does not keep
-// are read from the files by several workers, while the directory is read
-// on; add is called from one goroutine at a time.
+// at most once, a batch of names at a time. Records that the index does not
+// hold are read from the files by several workers, while the directory is
+// read on; add is called from one goroutine at a time.
 func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, opts metastorage.MessageListOptions, add func(listEntry)) error {
+	d, err := b.fs.OpenDir(b.states[state])
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	if opts.SortBy == metastorage.SortByID && opts.Since.IsZero() {
-		return b.readNames(ctx, state, listBatch, func(files []string) error {
+		return readNamesIn(ctx, d, listBatch, func(files []string) error {
 			for _, f := range files {
 				id, _ := name.Decode(f)
 				add(listEntry{id: id, file: f})
@@ -93,18 +98,25 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 			return nil
 		})
 	}
-	var scan *keyScan
-	if b.changes != nil {
-		scan = b.keys.begin(state, b.changes)
-	}
 	since := instantOf(opts.Since)
+	passes := func(e *listEntry) bool {
+		return opts.Since.IsZero() || e.keys.created.compare(since) >= 0 || e.keys.updated.compare(since) >= 0
+	}
+	p := b.idx.begin(b.changes, state, d)
+	if p != nil && p.fresh {
+		return b.scanKept(ctx, d, state, p.prev, func(e listEntry) {
+			if passes(&e) {
+				add(e)
+			}
+		})
+	}
 	var mu sync.Mutex // serialises add
-	addAll := func(entries []listEntry, status []keyStatus) {
+	addAll := func(entries []listEntry, found []bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		for i, e := range entries {
-			if status[i] != keyGone && (opts.Since.IsZero() || e.keys.created.compare(since) >= 0 || e.keys.updated.compare(since) >= 0) {
-				add(e)
+		for i := range entries {
+			if found[i] && passes(&entries[i]) {
+				add(entries[i])
 			}
 		}
 	}
@@ -115,46 +127,44 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 	for range listWorkers() {
 		wg.Go(func() {
 			buf := make([]byte, 0, 4096)
-			var statusBuf [listChunk]keyStatus
-			var countsBuf [listChunk]uint64
-			var todoBuf [listChunk]int
+			var foundBuf [listChunk]bool
 			for chunk := range work {
 				if ctx.Err() != nil {
 					continue // drain
 				}
-				status, counts, todo := statusBuf[:len(chunk)], countsBuf[:len(chunk)], todoBuf[:0]
-				clear(status) // keyGone: an entry not read after an error is not added
+				found := foundBuf[:len(chunk)]
+				clear(found) // an entry not read after an error is not added
 				for i := range chunk {
 					var err error
-					if status[i], counts[i], err = b.readKey(state, &chunk[i], &buf); err != nil {
+					if found[i], err = b.readKeys(d, state, &chunk[i], p, &buf); err != nil {
 						cancel(err)
 						break
 					}
-					todo = append(todo, i)
 				}
-				scan.keep(chunk, todo, status, counts)
-				addAll(chunk, status)
+				addAll(chunk, found)
 			}
 		})
 	}
-	status := make([]keyStatus, listBatch)
-	counts := make([]uint64, listBatch)
+	found := make([]bool, listBatch)
 	batch := make([]listEntry, listBatch) // the workers get copies
-	err := b.readNames(ctx, state, listBatch, func(files []string) error {
-		batch := batch[:len(files)]
+	err = readNamesIn(ctx, d, listBatch, func(files []string) error {
+		batch, found := batch[:len(files)], found[:len(files)]
+		var todo []listEntry
 		for i, f := range files {
 			id, _ := name.Decode(f)
 			batch[i] = listEntry{id: id, file: f}
-		}
-		todo := scan.lookup(batch, status[:len(batch)], counts[:len(batch)])
-		addAll(batch, status[:len(batch)])
-		for lo := 0; lo < len(todo); lo += listChunk {
-			chunk := make([]listEntry, 0, listChunk)
-			for _, i := range todo[lo:min(lo+listChunk, len(todo))] {
-				chunk = append(chunk, batch[i])
+			found[i] = false
+			if e := p.lookup(f); e != nil {
+				p.keep(e)
+				batch[i].keys, found[i] = e.keys, true
+			} else {
+				todo = append(todo, batch[i])
 			}
+		}
+		addAll(batch, found)
+		for lo := 0; lo < len(todo); lo += listChunk {
 			select {
-			case work <- chunk:
+			case work <- todo[lo:min(lo+listChunk, len(todo))]:
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
@@ -166,10 +176,37 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 	if cause := context.Cause(ctx); cause != nil {
 		err = cause // a worker's error, or the caller's context's
 	}
-	if err == nil && scan != nil {
-		scan.end()
+	if err != nil {
+		p.abandon()
+		return err
 	}
-	return err
+	p.finish()
+	return nil
+}
+
+// scanKept calls add with each message of snap, a fresh snapshot of
+// state's directory d, reading the files whose records no longer stand.
+func (b *Backend) scanKept(ctx context.Context, d vfs.File, state metastorage.QueueState, snap *snapshot, add func(listEntry)) error {
+	var buf []byte
+	for i, e := range snap.entries {
+		if i%listBatch == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		le := listEntry{id: e.id, file: e.file, keys: e.keys}
+		if !e.current(b.changes, state) {
+			ok, err := b.readKeys(d, state, &le, nil, &buf)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+		}
+		add(le)
+	}
+	return nil
 }
 
 // listBatch is the number of names a listing reads from the directory at a
@@ -186,30 +223,26 @@ func listWorkers() int {
 // listChunk is the number of entries a worker takes at a time.
 const listChunk = 64
 
-// keyStatus is what reading the sort keys of one entry found.
-type keyStatus uint8
-
-const (
-	keyGone    keyStatus = iota // left the state, or not valid metadata
-	keyRead                     // read, without a usable count
-	keyCounted                  // read, and current as long as the stripe's counter holds its count
-)
-
-// readKey reads the sort keys of e from its file in state's directory. The
-// count it returns, for keyCounted, is that of the file's stripe before the
-// file was opened: while the counter holds it, the file read is the one
-// under the name.
-func (b *Backend) readKey(state metastorage.QueueState, e *listEntry, buf *[]byte) (keyStatus, uint64, error) {
+// readKeys reads the sort keys of e from its file in state's directory
+// d, and reports whether it is a message. Its record goes to the pass p, if
+// read with a usable count: while the stripe's counter holds that count,
+// the file read is the one under the name.
+func (b *Backend) readKeys(d vfs.File, state metastorage.QueueState, e *listEntry, p *pass, buf *[]byte) (bool, error) {
 	count, counted := b.changes.snapshot(state, stripeOf(e.file))
-	md, ok, err := b.readListed(b.dirs[state].f, state, e.file, buf)
+	md, ok, err := b.readListed(d, state, e.file, buf)
 	if err != nil || !ok {
-		return keyGone, 0, err
+		p.miss()
+		return false, err
 	}
-	e.keys = keysOf(&md)
-	if !counted {
-		return keyRead, 0, nil
+	if p == nil || !counted {
+		p.miss()
+		e.keys = keysOf(&md)
+		return true, nil
 	}
-	return keyCounted, count, nil
+	ie := newIndexEntry(e.id, e.file, count, p.now, md)
+	p.keep(ie)
+	e.keys = ie.keys
+	return true, nil
 }
 
 // listOrder returns the order opts asks for: by its key, then by ID in
@@ -346,8 +379,18 @@ func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file st
 // batch at a time, in directory order. Entries that are not message files
 // (temp files, foreign names, subdirectories) are left out.
 func (b *Backend) readNames(ctx context.Context, state metastorage.QueueState, batch int, fn func(files []string) error) error {
+	d, err := b.fs.OpenDir(b.states[state])
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return readNamesIn(ctx, d, batch, fn)
+}
+
+// readNamesIn is readNames of the open state directory d.
+func readNamesIn(ctx context.Context, d vfs.File, batch int, fn func(files []string) error) error {
 	files := make([]string, 0, batch)
-	return b.readDir(ctx, b.states[state], batch, func(ents []fs.DirEntry) error {
+	return readEntries(ctx, d, batch, func(ents []fs.DirEntry) error {
 		files = files[:0]
 		for _, e := range ents {
 			if e.Type().IsRegular() {
@@ -371,6 +414,12 @@ func (b *Backend) readDir(ctx context.Context, dir string, batch int, fn func([]
 		return err
 	}
 	defer d.Close()
+	return readEntries(ctx, d, batch, fn)
+}
+
+// readEntries calls fn with the entries of the open directory d, batch at
+// a time, in directory order, reading it once from where it stands.
+func readEntries(ctx context.Context, d vfs.File, batch int, fn func([]fs.DirEntry) error) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -59,6 +59,9 @@ type config struct {
 	fileMode   fs.FileMode
 	dirMode    fs.FileMode
 	fs         vfs.FS // nil means vfs.OS
+	// indexBudget is the memory the index of records may hold, in bytes:
+	// 0 means DefaultIndexBudget, a negative value none.
+	indexBudget int64
 
 	// For tests: the journal growth that starts a checkpoint (0 means
 	// journalLimit), and a function called after each checkpoint.
@@ -167,6 +170,22 @@ func (f *Factory) WithFileMode(perm fs.FileMode) *Factory {
 func (f *Factory) WithDirMode(perm fs.FileMode) *Factory {
 	c := *f
 	c.cfg.dirMode = perm.Perm()
+	return &c
+}
+
+// WithIndexBudget returns a Factory whose backends keep at most n bytes of
+// the records that iterations and listings read, so that later passes over
+// messages that have not changed read no file (see
+// Backend.NewMessageIterator). The default is DefaultIndexBudget; 0 keeps
+// none, and a negative n is taken as 0. A pass that renews a state's
+// records holds the old ones until it ends. Each record costs about 320
+// bytes plus the length of its strings.
+func (f *Factory) WithIndexBudget(n int64) *Factory {
+	c := *f
+	c.cfg.indexBudget = n
+	if n <= 0 {
+		c.cfg.indexBudget = -1
+	}
 	return &c
 }
 

@@ -308,11 +308,11 @@ func TestListSinceWithKeptKeys(t *testing.T) {
 	}
 }
 
-// TestListKeepsKeysWithinLimit shows that a Backend keeps no more sort
-// keys than its limit: what does not fit is read again at every listing,
-// and the keys of a message that left its state make room once a listing
-// has read the whole directory.
-func TestListKeepsKeysWithinLimit(t *testing.T) {
+// TestIndexWithinBudget shows that a Backend keeps no more records than
+// its budget holds: what does not fit is read again at every listing, and
+// the record of a message that left its state makes room once a pass has
+// read the whole directory.
+func TestIndexWithinBudget(t *testing.T) {
 	fsys, _, opens := countingOpens(t, false, func(dir, path string) bool {
 		return strings.HasPrefix(path, dir+"/deferred/") || strings.HasPrefix(path, dir+"/hold/")
 	})
@@ -321,7 +321,6 @@ func TestListKeepsKeysWithinLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	b.keys.limit = 10
 	ctx := context.Background()
 	store := func(s metastorage.QueueState, prefix string, n int) {
 		for i := range n {
@@ -341,29 +340,26 @@ func TestListKeepsKeysWithinLimit(t *testing.T) {
 		}
 	}
 	store(metastorage.StateDeferred, "big", 11)
+	md, err := b.GetMeta(ctx, "big-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := newIndexEntry("big-0", fileOf(t, "big-0"), 0, time.Now(), md).bytes
+	b.idx.budget = 10*one + one/2 // ten records, not eleven
 	list(metastorage.StateDeferred, 11, "first listing of 11")
-	list(metastorage.StateDeferred, 1, "second listing of 11, 10 keys kept")
+	list(metastorage.StateDeferred, 1, "second listing of 11, 10 records kept")
 	store(metastorage.StateHold, "h", 1)
 	list(metastorage.StateHold, 1, "first listing of hold, no room")
 	list(metastorage.StateHold, 1, "second listing of hold, no room")
-	if b.keys.size != 10 || b.keys.len(metastorage.StateHold) != 0 {
-		t.Fatalf("%d keys held, %d of hold; want 10, none of hold", b.keys.size, b.keys.len(metastorage.StateHold))
+	snap := b.idx.states[metastorage.StateDeferred].Load()
+	if got := b.idx.used.Load(); got > b.idx.budget || len(snap.entries) != 10 || b.idx.states[metastorage.StateHold].Load() != nil && len(b.idx.states[metastorage.StateHold].Load().entries) != 0 {
+		t.Fatalf("%d bytes held of %d, %d records of deferred; want 10 records, none of hold", got, b.idx.budget, len(snap.entries))
 	}
-	var kept string
-	for f := range b.keys.states[metastorage.StateDeferred] {
-		kept = f
-		break
-	}
-	id, _ := name.Decode(kept)
-	if err := b.DeleteMeta(ctx, id); err != nil {
+	if err := b.DeleteMeta(ctx, snap.entries[0].id); err != nil {
 		t.Fatal(err)
 	}
 	list(metastorage.StateDeferred, 1, "listing after a kept message left")
-	if b.keys.size != 9 {
-		t.Fatalf("%d keys held after the listing, want 9: the deleted message's removed", b.keys.size)
-	}
-	list(metastorage.StateDeferred, 1, "listing with room again")
-	list(metastorage.StateDeferred, 0, "listing with every key kept")
+	list(metastorage.StateDeferred, 0, "listing with every record kept")
 }
 
 // TestListReadsAgainWhileChangeUnderWay shows that keys read while their
