@@ -95,6 +95,7 @@ var workloadSpecs = []workloadSpec{
 	{name: "list", workers: 1, messages: map[string]int{"": 20000}},
 	{name: "open", workers: 1, messages: map[string]int{"": 20000}},
 	{name: "spool", workers: 16, messages: map[string]int{"": 400}, asked: true},
+	{name: "rescan", workers: 1, messages: map[string]int{"": 20000}, asked: true},
 }
 
 func specOf(name string) *workloadSpec {
@@ -167,6 +168,12 @@ Workloads:
   spool      W workers store N messages as a queue leaves them: in every
              state, created within the last day, with headers and errors
              (only when named, or with --keep)
+  rescan     passes of the iterator over N deferred messages, as a
+             queue's scheduler makes them: 20 over unchanged messages,
+             then 20 each after three changes (two updates by this
+             process, a hold by another spoolmeta process); the note gives
+             the CPU of this process per pass and per message, and its
+             heap (only when named)
 
 --keep DIR runs the spool workload (and the others named) and leaves its
 spool in DIR, which must not exist, to try the other commands on:
@@ -488,6 +495,10 @@ func prepare(ctx context.Context, dir string, r benchRun, prepared map[int]strin
 		if err := fillIncoming(ctx, dir, r.messages); err != nil {
 			return "", err
 		}
+	case r.workload == "rescan": // changes its messages: not shared
+		if err := fillDeferred(ctx, dir, r.messages); err != nil {
+			return "", err
+		}
 	default:
 		return dir, nil
 	}
@@ -512,7 +523,7 @@ func factory(dir, mode string) *metafs.Factory {
 // reads are measured from when the backend has counted its messages
 // (restart starts the clock again).
 func runWithBackend(ctx context.Context, f *metafs.Factory, r benchRun, lat *latencies, restart func()) (int, string, metafs.Stats, error) {
-	read := isReadWorkload(r.workload)
+	read := isReadWorkload(r.workload) || r.workload == "rescan"
 	if read {
 		// The seeded directory is clean: measure the reads, not a
 		// recovery scan reading every file beside them.
@@ -548,6 +559,8 @@ func runWithBackend(ctx context.Context, f *metafs.Factory, r benchRun, lat *lat
 		ops, note, err = benchGet(ctx, b, r, lat)
 	case "list":
 		ops, note, err = benchList(ctx, b, r, lat)
+	case "rescan":
+		ops, note, err = benchRescan(ctx, b, r, lat)
 	default:
 		err = fmt.Errorf("unknown workload %q", r.workload)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"time"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
@@ -91,11 +90,6 @@ func benchList(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latenc
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	lat.add(sorted)
-	median := func(l []time.Duration) time.Duration {
-		l = slices.Clone(l)
-		slices.Sort(l)
-		return l[len(l)/2]
-	}
 	return rounds, fmt.Sprintf("%d pages by created: the first %s, the later ones %s (median; keys kept, %s allocated each); by ID %s (median, %s allocated each); live heap after them %s",
 		rounds, round(sorted[0]), round(median(sorted[1:])), mib(alloc[0]/(rounds-1)), round(median(byID)), mib(alloc[1]/(rounds-1)), mib(ms.HeapAlloc)), nil
 }

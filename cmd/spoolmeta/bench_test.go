@@ -197,3 +197,18 @@ func TestBenchInterrupt(t *testing.T) {
 		t.Errorf("bench left %d entries in --dir", len(ents))
 	}
 }
+
+// TestBenchRescan runs the rescan workload on a few messages: its passes
+// see every change, those of the other process included, or it fails.
+func TestBenchRescan(t *testing.T) {
+	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "rescan", "--messages", "50", "--json")
+	r.expect(t, 0)
+	var res benchResult
+	if err := json.Unmarshal([]byte(lines(r.stdout)[0]), &res); err != nil {
+		t.Fatalf("%q: %v", r.stdout, err)
+	}
+	if res.Workload != "rescan" || res.Stats == nil || res.Stats.Writes != 2*rescanPasses ||
+		!strings.Contains(res.Note, "20 passes each: unchanged") || !strings.Contains(res.Note, "after 3 changes") {
+		t.Errorf("rescan row %+v", res)
+	}
+}
