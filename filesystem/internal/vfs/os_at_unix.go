@@ -1,3 +1,5 @@
+//go:build linux || darwin
+
 package vfs
 
 import (
@@ -43,7 +45,7 @@ func openAppendIn(dir File, name string, perm fs.FileMode) (File, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "fstat", Path: full, Err: err}
 	}
-	if err := notRegularMode(st.Mode); err != nil {
+	if err := notRegularMode(uint32(st.Mode)); err != nil {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "open", Path: full, Err: err}
 	}
@@ -88,36 +90,25 @@ func dupDir(d *os.File, flags int) (int, error) {
 	return fd, err
 }
 
-// renameIn does renameat2(2) on the descriptors of the two directories.
+// renameIn does renameat(how) on the descriptors of the two directories.
 func renameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error {
-	var flags uint
-	switch how {
-	case RenameNoReplace:
-		flags = unix.RENAME_NOREPLACE
-	case RenameExchange:
-		flags = unix.RENAME_EXCHANGE
-	}
 	_, newFull, err := inDirName(newDir, newname)
 	var oldFull string
 	if err == nil {
 		oldFull, err = at(oldDir, oldname, func(oldfd int) error {
 			_, err := at(newDir, newname, func(newfd int) error {
-				return unix.Renameat2(oldfd, oldname, newfd, newname, flags)
+				return renameat(oldfd, oldname, newfd, newname, how)
 			})
 			return err
 		})
 	} else {
 		_, oldFull, _ = inDirName(oldDir, oldname)
 	}
-	if how == RenameExchange && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)) {
+	if how == RenameExchange && exchangeUnsupported(err) {
 		err = fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
 	}
 	if err != nil {
-		op := "renameat2"
-		if how == RenameReplace {
-			op = "rename"
-		}
-		return &os.LinkError{Op: op, Old: oldFull, New: newFull, Err: err}
+		return &os.LinkError{Op: renameOp(how), Old: oldFull, New: newFull, Err: err}
 	}
 	return nil
 }
@@ -131,7 +122,7 @@ func truncateIn(dir File, name string, size int64) error {
 	var st unix.Stat_t
 	err = unix.Fstat(fd, &st)
 	if err == nil {
-		err = notRegularMode(st.Mode)
+		err = notRegularMode(uint32(st.Mode))
 	}
 	if err == nil {
 		err = retryEINTR(func() error { return unix.Ftruncate(fd, size) })

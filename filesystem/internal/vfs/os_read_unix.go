@@ -1,3 +1,5 @@
+//go:build linux || darwin
+
 package vfs
 
 import (
@@ -26,12 +28,13 @@ type fdFile struct {
 	name string
 }
 
-// Sync makes the file's data durable.
+// Sync makes the file's data durable, with the platform's full sync (see
+// fsyncFD).
 func (f *fdFile) Sync() error {
 	if f.fd < 0 {
 		return &os.PathError{Op: "sync", Path: f.name, Err: os.ErrClosed}
 	}
-	if err := retryEINTR(func() error { return unix.Fsync(f.fd) }); err != nil {
+	if err := retryEINTR(func() error { return fsyncFD(f.fd) }); err != nil {
 		return &os.PathError{Op: "sync", Path: f.name, Err: err}
 	}
 	return nil
@@ -124,7 +127,7 @@ func checkRead(fd int, name string) (File, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	if err := notRegularMode(f.st.Mode); err != nil {
+	if err := notRegularMode(uint32(f.st.Mode)); err != nil {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
