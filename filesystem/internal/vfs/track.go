@@ -1,0 +1,450 @@
+package vfs
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"sync"
+)
+
+// Tracker is a file system that makes durable, at each SyncAll, exactly
+// the files and directories changed through it since the previous
+// SyncAll, each with its File's Sync (the platform's full sync): the files
+// written through a File it returned, the files truncated or overwritten
+// by name, those named by Add, and the directories whose entries were
+// created, renamed or removed. It stands in for syncfs(2) where the
+// platform lacks it (macOS), and where a spool should not wait for what
+// other programs wrote to the same file system.
+//
+// A file written through it and then closed unsynced stays open until the
+// next SyncAll, so that it is synced wherever it has been renamed to, by
+// this process or another; once maxHeld are waiting, they are synced in
+// the background. Release closes what is still held.
+//
+// Its methods are safe for concurrent use. Changes made through another
+// Tracker or FS are not its own, unless Add names them.
+type Tracker struct {
+	FS // the read-only and locking calls pass through
+
+	mu    sync.Mutex
+	files map[*trackedFile]struct{} // written since their last sync
+	held  int                       // of files, those closed by their owner
+	paths map[string]struct{}       // regular files changed by name
+	dirs  map[string]struct{}       // directories whose entries changed
+
+	released bool // by Release: a file closed later is closed at once
+
+	batches sync.RWMutex  // held shared by each background sync of held files
+	slots   chan struct{} // bounds the background syncs
+	errMu   sync.Mutex
+	err     error // the first failed sync: final
+	syncMu  sync.Mutex
+}
+
+// maxHeld is the number of closed files waiting for a sync that starts a
+// background sync of them.
+const maxHeld = 256
+
+// NewTracker returns a Tracker on fsys.
+func NewTracker(fsys FS) *Tracker {
+	return &Tracker{FS: fsys, slots: make(chan struct{}, 2)}
+}
+
+var (
+	_ FS           = (*Tracker)(nil)
+	_ SyncFS       = (*Tracker)(nil)
+	_ SharedMemory = (*Tracker)(nil)
+)
+
+// Unwrap returns the file system t wraps.
+func (t *Tracker) Unwrap() FS { return t.FS }
+
+// Add records that the regular file at path changed, so that the next
+// SyncAll syncs it if it still exists then.
+func (t *Tracker) Add(path string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.addPath(path)
+}
+
+// AddDir records that entries of the directory at path changed, so that
+// the next SyncAll syncs it if it still exists then.
+func (t *Tracker) AddDir(path string) { t.addDirs(path) }
+
+func (t *Tracker) addPath(path string) {
+	if t.paths == nil {
+		t.paths = make(map[string]struct{})
+	}
+	t.paths[path] = struct{}{}
+}
+
+func (t *Tracker) addDirs(dirs ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dirs == nil {
+		t.dirs = make(map[string]struct{})
+	}
+	for _, d := range dirs {
+		t.dirs[d] = struct{}{}
+	}
+}
+
+// SyncAll implements SyncFS: it syncs what changed through t since the
+// previous SyncAll began, files first, then directories, and returns nil
+// only if every sync succeeded. dir is not used. A failed sync is final:
+// every later SyncAll returns its error too, since what the failure lost
+// cannot be known.
+func (t *Tracker) SyncAll(File) error {
+	t.syncMu.Lock()
+	defer t.syncMu.Unlock()
+	t.waitBatches()
+	t.mu.Lock()
+	files, paths, dirs := t.files, t.paths, t.dirs
+	t.files, t.paths, t.dirs, t.held = nil, nil, nil, 0
+	for f := range files {
+		f.queued = false
+	}
+	t.mu.Unlock()
+	var errs []error
+	for f := range files {
+		errs = append(errs, f.syncHeld())
+	}
+	for p := range paths {
+		errs = append(errs, ignoreGone(syncClose(t.FS.Open(p))))
+	}
+	for d := range dirs {
+		errs = append(errs, ignoreGone(syncClose(t.FS.OpenDir(d))))
+	}
+	return t.fail(errors.Join(errs...))
+}
+
+// fail records err, if not nil, as final, and returns the final error.
+func (t *Tracker) fail(err error) error {
+	t.errMu.Lock()
+	defer t.errMu.Unlock()
+	if t.err == nil {
+		t.err = err
+	}
+	return t.err
+}
+
+// Release closes the files t holds without syncing them: their data stays
+// written, as after a close, and a later SyncAll no longer syncs it.
+func (t *Tracker) Release() error {
+	t.waitBatches()
+	t.mu.Lock()
+	files := t.files
+	t.files, t.held, t.released = nil, 0, true
+	for f := range files {
+		f.queued = false
+	}
+	t.mu.Unlock()
+	var errs []error
+	for f := range files {
+		f.mu.Lock()
+		if f.closed && !f.released {
+			f.released = true
+			errs = append(errs, f.File.Close())
+		}
+		f.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// waitBatches waits for the background syncs that have begun.
+func (t *Tracker) waitBatches() {
+	t.batches.Lock()
+	t.batches.Unlock() //lint:ignore SA2001 an empty section: it waits for the readers
+}
+
+// ignoreGone returns nil for an error that says the file is no longer
+// there: removed, nothing of it needs syncing.
+func ignoreGone(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func syncClose(f File, err error) error {
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	return errors.Join(err, f.Close())
+}
+
+// dirty records that f was written.
+func (t *Tracker) dirty(f *trackedFile) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f.queued {
+		return
+	}
+	f.queued = true
+	if t.files == nil {
+		t.files = make(map[*trackedFile]struct{})
+	}
+	t.files[f] = struct{}{}
+}
+
+// hold keeps f, closed by its owner with data unsynced, until a sync; once
+// maxHeld are held, it syncs them in the background. After Release, it
+// closes f at once.
+func (t *Tracker) hold(f *trackedFile) error {
+	t.mu.Lock()
+	if t.released {
+		t.mu.Unlock()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.released = true
+		return f.File.Close()
+	}
+	if !f.queued { // taken by a SyncAll that has not synced it yet
+		t.mu.Unlock()
+		return nil
+	}
+	t.held++
+	if t.held < maxHeld {
+		t.mu.Unlock()
+		return nil
+	}
+	var batch []*trackedFile
+	for g := range t.files {
+		if g.isClosed() {
+			batch = append(batch, g)
+			delete(t.files, g)
+			g.queued = false
+		}
+	}
+	t.held = 0
+	t.mu.Unlock()
+	t.slots <- struct{}{} // waits while two batches are syncing
+	t.batches.RLock()
+	go func() {
+		defer func() { <-t.slots }()
+		defer t.batches.RUnlock()
+		var errs []error
+		for _, g := range batch {
+			errs = append(errs, g.syncHeld())
+		}
+		t.fail(errors.Join(errs...))
+	}()
+	return nil
+}
+
+// trackedFile is a File that t returned for writing.
+type trackedFile struct {
+	File
+	t        *Tracker
+	mu       sync.Mutex
+	written  uint64 // writes so far
+	synced   uint64 // writes made durable by a Sync
+	closed   bool   // by its owner
+	released bool   // the underlying File is closed
+	queued   bool   // in t.files; guarded by t.mu
+}
+
+func (t *Tracker) track(f File, err error) (File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &trackedFile{File: f, t: t}, nil
+}
+
+func (f *trackedFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	if n > 0 {
+		f.mu.Lock()
+		f.written++
+		f.mu.Unlock()
+		f.t.dirty(f)
+	}
+	return n, err
+}
+
+// Sync syncs the file; a file its owner syncs before each close is never
+// held.
+func (f *trackedFile) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.syncLocked()
+}
+
+func (f *trackedFile) syncLocked() error {
+	if f.released {
+		return &fs.PathError{Op: "sync", Path: f.Name(), Err: fs.ErrClosed}
+	}
+	w := f.written
+	if err := f.File.Sync(); err != nil {
+		return err
+	}
+	f.synced = max(f.synced, w)
+	return nil
+}
+
+// Close closes the file, unless it holds writes not yet synced: then t
+// holds it open until they are.
+func (f *trackedFile) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return &fs.PathError{Op: "close", Path: f.Name(), Err: fs.ErrClosed}
+	}
+	f.closed = true
+	if f.synced == f.written {
+		f.released = true
+		f.mu.Unlock()
+		return f.File.Close()
+	}
+	f.mu.Unlock()
+	return f.t.hold(f)
+}
+
+func (f *trackedFile) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// syncHeld syncs f, and closes it if its owner has.
+func (f *trackedFile) syncHeld() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return nil
+	}
+	err := f.syncLocked()
+	if f.closed {
+		f.released = true
+		err = errors.Join(err, f.File.Close())
+	}
+	return err
+}
+
+// The calls that change names record the directories they change.
+
+// Create implements FS.
+func (t *Tracker) Create(name string, perm fs.FileMode) (File, error) {
+	f, err := t.track(t.FS.Create(name, perm))
+	if err == nil {
+		t.addDirs(filepath.Dir(name))
+	}
+	return f, err
+}
+
+// CreateIn implements FS.
+func (t *Tracker) CreateIn(dir File, name string, perm fs.FileMode) (File, error) {
+	f, err := t.track(t.FS.CreateIn(dir, name, perm))
+	if err == nil {
+		t.addDirs(dir.Name())
+	}
+	return f, err
+}
+
+// OpenAppend implements FS.
+func (t *Tracker) OpenAppend(name string, perm fs.FileMode) (File, error) {
+	f, err := t.track(t.FS.OpenAppend(name, perm))
+	if err == nil {
+		t.addDirs(filepath.Dir(name)) // it may have created the file
+	}
+	return f, err
+}
+
+// OpenAppendIn implements FS.
+func (t *Tracker) OpenAppendIn(dir File, name string, perm fs.FileMode) (File, error) {
+	f, err := t.track(t.FS.OpenAppendIn(dir, name, perm))
+	if err == nil {
+		t.addDirs(dir.Name())
+	}
+	return f, err
+}
+
+// Rename implements FS.
+func (t *Tracker) Rename(oldname, newname string) error {
+	t.addDirs(filepath.Dir(oldname), filepath.Dir(newname))
+	return t.FS.Rename(oldname, newname)
+}
+
+// RenameNoReplace implements FS.
+func (t *Tracker) RenameNoReplace(oldname, newname string) error {
+	t.addDirs(filepath.Dir(oldname), filepath.Dir(newname))
+	return t.FS.RenameNoReplace(oldname, newname)
+}
+
+// Exchange implements FS.
+func (t *Tracker) Exchange(oldname, newname string) error {
+	t.addDirs(filepath.Dir(oldname), filepath.Dir(newname))
+	return t.FS.Exchange(oldname, newname)
+}
+
+// RenameIn implements FS.
+func (t *Tracker) RenameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error {
+	t.addDirs(oldDir.Name(), newDir.Name())
+	return t.FS.RenameIn(oldDir, oldname, newDir, newname, how)
+}
+
+// Remove implements FS.
+func (t *Tracker) Remove(name string) error {
+	t.addDirs(filepath.Dir(name))
+	return t.FS.Remove(name)
+}
+
+// RemoveIn implements FS.
+func (t *Tracker) RemoveIn(dir File, name string) error {
+	t.addDirs(dir.Name())
+	return t.FS.RemoveIn(dir, name)
+}
+
+// Mkdir implements FS.
+func (t *Tracker) Mkdir(name string, perm fs.FileMode) error {
+	t.addDirs(filepath.Dir(name))
+	return t.FS.Mkdir(name, perm)
+}
+
+// MkdirIn implements FS.
+func (t *Tracker) MkdirIn(dir File, name string, perm fs.FileMode) error {
+	t.addDirs(dir.Name())
+	return t.FS.MkdirIn(dir, name, perm)
+}
+
+// Truncate implements FS.
+func (t *Tracker) Truncate(name string, size int64) error {
+	t.Add(name)
+	return t.FS.Truncate(name, size)
+}
+
+// TruncateIn implements FS.
+func (t *Tracker) TruncateIn(dir File, name string, size int64) error {
+	t.Add(dir.Name() + "/" + name)
+	return t.FS.TruncateIn(dir, name, size)
+}
+
+// Overwrite implements FS.
+func (t *Tracker) Overwrite(name string, off int64, p []byte) error {
+	t.Add(name)
+	return t.FS.Overwrite(name, off, p)
+}
+
+// OverwriteIn implements FS.
+func (t *Tracker) OverwriteIn(dir File, name string, off int64, p []byte) error {
+	t.Add(dir.Name() + "/" + name)
+	return t.FS.OverwriteIn(dir, name, off, p)
+}
+
+// MapShared implements SharedMemory if the wrapped file system does, and
+// otherwise fails with an error wrapping errors.ErrUnsupported.
+func (t *Tracker) MapShared(name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	if sm, ok := t.FS.(SharedMemory); ok {
+		return sm.MapShared(name, size, perm)
+	}
+	return nil, nil, &fs.PathError{Op: "mmap", Path: name, Err: errors.ErrUnsupported}
+}
+
+// MapSharedIn implements SharedMemory as MapShared does.
+func (t *Tracker) MapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
+	if sm, ok := t.FS.(SharedMemory); ok {
+		return sm.MapSharedIn(dir, name, size, perm)
+	}
+	return nil, nil, &fs.PathError{Op: "mmap", Path: dir.Name() + "/" + name, Err: errors.ErrUnsupported}
+}

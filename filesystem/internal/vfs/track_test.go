@@ -1,0 +1,190 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+// readIn returns the contents of name in m, or an error.
+func readIn(m *Mem, name string) (string, error) {
+	f, err := m.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	return string(b), err
+}
+
+// writeClose creates name through fsys and writes data to it, unsynced.
+func writeClose(t *testing.T, fsys FS, name, data string) {
+	t.Helper()
+	f, err := fsys.Create(name, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(f, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrackerSyncsWhatChanged shows what a Tracker's SyncAll makes
+// durable: the files written through it, wherever they were renamed since,
+// also by another file system on the same files, and the directories whose
+// entries changed through it; and nothing before SyncAll.
+func TestTrackerSyncsWhatChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		then  func(m *Mem, tr *Tracker) error // after the writes, before SyncAll
+		path  string                          // where "x" must be durable
+		gone  string                          // a name that must not be
+		other bool                            // the change was not the Tracker's
+	}{
+		{name: "written", then: func(*Mem, *Tracker) error { return nil }, path: "/d/x"},
+		{name: "renamed through it", then: func(_ *Mem, tr *Tracker) error { return tr.Rename("/d/x", "/e/x") }, path: "/e/x", gone: "/d/x"},
+		{name: "removed through it", then: func(_ *Mem, tr *Tracker) error { return tr.Remove("/d/x") }, gone: "/d/x"},
+		{name: "renamed by another", then: func(m *Mem, _ *Tracker) error {
+			if err := m.Rename("/d/x", "/e/x"); err != nil {
+				return err
+			}
+			return syncClose(m.OpenDir("/e")) // the other process syncs its rename
+		}, path: "/e/x", other: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := NewMem()
+			for _, d := range []string{"/d", "/e"} {
+				if err := m.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := syncClose(m.OpenDir("/")); err != nil {
+				t.Fatal(err)
+			}
+			tr := NewTracker(m)
+			writeClose(t, tr, "/d/x", "data")
+			if err := tc.then(m, tr); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.other {
+				if _, err := readIn(m.CrashClone(), "/d/x"); err == nil && tc.path == "/d/x" {
+					t.Fatalf("/d/x durable before SyncAll")
+				}
+			}
+			if err := tr.SyncAll(nil); err != nil {
+				t.Fatal(err)
+			}
+			img := m.CrashClone()
+			if tc.path != "" {
+				if got, err := readIn(img, tc.path); err != nil || got != "data" {
+					t.Errorf("after SyncAll, %s holds %q, %v; want %q", tc.path, got, err, "data")
+				}
+			}
+			if tc.gone != "" {
+				if _, err := img.Lstat(tc.gone); err == nil {
+					t.Errorf("after SyncAll, %s survives a crash", tc.gone)
+				}
+			}
+		})
+	}
+}
+
+// TestTrackerBatches shows that files closed unsynced beyond maxHeld are
+// synced in the background, and that SyncAll then covers every one.
+func TestTrackerBatches(t *testing.T) {
+	m := NewMem()
+	if err := m.Mkdir("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncClose(m.OpenDir("/")); err != nil {
+		t.Fatal(err)
+	}
+	var syncs atomic.Int64
+	tr := NewTracker(Inject(m, InjectorFunc(func(op Op, _ string) error {
+		if op == OpSync {
+			syncs.Add(1)
+		}
+		return nil
+	})))
+	n := maxHeld + maxHeld/2
+	for i := range n {
+		writeClose(t, tr, fmt.Sprintf("/d/%d", i), "x")
+	}
+	if err := tr.SyncAll(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load(); got != int64(n)+1 {
+		t.Errorf("%d syncs, want %d: one per file and one of the directory", got, n+1)
+	}
+	img := m.CrashClone()
+	for i := range n {
+		if got, err := readIn(img, fmt.Sprintf("/d/%d", i)); err != nil || got != "x" {
+			t.Fatalf("file %d after SyncAll: %q, %v", i, got, err)
+		}
+	}
+}
+
+// TestTrackerSyncFailureIsFinal shows that once a sync fails, every
+// SyncAll returns its error, also once the sync would succeed.
+func TestTrackerSyncFailureIsFinal(t *testing.T) {
+	m := NewMem()
+	if err := m.Mkdir("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	fail.Store(true)
+	tr := NewTracker(Inject(m, InjectorFunc(func(op Op, _ string) error {
+		if op == OpSync && fail.Load() {
+			return syscall.EIO
+		}
+		return nil
+	})))
+	writeClose(t, tr, "/d/x", "data")
+	if err := tr.SyncAll(nil); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("SyncAll with a failing sync: %v, want EIO", err)
+	}
+	fail.Store(false)
+	writeClose(t, tr, "/d/y", "data")
+	if err := tr.SyncAll(nil); !errors.Is(err, syscall.EIO) {
+		t.Errorf("SyncAll after a failed one: %v, want EIO still", err)
+	}
+}
+
+// TestTrackerRelease shows that Release closes the files held, and that a
+// file closed after it is closed at once.
+func TestTrackerRelease(t *testing.T) {
+	m := NewMem()
+	if err := m.Mkdir("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTracker(m)
+	writeClose(t, tr, "/d/x", "data")
+	late, err := tr.Create("/d/y", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(late, "data"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.Close(); err != nil {
+		t.Errorf("Close after Release: %v", err)
+	}
+	if err := late.(*trackedFile).File.Close(); err == nil {
+		t.Errorf("the file under %s is still open", late.Name())
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.files) != 0 {
+		t.Errorf("%d files held after Release", len(tr.files))
+	}
+}
