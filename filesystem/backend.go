@@ -41,6 +41,10 @@ type Backend struct {
 	order   moveOrder
 	stats   stats
 
+	// tracker syncs what the Backend changed, where it does not sync the
+	// whole file system (see tracksync.go); nil otherwise.
+	tracker *vfs.Tracker
+
 	jnl   atomic.Pointer[journal] // the directory's journal, once found
 	jnlMu sync.Mutex              // serialises opening it
 	kick  chan struct{}           // asks for a checkpoint
@@ -74,15 +78,18 @@ var ErrReadOnly = errors.New("backend is read-only")
 
 // errUnsupportedPlatform is returned by open where the platform lacks a
 // guarantee the backend relies on.
-var errUnsupportedPlatform = errors.New("the filesystem backend needs renameat2(RENAME_NOREPLACE) for atomic no-replace moves and flock(2) for cross-process locks, which it implements on Linux only")
+var errUnsupportedPlatform = fmt.Errorf("the filesystem backend runs on Linux and macOS only: it relies on POSIX file semantics that Windows lacks (renaming or removing a file that another process has open, an atomic exchange of two names, calls relative to an open directory); on Windows, use the postgres backend, or run under WSL 2 with the directory on its Linux file system: %w", errors.ErrUnsupported)
 
 func open(cfg config) (*Backend, error) {
+	probe := false
 	if cfg.fs == nil {
 		if !platformSupported {
 			return nil, fmt.Errorf("open %s: %w", cfg.dir, errUnsupportedPlatform)
 		}
 		cfg.fs = vfs.OS
+		probe = platformProbeRenames && !cfg.readOnly
 	}
+	tracker := tracking(&cfg)
 	if cfg.dir == "" {
 		return nil, errors.New("open: empty directory name")
 	}
@@ -93,7 +100,7 @@ func open(cfg config) (*Backend, error) {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
-	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger}
+	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger, tracker: tracker}
 	b.recent.now = time.Now
 	b.names.now = time.Now
 	if b.log == nil {
@@ -102,6 +109,12 @@ func open(cfg config) (*Backend, error) {
 	if err := b.openDirs(); err != nil {
 		b.closeFiles()
 		return nil, err
+	}
+	if probe {
+		if err := probeRenames(cfg.fs, dir, cfg.mode()); err != nil {
+			b.closeFiles()
+			return nil, fmt.Errorf("open %s: %w", dir, err)
+		}
 	}
 	if budget := cmp.Or(cfg.indexBudget, DefaultIndexBudget); b.changes != nil && budget > 0 {
 		b.idx = &index{budget: budget, now: time.Now}
@@ -338,6 +351,9 @@ func (b *Backend) closeFiles() error {
 		errs = append(errs, b.dfs.close())
 	}
 	errs = append(errs, b.changes.close())
+	if b.tracker != nil {
+		errs = append(errs, b.tracker.Release())
+	}
 	return errors.Join(errs...)
 }
 

@@ -469,12 +469,24 @@ func TestCrashPowerLossShared(t *testing.T) {
 // time on a new layout; it checks each crash image, opened in mode check,
 // against the model.
 func crashAtEveryCall(t *testing.T, layout func(testing.TB) *vfs.Mem, sc crashScript, check Mode, modes ...Mode) {
+	crashAtEveryCallOn(t, layout, nil, sc, check, modes...)
+}
+
+// crashAtEveryCallOn is crashAtEveryCall with the backends on wrap of each
+// Crasher, if wrap is not nil.
+func crashAtEveryCallOn(t *testing.T, layout func(testing.TB) *vfs.Mem, wrap func(vfs.FS) vfs.FS, sc crashScript, check Mode, modes ...Mode) {
+	on := func(c *vfs.Crasher) vfs.FS {
+		if wrap == nil {
+			return c
+		}
+		return wrap(c)
+	}
 	// A run that never crashes counts the crash points, and its final
 	// image must hold every acknowledged call.
 	base := layout(t)
 	counter := vfs.NewCrasher(base, 0)
 	model := newCrashModel()
-	if runScript(sc, counter, base, model, modes...) == 0 {
+	if runScript(sc, on(counter), base, model, modes...) == 0 {
 		t.Fatalf("script %v: no change of a message file was checked", sc)
 	}
 	n := counter.Calls()
@@ -488,7 +500,7 @@ func crashAtEveryCall(t *testing.T, layout func(testing.TB) *vfs.Mem, sc crashSc
 		m := layout(t)
 		c := vfs.NewCrasher(m, k)
 		model := newCrashModel()
-		runScript(sc, c, m, model, modes...)
+		runScript(sc, on(c), m, model, modes...)
 		img, ok := c.Crashed()
 		if !ok {
 			// The concurrent script may make fewer calls when the race

@@ -33,8 +33,54 @@ func crashConfig(fsys vfs.FS, mode Mode) config {
 		durability: mode,
 		logger:     slog.New(slog.DiscardHandler),
 		flushEvery: -1, // no flush at a time the test does not choose
+		trackSync:  macLike(fsys),
 	}
 }
+
+// macFS is a file system that offers only what macOS offers: no syncfs,
+// so that a Backend on it syncs through a vfs.Tracker, and, with noSwap,
+// no exchange, as on HFS+. No-replace renames and exchanges keep the
+// semantics that renameatx_np's RENAME_EXCL and RENAME_SWAP share with
+// renameat2's flags.
+type macFS struct {
+	wrapFS
+	noSwap bool
+}
+
+// errNoSyncfs is what macFS returns for a syncfs, which a Backend on it
+// must never ask for.
+var errNoSyncfs = errors.New("syncfs on a file system without it")
+
+func (m macFS) SyncAll(vfs.File) error { return errNoSyncfs }
+
+func (m macFS) Exchange(oldname, newname string) error {
+	if m.noSwap {
+		return &fs.PathError{Op: "renameatx_np", Path: oldname, Err: errors.ErrUnsupported}
+	}
+	return m.FS.Exchange(oldname, newname)
+}
+
+func (m macFS) RenameIn(oldDir vfs.File, oldname string, newDir vfs.File, newname string, how vfs.RenameHow) error {
+	if m.noSwap && how == vfs.RenameExchange {
+		return &fs.PathError{Op: "renameatx_np", Path: oldname, Err: errors.ErrUnsupported}
+	}
+	return m.FS.RenameIn(oldDir, oldname, newDir, newname, how)
+}
+
+func (m macFS) macLike() bool { return true }
+
+// macLike reports whether fsys is, or wraps, a macFS.
+func macLike(fsys vfs.FS) bool {
+	m, ok := fsys.(interface{ macLike() bool })
+	return ok && m.macLike()
+}
+
+// asMac returns a function that puts a macFS over a file system.
+func asMac(noSwap bool) func(vfs.FS) vfs.FS {
+	return func(fsys vfs.FS) vfs.FS { return macFS{wrapFS{fsys}, noSwap} }
+}
+
+func (w wrapFS) macLike() bool { return macLike(w.FS) }
 
 // wrapFS is the base of the tests' file-system wrappers: embedding vfs.FS
 // alone would hide the optional interfaces of the file system it wraps,
@@ -50,6 +96,9 @@ func (w wrapFS) MapSharedIn(dir vfs.File, name string, size int, perm fs.FileMod
 }
 
 func (w wrapFS) SyncAll(dir vfs.File) error { return w.FS.(vfs.SyncFS).SyncAll(dir) }
+
+// Unwrap returns the file system w wraps.
+func (w wrapFS) Unwrap() vfs.FS { return w.FS }
 
 // quietConfig is crashConfig without the background recovery scan, whose
 // calls would mix with those a test counts, hooks or crashes.

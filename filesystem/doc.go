@@ -68,8 +68,8 @@
 // has been fsynced after it: the change survives a power loss.
 //
 // Performance (WithMode(Performance), or WithDisableSync): no call fsyncs. Writes stay atomic, so a
-// process crash loses nothing. A Backend syncs the file system (syncfs(2))
-// every 5 seconds while its calls change files, and at Close; a power loss
+// process crash loses nothing. A Backend syncs the file system (syncfs(2);
+// on macOS, each file it changed) every 5 seconds while its calls change files, and at Close; a power loss
 // or kernel crash may lose the calls since then, and bring back an older
 // version of a message, but each message present at a sync is found in
 // exactly one state. Until that sync, the file holding a message's previous
@@ -113,7 +113,13 @@
 //
 // # Platforms
 //
-// The backend needs renameat2(RENAME_NOREPLACE) and flock(2), and opens only
-// on Linux. Elsewhere NewBackend returns an error that names the missing
-// guarantee.
+// The backend opens on Linux and macOS, with the same guarantees in every
+// mode. On macOS it renames with renameatx_np(2) (RENAME_EXCL, RENAME_SWAP)
+// and syncs with fcntl(F_FULLFSYNC), since fsync(2) there leaves data in
+// the drive's cache; having no syncfs(2), Performance mode's periodic sync,
+// Hybrid's checkpoint and the recovery sync each file and directory changed
+// since the last sync. On a file system without RENAME_SWAP (HFS+), open
+// refuses Performance mode. Elsewhere, Windows included, NewBackend returns
+// an error matching errors.ErrUnsupported that says why and what to use
+// instead.
 package filesystem

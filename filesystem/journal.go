@@ -344,6 +344,9 @@ func (b *Backend) checkpointLocked(j *journal, replay bool) error {
 			return err
 		}
 	}
+	if err := b.trackJournal(j.path); err != nil {
+		return err
+	}
 	if err := b.syncAll(); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
 			// Nothing was synced, nor dropped: the journal stays.

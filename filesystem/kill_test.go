@@ -36,6 +36,7 @@ const (
 	killGenEnv   = "SPOOLMETA_TEST_KILL_GEN"
 	killRandEnv  = "SPOOLMETA_TEST_KILL_RAND"
 	killRecEnv   = "SPOOLMETA_TEST_KILL_RECOVER" // "1": RecoverFromCrash before reading its messages
+	killTrackEnv = "SPOOLMETA_TEST_KILL_TRACK"   // "1": sync through a vfs.Tracker
 )
 
 const (
@@ -77,8 +78,25 @@ func TestKillCycles(t *testing.T) {
 		killChildMain()
 		return
 	}
+	killCyclesOn(t, false)
+}
+
+// TestKillCyclesMac is TestKillCycles with the children syncing as on
+// macOS: through a vfs.Tracker, file by file, instead of syncfs.
+func TestKillCyclesMac(t *testing.T) {
+	if os.Getenv(killChildEnv) != "" {
+		killChildMain()
+		return
+	}
+	killCyclesOn(t, true)
+}
+
+// killCyclesOn runs TestKillCycles, with the children syncing through a
+// vfs.Tracker if track is set.
+func killCyclesOn(t *testing.T, track bool) {
 	cycles := killCycles(t, 12, 50)
 	k := newKillTest(t)
+	k.track = track
 	seed := k.seed
 	unrecovered, recoveryKills, leftOver := false, 0, 0
 	for cycle := range cycles {
@@ -145,8 +163,25 @@ func TestKillOneOfTwo(t *testing.T) {
 		killChildMain()
 		return
 	}
+	killOneOfTwoOn(t, false)
+}
+
+// TestKillOneOfTwoMac is TestKillOneOfTwo with the children syncing as on
+// macOS: through a vfs.Tracker, file by file, instead of syncfs.
+func TestKillOneOfTwoMac(t *testing.T) {
+	if os.Getenv(killChildEnv) != "" {
+		killChildMain()
+		return
+	}
+	killOneOfTwoOn(t, true)
+}
+
+// killOneOfTwoOn runs TestKillOneOfTwo, with the children syncing through
+// a vfs.Tracker if track is set.
+func killOneOfTwoOn(t *testing.T, track bool) {
 	cycles := killCycles(t, 3, 10)
 	k := newKillTest(t)
+	k.track = track
 	seed := k.seed
 	roles := [2]string{"a", "b"}
 	overlap := 0
@@ -536,9 +571,13 @@ func killChildMain() {
 		WithLogger(slog.New(killLog{out.line}))
 	// Checkpoint the journal often, so that kills land in checkpoints too.
 	f.cfg.journalLimit = 16 << 10
+	f.cfg.trackSync = os.Getenv(killTrackEnv) == "true"
 	b, err := f.Open()
 	if err != nil {
 		die("%v", err)
+	}
+	if (b.tracker != nil) != f.cfg.trackSync {
+		die("syncs through a tracker: %v, want %v", b.tracker != nil, f.cfg.trackSync)
 	}
 	if os.Getenv(killRecEnv) == "1" {
 		if err := b.RecoverFromCrash(); err != nil {
@@ -624,6 +663,7 @@ func killChildMain() {
 type killTest struct {
 	t     *testing.T
 	dir   string
+	track bool   // the children sync through a vfs.Tracker
 	seed  uint64 // of cycle 0; cycle n's is seed+n
 	model map[string]killView
 	// unresolved are the operations in flight when their process died,
@@ -725,7 +765,8 @@ func (c *killCycle) start(role string, mode Mode, seed uint64, recover bool) *ki
 		killModeEnv+"="+strconv.Itoa(int(mode)),
 		killGenEnv+"="+strconv.Itoa(c.gen),
 		killRandEnv+"="+strconv.FormatUint(seed, 10),
-		killRecEnv+"="+rec)
+		killRecEnv+"="+rec,
+		killTrackEnv+"="+strconv.FormatBool(c.track))
 	p.cmd.Stderr = &p.stderr
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {

@@ -73,6 +73,10 @@ type config struct {
 	flushEvery time.Duration
 	// For tests: the clock that sets Updated (nil means time.Now, set by open).
 	now func() time.Time
+	// For tests and measurements: sync what the Backend changed, file by
+	// file, as on macOS, instead of the whole file system (see
+	// tracksync.go).
+	trackSync bool
 }
 
 var _ metastorage.Factory = (*Factory)(nil)

@@ -52,16 +52,28 @@ func TestCrashPerformanceNamesBeforeData(t *testing.T) {
 // points, and then once crashing at each; it checks each crash's names
 // image.
 func crashNamesFirst(t *testing.T, sc crashScript, n int, modes []Mode) {
+	crashNamesFirstOn(t, nil, sc, n, modes)
+}
+
+// crashNamesFirstOn is crashNamesFirst with the backends on wrap of each
+// Crasher, if wrap is not nil.
+func crashNamesFirstOn(t *testing.T, wrap func(vfs.FS) vfs.FS, sc crashScript, n int, modes []Mode) {
+	on := func(c *vfs.Crasher) vfs.FS {
+		if wrap == nil {
+			return c
+		}
+		return wrap(c)
+	}
 	base := crashLayout(t)
 	counter := vfs.NewCrasher(base, 0)
-	runScriptThen(sc, counter, base, newCrashModel(), newSyncEvery(n, nil).then, modes...)
+	runScriptThen(sc, on(counter), base, newCrashModel(), newSyncEvery(n, nil).then, modes...)
 	calls := counter.Calls()
 	for k := 1; k <= calls; k++ {
 		m := crashLayout(t)
 		c := vfs.NewCrasher(m, k)
 		model := newCrashModel()
 		se := newSyncEvery(n, model)
-		runScriptThen(sc, c, m, model, se.then, modes...)
+		runScriptThen(sc, on(c), m, model, se.then, modes...)
 		img, ok := c.CrashedNames()
 		if !ok {
 			if len(sc.tracks) > 1 {

@@ -1,5 +1,9 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package filesystem
 
-const platformSupported = false
+const (
+	platformSupported    = false
+	platformSyncFS       = false
+	platformProbeRenames = false
+)

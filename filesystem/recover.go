@@ -298,6 +298,7 @@ func (sc *scanner) removeDisplaced() error {
 	if len(sc.seen) == 0 || !sc.repair {
 		return nil
 	}
+	sc.b.trackDisplacedOwners(sc.seen)
 	if err := sc.b.syncAll(); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		for _, t := range sc.seen {
 			sc.report(Finding{Kind: Displaced, Path: sc.b.path(t.state, t.name), Detail: "an older record of a message, kept: the sync of the file system before removing it failed"})
