@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // Tracker is a file system that makes durable, at each SyncAll, exactly
@@ -102,7 +103,7 @@ func (t *Tracker) SyncAll(File) error {
 	files, paths, dirs := t.files, t.paths, t.dirs
 	t.files, t.paths, t.dirs, t.held = nil, nil, nil, 0
 	for f := range files {
-		f.queued = false
+		f.queued.Store(false)
 	}
 	t.mu.Unlock()
 	var errs []error
@@ -136,7 +137,7 @@ func (t *Tracker) Release() error {
 	files := t.files
 	t.files, t.held, t.released = nil, 0, true
 	for f := range files {
-		f.queued = false
+		f.queued.Store(false)
 	}
 	t.mu.Unlock()
 	var errs []error
@@ -178,14 +179,24 @@ func syncClose(f File, err error) error {
 func (t *Tracker) dirty(f *trackedFile) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if f.queued {
+	if f.queued.Load() {
 		return
 	}
-	f.queued = true
+	f.queued.Store(true)
 	if t.files == nil {
 		t.files = make(map[*trackedFile]struct{})
 	}
 	t.files[f] = struct{}{}
+}
+
+// forget drops f, closed with every write synced, from the files to sync.
+func (t *Tracker) forget(f *trackedFile) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f.queued.Load() {
+		delete(t.files, f)
+		f.queued.Store(false)
+	}
 }
 
 // hold keeps f, closed by its owner with data unsynced, until a sync; once
@@ -200,7 +211,7 @@ func (t *Tracker) hold(f *trackedFile) error {
 		f.released = true
 		return f.File.Close()
 	}
-	if !f.queued { // taken by a SyncAll that has not synced it yet
+	if !f.queued.Load() { // taken by a SyncAll that has not synced it yet
 		t.mu.Unlock()
 		return nil
 	}
@@ -214,7 +225,7 @@ func (t *Tracker) hold(f *trackedFile) error {
 		if g.isClosed() {
 			batch = append(batch, g)
 			delete(t.files, g)
-			g.queued = false
+			g.queued.Store(false)
 		}
 	}
 	t.held = 0
@@ -233,16 +244,18 @@ func (t *Tracker) hold(f *trackedFile) error {
 	return nil
 }
 
-// trackedFile is a File that t returned for writing.
+// trackedFile is a File that t returned for writing. Its writes and
+// syncs take no lock, so that appends to a journal go on during its sync.
 type trackedFile struct {
 	File
-	t        *Tracker
+	t       *Tracker
+	written atomic.Uint64 // writes so far
+	synced  atomic.Uint64 // writes made durable by a Sync
+	queued  atomic.Bool   // in t.files; changed under t.mu
+
 	mu       sync.Mutex
-	written  uint64 // writes so far
-	synced   uint64 // writes made durable by a Sync
-	closed   bool   // by its owner
-	released bool   // the underlying File is closed
-	queued   bool   // in t.files; guarded by t.mu
+	closed   bool // by its owner
+	released bool // the underlying File is closed
 }
 
 func (t *Tracker) track(f File, err error) (File, error) {
@@ -255,33 +268,32 @@ func (t *Tracker) track(f File, err error) (File, error) {
 func (f *trackedFile) Write(p []byte) (int, error) {
 	n, err := f.File.Write(p)
 	if n > 0 {
-		f.mu.Lock()
-		f.written++
-		f.mu.Unlock()
-		f.t.dirty(f)
+		f.written.Add(1)
+		if !f.queued.Load() {
+			f.t.dirty(f)
+		}
 	}
 	return n, err
 }
 
 // Sync syncs the file; a file its owner syncs before each close is never
-// held.
+// held. Its owner calls it before Close, so the file is not released
+// under it.
 func (f *trackedFile) Sync() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.syncLocked()
-}
-
-func (f *trackedFile) syncLocked() error {
-	if f.released {
-		return &fs.PathError{Op: "sync", Path: f.Name(), Err: fs.ErrClosed}
-	}
-	w := f.written
+	w := f.written.Load()
 	if err := f.File.Sync(); err != nil {
 		return err
 	}
-	f.synced = max(f.synced, w)
-	return nil
+	for {
+		s := f.synced.Load()
+		if s >= w || f.synced.CompareAndSwap(s, w) {
+			return nil
+		}
+	}
 }
+
+// clean reports whether every write has been synced.
+func (f *trackedFile) clean() bool { return f.synced.Load() >= f.written.Load() }
 
 // Close closes the file, unless it holds writes not yet synced: then t
 // holds it open until they are.
@@ -292,9 +304,10 @@ func (f *trackedFile) Close() error {
 		return &fs.PathError{Op: "close", Path: f.Name(), Err: fs.ErrClosed}
 	}
 	f.closed = true
-	if f.synced == f.written {
+	if f.clean() {
 		f.released = true
 		f.mu.Unlock()
+		f.t.forget(f)
 		return f.File.Close()
 	}
 	f.mu.Unlock()
@@ -314,7 +327,7 @@ func (f *trackedFile) syncHeld() error {
 	if f.released {
 		return nil
 	}
-	err := f.syncLocked()
+	err := f.Sync()
 	if f.closed {
 		f.released = true
 		err = errors.Join(err, f.File.Close())

@@ -188,3 +188,37 @@ func TestTrackerRelease(t *testing.T) {
 		t.Errorf("%d files held after Release", len(tr.files))
 	}
 }
+
+// TestTrackerForgetsSyncedFiles shows that a file synced by its owner
+// before its close is closed at once and no longer tracked, so that a
+// Tracker under calls that sync each file holds nothing.
+func TestTrackerForgetsSyncedFiles(t *testing.T) {
+	m := NewMem()
+	if err := m.Mkdir("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTracker(m)
+	for i := range 3 {
+		f, err := tr.Create(fmt.Sprintf("/d/%d", i), 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(f, "data"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.(*trackedFile).File.Close(); err == nil {
+			t.Errorf("file %d: the file under it is still open", i)
+		}
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.files) != 0 || tr.held != 0 {
+		t.Errorf("%d files tracked, %d held; want none", len(tr.files), tr.held)
+	}
+}
