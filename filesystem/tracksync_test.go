@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -234,6 +235,43 @@ func TestUnsupportedPlatformError(t *testing.T) {
 	for _, want := range []string{"Linux and macOS", "postgres", "WSL"} {
 		if !strings.Contains(errUnsupportedPlatform.Error(), want) {
 			t.Errorf("%q does not say %q", errUnsupportedPlatform, want)
+		}
+	}
+}
+
+// BenchmarkLifecycleSync runs BenchmarkLifecycle's workload in the modes
+// that sync the file system as a whole, once with syncfs and once with
+// the macOS strategy (a sync of each file and directory changed), Close
+// and its last sync included.
+func BenchmarkLifecycleSync(b *testing.B) {
+	for _, mode := range []Mode{Performance, Hybrid} {
+		for _, track := range []bool{false, true} {
+			name := "syncfs"
+			if track {
+				name = "tracked"
+			}
+			b.Run(mode.String()+"/"+name, func(b *testing.B) {
+				f := factoryFor(b.TempDir(), mode)
+				f.cfg.trackSync = track
+				be, err := f.Open()
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				var next atomic.Int64
+				b.SetParallelism(32)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := lifecycle(ctx, be, fmt.Sprintf("m-%d", next.Add(1))); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				if err := be.Close(); err != nil {
+					b.Fatal(err)
+				}
+			})
 		}
 	}
 }

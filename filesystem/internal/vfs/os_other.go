@@ -68,6 +68,9 @@ func openLock(name string, perm os.FileMode) (Lock, error) {
 	return nil, &os.PathError{Op: "lock", Path: name, Err: errUnsupported}
 }
 
+// linkCount does not know.
+func linkCount(fs.FileInfo) (uint64, bool) { return 0, false }
+
 // fileID leaves the comparison to os.SameFile.
 func fileID(fs.FileInfo) (dev, ino uint64, ok bool) { return 0, 0, false }
 

@@ -181,6 +181,18 @@ func fileID(fi fs.FileInfo) (dev, ino uint64, ok bool) {
 	return 0, 0, false
 }
 
+// linkCount returns the number of names of the file fi describes, if fi
+// comes from the os package or from this package's descriptors.
+func linkCount(fi fs.FileInfo) (uint64, bool) {
+	switch st := fi.Sys().(type) {
+	case *syscall.Stat_t:
+		return uint64(st.Nlink), true
+	case *unix.Stat_t:
+		return uint64(st.Nlink), true
+	}
+	return 0, false
+}
+
 // mapShared opens name as open(2) with O_RDWR|O_CREAT|O_NOFOLLOW does,
 // extends it with zeros to size under an exclusive flock, so that two
 // processes extending it at once cannot write zeros over what a third has

@@ -34,9 +34,9 @@ type Tracker struct {
 	dirs  map[string]struct{}       // directories whose entries changed
 
 	released bool // by Release: a file closed later is closed at once
+	syncing  bool // a SyncAll waits for the batches: no new one starts
 
-	batches sync.RWMutex  // held shared by each background sync of held files
-	slots   chan struct{} // bounds the background syncs
+	batches map[chan struct{}]struct{} // background syncs of held files, each closed when done
 	errMu   sync.Mutex
 	err     error // the first failed sync: final
 	syncMu  sync.Mutex
@@ -44,11 +44,16 @@ type Tracker struct {
 
 // maxHeld is the number of closed files waiting for a sync that starts a
 // background sync of them.
-const maxHeld = 256
+const maxHeld = 1024
+
+// maxBatches is the number of background syncs that may run at once;
+// beyond it, files are held up to maxBatches*maxHeld, and then the caller
+// that closes one syncs a batch itself.
+const maxBatches = 2
 
 // NewTracker returns a Tracker on fsys.
 func NewTracker(fsys FS) *Tracker {
-	return &Tracker{FS: fsys, slots: make(chan struct{}, 2)}
+	return &Tracker{FS: fsys}
 }
 
 var (
@@ -98,25 +103,28 @@ func (t *Tracker) addDirs(dirs ...string) {
 func (t *Tracker) SyncAll(File) error {
 	t.syncMu.Lock()
 	defer t.syncMu.Unlock()
-	t.waitBatches()
 	t.mu.Lock()
+	t.syncing = true
+	t.waitBatches()
 	files, paths, dirs := t.files, t.paths, t.dirs
-	t.files, t.paths, t.dirs, t.held = nil, nil, nil, 0
+	t.files, t.paths, t.dirs, t.held, t.syncing = nil, nil, nil, 0, false
 	for f := range files {
 		f.queued.Store(false)
 	}
 	t.mu.Unlock()
-	var errs []error
+	var syncs []func() error
 	for f := range files {
-		errs = append(errs, f.syncHeld())
+		syncs = append(syncs, f.syncHeld)
 	}
 	for p := range paths {
-		errs = append(errs, ignoreGone(syncClose(t.FS.Open(p))))
+		syncs = append(syncs, func() error { return ignoreGone(syncClose(t.FS.Open(p))) })
 	}
+	err := parallel(syncs)
+	syncs = syncs[:0]
 	for d := range dirs {
-		errs = append(errs, ignoreGone(syncClose(t.FS.OpenDir(d))))
+		syncs = append(syncs, func() error { return ignoreGone(syncClose(t.FS.OpenDir(d))) })
 	}
-	return t.fail(errors.Join(errs...))
+	return t.fail(errors.Join(err, parallel(syncs)))
 }
 
 // fail records err, if not nil, as final, and returns the final error.
@@ -132,10 +140,11 @@ func (t *Tracker) fail(err error) error {
 // Release closes the files t holds without syncing them: their data stays
 // written, as after a close, and a later SyncAll no longer syncs it.
 func (t *Tracker) Release() error {
-	t.waitBatches()
 	t.mu.Lock()
+	t.released = true
+	t.waitBatches()
 	files := t.files
-	t.files, t.held, t.released = nil, 0, true
+	t.files, t.held = nil, 0
 	for f := range files {
 		f.queued.Store(false)
 	}
@@ -152,10 +161,42 @@ func (t *Tracker) Release() error {
 	return errors.Join(errs...)
 }
 
-// waitBatches waits for the background syncs that have begun.
+// syncWorkers is the number of syncs a Tracker runs at once: the file
+// system can commit concurrent syncs together.
+const syncWorkers = 8
+
+// parallel calls each of fns, syncWorkers at a time, and returns their
+// errors joined.
+func parallel(fns []func() error) error {
+	errs := make([]error, len(fns))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(syncWorkers, len(fns)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(fns)); i = next.Add(1) - 1 {
+				errs[i] = fns[i]()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// waitBatches waits, with t.mu held, until no background batch runs; it
+// unlocks t.mu while it waits. The caller has set t.syncing or
+// t.released, so that no new batch starts.
 func (t *Tracker) waitBatches() {
-	t.batches.Lock()
-	t.batches.Unlock() //lint:ignore SA2001 an empty section: it waits for the readers
+	for len(t.batches) > 0 {
+		var running []chan struct{}
+		for c := range t.batches {
+			running = append(running, c)
+		}
+		t.mu.Unlock()
+		for _, done := range running {
+			<-done
+		}
+		t.mu.Lock()
+	}
 }
 
 // ignoreGone returns nil for an error that says the file is no longer
@@ -216,7 +257,8 @@ func (t *Tracker) hold(f *trackedFile) error {
 		return nil
 	}
 	t.held++
-	if t.held < maxHeld {
+	busy := len(t.batches) >= maxBatches || t.syncing
+	if t.held < maxHeld || busy && t.held < maxBatches*maxHeld {
 		t.mu.Unlock()
 		return nil
 	}
@@ -229,19 +271,72 @@ func (t *Tracker) hold(f *trackedFile) error {
 		}
 	}
 	t.held = 0
+	if busy {
+		// The syncs fall behind: this caller syncs a batch of its own.
+		t.mu.Unlock()
+		linked, err := prune(batch)
+		return t.fail(errors.Join(err, syncFiles(linked)))
+	}
+	done := make(chan struct{})
+	if t.batches == nil {
+		t.batches = make(map[chan struct{}]struct{})
+	}
+	t.batches[done] = struct{}{}
 	t.mu.Unlock()
-	t.slots <- struct{}{} // waits while two batches are syncing
-	t.batches.RLock()
-	go func() {
-		defer func() { <-t.slots }()
-		defer t.batches.RUnlock()
-		var errs []error
-		for _, g := range batch {
-			errs = append(errs, g.syncHeld())
-		}
-		t.fail(errors.Join(errs...))
-	}()
+	go t.runBatch(batch, done)
 	return nil
+}
+
+// runBatch closes the files of batch that no name leads to any more, and
+// syncs the others if they are many, or else holds them again.
+func (t *Tracker) runBatch(batch []*trackedFile, done chan struct{}) {
+	defer close(done)
+	linked, err := prune(batch)
+	if len(linked) >= maxHeld/2 {
+		err = errors.Join(err, syncFiles(linked))
+		linked = nil
+	}
+	t.fail(err)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.released {
+		for _, g := range linked {
+			t.fail(g.release())
+		}
+		linked = nil
+	}
+	for _, g := range linked {
+		if t.files == nil {
+			t.files = make(map[*trackedFile]struct{})
+		}
+		t.files[g] = struct{}{}
+		g.queued.Store(true)
+	}
+	t.held += len(linked)
+	delete(t.batches, done)
+}
+
+// prune closes, unsynced, the files that no name leads to any more, and
+// returns the others.
+func prune(files []*trackedFile) (linked []*trackedFile, err error) {
+	var errs []error
+	for _, g := range files {
+		if g.unlinked() {
+			errs = append(errs, g.release())
+		} else {
+			linked = append(linked, g)
+		}
+	}
+	return linked, errors.Join(errs...)
+}
+
+// syncFiles syncs the files, and closes those their owners closed.
+func syncFiles(files []*trackedFile) error {
+	syncs := make([]func() error, len(files))
+	for i, g := range files {
+		syncs[i] = g.syncHeld
+	}
+	return parallel(syncs)
 }
 
 // trackedFile is a File that t returned for writing. Its writes and
@@ -292,6 +387,18 @@ func (f *trackedFile) Sync() error {
 	}
 }
 
+// unlinked reports whether the file is known to have no name left: nothing
+// of it can then be found after a crash, and its sync is skipped. Files
+// whose link count is unknown (a Mem's) are synced.
+func (f *trackedFile) unlinked() bool {
+	fi, err := f.File.Stat()
+	if err != nil {
+		return false
+	}
+	n, ok := linkCount(fi)
+	return ok && n == 0
+}
+
 // clean reports whether every write has been synced.
 func (f *trackedFile) clean() bool { return f.synced.Load() >= f.written.Load() }
 
@@ -320,6 +427,17 @@ func (f *trackedFile) isClosed() bool {
 	return f.closed
 }
 
+// release closes the underlying File, unsynced, if it is not closed yet.
+func (f *trackedFile) release() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return nil
+	}
+	f.released = true
+	return f.File.Close()
+}
+
 // syncHeld syncs f, and closes it if its owner has.
 func (f *trackedFile) syncHeld() error {
 	f.mu.Lock()
@@ -327,7 +445,10 @@ func (f *trackedFile) syncHeld() error {
 	if f.released {
 		return nil
 	}
-	err := f.Sync()
+	var err error
+	if !f.unlinked() {
+		err = f.Sync()
+	}
 	if f.closed {
 		f.released = true
 		err = errors.Join(err, f.File.Close())
