@@ -113,6 +113,7 @@ var benchModes = []string{"standard", "hybrid", "performance"}
 type benchOptions struct {
 	dir, workloads, modes, keep *string
 	workers, messages, rounds   *int
+	diskLoad                    *int
 	json                        *bool
 }
 
@@ -180,6 +181,10 @@ spool in DIR, which must not exist, to try the other commands on:
 
   spoolmeta bench --keep /tmp/spool && spoolmeta -d /tmp/spool stat
 
+--disk-load MIB writes and fsyncs 1 MiB files beside the workloads, at
+most MIB a second, until the last run ends: another process writing to
+the same disk, as on a mail or job server. What it wrote goes to stderr.
+
 The table gives MSG/S (messages per second of the run), OPS/S (backend
 calls per second), P50 and P99 (latency of one call), PEAK HEAP and RATIO:
 the row's rate over that of the calibration it is compared with (see the
@@ -210,6 +215,7 @@ Examples:
 			o.messages = fs.Int("messages", 0, "the number of messages (`N`; 0: each workload's default)")
 			o.rounds = fs.Int("rounds", 1, "run every row `N` times, every other round in reverse order, and print the medians")
 			o.json = fs.Bool("json", false, "print one JSON object per row")
+			o.diskLoad = fs.Int("disk-load", 0, "while the workloads run, write and fsync 1 MiB files beside them at `MIB` per second")
 		},
 		run: func(e *env, _ *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
@@ -247,6 +253,9 @@ func benchPlan(o benchOptions) ([]benchRun, error) {
 	}
 	if *o.rounds < 1 {
 		return nil, usagef("--rounds must be at least 1")
+	}
+	if o.diskLoad != nil && *o.diskLoad < 0 {
+		return nil, usagef("--disk-load must not be negative")
 	}
 	explicitModes := len(modes) > 0
 	if !explicitModes {
@@ -360,7 +369,7 @@ func splitList(v, what string, valid func(string) bool) ([]string, error) {
 	return out, nil
 }
 
-func runBench(e *env, o benchOptions, plan []benchRun) error {
+func runBench(e *env, o benchOptions, plan []benchRun) (err error) {
 	keep := o.keepDir()
 	if keep != "" {
 		if _, err := os.Lstat(keep); !errors.Is(err, fs.ErrNotExist) {
@@ -380,6 +389,22 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 	}()
 	rounds := *o.rounds
 	fmt.Fprintf(e.stderr, "bench: %d runs in %s\n", len(plan)*rounds, root)
+	if o.diskLoad != nil && *o.diskLoad > 0 {
+		load := filepath.Join(root, "disk-load")
+		if err := os.Mkdir(load, 0o755); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		d := startDiskLoad(load, *o.diskLoad)
+		defer func() {
+			msg, lerr := d.end()
+			if lerr != nil && err == nil {
+				err = fmt.Errorf("bench: %w", lerr)
+			}
+			if lerr == nil {
+				fmt.Fprintf(e.stderr, "bench: %s\n", msg)
+			}
+		}()
+	}
 	// An interrupt stops the run under way and removes the directory.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
