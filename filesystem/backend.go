@@ -192,7 +192,7 @@ func (b *Backend) openDirs() error {
 		b.changes = ch
 		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states, names: &b.names, counts: &b.counts}
 	}
-	if b.cfg.mode() != Performance {
+	if b.durable() {
 		// Make the layout itself durable: a state directory created now
 		// must not vanish with the first message stored in it.
 		if err := syncPath(b.fs, b.dir); err != nil {
@@ -248,7 +248,7 @@ func (b *Backend) makeDir(dir string) error {
 			err = b.fs.Mkdir(dir, b.cfg.dirMode)
 		}
 	}
-	if err == nil && b.cfg.mode() != Performance {
+	if err == nil && b.durable() {
 		err = syncPath(b.fs, filepath.Dir(dir))
 	}
 	return err

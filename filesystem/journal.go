@@ -70,16 +70,15 @@ type journal struct {
 
 var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// journalChange appends the record of a change of the message whose file
-// name is file to the journal and, unless the Backend is in Performance
-// mode, waits until it is durable. The caller holds the message's stripe
+// journalChange appends the record of c to the journal and, if wait is
+// set, waits until it is durable. The caller holds the message's stripe
 // lock. If it fails, the message is unchanged, also once the journal is
 // replayed, unless its error says that a replay may yet apply the change.
-func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
-	if err := b.appendToJournal(j, kind, s, file, data); err != nil {
+func (b *Backend) journalChange(j *journal, c change, wait bool) error {
+	if err := b.appendToJournal(j, c.kind, c.state, c.file, c.data); err != nil {
 		return err
 	}
-	if b.cfg.mode() == Performance {
+	if !wait {
 		return nil
 	}
 	b.stats.journalSyncRequests.Add(1)
@@ -87,7 +86,7 @@ func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState,
 		b.fail(err)
 		// The record may or may not be durable, and so may its voiding:
 		// the journal's fsync fails from now on.
-		return undone(err, b.undo(j, kind, s, file, data))
+		return undone(err, b.undo(j, c, wait))
 	}
 	return nil
 }
@@ -116,27 +115,25 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 	return nil
 }
 
-// undo voids the record of a change that then failed: the last record of
-// the message whose file name is file, appended with kind, s and data, so
-// that no replay applies it. The caller holds the message's stripe lock,
-// as when it appended the record. In the durable modes undo waits until
-// the voiding is durable, and returns an error if it cannot be sure it is:
-// then a replay may yet apply the failed change, and the Backend refuses
-// further writes. Performance mode syncs neither the record nor its voiding.
+// undo voids the record of c, a change that then failed: the last record
+// of its message, so that no replay applies it. The caller holds the
+// message's stripe lock, as when it appended the record. If wait is set,
+// undo waits until the voiding is durable, and returns an error if it
+// cannot be sure it is: then a replay may yet apply the failed change, and
+// the Backend refuses further writes.
 //
-// It overwrites the record's magic in place. Those bytes were allocated by
-// the record's own append, so voiding needs no new space on a file system
-// that writes in place (ext4, XFS, tmpfs): a full disk cannot stop it, as
-// it would an appended record undoing the change.
-func (b *Backend) undo(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
-	off, err := b.findRecord(j, wal.Append(nil, kind, s, file, data))
+// It overwrites the record's magic in place, in bytes the record's own
+// append allocated: so a full disk cannot stop it on a file system that
+// writes in place (ext4, XFS, tmpfs).
+func (b *Backend) undo(j *journal, c change, wait bool) error {
+	off, err := b.findRecord(j, wal.Append(nil, c.kind, c.state, c.file, c.data))
 	if err == nil {
 		err = b.fs.Overwrite(j.path, off, wal.VoidMagic())
 	}
 	switch {
 	case err != nil:
-	case !b.durable():
-		return nil // Performance mode syncs no call's journal record
+	case !wait:
+		return nil
 	case b.failed.Load() != nil:
 		err = errors.New("the journal's fsync has failed")
 	default:

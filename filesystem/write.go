@@ -12,7 +12,6 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
-	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -185,20 +184,16 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 
 // remove deletes the message's file where cur found it.
 func (b *Backend) remove(op, id, file string, cur found) error {
-	j, err := b.findJournal()
+	d, err := b.policy()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	if j != nil {
-		if err := b.journalChange(j, wal.KindDelete, 0, file, nil); err != nil {
-			return fmt.Errorf("%s %s: %w", op, id, err)
-		}
+	c := deleteChange(file)
+	if err := d.record(c); err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
-		if j != nil {
-			err = undone(err, b.undo(j, wal.KindDelete, 0, file, nil))
-		}
-		return fmt.Errorf("%s %s: %w", op, id, err)
+		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
 	b.counts.set(cur.state, file, false, -1)
 	b.hints.forget(nameHash(file))
@@ -206,13 +201,10 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	b.displaced.wrote()
 	b.stats.deletes.Add(1)
 	if err := b.checkDirs(cur.state); err != nil {
-		return b.undoReplaced(op, id, file, cur, nowhere, j, wal.KindDelete, nil, err)
+		return b.undoReplaced(op, id, d, c, cur, nowhere, err)
 	}
-	if j != nil {
-		return nil // durable in the journal
-	}
-	if err := b.syncDirs(cur.state); err != nil {
-		return b.rollback(op, id, file, cur, nowhere, err)
+	if err := d.settle(cur.state); err != nil {
+		return b.rollback(op, id, d, file, cur, nowhere, err)
 	}
 	return nil
 }
@@ -348,90 +340,75 @@ func (b *Backend) stamp(prev time.Time) time.Time {
 
 // put writes md as the message's new record in state md.State, moving the
 // file there if cur lies in another state. On error the message is as cur
-// was. If the directory has a journal, the change is durable once its
-// record is, and the files are not synced.
+// was. It returns nil once the change is as durable as the Backend's mode
+// promises.
 func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMetadata) error {
 	data, err := codec.Encode(&md)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	to := md.State
-	j, err := b.findJournal()
+	d, err := b.policy()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	if j != nil {
-		if err := b.journalChange(j, wal.KindPut, to, file, data); err != nil {
-			return fmt.Errorf("%s %s: %w", op, id, err)
-		}
+	c := putChange(to, file, data)
+	if err := d.record(c); err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	// Read before the write: a sync that began earlier and ends later may
 	// cover it too.
 	syncs, _ := b.changes.syncs()
-	tmp, err := b.writeTemp(to, file, data, j == nil && b.durable())
+	tmp, err := b.writeTemp(to, file, data, d.syncsFiles())
 	if err != nil {
-		if j != nil {
-			err = undone(err, b.undo(j, wal.KindPut, to, file, data))
-		}
-		return fmt.Errorf("%s %s: %w", op, id, err)
+		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
-	dst := b.path(to, file)
-	// The displaced record may be all a power loss leaves (a journal is
-	// not synced in Performance mode), unless this Backend wrote it and no
-	// Backend on the directory has begun or ended a sync of the file system
-	// since just before: then no counted sync has completed since, and the
-	// record it displaced in turn is still kept, by this Backend, whose own
-	// syncs are counted too, and from every other's recovery, which removes
-	// a displaced record only after a sync it began once it had seen it. (A
-	// sync the directory's counters do not record as ended may have written
-	// it: sync(1), the kernel's own write-back, a Backend of another
-	// directory, or one that died before counting the end. A power loss
-	// then leaves the message at the record before, or without one if this
-	// was its first, as it may for any call since the last syncfs.)
-	now, _ := b.changes.syncs()
-	keep := !(cur.mine && now == cur.syncs)
-	switch {
-	case !cur.ok:
-		err = b.placeNew(tmp, to, file)
-	case cur.state == to:
-		err = b.replace(tmp, dst, keep)
-	default:
-		err = b.relocate(file, tmp, cur.state, to, keep)
-	}
-	if err != nil {
+	if err := b.place(tmp, file, cur, to); err != nil {
 		// Its directory first: a relocation that failed has moved the
 		// message back there.
 		dirs := []metastorage.QueueState{to}
 		if cur.ok && cur.state != to {
 			dirs = []metastorage.QueueState{cur.state, to}
 		}
-		if derr := b.discardTemp(tmp, j == nil && b.durable(), dirs...); derr != nil {
+		if derr := b.discardTemp(tmp, d.syncsFiles(), dirs...); derr != nil {
 			err = fmt.Errorf("%w; its temp file %s could not be removed for good (%v), so recovery may yet apply the change: the backend refuses writes until reopened", err, tmp, derr)
 		}
-		if j != nil {
-			err = undone(err, b.undo(j, wal.KindPut, to, file, data))
-		}
-		return fmt.Errorf("%s %s: %w", op, id, err)
+		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
 	b.stats.writes.Add(1)
 	b.hints.set(nameHash(file), to)
 	b.displaced.wrote()
 	if err := b.checkDirs(to); err != nil {
-		return b.undoReplaced(op, id, file, cur, to, j, wal.KindPut, data, err)
+		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
-	if j == nil {
-		// After a relocation, the fsync of the old directory is enough:
-		// it first makes the new one's entries durable (moveOrder).
-		synced := to
-		if cur.ok && cur.state != to {
-			synced = cur.state
-		}
-		if syncErr := b.syncDirs(synced); syncErr != nil {
-			return b.rollback(op, id, file, cur, to, syncErr)
-		}
-	} // else durable in the journal
+	// After a relocation, the fsync of the old directory is enough: it
+	// first makes the new one's entries durable (moveOrder).
+	synced := to
+	if cur.ok && cur.state != to {
+		synced = cur.state
+	}
+	if err := d.settle(synced); err != nil {
+		return b.rollback(op, id, d, file, cur, to, err)
+	}
 	b.recent.keep(b.changes, file, stripeOf(file), to, data, syncs)
 	return nil
+}
+
+// place puts the temp file tmp, in state to's directory, in place as the
+// message's file, where cur found it.
+func (b *Backend) place(tmp, file string, cur found, to metastorage.QueueState) error {
+	// The record displaced may be all a power loss leaves, unless this
+	// Backend wrote it and no sync of the file system has begun or ended
+	// since: then the record before it is still kept (see displace).
+	now, _ := b.changes.syncs()
+	keep := !(cur.mine && now == cur.syncs)
+	switch {
+	case !cur.ok:
+		return b.placeNew(tmp, to, file)
+	case cur.state == to:
+		return b.replace(tmp, b.path(to, file), keep)
+	}
+	return b.relocate(file, tmp, cur.state, to, keep)
 }
 
 // placeNew renames the temp file tmp to the name of a message that lies
@@ -564,8 +541,6 @@ func (b *Backend) removeTemp(tmp string) {
 	}
 }
 
-func (b *Backend) durable() bool { return b.cfg.mode() != Performance }
-
 // syncDirs fsyncs the directories of the given states, in order, in the
 // durable modes. A failure is final for the Backend.
 func (b *Backend) syncDirs(states ...metastorage.QueueState) error {
@@ -586,8 +561,8 @@ func (b *Backend) syncDirs(states ...metastorage.QueueState) error {
 // message is visibly as cur was, and returns the error to report. Nothing
 // can be made durable after a failed fsync, so the Backend refuses writes
 // from now on; the error says in which state the message is.
-func (b *Backend) rollback(op, id, file string, cur found, now metastorage.QueueState, cause error) error {
-	err := b.restore(file, cur, now)
+func (b *Backend) rollback(op, id string, d durability, file string, cur found, now metastorage.QueueState, cause error) error {
+	err := b.restore(d, file, cur, now)
 	if err != nil {
 		where := "in state " + now.String()
 		if now == nowhere {
@@ -605,8 +580,8 @@ func (b *Backend) rollback(op, id, file string, cur found, now metastorage.Queue
 const nowhere metastorage.QueueState = -1
 
 // restore puts the message back as cur was, from where it lies now (in
-// state now, or nowhere).
-func (b *Backend) restore(file string, cur found, now metastorage.QueueState) error {
+// state now, or nowhere), writing the record back as d makes it durable.
+func (b *Backend) restore(d durability, file string, cur found, now metastorage.QueueState) error {
 	if !cur.ok {
 		err := b.fs.Remove(b.path(now, file))
 		if err == nil {
@@ -622,7 +597,7 @@ func (b *Backend) restore(file string, cur found, now metastorage.QueueState) er
 	if err != nil {
 		return err
 	}
-	tmp, err := b.writeTemp(cur.state, file, data, b.durable())
+	tmp, err := b.writeTemp(cur.state, file, data, d.durable())
 	if err != nil {
 		return err
 	}
