@@ -94,6 +94,7 @@ func open(cfg config) (*Backend, error) {
 		cfg.now = time.Now
 	}
 	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger}
+	b.cfg.fs = nil // b.fs is the one file system from here on
 	b.recent.now = time.Now
 	b.names.now = time.Now
 	if b.log == nil {
@@ -188,10 +189,7 @@ func (b *Backend) openDirs() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", b.dir, err)
 	}
-	if ch != nil {
-		b.changes = ch
-		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states, names: &b.names, counts: &b.counts}
-	}
+	b.changes = ch
 	if b.durable() {
 		// Make the layout itself durable: a state directory created now
 		// must not vanish with the first message stored in it.

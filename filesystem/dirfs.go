@@ -313,6 +313,13 @@ func (f *dirFS) SyncAll(dir vfs.File) error {
 	return s.SyncAll(dir)
 }
 
+// canSyncAll reports whether the wrapped file system implements
+// vfs.SyncFS.
+func (f *dirFS) canSyncAll() bool {
+	_, ok := f.FS.(vfs.SyncFS)
+	return ok
+}
+
 // close closes the directories that f owns.
 func (f *dirFS) close() error {
 	var errs []error

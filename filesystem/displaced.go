@@ -117,8 +117,7 @@ func (d *displaced) flushed() {
 // keepsDisplaced reports whether the Backend keeps displaced files until a
 // flush: in Performance mode, on a file system that can sync itself whole.
 func (b *Backend) keepsDisplaced() bool {
-	_, ok := b.cfg.fs.(vfs.SyncFS)
-	return ok && !b.durable() && !b.cfg.readOnly
+	return b.dfs != nil && b.dfs.canSyncAll() && !b.durable()
 }
 
 // displace disposes of tmp, the file an exchange left holding a message's

@@ -417,15 +417,14 @@ func (b *Backend) applyRecord(r wal.Record) error {
 			return err
 		}
 		if !fi.Mode().IsRegular() {
-			if _, err := b.moveToCorrupt(s, r.File, false); err != nil {
+			if _, err := b.moveToCorrupt(s, r.File); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := b.fs.Remove(path); err != nil {
+		if err := b.change(opRemove, path, ""); err != nil {
 			return err
 		}
-		b.counts.set(s, r.File, false, -1)
 		b.stats.recoveryActions.Add(1)
 	}
 	if keep == nowhere {
@@ -445,7 +444,7 @@ func (b *Backend) placeRecord(r wal.Record) error {
 	case err != nil:
 		return err
 	case !fi.Mode().IsRegular():
-		if _, err := b.moveToCorrupt(r.State, r.File, false); err != nil {
+		if _, err := b.moveToCorrupt(r.State, r.File); err != nil {
 			return err
 		}
 		exists = false

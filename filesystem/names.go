@@ -21,7 +21,7 @@ const maxListed = 4096
 // directory that falls in the stripe, so that a change need not look for a
 // new message in every directory. What it knows of a state and stripe
 // comes from a listing of the directory and this Backend's own changes
-// since (changeFS reports them). It stands while the change counter of the
+// since (Backend.change reports them). It stands while the change counter of the
 // state and stripe holds the value it was known at, so no other Backend
 // has changed the names since, and for recentTTL after the listing at
 // most: a file placed by hand is not counted, and a change made within that

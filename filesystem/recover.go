@@ -545,7 +545,7 @@ func (sc *scanner) finishTemp(s metastorage.QueueState, tmp string, to metastora
 		// Across directories, the record's arrival must be durable before
 		// its leaving s can be (see moveOrder).
 		err := sc.b.order.rename(s, to, func() (bool, error) {
-			err := sc.b.fs.Rename(path, dst)
+			err := sc.b.change(opRename, path, dst)
 			return err == nil && s != to, err
 		})
 		if err != nil {
@@ -572,9 +572,7 @@ func (sc *scanner) notRegular(s metastorage.QueueState, file string) error {
 	if fi.Mode().IsRegular() {
 		return nil
 	}
-	// The count never took it for a message: setting it aside changes no
-	// count.
-	return sc.setAside(Finding{Kind: NotRegular, Path: path, Detail: "not a regular file (" + fi.Mode().Type().String() + "); not followed"}, s, file, false)
+	return sc.setAside(Finding{Kind: NotRegular, Path: path, Detail: "not a regular file (" + fi.Mode().Type().String() + "); not followed"}, s, file)
 }
 
 func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
@@ -583,15 +581,15 @@ func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
 	if !errors.Is(err, codec.ErrCorrupt) {
 		return nil // rewritten or moved meanwhile
 	}
-	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file, true)
+	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file)
 }
 
 // setAside moves a message file to corrupt/<state>/, keeping its name (with
-// a numeric suffix if that name is taken there). counted says whether the
-// state's count holds it.
-func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string, counted bool) error {
+// a numeric suffix if that name is taken there). The state's count drops
+// it if it was a regular file (see Backend.change).
+func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string) error {
 	if sc.repair {
-		dst, err := sc.b.moveToCorrupt(s, file, counted)
+		dst, err := sc.b.moveToCorrupt(s, file)
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -604,7 +602,7 @@ func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string, co
 	return nil
 }
 
-func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string, counted bool) (string, error) {
+func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string) (string, error) {
 	dir := filepath.Join(b.dir, "corrupt")
 	if err := b.ensureDir(dir); err != nil {
 		return "", err
@@ -616,9 +614,6 @@ func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string, counted b
 	dst, err := b.renameToCorrupt(s, file, dir)
 	if err != nil {
 		return dst, err
-	}
-	if counted {
-		b.counts.set(s, file, false, -1)
 	}
 	return dst, b.syncDirs(s)
 }
@@ -635,7 +630,7 @@ func (b *Backend) renameToCorrupt(s metastorage.QueueState, file, dir string) (s
 		if i > 0 {
 			dst += "." + strconv.Itoa(i)
 		}
-		err := b.fs.RenameNoReplace(src, dst)
+		err := b.change(opRenameNoReplace, src, dst)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -776,7 +771,7 @@ func (sc *scanner) duplicate(file string) error {
 		f := Finding{Kind: Duplicate, Path: sc.b.path(c.s, file),
 			Detail: fmt.Sprintf("message also in state %s, which is kept (Updated %s against %s)",
 				copies[keep].s, copies[keep].md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"), c.md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"))}
-		if err := sc.setAside(f, c.s, file, true); err != nil {
+		if err := sc.setAside(f, c.s, file); err != nil {
 			return err
 		}
 	}

@@ -192,14 +192,10 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	if err := d.record(c); err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
+	if err := b.change(opRemove, b.path(cur.state, file), ""); err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
-	b.counts.set(cur.state, file, false, -1)
-	b.hints.forget(nameHash(file))
-	b.recent.forget(file, stripeOf(file))
-	b.displaced.wrote()
-	b.stats.deletes.Add(1)
+	b.changed(file, nowhere)
 	if err := b.checkDirs(cur.state); err != nil {
 		return b.undoReplaced(op, id, d, c, cur, nowhere, err)
 	}
@@ -375,9 +371,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 		}
 		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
-	b.stats.writes.Add(1)
-	b.hints.set(nameHash(file), to)
-	b.displaced.wrote()
+	b.changed(file, to)
 	if err := b.checkDirs(to); err != nil {
 		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
@@ -415,12 +409,9 @@ func (b *Backend) place(tmp, file string, cur found, to metastorage.QueueState) 
 // nowhere, in state s, and counts it there.
 func (b *Backend) placeNew(tmp string, s metastorage.QueueState, file string) error {
 	dst := b.path(s, file)
-	err := b.fs.RenameNoReplace(tmp, dst)
+	err := b.change(opRenameNoReplace, tmp, dst)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s appeared while the message's lock was held; another program writes this directory: %w", dst, err)
-	}
-	if err == nil {
-		b.counts.set(s, file, true, 1)
 	}
 	return err
 }
@@ -435,26 +426,21 @@ func (b *Backend) placeNew(tmp string, s metastorage.QueueState, file string) er
 func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState, keep bool) error {
 	src, dst := b.path(from, file), b.path(to, file)
 	err := b.order.rename(from, to, func() (bool, error) {
-		if err := b.fs.RenameNoReplace(src, dst); err != nil {
+		if err := b.change(opRenameNoReplace, src, dst); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return false, fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
 			}
 			return false, err
 		}
 		if err := b.replace(tmp, dst, keep); err != nil {
-			if rerr := b.fs.RenameNoReplace(dst, src); rerr != nil {
+			if rerr := b.change(opRenameNoReplace, dst, src); rerr != nil {
 				return true, fmt.Errorf("%w; moving it back failed too, message is in state %s: %v", err, to, rerr)
 			}
 			return false, err
 		}
 		return true, nil
 	})
-	if err != nil {
-		return err
-	}
-	b.counts.set(from, file, false, -1)
-	b.counts.set(to, file, true, 1)
-	return nil
+	return err
 }
 
 // replace puts the temp file tmp over dst atomically. It swaps the two
@@ -466,9 +452,9 @@ func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState, ke
 // leftover, or puts it back if the new record was lost. Where exchange is
 // not supported, replace renames over dst.
 func (b *Backend) replace(tmp, dst string, keep bool) error {
-	err := b.fs.Exchange(tmp, dst)
+	err := b.change(opExchange, tmp, dst)
 	if errors.Is(err, errors.ErrUnsupported) {
-		return b.fs.Rename(tmp, dst)
+		return b.change(opRename, tmp, dst)
 	}
 	if err != nil {
 		return err
@@ -583,11 +569,7 @@ const nowhere metastorage.QueueState = -1
 // state now, or nowhere), writing the record back as d makes it durable.
 func (b *Backend) restore(d durability, file string, cur found, now metastorage.QueueState) error {
 	if !cur.ok {
-		err := b.fs.Remove(b.path(now, file))
-		if err == nil {
-			b.counts.set(now, file, false, -1)
-		}
-		return err
+		return b.change(opRemove, b.path(now, file), "")
 	}
 	if cur.err != nil {
 		return fmt.Errorf("the previous record was not valid metadata: %w", cur.err)
@@ -602,20 +584,15 @@ func (b *Backend) restore(d durability, file string, cur found, now metastorage.
 		return err
 	}
 	dst := b.path(cur.state, file)
-	if err := b.fs.Rename(tmp, dst); err != nil {
+	if err := b.change(opRename, tmp, dst); err != nil {
 		b.removeTemp(tmp)
 		return err
 	}
-	switch now {
-	case cur.state:
-	case nowhere:
-		b.counts.set(cur.state, file, true, 1)
-	default:
-		if err := b.fs.Remove(b.path(now, file)); err != nil && !isNotExist(err) {
-			return err
-		}
-		b.counts.set(now, file, false, -1)
-		b.counts.set(cur.state, file, true, 1)
+	if now == cur.state || now == nowhere {
+		return nil
+	}
+	if err := b.change(opRemove, b.path(now, file), ""); err != nil && !isNotExist(err) {
+		return err
 	}
 	return nil
 }
