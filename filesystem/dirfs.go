@@ -379,6 +379,6 @@ func (b *Backend) replacedDir(err error) error {
 // directory, so that the message is as cur was in the directories the
 // Backend opened, and returns the error to report; now is where the change
 // left the message.
-func (b *Backend) undoReplaced(op, id string, d durability, c change, cur found, now metastorage.QueueState, cause error) error {
+func (b *Backend) undoReplaced(op, id string, d durability, c intent, cur found, now metastorage.QueueState, cause error) error {
 	return d.void(c, b.rollback(op, id, d, c.file, cur, now, cause))
 }

@@ -74,7 +74,7 @@ var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // set, waits until it is durable. The caller holds the message's stripe
 // lock. If it fails, the message is unchanged, also once the journal is
 // replayed, unless its error says that a replay may yet apply the change.
-func (b *Backend) journalChange(j *journal, c change, wait bool) error {
+func (b *Backend) journalChange(j *journal, c intent, wait bool) error {
 	if err := b.appendToJournal(j, c.kind, c.state, c.file, c.data); err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 // It overwrites the record's magic in place, in bytes the record's own
 // append allocated: so a full disk cannot stop it on a file system that
 // writes in place (ext4, XFS, tmpfs).
-func (b *Backend) undo(j *journal, c change, wait bool) error {
+func (b *Backend) undo(j *journal, c intent, wait bool) error {
 	off, err := b.findRecord(j, wal.Append(nil, c.kind, c.state, c.file, c.data))
 	if err == nil {
 		err = b.fs.Overwrite(j.path, off, wal.VoidMagic())

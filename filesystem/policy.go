@@ -23,31 +23,31 @@ type durability interface {
 	syncsFiles() bool
 	// record makes c durable ahead of its file changes, where the policy
 	// does so. On error the message is unchanged.
-	record(c change) error
+	record(c intent) error
 	// void cancels c, recorded earlier, after its file changes failed
 	// with err. It returns err, extended if the cancellation may not be
 	// durable.
-	void(c change, err error) error
+	void(c intent, err error) error
 	// settle makes a change durable once its files have changed in the
 	// directories of states, synced in the order given. An error is final
 	// for the Backend.
 	settle(states ...metastorage.QueueState) error
 }
 
-// change is a change of a message as the journal records it: its whole new
-// record in a state, or its deletion.
-type change struct {
+// intent is what a change of a message leaves, as the journal records it:
+// the message's whole new record in a state, or its deletion.
+type intent struct {
 	kind  byte // wal.KindPut or wal.KindDelete
 	state metastorage.QueueState
 	file  string
 	data  []byte
 }
 
-func putChange(s metastorage.QueueState, file string, data []byte) change {
-	return change{kind: wal.KindPut, state: s, file: file, data: data}
+func putIntent(s metastorage.QueueState, file string, data []byte) intent {
+	return intent{kind: wal.KindPut, state: s, file: file, data: data}
 }
 
-func deleteChange(file string) change { return change{kind: wal.KindDelete, file: file} }
+func deleteIntent(file string) intent { return intent{kind: wal.KindDelete, file: file} }
 
 // policy returns the durability of a change made now. The caller holds
 // the message's stripe lock, so the journal cannot appear meanwhile.
@@ -74,8 +74,8 @@ type standard struct{ b *Backend }
 
 func (standard) durable() bool                  { return true }
 func (standard) syncsFiles() bool               { return true }
-func (standard) record(change) error            { return nil }
-func (standard) void(_ change, err error) error { return err }
+func (standard) record(intent) error            { return nil }
+func (standard) void(_ intent, err error) error { return err }
 
 func (p standard) settle(states ...metastorage.QueueState) error {
 	return p.b.syncDirs(states...)
@@ -87,8 +87,8 @@ type performance struct{ b *Backend }
 
 func (performance) durable() bool                          { return false }
 func (performance) syncsFiles() bool                       { return false }
-func (performance) record(change) error                    { return nil }
-func (performance) void(_ change, err error) error         { return err }
+func (performance) record(intent) error                    { return nil }
+func (performance) void(_ intent, err error) error         { return err }
 func (performance) settle(...metastorage.QueueState) error { return nil }
 
 // journaled appends each change to the directory's journal before its
@@ -102,9 +102,9 @@ type journaled struct {
 
 func (p journaled) durable() bool                        { return p.wait }
 func (journaled) syncsFiles() bool                       { return false }
-func (p journaled) record(c change) error                { return p.b.journalChange(p.j, c, p.wait) }
+func (p journaled) record(c intent) error                { return p.b.journalChange(p.j, c, p.wait) }
 func (journaled) settle(...metastorage.QueueState) error { return nil }
 
-func (p journaled) void(c change, err error) error {
+func (p journaled) void(c intent, err error) error {
 	return undone(err, p.b.undo(p.j, c, p.wait))
 }

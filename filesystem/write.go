@@ -188,7 +188,7 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	c := deleteChange(file)
+	c := deleteIntent(file)
 	if err := d.record(c); err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
@@ -348,7 +348,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	c := putChange(to, file, data)
+	c := putIntent(to, file, data)
 	if err := d.record(c); err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
