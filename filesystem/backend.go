@@ -34,9 +34,7 @@ type Backend struct {
 	// a file read earlier is still current; nil if not tracked.
 	changes *changes
 	counts  counter
-	hints   hints
 	recent  recent
-	names   names
 	idx     *index // nil without change counters
 	order   moveOrder
 	stats   stats
@@ -96,7 +94,6 @@ func open(cfg config) (*Backend, error) {
 	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger}
 	b.cfg.fs = nil // b.fs is the one file system from here on
 	b.recent.now = time.Now
-	b.names.now = time.Now
 	if b.log == nil {
 		b.log = slog.Default()
 	}

@@ -13,12 +13,10 @@ import (
 func (b *Backend) changed(file string, now metastorage.QueueState) {
 	b.displaced.wrote()
 	if now == nowhere {
-		b.hints.forget(nameHash(file))
 		b.recent.forget(file, stripeOf(file))
 		b.stats.deletes.Add(1)
 		return
 	}
-	b.hints.set(nameHash(file), now)
 	b.stats.writes.Add(1)
 }
 
@@ -35,8 +33,8 @@ const (
 // change makes one change of directory entries that may be message files
 // (old, and new unless op is opRemove; both paths), and keeps the
 // bookkeeping of the message files it touches: their change counters,
-// odd around it (see changes), the names the Backend knows (names), and the
-// message counts, told while the counter is odd. The caller holds the lock
+// odd around it (see changes), and the message counts, told while the
+// counter is odd. The caller holds the lock
 // of the message's stripe. Every rename, exchange and removal that may
 // touch a message file goes through change; those of temp files alone
 // need not.
@@ -45,7 +43,6 @@ func (b *Backend) change(op entryOp, old, new string) error {
 	// The stripe's lock is held: no Backend adds or removes either name
 	// meanwhile.
 	var err error
-	gone, came := old, new
 	switch op {
 	case opRename:
 		counted, replaced := b.counted(old, new), b.regular(new)
@@ -66,14 +63,12 @@ func (b *Backend) change(op entryOp, old, new string) error {
 	case opExchange:
 		// Each directory keeps the names it had.
 		err = b.fs.Exchange(old, new)
-		gone, came = "", ""
 	case opRemove:
 		if err = b.fs.Remove(old); err == nil {
 			b.tally(old, true, false, -1)
 		}
-		came = ""
 	}
-	b.endChange(c, err, gone, came)
+	b.endChange(c)
 	return err
 }
 
@@ -105,13 +100,10 @@ func (b *Backend) target(path string) (target, bool) {
 	return target{}, false
 }
 
-// changing is a change under way: the targets whose counters it made odd,
-// and whether the Backend's names knew their names just before.
+// changing is a change under way: the targets whose counters it made odd.
 type changing struct {
-	a, b           target
-	okA, okB       bool
-	knownA, knownB bool
-	newInA         bool // the new name is a's
+	a, b     target
+	okA, okB bool
 }
 
 // beginChange counts a change of the names old and new (new may be "") as
@@ -125,34 +117,24 @@ func (b *Backend) beginChange(old, new string) changing {
 	if new != "" {
 		var ok bool
 		c.b, ok = b.target(new)
-		c.newInA = ok && c.okA && c.b == c.a
-		c.okB = ok && !c.newInA
+		c.okB = ok && !(c.okA && c.b == c.a)
 	}
 	if c.okA {
-		c.knownA = b.names.current(b.changes, c.a)
 		b.changes.Begin(c.a.state, c.a.stripe)
 	}
 	if c.okB {
-		c.knownB = b.names.current(b.changes, c.b)
 		b.changes.Begin(c.b.state, c.b.stripe)
 	}
 	return c
 }
 
-// endChange counts the change c as ended, and tells the Backend's names
-// that it removed the name gone and added came ("" for none), unless it
-// failed.
-func (b *Backend) endChange(c changing, err error, gone, came string) {
+// endChange counts the change c as ended.
+func (b *Backend) endChange(c changing) {
 	if c.okB {
 		b.changes.End(c.b.state, c.b.stripe)
-		b.names.changed(b.changes, c.b, c.knownB, err, "", came)
 	}
 	if c.okA {
 		b.changes.End(c.a.state, c.a.stripe)
-		if !c.newInA {
-			came = ""
-		}
-		b.names.changed(b.changes, c.a, c.knownA, err, gone, came)
 	}
 }
 

@@ -191,17 +191,14 @@ func (c *counter) wait() {
 	}
 }
 
-// count counts the message files in state s's directory, noting where each
-// lies in the location hints.
+// count counts the message files in state s's directory.
 func (b *Backend) count(ctx context.Context, s metastorage.QueueState) {
 	var seen []uint64
 	var perStripe [numStripes]int64
 	err := b.readNames(ctx, s, 4096, func(files []string) error {
 		for _, f := range files {
-			h := nameHash(f)
-			seen = append(seen, h)
+			seen = append(seen, nameHash(f))
 			perStripe[stripeOf(f)]++
-			b.hints.set(h, s)
 		}
 		return nil
 	})

@@ -427,15 +427,11 @@ func (b *Backend) applyRecord(r wal.Record) error {
 		}
 		b.stats.recoveryActions.Add(1)
 	}
-	if keep == nowhere {
-		b.hints.forget(nameHash(r.File))
-	}
 	return nil
 }
 
 // placeRecord makes the message's file in r's state hold r's contents.
 func (b *Backend) placeRecord(r wal.Record) error {
-	h := nameHash(r.File)
 	dst := b.path(r.State, r.File)
 	fi, err := b.fs.Lstat(dst)
 	exists := err == nil
@@ -450,7 +446,6 @@ func (b *Backend) placeRecord(r wal.Record) error {
 		exists = false
 	default:
 		if same, err := b.sameContents(dst, r.Data); err != nil || same {
-			b.hints.set(h, r.State)
 			return err
 		}
 	}
@@ -467,7 +462,6 @@ func (b *Backend) placeRecord(r wal.Record) error {
 		b.removeTemp(tmp)
 		return err
 	}
-	b.hints.set(h, r.State)
 	b.stats.recoveryActions.Add(1)
 	return nil
 }

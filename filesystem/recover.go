@@ -131,8 +131,7 @@ func (b *Backend) CheckProgress(ctx context.Context, repair bool, progress func(
 	return b.scan(ctx, repair, progress)
 }
 
-// background counts the state directories, noting where each message lies
-// in the location hints, and then runs the recovery scan.
+// background counts the state directories, and then runs the recovery scan.
 func (b *Backend) background(ctx context.Context) {
 	for _, s := range metastorage.States() {
 		b.count(ctx, s)
@@ -459,7 +458,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		var cur found
 		if p, ok := sc.placed[file]; ok {
 			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
-		} else if cur, err = sc.b.locate(file, s, nil, false); err != nil {
+		} else if cur, err = sc.b.locate(file, s, nil); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		switch {
@@ -483,8 +482,8 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 }
 
 // unreadableCopy reports whether the message file named file cannot be
-// read in some state. locate stops at the first copy it finds, which a
-// location hint may make a readable one.
+// read in some state. locate stops at the first copy it finds, which may
+// be a readable one.
 func (sc *scanner) unreadableCopy(file string) bool {
 	for _, s := range metastorage.States() {
 		if _, err := sc.record(s, file); isUnreadable(err) {

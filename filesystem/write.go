@@ -225,10 +225,8 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 	}, from, to)
 }
 
-// mutate runs fn for the message under its stripe lock, with what was found
-// of it: the record this Backend wrote last, if it is known to be still the
-// file's (see recent), else what locate finds, looking first where the
-// location hint says, else in states[0]. states are the states the call
+// mutate runs fn for the message under its stripe lock, with what locate
+// finds of it, looking first in states[0]. states are the states the call
 // names, checked first.
 func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string, cur found) error, states ...metastorage.QueueState) (err error) {
 	if k := opKind(op); k >= 0 {
@@ -253,19 +251,17 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	defer unlock()
-	cur, ok := b.recent.get(b.changes, file, stripe)
-	if !ok {
-		first := nowhere
-		if len(states) > 0 {
-			first = states[0]
-		}
-		wrote, syncs, _ := b.recent.written(file, stripe)
-		if cur, err = b.locate(file, first, wrote, true); err != nil {
-			return fmt.Errorf("%s %s: %w", op, id, err)
-		}
-		if cur.mine {
-			cur.syncs = syncs
-		}
+	first := nowhere
+	if len(states) > 0 {
+		first = states[0]
+	}
+	wrote, syncs, _ := b.recent.written(file, stripe)
+	cur, err := b.locate(file, first, wrote)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	if cur.mine {
+		cur.syncs = syncs
 	}
 	if err := fn(file, cur); err != nil {
 		b.recent.forget(file, stripe)
@@ -275,33 +271,25 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 }
 
 // locate finds the message's file and reads it, trying first the state
-// the location hint gives, else first (unless it is nowhere), then the
-// others. Under the message's stripe lock (locked) the answer is stable
-// against the writers of this directory, and the states whose names are
-// known to lack the file are skipped; without it, a message that moves
-// meanwhile may be missed. The file found is mine if it holds exactly
+// first (unless it is nowhere), then the others. Under the message's
+// stripe lock the answer is stable against the writers of this directory;
+// without it, a message that moves meanwhile may be missed. The file found is mine if it holds exactly
 // wrote, the record this Backend wrote last (if not nil): each record a
 // Backend writes has a later Updated than the one it replaces.
-func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte, locked bool) (found, error) {
-	h := nameHash(file)
-	if s, ok := b.hints.get(h); ok {
-		first = s
-	}
-	stripe := stripeOf(file)
-	if first != nowhere && !(locked && b.absent(first, stripe, file)) {
+func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte) (found, error) {
+	if first != nowhere {
 		if f, done, err := b.probe(file, first, wrote); done {
 			return f, err
 		}
 	}
 	for _, s := range metastorage.States() {
-		if s == first || locked && b.absent(s, stripe, file) {
+		if s == first {
 			continue
 		}
 		if f, done, err := b.probe(file, s, wrote); done {
 			return f, err
 		}
 	}
-	b.hints.forget(h)
 	return found{}, nil
 }
 
@@ -314,7 +302,6 @@ func (b *Backend) probe(file string, s metastorage.QueueState, wrote []byte) (f 
 	readBufs.Put(bp)
 	switch {
 	case err == nil:
-		b.hints.set(nameHash(file), s)
 		return found{ok: true, state: s, md: md, mine: mine}, true, nil
 	case errors.Is(err, codec.ErrCorrupt):
 		return found{ok: true, state: s, err: err}, true, nil
@@ -384,7 +371,7 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	if err := d.settle(synced); err != nil {
 		return b.rollback(op, id, d, file, cur, to, err)
 	}
-	b.recent.keep(b.changes, file, stripeOf(file), to, data, syncs)
+	b.recent.keep(file, stripeOf(file), data, syncs)
 	return nil
 }
 
