@@ -65,7 +65,7 @@ func commands() []*command {
 	return []*command{
 		statCmd(), lsCmd(), showCmd(),
 		holdCmd(), releaseCmd(), requeueCmd(), deleteCmd(), moveCmd(),
-		fsckCmd(), benchCmd(), versionCmd(), helpCmd(),
+		copyCmd(), fsckCmd(), benchCmd(), versionCmd(), helpCmd(),
 	}
 }
 

@@ -236,6 +236,16 @@ func TestPasswordNeverPrinted(t *testing.T) {
 			}
 		}
 	}
+	for _, args := range [][]string{
+		{"copy", "--from", withPassword.String(), "--to", t.TempDir()},
+		{"copy", "--from", t.TempDir(), "--to", refused.String()},
+		{"copy", "--from", inQuery.String(), "--to", missing.String()},
+	} {
+		r := spoolmeta(t, args...)
+		if strings.Contains(r.stdout+r.stderr, secret) {
+			t.Errorf("%v printed the password:\n%s%s", args[:1], r.stdout, r.stderr)
+		}
+	}
 	if got := redact(withPassword.String()); strings.Contains(got, secret) || !strings.Contains(got, "xxxxx") {
 		t.Errorf("redact = %q", got)
 	}
