@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -29,6 +30,9 @@ resumable: after an interruption (SIGINT, SIGTERM, a lost connection) run
 it again and it copies what is left; a second run copies nothing and says
 so. A message at DST whose record differs from SRC's is a conflict: it is
 reported and left alone, unless --overwrite.
+
+It copies --workers messages at once (8 by default), so that the commits
+of a database and the syncs of a directory overlap.
 
 After copying, copy reads SRC again. If nothing changed there meanwhile
 (the queue was stopped), it checks every record at DST against SRC and the
@@ -63,6 +67,7 @@ type copyOptions struct {
 	move      *bool
 	overwrite *bool
 	json      *bool
+	workers   *int
 }
 
 func (o *copyOptions) define(fs *flag.FlagSet) {
@@ -71,6 +76,7 @@ func (o *copyOptions) define(fs *flag.FlagSet) {
 	o.move = fs.Bool("move", false, "remove each message from SRC once DST has it")
 	o.overwrite = fs.Bool("overwrite", false, "replace a message at DST whose record differs from SRC's")
 	o.json = fs.Bool("json", false, "print one JSON object per message reported")
+	o.workers = fs.Int("workers", 8, "copy `N` messages at once")
 }
 
 func runCopyCommand(e *env, o copyOptions) error {
@@ -79,6 +85,8 @@ func runCopyCommand(e *env, o copyOptions) error {
 		return usagef("copy needs --from SRC and --to DST")
 	case sameLocation(*o.from, *o.to):
 		return usagef("--from and --to name the same location")
+	case *o.workers < 1:
+		return usagef("--workers must be at least 1")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -101,7 +109,7 @@ func runCopyCommand(e *env, o copyOptions) error {
 	w := bufio.NewWriter(e.stdout)
 	defer w.Flush()
 	c := newCopier(src, dst, &copyReport{w: w, json: *o.json}, e.stderr)
-	c.move, c.overwrite, c.stopped = *o.move, *o.overwrite, stop.stopped
+	c.move, c.overwrite, c.workers, c.stopped = *o.move, *o.overwrite, *o.workers, stop.stopped
 	fmt.Fprintf(e.stderr, "copy: from %s to %s\n", src.name, dst.name)
 	return c.run(ctx)
 }
@@ -110,7 +118,7 @@ func runCopyCommand(e *env, o copyOptions) error {
 // stderr, and never stops early.
 func newCopier(src, dst *location, out *copyReport, stderr io.Writer) *copier {
 	return &copier{src: src, dst: dst, dstImport: dst.importer(), srcCounts: src.stateCounts, dstCounts: dst.stateCounts,
-		out: out, stderr: stderr, stopped: func() *interruptedError { return nil }}
+		workers: 1, out: out, stderr: stderr, stopped: func() *interruptedError { return nil }}
 }
 
 // sameLocation reports whether a and b name the same directory or URL.
@@ -131,13 +139,24 @@ type copyEvent struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// copyReport prints the events of a copy as they come.
+// copyReport prints the events of a copy as they come. It is safe for
+// concurrent use.
 type copyReport struct {
 	w    *bufio.Writer
 	json bool
+	mu   sync.Mutex
+}
+
+// flush writes what is buffered.
+func (r *copyReport) flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.w.Flush()
 }
 
 func (r *copyReport) event(ev copyEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.json {
 		return writeJSON(r.w, ev)
 	}
@@ -190,10 +209,12 @@ type copier struct {
 	dstCounts counter
 
 	move, overwrite bool
+	workers         int // copies at once
 	out             *copyReport
 	stderr          io.Writer
 	stopped         func() *interruptedError // nil when no signal came
 
+	mu     sync.Mutex       // guards copied, its values and t while workers copy
 	copied map[string]*seen // the source records copied or found at the destination
 	t      copyTally
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -32,41 +33,82 @@ func (c *copier) run(ctx context.Context) error {
 	return c.review(ctx)
 }
 
-// copyAll copies the messages of every state.
+// copyAll copies the messages of every state, c.workers at a time. A
+// failed copy stops the others; a signal lets those in hand finish.
 func (c *copier) copyAll(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan metastorage.MessageMetadata)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var failed error
+	for range max(c.workers, 1) {
+		wg.Go(func() {
+			for md := range work {
+				if err := c.copyOne(wctx, md); err != nil {
+					once.Do(func() { failed = err; cancel() })
+				}
+			}
+		})
+	}
+	var err error
 	for _, s := range metastorage.States() {
-		err := eachMessage(ctx, c.src, s, func(md metastorage.MessageMetadata) error {
+		err = eachMessage(wctx, c.src, s, func(md metastorage.MessageMetadata) error {
 			if ie := c.stopped(); ie != nil {
 				return ie
 			}
 			if c.t.read++; c.t.read%copyProgressStep == 0 {
 				fmt.Fprintf(c.stderr, "copy: %d messages read\n", c.t.read)
 			}
-			return c.copyOne(ctx, md)
+			select {
+			case work <- md:
+				return nil
+			case <-wctx.Done():
+				return wctx.Err()
+			}
 		})
 		if err != nil {
-			return err
+			break
 		}
 	}
-	return c.out.w.Flush()
+	close(work)
+	wg.Wait()
+	if failed != nil {
+		return failed
+	}
+	if err != nil {
+		return err
+	}
+	return c.out.flush()
 }
 
 // copyOne copies md, the source's record, and with move removes it from the
 // source once the destination holds it.
 func (c *copier) copyOne(ctx context.Context, md metastorage.MessageMetadata) error {
-	if _, dup := c.copied[md.ID]; dup {
+	sn := seenOf(md)
+	c.mu.Lock()
+	_, dup := c.copied[md.ID]
+	if !dup {
+		c.copied[md.ID] = sn
+	}
+	c.mu.Unlock()
+	if dup {
 		return nil // it moved to a later state during the pass: the review says so
 	}
-	sn := seenOf(md)
-	c.copied[md.ID] = sn
 	done, err := c.dstImport.ImportMeta(ctx, md.ID, md)
 	if err != nil {
 		return fmt.Errorf("copy %s to the destination: %w", escapeID(md.ID), err)
 	}
 	if done {
-		c.t.copied++
-	} else if sn.conflict, err = c.resolve(ctx, md); err != nil || sn.conflict {
-		return err
+		c.add(&c.t.copied)
+	} else {
+		conflict, err := c.resolve(ctx, md)
+		if err != nil || conflict {
+			c.mu.Lock()
+			sn.conflict = conflict
+			c.mu.Unlock()
+			return err
+		}
 	}
 	if !c.move {
 		return nil
@@ -74,14 +116,23 @@ func (c *copier) copyOne(ctx context.Context, md metastorage.MessageMetadata) er
 	err = c.src.DeleteMetaIf(ctx, md.ID, md)
 	switch {
 	case errors.Is(err, metastorage.ErrStateConflict):
-		c.t.kept++
+		c.add(&c.t.kept)
 		return c.out.event(copyEvent{ID: md.ID, Result: "kept", State: md.State.String(), Detail: "changed at the source after it was read; not removed there"})
 	case err != nil:
 		return fmt.Errorf("remove %s from the source: %w", escapeID(md.ID), err)
 	}
+	c.mu.Lock()
 	c.t.moved++
 	sn.moved = true
+	c.mu.Unlock()
 	return nil
+}
+
+// add adds one to the count n of c.t.
+func (c *copier) add(n *int) {
+	c.mu.Lock()
+	*n++
+	c.mu.Unlock()
 }
 
 // resolve handles a message that is already at the destination: the same
@@ -90,19 +141,19 @@ func (c *copier) copyOne(ctx context.Context, md metastorage.MessageMetadata) er
 func (c *copier) resolve(ctx context.Context, md metastorage.MessageMetadata) (bool, error) {
 	cur, err := c.dst.GetMeta(ctx, md.ID)
 	if errors.Is(err, metastorage.ErrMessageNotFound) {
-		c.t.conflicts++
+		c.add(&c.t.conflicts)
 		return true, c.out.event(copyEvent{ID: md.ID, Result: "conflict", State: md.State.String(), Detail: "removed from the destination while it was copied"})
 	}
 	if err != nil {
 		return false, fmt.Errorf("read %s at the destination: %w", escapeID(md.ID), err)
 	}
 	if metastorage.SameRecord(cur, md) {
-		c.t.already++
+		c.add(&c.t.already)
 		return false, nil
 	}
 	why := differences(cur, md)
 	if !c.overwrite {
-		c.t.conflicts++
+		c.add(&c.t.conflicts)
 		return true, c.out.event(copyEvent{ID: md.ID, Result: "conflict", State: md.State.String(), Detail: "the destination holds another record (" + why + "); left alone"})
 	}
 	// Removing first and importing keeps every field of md; a failure
@@ -113,7 +164,7 @@ func (c *copier) resolve(ctx context.Context, md metastorage.MessageMetadata) (b
 	if _, err := c.dstImport.ImportMeta(ctx, md.ID, md); err != nil {
 		return false, fmt.Errorf("replace %s at the destination: %w", escapeID(md.ID), err)
 	}
-	c.t.overwritten++
+	c.add(&c.t.overwritten)
 	return false, c.out.event(copyEvent{ID: md.ID, Result: "overwritten", State: md.State.String(), Detail: "the destination held another record (" + why + ")"})
 }
 
@@ -182,7 +233,7 @@ func (c *copier) review(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := c.out.w.Flush(); err != nil {
+	if err := c.out.flush(); err != nil {
 		return err
 	}
 	return c.verdict(ctx)

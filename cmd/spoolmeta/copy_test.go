@@ -215,6 +215,12 @@ func (f *faultyImporter) ImportMeta(ctx context.Context, id string, md metastora
 // imports going through wrap, and returns its error, stdout and stderr.
 func runCopier(ctx context.Context, t *testing.T, src, dst string, move bool, wrap func(importer) importer) (stdout, stderr string, err error) {
 	t.Helper()
+	return runCopierWith(ctx, t, src, dst, move, 1, wrap)
+}
+
+// runCopierWith is runCopier with workers copying at once.
+func runCopierWith(ctx context.Context, t *testing.T, src, dst string, move bool, workers int, wrap func(importer) importer) (stdout, stderr string, err error) {
+	t.Helper()
 	s := open(t, src, modeWritable)
 	d := open(t, dst, modeCreate)
 	defer s.Close()
@@ -222,7 +228,7 @@ func runCopier(ctx context.Context, t *testing.T, src, dst string, move bool, wr
 	var out, errs bytes.Buffer
 	w := bufio.NewWriter(&out)
 	c := newCopier(s, d, &copyReport{w: w}, &errs)
-	c.move = move
+	c.move, c.workers = move, workers
 	if wrap != nil {
 		c.dstImport = wrap(c.dstImport)
 	}
@@ -341,5 +347,29 @@ func TestCopyLiveSource(t *testing.T) {
 				t.Errorf("stderr: %q", stderr)
 			}
 		})
+	}
+}
+
+// TestCopyWorkers copies with several workers, for the race detector, and
+// checks the result as TestCopy does, with --move too.
+func TestCopyWorkers(t *testing.T) {
+	t.Parallel()
+	for _, c := range copyCases {
+		for _, move := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/move=%v", c.name, move), func(t *testing.T) {
+				t.Parallel()
+				seed := seedDir(t, 120)
+				src, dst := c.src(t, seed), c.dst(t, seed)
+				want := records(t, src)
+				stdout, stderr, err := runCopierWith(context.Background(), t, src, dst, move, 8, nil)
+				if err != nil || stdout != "" || !strings.Contains(stderr, "copy: 120 copied, 0 already there, 0 conflicts") {
+					t.Fatalf("copy with 8 workers: %v\n%s%s", err, stdout, stderr)
+				}
+				sameRecords(t, "destination", records(t, dst), want)
+				if left := len(records(t, src)); move && left != 0 || !move && left != 120 {
+					t.Errorf("%d messages left at the source", left)
+				}
+			})
+		}
 	}
 }
