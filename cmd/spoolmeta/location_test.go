@@ -286,6 +286,20 @@ func TestDatabaseFsck(t *testing.T) {
 	}
 	spoolmeta(t, "-d", loc, "fsck").expect(t, 0)
 
+	old := newDatabase(t)
+	execSQL(t, old, "CREATE SCHEMA $s; CREATE TABLE $s.schema_version (version integer NOT NULL); INSERT INTO $s.schema_version VALUES (0)")
+	r = spoolmeta(t, "-d", old, "fsck")
+	r.expect(t, 2)
+	if !strings.Contains(r.stderr, "version 0, this spoolmeta writes 1") {
+		t.Errorf("fsck on an older schema: stderr %q, want it to name the versions", r.stderr)
+	}
+	r = spoolmeta(t, "-d", old, "fsck", "--repair")
+	r.expect(t, 0)
+	if !strings.HasPrefix(r.stdout, "damage   schema-version  schema_version: ") || !strings.Contains(r.stdout, "; migrated to version 1") {
+		t.Errorf("fsck --repair on an older schema: %+v", r)
+	}
+	spoolmeta(t, "-d", old, "fsck").expect(t, 0)
+
 	execSQL(t, loc, "UPDATE $s.schema_version SET version = 99")
 	r = spoolmeta(t, "-d", loc, "fsck", "--repair")
 	r.expect(t, 2)
