@@ -153,3 +153,25 @@ func rowArgs(states []StateCheck) []any {
 	}
 	return args
 }
+
+// Identity returns a string that is the same for two Backends on the same
+// schema of the same running server, and differs otherwise: the server's
+// start time, the database and the schema's object ID. Tools use it to
+// refuse to copy a schema onto itself under another spelling of its URL.
+// It changes when the server restarts.
+func (b *Backend) Identity(ctx context.Context) (string, error) {
+	const op = "identity"
+	if err := b.begin(ctx, op, ""); err != nil {
+		return "", err
+	}
+	defer b.ops.RUnlock()
+	var id string
+	err := b.run(ctx, read, func() error {
+		return b.pool.QueryRow(ctx, `SELECT pg_postmaster_start_time()::text || ' ' || current_database() || ' ' || oid::text
+			FROM pg_namespace WHERE nspname = $1`, b.schema).Scan(&id)
+	})
+	if err != nil {
+		return "", opError(op, "schema "+quote(b.schema), err)
+	}
+	return id, nil
+}

@@ -132,3 +132,24 @@ func TestImportMeta(t *testing.T) {
 		t.Errorf("ImportMeta of an empty ID: %v, want ErrInvalidMessageID", err)
 	}
 }
+
+// TestIdentity checks that Identity is the same for two Backends on one
+// schema and differs for another schema.
+func TestIdentity(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	schema := newSchema(t, dsn)
+	a, b := open(t, dsn, schema), open(t, withParam(dsn, "application_name", "other"), schema)
+	c := open(t, dsn, newSchema(t, dsn))
+	ia, err := a.Identity(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := b.Identity(t.Context())
+	if err != nil || ib != ia {
+		t.Errorf("Identity on the same schema: %q, %v; want %q", ib, err, ia)
+	}
+	if ic, err := c.Identity(t.Context()); err != nil || ic == ia {
+		t.Errorf("Identity on another schema: %q, %v; want other than %q", ic, err, ia)
+	}
+}

@@ -104,6 +104,12 @@ func runCopyCommand(e *env, o copyOptions) error {
 		return fmt.Errorf("destination: %w", err)
 	}
 	defer dst.Close()
+	if same, err := src.same(ctx, dst); err != nil || same {
+		if err != nil {
+			return fmt.Errorf("compare the source and the destination: %w", err)
+		}
+		return usagef("--from %s and --to %s are the same spool", src.name, dst.name)
+	}
 	stop := newStopper()
 	defer stop.close()
 	w := bufio.NewWriter(e.stdout)
@@ -169,12 +175,6 @@ func (r *copyReport) event(ev copyEvent) error {
 	}
 	_, err := fmt.Fprintln(r.w, line)
 	return err
-}
-
-// copyDest is what copy needs of its destination.
-type copyDest interface {
-	metastorage.CompareAndSwapBackend
-	importer
 }
 
 // seen is what copy keeps of a source record it copied, to notice a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
@@ -197,4 +198,30 @@ func (l *location) importer() importer {
 		return l.fs
 	}
 	return l.pg
+}
+
+// same reports whether l and o are the same spool, whatever the spelling
+// of their locations: the same directory (through links too), or the same
+// schema of the same server.
+func (l *location) same(ctx context.Context, o *location) (bool, error) {
+	switch {
+	case l.fs != nil && o.fs != nil:
+		a, err := os.Stat(l.fs.Dir())
+		if err != nil {
+			return false, err
+		}
+		b, err := os.Stat(o.fs.Dir())
+		if err != nil {
+			return false, err
+		}
+		return os.SameFile(a, b), nil
+	case l.pg != nil && o.pg != nil:
+		a, err := l.pg.Identity(ctx)
+		if err != nil {
+			return false, err
+		}
+		b, err := o.pg.Identity(ctx)
+		return err == nil && a == b, err
+	}
+	return false, nil
 }
