@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,15 +214,15 @@ func (f *faultyImporter) ImportMeta(ctx context.Context, id string, md metastora
 	return ok, err
 }
 
-// runCopier copies src to dst in this process with the destination's
-// imports going through wrap, and returns its error, stdout and stderr.
-func runCopier(ctx context.Context, t *testing.T, src, dst string, move bool, wrap func(importer) importer) (stdout, stderr string, err error) {
+// runCopier copies src to dst in this process, after setup changes the
+// copier if it is not nil, and returns its stdout, stderr and error.
+func runCopier(ctx context.Context, t *testing.T, src, dst string, move bool, setup func(*copier)) (stdout, stderr string, err error) {
 	t.Helper()
-	return runCopierWith(ctx, t, src, dst, move, 1, wrap)
+	return runCopierWith(ctx, t, src, dst, move, 1, setup)
 }
 
 // runCopierWith is runCopier with workers copying at once.
-func runCopierWith(ctx context.Context, t *testing.T, src, dst string, move bool, workers int, wrap func(importer) importer) (stdout, stderr string, err error) {
+func runCopierWith(ctx context.Context, t *testing.T, src, dst string, move bool, workers int, setup func(*copier)) (stdout, stderr string, err error) {
 	t.Helper()
 	s := open(t, src, modeWritable)
 	d := open(t, dst, modeCreate)
@@ -231,22 +232,23 @@ func runCopierWith(ctx context.Context, t *testing.T, src, dst string, move bool
 	w := bufio.NewWriter(&out)
 	c := newCopier(s, d, &copyReport{w: w}, &errs)
 	c.move, c.workers = move, workers
-	if wrap != nil {
-		c.dstImport = wrap(c.dstImport)
+	if setup != nil {
+		setup(c)
 	}
 	err = c.run(ctx)
 	w.Flush()
 	return out.String(), errs.String(), err
 }
 
-// TestCopyResumes interrupts copies with a failing destination and a
-// cancelled context, and checks that each leaves exact records behind and
+// TestCopyResumes interrupts copies with a failing destination, a
+// cancelled context and a signal, and checks that each leaves exact records behind and
 // that a second run copies the rest, with --move too.
 func TestCopyResumes(t *testing.T) {
 	t.Parallel()
 	injected := errors.New("injected fault")
+	signal := &interruptedError{sig: syscall.SIGINT}
 	for _, c := range copyCases {
-		for _, fault := range []error{injected, context.Canceled} {
+		for _, fault := range []error{injected, context.Canceled, signal} {
 			for _, move := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/%v/move=%v", c.name, fault, move), func(t *testing.T) {
 					t.Parallel()
@@ -255,15 +257,23 @@ func TestCopyResumes(t *testing.T) {
 					want := records(t, src)
 					ctx, cancel := context.WithCancel(context.Background())
 					defer cancel()
-					_, stderr, err := runCopier(ctx, t, src, dst, move, func(i importer) importer {
-						f := &faultyImporter{importer: i, n: 10, cancel: cancel}
-						if fault == injected {
-							f.err = fault
+					_, stderr, err := runCopier(ctx, t, src, dst, move, func(c *copier) {
+						switch fault {
+						case injected:
+							c.dstImport = &faultyImporter{importer: c.dstImport, n: 10, err: fault}
+						case context.Canceled:
+							c.dstImport = &faultyImporter{importer: c.dstImport, n: 10, cancel: cancel}
+						default:
+							c.stopped = func() *interruptedError {
+								if c.t.read >= 10 {
+									return signal
+								}
+								return nil
+							}
 						}
-						return f
 					})
-					if !errors.Is(err, fault) || !strings.Contains(err.Error(), "run copy again to resume") {
-						t.Fatalf("interrupted copy: %v, want the fault and a hint to resume", err)
+					if !errors.Is(err, fault) || !strings.Contains(err.Error()+stderr, "run copy again to resume") {
+						t.Fatalf("interrupted copy: %v\n%s\nwant the fault and a hint to resume", err, stderr)
 					}
 					if !strings.Contains(stderr, "copy: 10 copied") {
 						t.Errorf("interrupted copy's summary: %q", stderr)
@@ -331,8 +341,8 @@ func TestCopyLiveSource(t *testing.T) {
 					}
 				}
 			}
-			stdout, stderr, err := runCopier(ctx, t, src, dst, false, func(i importer) importer {
-				return &faultyImporter{importer: i, n: 1 << 30, hook: change}
+			stdout, stderr, err := runCopier(ctx, t, src, dst, false, func(c *copier) {
+				c.dstImport = &faultyImporter{importer: c.dstImport, n: 1 << 30, hook: change}
 			})
 			if !errors.Is(err, errSilentPartial) {
 				t.Errorf("copy of a live source: %v, want a partial result", err)
