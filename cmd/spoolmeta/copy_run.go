@@ -36,6 +36,26 @@ func (c *copier) run(ctx context.Context) error {
 // copyAll copies the messages of every state, c.workers at a time. A
 // failed copy stops the others; a signal lets those in hand finish.
 func (c *copier) copyAll(ctx context.Context) error {
+	err := c.forEach(ctx, func(metastorage.MessageMetadata) error {
+		if ie := c.stopped(); ie != nil {
+			return ie
+		}
+		if c.t.read++; c.t.read%copyProgressStep == 0 {
+			fmt.Fprintf(c.stderr, "copy: %d messages read\n", c.t.read)
+		}
+		return nil
+	}, c.copyOne)
+	if err != nil {
+		return err
+	}
+	return c.out.flush()
+}
+
+// forEach reads every message of the source, calls feed (if not nil) with
+// each, and then fn, in one of c.workers goroutines. It returns the first
+// error of fn, which stops the others, or of feed or the source, which
+// lets the calls of fn in hand finish.
+func (c *copier) forEach(ctx context.Context, feed func(metastorage.MessageMetadata) error, fn func(context.Context, metastorage.MessageMetadata) error) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan metastorage.MessageMetadata)
@@ -45,7 +65,7 @@ func (c *copier) copyAll(ctx context.Context) error {
 	for range max(c.workers, 1) {
 		wg.Go(func() {
 			for md := range work {
-				if err := c.copyOne(wctx, md); err != nil {
+				if err := fn(wctx, md); err != nil {
 					once.Do(func() { failed = err; cancel() })
 				}
 			}
@@ -54,11 +74,10 @@ func (c *copier) copyAll(ctx context.Context) error {
 	var err error
 	for _, s := range metastorage.States() {
 		err = eachMessage(wctx, c.src, s, func(md metastorage.MessageMetadata) error {
-			if ie := c.stopped(); ie != nil {
-				return ie
-			}
-			if c.t.read++; c.t.read%copyProgressStep == 0 {
-				fmt.Fprintf(c.stderr, "copy: %d messages read\n", c.t.read)
+			if feed != nil {
+				if err := feed(md); err != nil {
+					return err
+				}
 			}
 			select {
 			case work <- md:
@@ -76,10 +95,7 @@ func (c *copier) copyAll(ctx context.Context) error {
 	if failed != nil {
 		return failed
 	}
-	if err != nil {
-		return err
-	}
-	return c.out.flush()
+	return err
 }
 
 // copyOne copies md, the source's record, and with move removes it from the
@@ -213,12 +229,8 @@ func (c *copier) summary() {
 // every other one, and, when the source did not change, compares the
 // counts per state.
 func (c *copier) review(ctx context.Context) error {
-	for _, s := range metastorage.States() {
-		if err := eachMessage(ctx, c.src, s, func(md metastorage.MessageMetadata) error {
-			return c.reviewOne(ctx, md)
-		}); err != nil {
-			return fmt.Errorf("read the source again: %w", err)
-		}
+	if err := c.forEach(ctx, nil, c.reviewOne); err != nil {
+		return fmt.Errorf("read the source again: %w", err)
 	}
 	var gone []string
 	for id, sn := range c.copied {
@@ -241,36 +253,45 @@ func (c *copier) review(ctx context.Context) error {
 
 // reviewOne checks one record of the second read of the source.
 func (c *copier) reviewOne(ctx context.Context, md metastorage.MessageMetadata) error {
+	c.mu.Lock()
 	sn, ok := c.copied[md.ID]
+	var result, detail string
 	switch {
 	case !ok || sn.moved:
 		c.t.added++
-		return c.out.event(copyEvent{ID: md.ID, Result: "added", State: md.State.String(), Detail: "stored at the source during the copy; not copied"})
+		result, detail = "added", "stored at the source during the copy; not copied"
 	case sn.visited:
+		c.mu.Unlock()
 		return nil // it moved to a later state during this pass
-	}
-	sn.visited = true
-	if *sn != (seen{state: md.State, updated: md.Updated.UnixNano(), conflict: sn.conflict, visited: true}) {
+	case sn.state != md.State || sn.updated != md.Updated.UnixNano():
+		sn.visited = true
 		c.t.changed++
-		return c.out.event(copyEvent{ID: md.ID, Result: "changed", State: md.State.String(), Detail: "changed at the source after it was copied"})
+		result, detail = "changed", "changed at the source after it was copied"
+	default:
+		sn.visited = true
 	}
-	if sn.conflict {
+	conflict := sn != nil && sn.conflict
+	c.mu.Unlock()
+	if result != "" {
+		return c.out.event(copyEvent{ID: md.ID, Result: result, State: md.State.String(), Detail: detail})
+	}
+	if conflict {
 		return nil
 	}
 	cur, err := c.dst.GetMeta(ctx, md.ID)
 	if err != nil && !errors.Is(err, metastorage.ErrMessageNotFound) {
 		return fmt.Errorf("verify %s at the destination: %w", escapeID(md.ID), err)
 	}
-	if err != nil || !metastorage.SameRecord(cur, md) {
-		c.t.mismatched++
-		detail := "missing at the destination"
-		if err == nil {
-			detail = "the destination holds another record (" + differences(cur, md) + ")"
-		}
-		return c.out.event(copyEvent{ID: md.ID, Result: "mismatch", State: md.State.String(), Detail: detail})
+	if err == nil && metastorage.SameRecord(cur, md) {
+		c.add(&c.t.verified)
+		return nil
 	}
-	c.t.verified++
-	return nil
+	c.add(&c.t.mismatched)
+	detail = "missing at the destination"
+	if err == nil {
+		detail = "the destination holds another record (" + differences(cur, md) + ")"
+	}
+	return c.out.event(copyEvent{ID: md.ID, Result: "mismatch", State: md.State.String(), Detail: detail})
 }
 
 // verdict prints the result of the review, and compares the counts when
