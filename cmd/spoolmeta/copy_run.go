@@ -210,6 +210,10 @@ func differences(a, b metastorage.MessageMetadata) string {
 // summary prints what the copy did on stderr.
 func (c *copier) summary() {
 	t := c.t
+	if t.read == 0 {
+		fmt.Fprintln(c.stderr, "copy: nothing to copy: the source holds no messages")
+		return
+	}
 	if t.copied == 0 && t.conflicts == 0 && t.overwritten == 0 && t.moved == 0 && t.kept == 0 {
 		fmt.Fprintf(c.stderr, "copy: nothing to copy: all %s already at the destination\n", plural(t.already, "message"))
 		return

@@ -420,3 +420,17 @@ func TestCopySameSpool(t *testing.T) {
 		sameRecords(t, "after a refused copy", records(t, p[0]), want)
 	}
 }
+
+// TestCopyEmpty copies a spool without messages.
+func TestCopyEmpty(t *testing.T) {
+	t.Parallel()
+	src, dst := seedDir(t, 0), filepath.Join(t.TempDir(), "copy")
+	r := spoolmeta(t, "copy", "--from", src, "--to", dst)
+	r.expect(t, 0)
+	if !strings.Contains(r.stderr, "copy: nothing to copy: the source holds no messages\n") || !strings.Contains(r.stderr, "the counts per state agree: 0 messages") {
+		t.Errorf("copy of an empty spool: %+v", r)
+	}
+	if err := checkMetadataDir(dst); err != nil {
+		t.Errorf("the destination was not made: %v", err)
+	}
+}
