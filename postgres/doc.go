@@ -6,7 +6,8 @@
 //
 // A Backend works in one schema ("spoolmeta" unless WithSchema says
 // otherwise), which it creates and migrates when it opens, under an
-// advisory lock so that Backends opening at once migrate it once. The
+// advisory lock so that Backends opening at once migrate it once (with
+// WithExistingSchema, it only checks that the schema is there and current). The
 // schema holds three tables:
 //
 //   - messages: one row per message, its ID the primary key, so a message
@@ -59,4 +60,11 @@
 //
 // Updated, and Created when defaulted, are set from the clock of the
 // machine that makes the call.
+//
+// # Tools
+//
+// The spoolmeta tool uses three more calls: Check compares the counters
+// with the rows and repairs them, ImportMeta creates a message with its
+// record exactly as given (for copies between backends, which keep the
+// times), and Identity tells whether two Backends share a schema.
 package postgres
