@@ -214,8 +214,12 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	refused := withPassword
 	refused.Host = "127.0.0.1:1"
 	missing := withPassword
+	_, missingSchema, err := splitSchema(newDatabase(t)) // dropped at the end, as copy creates it
+	if err != nil {
+		t.Fatal(err)
+	}
 	q = missing.Query()
-	q.Set(schemaParam, "spoolmeta_test_missing")
+	q.Set(schemaParam, missingSchema)
 	missing.RawQuery = q.Encode()
 	for _, c := range []struct {
 		loc  string
