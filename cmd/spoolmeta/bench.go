@@ -176,6 +176,19 @@ Workloads:
              the CPU of this process per pass and per message, and its
              heap (only when named)
 
+On a database (--dir postgres://USER@HOST:PORT/DB?sslmode=...; the
+password from $PGPASSWORD or ~/.pgpass), bench runs in a schema of its own,
+dropped at the end or on an interrupt, the workloads
+
+  calibrate  mode sql: the statements of a lifecycle (insert, update the
+             state, select, update, update the state, delete) on the same
+             table, prepared, through the driver without the library
+  lifecycle  mode postgres: the lifecycle through the postgres backend;
+             its ratio is to calibrate sql at the same number of workers
+
+at 16 and 64 workers (or --workers), each with connections of its own, as
+many as workers.
+
 --keep DIR runs the spool workload (and the others named) and leaves its
 spool in DIR, which must not exist, to try the other commands on:
 
@@ -205,9 +218,10 @@ Examples:
   spoolmeta bench
   spoolmeta bench --dir /var/spool/queue --workload lifecycle,calibrate
   spoolmeta bench --workload iterate --messages 100000 --json
-  spoolmeta bench --workload calibrate,lifecycle --mode standard --rounds 10`,
+  spoolmeta bench --workload calibrate,lifecycle --mode standard --rounds 10
+  spoolmeta bench --dir 'postgres://spool@db/mail?sslmode=require' --rounds 3`,
 		setFlags: func(fs *flag.FlagSet) {
-			o.dir = fs.String("dir", "", "create the temporary directory under `DIR` (default: the system's)")
+			o.dir = fs.String("dir", "", "create the temporary directory under `DIR` (default: the system's), or a postgres:// URL")
 			o.keep = fs.String("keep", "", "run the spool workload and keep its spool in `DIR`, which must not exist")
 			o.workloads = fs.String("workload", "", "run only these workloads (`LIST`, comma-separated)")
 			o.modes = fs.String("mode", "", "run only in these modes (`LIST` of standard, hybrid, performance)")
@@ -220,6 +234,9 @@ Examples:
 		run: func(e *env, _ *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
 				return usagef("bench takes no arguments")
+			}
+			if isPostgresURL(*o.dir) {
+				return runBenchPG(e, o)
 			}
 			plan, err := benchPlan(o)
 			if err != nil {
