@@ -127,6 +127,8 @@ func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 	if f.cfg.maxConns > 0 {
 		pc.MaxConns = f.cfg.maxConns
 	}
+	slots := newConnSlots()
+	pc.AfterConnect, pc.BeforeClose = slots.afterConnect, slots.beforeClose
 	if n := len(f.cfg.schema); n == 0 || n > maxIdentBytes {
 		// PostgreSQL would cut a longer name short, silently.
 		return nil, fmt.Errorf("postgres: schema name %q: %d bytes, want 1 to %d", f.cfg.schema, n, maxIdentBytes)
@@ -139,12 +141,12 @@ func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	slots, err := migrate(ctx, pool, f.cfg.schema, f.cfg.slots, !f.cfg.existing)
+	n, err := migrate(ctx, pool, f.cfg.schema, f.cfg.slots, !f.cfg.existing)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: schema %q: %w", f.cfg.schema, err)
 	}
-	return &Backend{pool: pool, log: log, q: newQueries(f.cfg.schema), schema: f.cfg.schema, slots: slots}, nil
+	return &Backend{pool: pool, log: log, q: newQueries(f.cfg.schema), schema: f.cfg.schema, slots: n}, nil
 }
 
 // Backend is a metastorage.StateCounterBackend on a PostgreSQL schema. It

@@ -19,9 +19,11 @@
 //     serves every order of ListMessages and the iterator. Headers are
 //     encoded with their keys in order, so equal records have equal rows
 //     and a row can be compared whole in a statement's WHERE clause.
-//   - counts: a few rows of per-state counters, changed in the same
-//     statement as the message, so that GetStateCount is exact without
-//     counting rows.
+//   - counts: rows of per-state counters (128 in a new schema), changed in
+//     the same statement as the message, so that GetStateCount is exact
+//     without counting rows. Each connection of a Backend changes a row of
+//     its own (its number, from the session setting spoolmeta.slot, modulo
+//     the rows), since a row stays locked until the statement commits.
 //   - schema_version: the version of the layout. A Backend refuses a schema
 //     of a newer version than it knows.
 //

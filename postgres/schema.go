@@ -28,9 +28,10 @@ var ErrSchemaOutdated = errors.New("schema version is older than this spoolmeta 
 // SchemaVersion is the version of the layout this package writes.
 const SchemaVersion = 1
 
-// defaultSlots is the number of counter rows a new schema gets: writers
-// pick one at random, so that they seldom wait for each other's.
-const defaultSlots = 16
+// defaultSlots is the number of counter rows a new schema gets: a
+// connection changes one of its own (see connSlots), so that writers seldom
+// wait for each other's.
+const defaultSlots = 128
 
 // lockSpace is the first key of the advisory lock that serialises
 // migrations; the second is the hash of the schema name.
@@ -257,7 +258,7 @@ func newQueries(schema string) queries {
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT (SELECT state FROM old) AS o, $2::smallint AS s
 			WHERE EXISTS (SELECT FROM ins) OR EXISTS (SELECT FROM upd)) d
-		WHERE slot = $19 AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slotExpr(19) + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM ins) OR EXISTS (SELECT FROM upd)`
 
@@ -273,7 +274,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT (SELECT state FROM old) AS o, $2::smallint AS s WHERE EXISTS (SELECT FROM upd)) d
-		WHERE slot = $16 AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slotExpr(16) + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM upd)`
 
@@ -282,7 +283,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT state AS o, NULL::smallint AS s FROM del) d
-		WHERE slot = $2
+		WHERE slot = ` + slotExpr(2) + `
 	)
 	SELECT EXISTS (SELECT FROM del)`
 
@@ -295,7 +296,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT $2::smallint AS o, $3::smallint AS s FROM mv) d
-		WHERE slot = $7
+		WHERE slot = ` + slotExpr(7) + `
 	)
 	SELECT EXISTS (SELECT FROM mv), (SELECT state FROM ` + m + ` WHERE id = $1)`
 
@@ -315,7 +316,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT $17::smallint AS o, $2::smallint AS s FROM upd) d
-		WHERE slot = $16 AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slotExpr(16) + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM upd), o.state, o.updated_us, o.updated_ns` + before(17)
 
@@ -324,7 +325,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT state AS o, NULL::smallint AS s FROM del) d
-		WHERE slot = $2
+		WHERE slot = ` + slotExpr(2) + `
 	)
 	SELECT EXISTS (SELECT FROM del), o.state, o.updated_us, o.updated_ns` + before(3)
 
