@@ -235,7 +235,7 @@ Examples:
 			if len(args) > 0 {
 				return usagef("bench takes no arguments")
 			}
-			if isPostgresURL(*o.dir) {
+			if isDatabase(*o.dir) {
 				return runBenchPG(e, o)
 			}
 			plan, err := benchPlan(o)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -21,17 +20,6 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 	metapg "github.com/spoolmeta/spoolmeta/postgres"
 )
-
-// isPostgresURL reports whether a location names a PostgreSQL database
-// (a postgres:// or postgresql:// URL) rather than a directory.
-func isPostgresURL(loc string) bool {
-	for _, scheme := range []string{"postgres://", "postgresql://"} {
-		if len(loc) >= len(scheme) && strings.EqualFold(loc[:len(scheme)], scheme) {
-			return true
-		}
-	}
-	return false
-}
 
 // The modes of the rows of a bench on a database.
 const (
@@ -96,7 +84,11 @@ func runBenchPG(e *env, o benchOptions) error {
 	if err != nil {
 		return err
 	}
-	dsn := *o.dir
+	// Bench works in a schema of its own: a schema parameter is dropped.
+	dsn, _, err := splitSchema(*o.dir)
+	if err != nil {
+		return usagef("--dir %s: %v", redact(*o.dir), err)
+	}
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	schema := "spoolmeta_bench_" + hex.EncodeToString(rnd[:])
@@ -105,7 +97,7 @@ func runBenchPG(e *env, o benchOptions) error {
 	// Open once to create the schema; each row opens its own connections.
 	b, err := metapg.NewFactory(dsn, metapg.WithSchema(schema), metapg.WithLogger(logger(io.Discard))).Open(ctx)
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return fmt.Errorf("bench: %w", redactErr(err, dsn))
 	}
 	defer dropBenchSchema(e, dsn, schema)
 	b.Close()
@@ -131,7 +123,7 @@ func runBenchPG(e *env, o benchOptions) error {
 			}
 			if err != nil {
 				fmt.Fprintln(e.stderr, "failed")
-				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
+				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, redactErr(err, dsn))
 			}
 			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
 			all[k][i] = res

@@ -23,7 +23,7 @@ func pgTestDSN(t *testing.T) string {
 	if dsn == "" {
 		t.Skipf("set %s to the URL of a PostgreSQL 13 or later server (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run this test", pgTestVar)
 	}
-	if !isPostgresURL(dsn) {
+	if !isDatabase(dsn) {
 		t.Skipf("%s is not a postgres:// URL, which bench needs", pgTestVar)
 	}
 	return dsn
@@ -44,8 +44,8 @@ func TestIsPostgresURL(t *testing.T) {
 		{"", false},
 		{"host=h dbname=db", false},
 	} {
-		if got := isPostgresURL(c.loc); got != c.want {
-			t.Errorf("isPostgresURL(%q) = %v, want %v", c.loc, got, c.want)
+		if got := isDatabase(c.loc); got != c.want {
+			t.Errorf("isDatabase(%q) = %v, want %v", c.loc, got, c.want)
 		}
 	}
 }

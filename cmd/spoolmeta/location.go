@@ -57,7 +57,12 @@ type location struct {
 // isDatabase reports whether loc names a PostgreSQL database rather than a
 // directory.
 func isDatabase(loc string) bool {
-	return strings.HasPrefix(loc, "postgres://") || strings.HasPrefix(loc, "postgresql://")
+	for _, scheme := range []string{"postgres://", "postgresql://"} {
+		if len(loc) >= len(scheme) && strings.EqualFold(loc[:len(scheme)], scheme) {
+			return true
+		}
+	}
+	return false
 }
 
 // redact returns loc with the password of a database URL replaced by
