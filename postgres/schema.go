@@ -339,7 +339,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT NULL::smallint AS o, state AS s FROM ins) d
-		WHERE slot = $19
+		WHERE slot = ` + slotExpr(19) + `
 	)
 	SELECT EXISTS (SELECT FROM ins)`
 
