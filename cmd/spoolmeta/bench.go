@@ -425,46 +425,30 @@ func runBench(e *env, o benchOptions, plan []benchRun) (err error) {
 	// An interrupt stops the run under way and removes the directory.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	all := make([][]benchResult, rounds)
 	prepared := map[int]string{} // messages -> directory of the read workloads' data
-	n := 0
-	for k := range rounds {
-		all[k] = make([]benchResult, len(plan))
-		for j := range plan {
-			i := j
-			if k%2 == 1 {
-				i = len(plan) - 1 - j
-			}
-			r := plan[i]
-			n++
-			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
-			dir := filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i))
-			keepThis := keep != "" && r.workload == "spool" && !kept
-			if keepThis {
-				dir = keep
-			}
-			res, err := runOne(ctx, dir, r, prepared)
-			if ctx.Err() != nil {
-				fmt.Fprintln(e.stderr, "interrupted")
-				return errors.New("interrupted")
-			}
-			if err != nil {
-				fmt.Fprintln(e.stderr, "failed")
-				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
-			}
-			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
-			all[k][i] = res
-			if keepThis {
-				kept = true
-				fmt.Fprintf(e.stderr, "bench: kept the spool of %d messages in %s; try: spoolmeta -d %s stat\n", r.messages, keep, keep)
-			} else if prepared[r.messages] != dir {
-				// Later runs should not find the disk fuller for it.
-				if err := os.RemoveAll(dir); err != nil {
-					return fmt.Errorf("bench: %w", err)
-				}
+	all, err := runRounds(ctx, e, plan, rounds, setRatios, func(k, i int, r benchRun) (benchResult, error) {
+		dir := filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i))
+		keepThis := keep != "" && r.workload == "spool" && !kept
+		if keepThis {
+			dir = keep
+		}
+		res, err := runOne(ctx, dir, r, prepared)
+		if err != nil {
+			return res, err
+		}
+		if keepThis {
+			kept = true
+			fmt.Fprintf(e.stderr, "bench: kept the spool of %d messages in %s; try: spoolmeta -d %s stat\n", r.messages, keep, keep)
+		} else if prepared[r.messages] != dir {
+			// Later runs should not find the disk fuller for it.
+			if err := os.RemoveAll(dir); err != nil {
+				return res, err
 			}
 		}
-		setRatios(all[k])
+		return res, nil
+	})
+	if err != nil {
+		return err
 	}
 	results := medians(all)
 	if *o.json {
@@ -476,6 +460,40 @@ func runBench(e *env, o benchOptions, plan []benchRun) (err error) {
 		return nil
 	}
 	return writeBenchTables(e.stdout, results)
+}
+
+// runRounds runs the plan rounds times, every other round in reverse
+// order, with progress on stderr, and sets each round's ratios. It stops at
+// the first row that fails, or at an interrupt (ctx done).
+func runRounds(ctx context.Context, e *env, plan []benchRun, rounds int, ratios func([]benchResult),
+	run func(k, i int, r benchRun) (benchResult, error)) ([][]benchResult, error) {
+	all := make([][]benchResult, rounds)
+	n := 0
+	for k := range rounds {
+		all[k] = make([]benchResult, len(plan))
+		for j := range plan {
+			i := j
+			if k%2 == 1 {
+				i = len(plan) - 1 - j
+			}
+			r := plan[i]
+			n++
+			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
+			res, err := run(k, i, r)
+			if ctx.Err() != nil {
+				fmt.Fprintln(e.stderr, "interrupted")
+				return nil, errors.New("interrupted")
+			}
+			if err != nil {
+				fmt.Fprintln(e.stderr, "failed")
+				return nil, fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
+			}
+			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
+			all[k][i] = res
+		}
+		ratios(all[k])
+	}
+	return all, nil
 }
 
 // runOne prepares and measures one row in dir.

@@ -104,31 +104,12 @@ func runBenchPG(e *env, o benchOptions) error {
 
 	rounds := *o.rounds
 	fmt.Fprintf(e.stderr, "bench: %d runs in schema %s\n", len(plan)*rounds, schema)
-	all := make([][]benchResult, rounds)
-	n := 0
-	for k := range rounds {
-		all[k] = make([]benchResult, len(plan))
-		for j := range plan {
-			i := j
-			if k%2 == 1 {
-				i = len(plan) - 1 - j
-			}
-			r := plan[i]
-			n++
-			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
-			res, err := runOnePG(ctx, dsn, schema, r)
-			if ctx.Err() != nil {
-				fmt.Fprintln(e.stderr, "interrupted")
-				return errors.New("interrupted")
-			}
-			if err != nil {
-				fmt.Fprintln(e.stderr, "failed")
-				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, redactErr(err, dsn))
-			}
-			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
-			all[k][i] = res
-		}
-		setRatiosPG(all[k])
+	all, err := runRounds(ctx, e, plan, rounds, setRatiosPG, func(_, _ int, r benchRun) (benchResult, error) {
+		res, err := runOnePG(ctx, dsn, schema, r)
+		return res, redactErr(err, dsn)
+	})
+	if err != nil {
+		return err
 	}
 	results := medians(all)
 	if *o.json {

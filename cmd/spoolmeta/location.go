@@ -150,6 +150,9 @@ func splitSchema(loc string) (dsn, schema string, err error) {
 // redactErr returns err with the password of the URL loc, if it has one,
 // replaced by "xxxxx" in its text; errors.Is and errors.As still see err.
 func redactErr(err error, loc string) error {
+	if err == nil {
+		return nil
+	}
 	var secrets []string
 	if u, perr := url.Parse(loc); perr == nil {
 		if p, ok := u.User.Password(); ok && p != "" {
