@@ -34,9 +34,7 @@ type Backend struct {
 	// a file read earlier is still current; nil if not tracked.
 	changes *changes
 	counts  counter
-	hints   hints
 	recent  recent
-	names   names
 	idx     *index // nil without change counters
 	order   moveOrder
 	stats   stats
@@ -101,8 +99,8 @@ func open(cfg config) (*Backend, error) {
 		cfg.now = time.Now
 	}
 	b := &Backend{cfg: cfg, fs: cfg.fs, dir: dir, log: cfg.logger, tracker: tracker}
+	b.cfg.fs = nil // b.fs is the one file system from here on
 	b.recent.now = time.Now
-	b.names.now = time.Now
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -201,11 +199,8 @@ func (b *Backend) openDirs() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", b.dir, err)
 	}
-	if ch != nil {
-		b.changes = ch
-		b.fs = &changeFS{FS: b.fs, c: ch, states: &b.states, names: &b.names, counts: &b.counts}
-	}
-	if b.cfg.mode() != Performance {
+	b.changes = ch
+	if b.durable() {
 		// Make the layout itself durable: a state directory created now
 		// must not vanish with the first message stored in it.
 		if err := syncPath(b.fs, b.dir); err != nil {
@@ -261,7 +256,7 @@ func (b *Backend) makeDir(dir string) error {
 			err = b.fs.Mkdir(dir, b.cfg.dirMode)
 		}
 	}
-	if err == nil && b.cfg.mode() != Performance {
+	if err == nil && b.durable() {
 		err = syncPath(b.fs, filepath.Dir(dir))
 	}
 	return err

@@ -63,36 +63,24 @@ func (c *counter) start(sh *changes, done <-chan struct{}) {
 	}
 }
 
-// set records that file is now present in state s or not; delta is the
-// change of the count it makes. With shared counts it does nothing: the
-// change was counted by changeFS, through add.
-func (c *counter) set(s metastorage.QueueState, file string, present bool, delta int64) {
-	if c.sh != nil {
-		return
-	}
-	c.mu.Lock()
-	if c.scanning[s] {
-		c.changed[s][file] = present
-	} else {
-		c.n[s] += delta
-	}
-	c.mu.Unlock()
-}
-
-// add records in the shared counts that file, of target t, is now present
-// or not; delta is the change of the count it makes.
-func (c *counter) add(t target, file string, present bool, delta int64) {
-	if !c.sh.alone { // nothing is being counted
+// set records that file, of target t, is now present in its state or
+// not; delta is the change of the count it makes. Backend.change calls it
+// for each message file a change touches.
+func (c *counter) set(t target, file string, present bool, delta int64) {
+	if c.sh != nil && !c.sh.alone { // nothing is being counted
 		c.sh.Count(t.state, t.stripe).Add(delta)
 		return
 	}
 	c.mu.Lock()
-	if c.scanning[t.state] {
+	defer c.mu.Unlock()
+	switch {
+	case c.scanning[t.state]:
 		c.changed[t.state][file] = present
-	} else if delta != 0 {
+	case c.sh != nil:
 		c.sh.Count(t.state, t.stripe).Add(delta)
+	default:
+		c.n[t.state] += delta
 	}
-	c.mu.Unlock()
 }
 
 // finish ends the count of state s, whose directory held the message files
@@ -203,17 +191,14 @@ func (c *counter) wait() {
 	}
 }
 
-// count counts the message files in state s's directory, noting where each
-// lies in the location hints.
+// count counts the message files in state s's directory.
 func (b *Backend) count(ctx context.Context, s metastorage.QueueState) {
 	var seen []uint64
 	var perStripe [numStripes]int64
 	err := b.readNames(ctx, s, 4096, func(files []string) error {
 		for _, f := range files {
-			h := nameHash(f)
-			seen = append(seen, h)
+			seen = append(seen, nameHash(f))
 			perStripe[stripeOf(f)]++
-			b.hints.set(h, s)
 		}
 		return nil
 	})

@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
-	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -314,6 +313,13 @@ func (f *dirFS) SyncAll(dir vfs.File) error {
 	return s.SyncAll(dir)
 }
 
+// canSyncAll reports whether the wrapped file system implements
+// vfs.SyncFS.
+func (f *dirFS) canSyncAll() bool {
+	_, ok := f.FS.(vfs.SyncFS)
+	return ok
+}
+
 // close closes the directories that f owns.
 func (f *dirFS) close() error {
 	var errs []error
@@ -369,19 +375,10 @@ func (b *Backend) replacedDir(err error) error {
 	return err
 }
 
-// undoReplaced undoes a change that checkDirs found made in a replaced
+// undoReplaced undoes c, a change that checkDirs found made in a replaced
 // directory, so that the message is as cur was in the directories the
 // Backend opened, and returns the error to report; now is where the change
-// left the message. In Hybrid mode, kind and data are those of the change's
-// journal record, which it voids.
-func (b *Backend) undoReplaced(op, id, file string, cur found, now metastorage.QueueState, j *journal, kind byte, data []byte, cause error) error {
-	err := b.rollback(op, id, file, cur, now, cause)
-	if j != nil {
-		s := now
-		if kind == wal.KindDelete {
-			s = 0
-		}
-		err = undone(err, b.undo(j, kind, s, file, data))
-	}
-	return err
+// left the message.
+func (b *Backend) undoReplaced(op, id string, d durability, c intent, cur found, now metastorage.QueueState, cause error) error {
+	return d.void(c, b.rollback(op, id, d, c.file, cur, now, cause))
 }

@@ -22,6 +22,16 @@ import (
 // durable. Recovery puts such a file back in place of a message file that
 // is not valid metadata, and removes it otherwise, after a sync of its own
 // (see scanner.tempLocked).
+//
+// A change may drop the record it displaces at once when this Backend
+// wrote that record and no sync of the file system has begun or ended
+// since: the record before it is then still kept, by this Backend, or
+// from every other's recovery, which removes a displaced record only
+// after a sync it began once it had seen it. A sync the directory's
+// counters do not record (sync(1), the kernel's write-back, a Backend of
+// another directory) may have written it; a power loss then leaves the
+// message at an earlier record, as it may for any call since the last
+// syncfs.
 
 // flushEvery is how often a Performance-mode Backend that has written since
 // its last flush syncs the file system and removes the files its changes
@@ -107,8 +117,7 @@ func (d *displaced) flushed() {
 // keepsDisplaced reports whether the Backend keeps displaced files until a
 // flush: in Performance mode, on a file system that can sync itself whole.
 func (b *Backend) keepsDisplaced() bool {
-	_, ok := b.cfg.fs.(vfs.SyncFS)
-	return ok && !b.durable() && !b.cfg.readOnly
+	return b.dfs != nil && b.dfs.canSyncAll() && !b.durable()
 }
 
 // displace disposes of tmp, the file an exchange left holding a message's

@@ -70,16 +70,15 @@ type journal struct {
 
 var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// journalChange appends the record of a change of the message whose file
-// name is file to the journal and, unless the Backend is in Performance
-// mode, waits until it is durable. The caller holds the message's stripe
+// journalChange appends the record of c to the journal and, if wait is
+// set, waits until it is durable. The caller holds the message's stripe
 // lock. If it fails, the message is unchanged, also once the journal is
 // replayed, unless its error says that a replay may yet apply the change.
-func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
-	if err := b.appendToJournal(j, kind, s, file, data); err != nil {
+func (b *Backend) journalChange(j *journal, c intent, wait bool) error {
+	if err := b.appendToJournal(j, c.kind, c.state, c.file, c.data); err != nil {
 		return err
 	}
-	if b.cfg.mode() == Performance {
+	if !wait {
 		return nil
 	}
 	b.stats.journalSyncRequests.Add(1)
@@ -87,7 +86,7 @@ func (b *Backend) journalChange(j *journal, kind byte, s metastorage.QueueState,
 		b.fail(err)
 		// The record may or may not be durable, and so may its voiding:
 		// the journal's fsync fails from now on.
-		return undone(err, b.undo(j, kind, s, file, data))
+		return undone(err, b.undo(j, c, wait))
 	}
 	return nil
 }
@@ -116,27 +115,25 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 	return nil
 }
 
-// undo voids the record of a change that then failed: the last record of
-// the message whose file name is file, appended with kind, s and data, so
-// that no replay applies it. The caller holds the message's stripe lock,
-// as when it appended the record. In the durable modes undo waits until
-// the voiding is durable, and returns an error if it cannot be sure it is:
-// then a replay may yet apply the failed change, and the Backend refuses
-// further writes. Performance mode syncs neither the record nor its voiding.
+// undo voids the record of c, a change that then failed: the last record
+// of its message, so that no replay applies it. The caller holds the
+// message's stripe lock, as when it appended the record. If wait is set,
+// undo waits until the voiding is durable, and returns an error if it
+// cannot be sure it is: then a replay may yet apply the failed change, and
+// the Backend refuses further writes.
 //
-// It overwrites the record's magic in place. Those bytes were allocated by
-// the record's own append, so voiding needs no new space on a file system
-// that writes in place (ext4, XFS, tmpfs): a full disk cannot stop it, as
-// it would an appended record undoing the change.
-func (b *Backend) undo(j *journal, kind byte, s metastorage.QueueState, file string, data []byte) error {
-	off, err := b.findRecord(j, wal.Append(nil, kind, s, file, data))
+// It overwrites the record's magic in place, in bytes the record's own
+// append allocated: so a full disk cannot stop it on a file system that
+// writes in place (ext4, XFS, tmpfs).
+func (b *Backend) undo(j *journal, c intent, wait bool) error {
+	off, err := b.findRecord(j, wal.Append(nil, c.kind, c.state, c.file, c.data))
 	if err == nil {
 		err = b.fs.Overwrite(j.path, off, wal.VoidMagic())
 	}
 	switch {
 	case err != nil:
-	case !b.durable():
-		return nil // Performance mode syncs no call's journal record
+	case !wait:
+		return nil
 	case b.failed.Load() != nil:
 		err = errors.New("the journal's fsync has failed")
 	default:
@@ -423,26 +420,21 @@ func (b *Backend) applyRecord(r wal.Record) error {
 			return err
 		}
 		if !fi.Mode().IsRegular() {
-			if _, err := b.moveToCorrupt(s, r.File, false); err != nil {
+			if _, err := b.moveToCorrupt(s, r.File); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := b.fs.Remove(path); err != nil {
+		if err := b.change(opRemove, path, ""); err != nil {
 			return err
 		}
-		b.counts.set(s, r.File, false, -1)
 		b.stats.recoveryActions.Add(1)
-	}
-	if keep == nowhere {
-		b.hints.forget(nameHash(r.File))
 	}
 	return nil
 }
 
 // placeRecord makes the message's file in r's state hold r's contents.
 func (b *Backend) placeRecord(r wal.Record) error {
-	h := nameHash(r.File)
 	dst := b.path(r.State, r.File)
 	fi, err := b.fs.Lstat(dst)
 	exists := err == nil
@@ -451,13 +443,12 @@ func (b *Backend) placeRecord(r wal.Record) error {
 	case err != nil:
 		return err
 	case !fi.Mode().IsRegular():
-		if _, err := b.moveToCorrupt(r.State, r.File, false); err != nil {
+		if _, err := b.moveToCorrupt(r.State, r.File); err != nil {
 			return err
 		}
 		exists = false
 	default:
 		if same, err := b.sameContents(dst, r.Data); err != nil || same {
-			b.hints.set(h, r.State)
 			return err
 		}
 	}
@@ -474,7 +465,6 @@ func (b *Backend) placeRecord(r wal.Record) error {
 		b.removeTemp(tmp)
 		return err
 	}
-	b.hints.set(h, r.State)
 	b.stats.recoveryActions.Add(1)
 	return nil
 }

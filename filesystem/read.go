@@ -24,14 +24,14 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (md metastorage
 		return metastorage.MessageMetadata{}, err
 	}
 	defer b.end()
-	cur, err := b.locate(file, nowhere, nil, false)
+	cur, err := b.locate(file, nowhere, nil)
 	if err == nil && !cur.ok {
 		// The message may have moved from a state not yet tried to one
 		// already tried; under its lock the answer is final.
 		var unlock func()
 		unlock, err = b.lock(ctx, stripeOf(file))
 		if err == nil {
-			cur, err = b.locate(file, nowhere, nil, true)
+			cur, err = b.locate(file, nowhere, nil)
 			unlock()
 		}
 	}

@@ -12,13 +12,11 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
-// TestChangeReusesRecordItWrote shows that a change of a message the
-// Backend itself wrote last does not read the message's file, and that it
-// reads it when the record may no longer be the file's: after another
-// Backend on the directory changed the message, once the record is
-// recentTTL old, and always without change counters. Each change keeps
-// what the file held, as GetMeta then shows.
-func TestChangeReusesRecordItWrote(t *testing.T) {
+// TestChangeReadsTheFile shows that each change of a message reads the
+// message's file once, also one the Backend itself wrote last, and keeps
+// what the file held, as GetMeta then shows: another Backend's update
+// included.
+func TestChangeReadsTheFile(t *testing.T) {
 	for _, mode := range crashModes {
 		for _, tc := range []struct {
 			name         string
@@ -48,17 +46,13 @@ func TestChangeReusesRecordItWrote(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer w.Close()
-				clock := time.Now()
-				b.recent.now = func() time.Time { return clock }
 
 				ctx := context.Background()
 				// step runs one change by b and checks how many times it
 				// opened the message's file and what the message is then.
-				step := func(what string, reads int64, change func() error, want metastorage.MessageMetadata) {
+				step := func(what string, change func() error, want metastorage.MessageMetadata) {
 					t.Helper()
-					if !tc.counts {
-						reads = 1
-					}
+					const reads = 1
 					opens.Store(0)
 					if err := change(); err != nil {
 						t.Fatalf("%s: %v", what, err)
@@ -80,23 +74,22 @@ func TestChangeReusesRecordItWrote(t *testing.T) {
 					t.Fatal(err)
 				}
 				headers["From"] = "changed by the caller after the call"
-				step("a move of the message b stored", 0, func() error {
+				step("a move of the message b stored", func() error {
 					return b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateActive)
 				}, metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 1, Headers: map[string]string{"From": "a@example.org"}})
 
 				if err := w.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}}); err != nil {
 					t.Fatal(err)
 				}
-				step("a move after another Backend's update", 1, func() error {
+				step("a move after another Backend's update", func() error {
 					return b.MoveToState(ctx, "m", metastorage.StateActive, metastorage.StateDeferred)
 				}, metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
 
-				step("a move just after b's own", 0, func() error {
+				step("a move just after b's own", func() error {
 					return b.MoveToState(ctx, "m", metastorage.StateDeferred, metastorage.StateHold)
 				}, metastorage.MessageMetadata{State: metastorage.StateHold, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
 
-				clock = clock.Add(recentTTL)
-				step("a move once b's record is recentTTL old", 1, func() error {
+				step("a move after b's own", func() error {
 					return b.MoveToState(ctx, "m", metastorage.StateHold, metastorage.StateActive)
 				}, metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
 
@@ -118,7 +111,7 @@ func TestChangeReusesRecordItWrote(t *testing.T) {
 
 // TestRecentKeepsWithinBound shows that a stripe keeps at most
 // recentPerStripe records, the newest, and drops first those of no more
-// use: too old to stand for their files, and written before a sync began.
+// use: written before a sync began.
 func TestRecentKeepsWithinBound(t *testing.T) {
 	b := unflushed(t, vfs.NewMem())
 	clock := time.Now()
@@ -152,13 +145,11 @@ func TestRecentKeepsWithinBound(t *testing.T) {
 			t.Errorf("record %d of %d written kept: %v, want only the last %d", i+1, len(ids), ok, recentPerStripe)
 		}
 	}
-	// Too old to stand for their files, the records still tell whether a
-	// file is the one written since the last sync began: only the oldest
-	// goes.
-	clock = clock.Add(recentTTL)
+	// Until a sync begins, each still tells whether a file is the one
+	// written since the last: only the oldest goes.
 	store(late)
 	if len(kept) != recentPerStripe {
-		t.Errorf("stripe 0 keeps %d records after a write once the others were recentTTL old, want %d", len(kept), recentPerStripe)
+		t.Errorf("stripe 0 keeps %d records after a write to a full stripe, want %d", len(kept), recentPerStripe)
 	}
 	if _, ok := kept[fileOf(t, ids[len(ids)-recentPerStripe])]; ok {
 		t.Errorf("the oldest record is still kept after a write to a full stripe")
@@ -166,12 +157,10 @@ func TestRecentKeepsWithinBound(t *testing.T) {
 	// Once a sync has begun, they are of no more use.
 	mustSyncAll(t, b)
 	store(later)
-	if len(kept) != 2 {
-		t.Errorf("stripe 0 keeps %d records after a write once the others were recentTTL old and a sync had begun, want 2", len(kept))
+	if len(kept) != 1 {
+		t.Errorf("stripe 0 keeps %d records after a write once a sync had begun, want 1", len(kept))
 	}
-	for _, id := range []string{late, later} {
-		if _, ok := kept[fileOf(t, id)]; !ok {
-			t.Errorf("record of %s, written after the others were recentTTL old, is not kept", id)
-		}
+	if _, ok := kept[fileOf(t, later)]; !ok {
+		t.Errorf("record of %s, written after the sync began, is not kept", later)
 	}
 }

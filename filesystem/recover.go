@@ -131,8 +131,7 @@ func (b *Backend) CheckProgress(ctx context.Context, repair bool, progress func(
 	return b.scan(ctx, repair, progress)
 }
 
-// background counts the state directories, noting where each message lies
-// in the location hints, and then runs the recovery scan.
+// background counts the state directories, and then runs the recovery scan.
 func (b *Backend) background(ctx context.Context) {
 	for _, s := range metastorage.States() {
 		b.count(ctx, s)
@@ -460,7 +459,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		var cur found
 		if p, ok := sc.placed[file]; ok {
 			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
-		} else if cur, err = sc.b.locate(file, s, nil, false); err != nil {
+		} else if cur, err = sc.b.locate(file, s, nil); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		switch {
@@ -484,8 +483,8 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 }
 
 // unreadableCopy reports whether the message file named file cannot be
-// read in some state. locate stops at the first copy it finds, which a
-// location hint may make a readable one.
+// read in some state. locate stops at the first copy it finds, which may
+// be a readable one.
 func (sc *scanner) unreadableCopy(file string) bool {
 	for _, s := range metastorage.States() {
 		if _, err := sc.record(s, file); isUnreadable(err) {
@@ -546,7 +545,7 @@ func (sc *scanner) finishTemp(s metastorage.QueueState, tmp string, to metastora
 		// Across directories, the record's arrival must be durable before
 		// its leaving s can be (see moveOrder).
 		err := sc.b.order.rename(s, to, func() (bool, error) {
-			err := sc.b.fs.Rename(path, dst)
+			err := sc.b.change(opRename, path, dst)
 			return err == nil && s != to, err
 		})
 		if err != nil {
@@ -573,9 +572,7 @@ func (sc *scanner) notRegular(s metastorage.QueueState, file string) error {
 	if fi.Mode().IsRegular() {
 		return nil
 	}
-	// The count never took it for a message: setting it aside changes no
-	// count.
-	return sc.setAside(Finding{Kind: NotRegular, Path: path, Detail: "not a regular file (" + fi.Mode().Type().String() + "); not followed"}, s, file, false)
+	return sc.setAside(Finding{Kind: NotRegular, Path: path, Detail: "not a regular file (" + fi.Mode().Type().String() + "); not followed"}, s, file)
 }
 
 func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
@@ -584,15 +581,15 @@ func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
 	if !errors.Is(err, codec.ErrCorrupt) {
 		return nil // rewritten or moved meanwhile
 	}
-	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file, true)
+	return sc.setAside(Finding{Kind: Corrupt, Path: path, Detail: strings.TrimPrefix(err.Error(), path+": ")}, s, file)
 }
 
 // setAside moves a message file to corrupt/<state>/, keeping its name (with
-// a numeric suffix if that name is taken there). counted says whether the
-// state's count holds it.
-func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string, counted bool) error {
+// a numeric suffix if that name is taken there). The state's count drops
+// it if it was a regular file (see Backend.change).
+func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string) error {
 	if sc.repair {
-		dst, err := sc.b.moveToCorrupt(s, file, counted)
+		dst, err := sc.b.moveToCorrupt(s, file)
 		if err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -605,7 +602,7 @@ func (sc *scanner) setAside(f Finding, s metastorage.QueueState, file string, co
 	return nil
 }
 
-func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string, counted bool) (string, error) {
+func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string) (string, error) {
 	dir := filepath.Join(b.dir, "corrupt")
 	if err := b.ensureDir(dir); err != nil {
 		return "", err
@@ -617,9 +614,6 @@ func (b *Backend) moveToCorrupt(s metastorage.QueueState, file string, counted b
 	dst, err := b.renameToCorrupt(s, file, dir)
 	if err != nil {
 		return dst, err
-	}
-	if counted {
-		b.counts.set(s, file, false, -1)
 	}
 	return dst, b.syncDirs(s)
 }
@@ -636,7 +630,7 @@ func (b *Backend) renameToCorrupt(s metastorage.QueueState, file, dir string) (s
 		if i > 0 {
 			dst += "." + strconv.Itoa(i)
 		}
-		err := b.fs.RenameNoReplace(src, dst)
+		err := b.change(opRenameNoReplace, src, dst)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -777,7 +771,7 @@ func (sc *scanner) duplicate(file string) error {
 		f := Finding{Kind: Duplicate, Path: sc.b.path(c.s, file),
 			Detail: fmt.Sprintf("message also in state %s, which is kept (Updated %s against %s)",
 				copies[keep].s, copies[keep].md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"), c.md.Updated.Format("2006-01-02T15:04:05.999999999Z07:00"))}
-		if err := sc.setAside(f, c.s, file, true); err != nil {
+		if err := sc.setAside(f, c.s, file); err != nil {
 			return err
 		}
 	}

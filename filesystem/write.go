@@ -12,7 +12,6 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
-	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -185,34 +184,23 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 
 // remove deletes the message's file where cur found it.
 func (b *Backend) remove(op, id, file string, cur found) error {
-	j, err := b.findJournal()
+	d, err := b.policy()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	if j != nil {
-		if err := b.journalChange(j, wal.KindDelete, 0, file, nil); err != nil {
-			return fmt.Errorf("%s %s: %w", op, id, err)
-		}
-	}
-	if err := b.fs.Remove(b.path(cur.state, file)); err != nil {
-		if j != nil {
-			err = undone(err, b.undo(j, wal.KindDelete, 0, file, nil))
-		}
+	c := deleteIntent(file)
+	if err := d.record(c); err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	b.counts.set(cur.state, file, false, -1)
-	b.hints.forget(nameHash(file))
-	b.recent.forget(file, stripeOf(file))
-	b.displaced.wrote()
-	b.stats.deletes.Add(1)
+	if err := b.change(opRemove, b.path(cur.state, file), ""); err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
+	}
+	b.changed(file, nowhere)
 	if err := b.checkDirs(cur.state); err != nil {
-		return b.undoReplaced(op, id, file, cur, nowhere, j, wal.KindDelete, nil, err)
+		return b.undoReplaced(op, id, d, c, cur, nowhere, err)
 	}
-	if j != nil {
-		return nil // durable in the journal
-	}
-	if err := b.syncDirs(cur.state); err != nil {
-		return b.rollback(op, id, file, cur, nowhere, err)
+	if err := d.settle(cur.state); err != nil {
+		return b.rollback(op, id, d, file, cur, nowhere, err)
 	}
 	return nil
 }
@@ -237,10 +225,8 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 	}, from, to)
 }
 
-// mutate runs fn for the message under its stripe lock, with what was found
-// of it: the record this Backend wrote last, if it is known to be still the
-// file's (see recent), else what locate finds, looking first where the
-// location hint says, else in states[0]. states are the states the call
+// mutate runs fn for the message under its stripe lock, with what locate
+// finds of it, looking first in states[0]. states are the states the call
 // names, checked first.
 func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string, cur found) error, states ...metastorage.QueueState) (err error) {
 	if k := opKind(op); k >= 0 {
@@ -265,19 +251,17 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	defer unlock()
-	cur, ok := b.recent.get(b.changes, file, stripe)
-	if !ok {
-		first := nowhere
-		if len(states) > 0 {
-			first = states[0]
-		}
-		wrote, syncs, _ := b.recent.written(file, stripe)
-		if cur, err = b.locate(file, first, wrote, true); err != nil {
-			return fmt.Errorf("%s %s: %w", op, id, err)
-		}
-		if cur.mine {
-			cur.syncs = syncs
-		}
+	first := nowhere
+	if len(states) > 0 {
+		first = states[0]
+	}
+	wrote, syncs, _ := b.recent.written(file, stripe)
+	cur, err := b.locate(file, first, wrote)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	if cur.mine {
+		cur.syncs = syncs
 	}
 	if err := fn(file, cur); err != nil {
 		b.recent.forget(file, stripe)
@@ -287,33 +271,25 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 }
 
 // locate finds the message's file and reads it, trying first the state
-// the location hint gives, else first (unless it is nowhere), then the
-// others. Under the message's stripe lock (locked) the answer is stable
-// against the writers of this directory, and the states whose names are
-// known to lack the file are skipped; without it, a message that moves
-// meanwhile may be missed. The file found is mine if it holds exactly
+// first (unless it is nowhere), then the others. Under the message's
+// stripe lock the answer is stable against the writers of this directory;
+// without it, a message that moves meanwhile may be missed. The file found is mine if it holds exactly
 // wrote, the record this Backend wrote last (if not nil): each record a
 // Backend writes has a later Updated than the one it replaces.
-func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte, locked bool) (found, error) {
-	h := nameHash(file)
-	if s, ok := b.hints.get(h); ok {
-		first = s
-	}
-	stripe := stripeOf(file)
-	if first != nowhere && !(locked && b.absent(first, stripe, file)) {
+func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte) (found, error) {
+	if first != nowhere {
 		if f, done, err := b.probe(file, first, wrote); done {
 			return f, err
 		}
 	}
 	for _, s := range metastorage.States() {
-		if s == first || locked && b.absent(s, stripe, file) {
+		if s == first {
 			continue
 		}
 		if f, done, err := b.probe(file, s, wrote); done {
 			return f, err
 		}
 	}
-	b.hints.forget(h)
 	return found{}, nil
 }
 
@@ -326,7 +302,6 @@ func (b *Backend) probe(file string, s metastorage.QueueState, wrote []byte) (f 
 	readBufs.Put(bp)
 	switch {
 	case err == nil:
-		b.hints.set(nameHash(file), s)
 		return found{ok: true, state: s, md: md, mine: mine}, true, nil
 	case errors.Is(err, codec.ErrCorrupt):
 		return found{ok: true, state: s, err: err}, true, nil
@@ -348,102 +323,82 @@ func (b *Backend) stamp(prev time.Time) time.Time {
 
 // put writes md as the message's new record in state md.State, moving the
 // file there if cur lies in another state. On error the message is as cur
-// was. If the directory has a journal, the change is durable once its
-// record is, and the files are not synced.
+// was. It returns nil once the change is as durable as the Backend's mode
+// promises.
 func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMetadata) error {
 	data, err := codec.Encode(&md)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	to := md.State
-	j, err := b.findJournal()
+	d, err := b.policy()
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	if j != nil {
-		if err := b.journalChange(j, wal.KindPut, to, file, data); err != nil {
-			return fmt.Errorf("%s %s: %w", op, id, err)
-		}
+	c := putIntent(to, file, data)
+	if err := d.record(c); err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	// Read before the write: a sync that began earlier and ends later may
 	// cover it too.
 	syncs, _ := b.changes.syncs()
-	tmp, err := b.writeTemp(to, file, data, j == nil && b.durable())
+	tmp, err := b.writeTemp(to, file, data, d.syncsFiles())
 	if err != nil {
-		if j != nil {
-			err = undone(err, b.undo(j, wal.KindPut, to, file, data))
-		}
-		return fmt.Errorf("%s %s: %w", op, id, err)
+		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
-	dst := b.path(to, file)
-	// The displaced record may be all a power loss leaves (a journal is
-	// not synced in Performance mode), unless this Backend wrote it and no
-	// Backend on the directory has begun or ended a sync of the file system
-	// since just before: then no counted sync has completed since, and the
-	// record it displaced in turn is still kept, by this Backend, whose own
-	// syncs are counted too, and from every other's recovery, which removes
-	// a displaced record only after a sync it began once it had seen it. (A
-	// sync the directory's counters do not record as ended may have written
-	// it: sync(1), the kernel's own write-back, a Backend of another
-	// directory, or one that died before counting the end. A power loss
-	// then leaves the message at the record before, or without one if this
-	// was its first, as it may for any call since the last syncfs.)
-	now, _ := b.changes.syncs()
-	keep := !(cur.mine && now == cur.syncs)
-	switch {
-	case !cur.ok:
-		err = b.placeNew(tmp, to, file)
-	case cur.state == to:
-		err = b.replace(tmp, dst, keep)
-	default:
-		err = b.relocate(file, tmp, cur.state, to, keep)
-	}
-	if err != nil {
+	if err := b.place(tmp, file, cur, to); err != nil {
 		// Its directory first: a relocation that failed has moved the
 		// message back there.
 		dirs := []metastorage.QueueState{to}
 		if cur.ok && cur.state != to {
 			dirs = []metastorage.QueueState{cur.state, to}
 		}
-		if derr := b.discardTemp(tmp, j == nil && b.durable(), dirs...); derr != nil {
+		if derr := b.discardTemp(tmp, d.syncsFiles(), dirs...); derr != nil {
 			err = fmt.Errorf("%w; its temp file %s could not be removed for good (%v), so recovery may yet apply the change: the backend refuses writes until reopened", err, tmp, derr)
 		}
-		if j != nil {
-			err = undone(err, b.undo(j, wal.KindPut, to, file, data))
-		}
-		return fmt.Errorf("%s %s: %w", op, id, err)
+		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
-	b.stats.writes.Add(1)
-	b.hints.set(nameHash(file), to)
-	b.displaced.wrote()
+	b.changed(file, to)
 	if err := b.checkDirs(to); err != nil {
-		return b.undoReplaced(op, id, file, cur, to, j, wal.KindPut, data, err)
+		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
-	if j == nil {
-		// After a relocation, the fsync of the old directory is enough:
-		// it first makes the new one's entries durable (moveOrder).
-		synced := to
-		if cur.ok && cur.state != to {
-			synced = cur.state
-		}
-		if syncErr := b.syncDirs(synced); syncErr != nil {
-			return b.rollback(op, id, file, cur, to, syncErr)
-		}
-	} // else durable in the journal
-	b.recent.keep(b.changes, file, stripeOf(file), to, data, syncs)
+	// After a relocation, the fsync of the old directory is enough: it
+	// first makes the new one's entries durable (moveOrder).
+	synced := to
+	if cur.ok && cur.state != to {
+		synced = cur.state
+	}
+	if err := d.settle(synced); err != nil {
+		return b.rollback(op, id, d, file, cur, to, err)
+	}
+	b.recent.keep(file, stripeOf(file), data, syncs)
 	return nil
+}
+
+// place puts the temp file tmp, in state to's directory, in place as the
+// message's file, where cur found it.
+func (b *Backend) place(tmp, file string, cur found, to metastorage.QueueState) error {
+	// The record displaced may be all a power loss leaves, unless this
+	// Backend wrote it and no sync of the file system has begun or ended
+	// since: then the record before it is still kept (see displace).
+	now, _ := b.changes.syncs()
+	keep := !(cur.mine && now == cur.syncs)
+	switch {
+	case !cur.ok:
+		return b.placeNew(tmp, to, file)
+	case cur.state == to:
+		return b.replace(tmp, b.path(to, file), keep)
+	}
+	return b.relocate(file, tmp, cur.state, to, keep)
 }
 
 // placeNew renames the temp file tmp to the name of a message that lies
 // nowhere, in state s, and counts it there.
 func (b *Backend) placeNew(tmp string, s metastorage.QueueState, file string) error {
 	dst := b.path(s, file)
-	err := b.fs.RenameNoReplace(tmp, dst)
+	err := b.change(opRenameNoReplace, tmp, dst)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s appeared while the message's lock was held; another program writes this directory: %w", dst, err)
-	}
-	if err == nil {
-		b.counts.set(s, file, true, 1)
 	}
 	return err
 }
@@ -458,26 +413,21 @@ func (b *Backend) placeNew(tmp string, s metastorage.QueueState, file string) er
 func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState, keep bool) error {
 	src, dst := b.path(from, file), b.path(to, file)
 	err := b.order.rename(from, to, func() (bool, error) {
-		if err := b.fs.RenameNoReplace(src, dst); err != nil {
+		if err := b.change(opRenameNoReplace, src, dst); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return false, fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
 			}
 			return false, err
 		}
 		if err := b.replace(tmp, dst, keep); err != nil {
-			if rerr := b.fs.RenameNoReplace(dst, src); rerr != nil {
+			if rerr := b.change(opRenameNoReplace, dst, src); rerr != nil {
 				return true, fmt.Errorf("%w; moving it back failed too, message is in state %s: %v", err, to, rerr)
 			}
 			return false, err
 		}
 		return true, nil
 	})
-	if err != nil {
-		return err
-	}
-	b.counts.set(from, file, false, -1)
-	b.counts.set(to, file, true, 1)
-	return nil
+	return err
 }
 
 // replace puts the temp file tmp over dst atomically. It swaps the two
@@ -489,9 +439,9 @@ func (b *Backend) relocate(file, tmp string, from, to metastorage.QueueState, ke
 // leftover, or puts it back if the new record was lost. Where exchange is
 // not supported, replace renames over dst.
 func (b *Backend) replace(tmp, dst string, keep bool) error {
-	err := b.fs.Exchange(tmp, dst)
+	err := b.change(opExchange, tmp, dst)
 	if errors.Is(err, errors.ErrUnsupported) {
-		return b.fs.Rename(tmp, dst)
+		return b.change(opRename, tmp, dst)
 	}
 	if err != nil {
 		return err
@@ -564,8 +514,6 @@ func (b *Backend) removeTemp(tmp string) {
 	}
 }
 
-func (b *Backend) durable() bool { return b.cfg.mode() != Performance }
-
 // syncDirs fsyncs the directories of the given states, in order, in the
 // durable modes. A failure is final for the Backend.
 func (b *Backend) syncDirs(states ...metastorage.QueueState) error {
@@ -586,8 +534,8 @@ func (b *Backend) syncDirs(states ...metastorage.QueueState) error {
 // message is visibly as cur was, and returns the error to report. Nothing
 // can be made durable after a failed fsync, so the Backend refuses writes
 // from now on; the error says in which state the message is.
-func (b *Backend) rollback(op, id, file string, cur found, now metastorage.QueueState, cause error) error {
-	err := b.restore(file, cur, now)
+func (b *Backend) rollback(op, id string, d durability, file string, cur found, now metastorage.QueueState, cause error) error {
+	err := b.restore(d, file, cur, now)
 	if err != nil {
 		where := "in state " + now.String()
 		if now == nowhere {
@@ -605,14 +553,10 @@ func (b *Backend) rollback(op, id, file string, cur found, now metastorage.Queue
 const nowhere metastorage.QueueState = -1
 
 // restore puts the message back as cur was, from where it lies now (in
-// state now, or nowhere).
-func (b *Backend) restore(file string, cur found, now metastorage.QueueState) error {
+// state now, or nowhere), writing the record back as d makes it durable.
+func (b *Backend) restore(d durability, file string, cur found, now metastorage.QueueState) error {
 	if !cur.ok {
-		err := b.fs.Remove(b.path(now, file))
-		if err == nil {
-			b.counts.set(now, file, false, -1)
-		}
-		return err
+		return b.change(opRemove, b.path(now, file), "")
 	}
 	if cur.err != nil {
 		return fmt.Errorf("the previous record was not valid metadata: %w", cur.err)
@@ -622,25 +566,20 @@ func (b *Backend) restore(file string, cur found, now metastorage.QueueState) er
 	if err != nil {
 		return err
 	}
-	tmp, err := b.writeTemp(cur.state, file, data, b.durable())
+	tmp, err := b.writeTemp(cur.state, file, data, d.durable())
 	if err != nil {
 		return err
 	}
 	dst := b.path(cur.state, file)
-	if err := b.fs.Rename(tmp, dst); err != nil {
+	if err := b.change(opRename, tmp, dst); err != nil {
 		b.removeTemp(tmp)
 		return err
 	}
-	switch now {
-	case cur.state:
-	case nowhere:
-		b.counts.set(cur.state, file, true, 1)
-	default:
-		if err := b.fs.Remove(b.path(now, file)); err != nil && !isNotExist(err) {
-			return err
-		}
-		b.counts.set(now, file, false, -1)
-		b.counts.set(cur.state, file, true, 1)
+	if now == cur.state || now == nowhere {
+		return nil
+	}
+	if err := b.change(opRemove, b.path(now, file), ""); err != nil && !isNotExist(err) {
+		return err
 	}
 	return nil
 }

@@ -58,6 +58,7 @@ type config struct {
 	maxConns int32
 	logger   *slog.Logger
 	slots    int // counter rows of a new schema
+	existing bool
 }
 
 // WithSchema makes the Backends work in the named schema (at most 63
@@ -73,6 +74,13 @@ func WithMaxConns(n int) Option { return func(c *config) { c.maxConns = int32(n)
 // WithLogger makes the Backends log what they cannot return as an error to
 // l. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithExistingSchema makes Open change nothing in the database: it fails
+// with an error wrapping ErrNoSchema when the schema is missing, and
+// ErrSchemaOutdated when it is of an older version, rather than create or
+// migrate it. It serves tools that must not create a queue where a
+// mistyped name points.
+func WithExistingSchema() Option { return func(c *config) { c.existing = true } }
 
 // Factory opens Backends on one database and schema.
 type Factory struct {
@@ -102,9 +110,10 @@ func (f *Factory) Create() (metastorage.Backend, error) {
 	return f.Open(context.Background())
 }
 
-// Open connects to the database, creates or migrates the schema, and
-// returns a Backend with its own connection pool. It fails if the schema is
-// of a newer version than this package knows.
+// Open connects to the database, creates or migrates the schema (unless
+// WithExistingSchema), and returns a Backend with its own connection pool.
+// It fails with an error wrapping ErrSchemaVersion if the schema is of a
+// newer version than this package knows.
 func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 	pc, err := pgxpool.ParseConfig(f.dsn)
 	if err != nil {
@@ -118,6 +127,8 @@ func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 	if f.cfg.maxConns > 0 {
 		pc.MaxConns = f.cfg.maxConns
 	}
+	slots := newConnSlots()
+	pc.AfterConnect, pc.BeforeClose = slots.afterConnect, slots.beforeClose
 	if n := len(f.cfg.schema); n == 0 || n > maxIdentBytes {
 		// PostgreSQL would cut a longer name short, silently.
 		return nil, fmt.Errorf("postgres: schema name %q: %d bytes, want 1 to %d", f.cfg.schema, n, maxIdentBytes)
@@ -130,12 +141,12 @@ func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	slots, err := migrate(ctx, pool, f.cfg.schema, f.cfg.slots)
+	n, err := migrate(ctx, pool, f.cfg.schema, f.cfg.slots, !f.cfg.existing)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: schema %q: %w", f.cfg.schema, err)
 	}
-	return &Backend{pool: pool, log: log, q: newQueries(f.cfg.schema), schema: f.cfg.schema, slots: slots}, nil
+	return &Backend{pool: pool, log: log, q: newQueries(f.cfg.schema), schema: f.cfg.schema, slots: n}, nil
 }
 
 // Backend is a metastorage.StateCounterBackend on a PostgreSQL schema. It

@@ -105,8 +105,19 @@ func (c *cluster) run(name string, args ...string) {
 
 func (c *cluster) start() {
 	c.t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", c.port, filepath.Dir(c.dir))
-	c.run("pg_ctl", "-D", c.dir, "-l", filepath.Join(filepath.Dir(c.dir), "log"), "-o", opts, "-w", "start")
+	c.run("pg_ctl", "-D", c.dir, "-l", filepath.Join(filepath.Dir(c.dir), "log"), "-o", c.opts(), "-w", "start")
+}
+
+// opts are the server's options.
+func (c *cluster) opts() string {
+	return fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", c.port, filepath.Dir(c.dir))
+}
+
+// restart stops the server as pg_ctlcluster restart does (fast mode: the
+// sessions are terminated, a checkpoint is written) and starts it again.
+func (c *cluster) restart() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.dir, "-l", filepath.Join(filepath.Dir(c.dir), "log"), "-o", c.opts(), "-m", "fast", "-w", "restart")
 }
 
 // crash stops the server as a crash would (immediate mode: no checkpoint,
@@ -167,6 +178,31 @@ func TestServerCrashDuringWorkload(t *testing.T) {
 	c.start()
 	w.awaitAcksAfter(20)
 	w.stop()
+	w.check()
+}
+
+// TestServerRestartDuringWorkload restarts the server while workers change
+// messages, three times: calls fail with an error or succeed; every call
+// that returned nil is there after the restarts, each message in one
+// state; and the calls succeed again through the same Backend.
+func TestServerRestartDuringWorkload(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	dsn := c.dsn()
+	schema := newSchema(t, dsn)
+	b := open(t, dsn, schema)
+	w := newWorkload(t, b, "restart")
+	w.start()
+	for range 3 {
+		w.awaitAcks(100 + rand.IntN(100))
+		c.restart()
+	}
+	w.mu.Lock()
+	w.mark = w.acks
+	w.mu.Unlock()
+	w.awaitAcksAfter(20)
+	w.stop()
+	t.Logf("%d calls failed during the restarts", w.errors.Load())
 	w.check()
 }
 

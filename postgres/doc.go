@@ -6,7 +6,8 @@
 //
 // A Backend works in one schema ("spoolmeta" unless WithSchema says
 // otherwise), which it creates and migrates when it opens, under an
-// advisory lock so that Backends opening at once migrate it once. The
+// advisory lock so that Backends opening at once migrate it once (with
+// WithExistingSchema, it only checks that the schema is there and current). The
 // schema holds three tables:
 //
 //   - messages: one row per message, its ID the primary key, so a message
@@ -18,9 +19,11 @@
 //     serves every order of ListMessages and the iterator. Headers are
 //     encoded with their keys in order, so equal records have equal rows
 //     and a row can be compared whole in a statement's WHERE clause.
-//   - counts: a few rows of per-state counters, changed in the same
-//     statement as the message, so that GetStateCount is exact without
-//     counting rows.
+//   - counts: rows of per-state counters (128 in a new schema), changed in
+//     the same statement as the message, so that GetStateCount is exact
+//     without counting rows. Each connection of a Backend changes a row of
+//     its own (its number, from the session setting spoolmeta.slot, modulo
+//     the rows), since a row stays locked until the statement commits.
 //   - schema_version: the version of the layout. A Backend refuses a schema
 //     of a newer version than it knows.
 //
@@ -59,4 +62,11 @@
 //
 // Updated, and Created when defaulted, are set from the clock of the
 // machine that makes the call.
+//
+// # Tools
+//
+// The spoolmeta tool uses three more calls: Check compares the counters
+// with the rows and repairs them, ImportMeta creates a message with its
+// record exactly as given (for copies between backends, which keep the
+// times), and Identity tells whether two Backends share a schema.
 package postgres

@@ -311,8 +311,8 @@ func TestSchemaVersion(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT (SELECT version FROM "+s+".schema_version), (SELECT count(*) FROM "+s+".counts)").Scan(&version, &slots); err != nil {
 		t.Fatal(err)
 	}
-	if version != postgres.SchemaVersion || slots != 16 {
-		t.Errorf("after 8 Backends opened a new schema at once: version %d, %d counter rows; want %d and 16", version, slots, postgres.SchemaVersion)
+	if version != postgres.SchemaVersion || slots != 128 {
+		t.Errorf("after 8 Backends opened a new schema at once: version %d, %d counter rows; want %d and 128", version, slots, postgres.SchemaVersion)
 	}
 
 	newer := postgres.SchemaVersion + 1
@@ -469,5 +469,54 @@ func TestCountsUnderRacingWrites(t *testing.T) {
 		if got := bs[0].GetStateCount(s); got != want[s] {
 			t.Errorf("GetStateCount %s: got %d, want %d (rows in the table)", s, got, want[s])
 		}
+	}
+}
+
+// TestCounterRowPerConnection stores messages from as many goroutines as
+// the Backend has connections: the counts change in one counter row per
+// connection at most, rows of consecutive numbers (modulo the rows), and
+// they add up to the messages stored.
+func TestCounterRowPerConnection(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	schema := newSchema(t, dsn)
+	const conns, perConn = 4, 50
+	b := open(t, dsn, schema, postgres.WithMaxConns(conns))
+	var wg sync.WaitGroup
+	for g := range conns {
+		wg.Go(func() {
+			for n := range perConn {
+				if err := b.StoreMeta(t.Context(), fmt.Sprintf("msg-%d-%d", g, n), ms.MessageMetadata{State: ms.StateIncoming}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	conn, err := pgxConnect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	s := pgx.Identifier{schema}.Sanitize()
+	var slots, total int64
+	var used []int64
+	if err := conn.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM "+s+".counts), (SELECT sum(n0) FROM "+s+".counts)::bigint, ARRAY(SELECT slot::bigint FROM "+s+".counts WHERE n0 <> 0 ORDER BY slot)").Scan(&slots, &total, &used); err != nil {
+		t.Fatal(err)
+	}
+	if total != conns*perConn {
+		t.Errorf("counters of incoming add up to %d, want %d", total, conns*perConn)
+	}
+	if len(used) == 0 || len(used) > conns {
+		t.Fatalf("%d counter rows changed (%v), want 1 to %d", len(used), used, conns)
+	}
+	// The rows, in a circle of slots rows, lie within conns consecutive
+	// ones: some gap between used rows is at least slots-conns+1.
+	gap := used[0] + slots - used[len(used)-1]
+	for i := 1; i < len(used); i++ {
+		gap = max(gap, used[i]-used[i-1])
+	}
+	if gap < slots-conns+1 {
+		t.Errorf("counter rows %v of %d are not consecutive: the connections do not each have one", used, slots)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,8 +23,8 @@ func bytea(s string) []byte {
 	return []byte(s)
 }
 
-// slot picks the counter row a write changes.
-func (b *Backend) slot() int16 { return int16(rand.IntN(b.slots)) }
+// slot is the parameter of slotExpr: the number of counter rows.
+func (b *Backend) slot() int32 { return int32(b.slots) }
 
 // StoreMeta creates the message or replaces it whole, in one statement.
 func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {

@@ -16,12 +16,22 @@ import (
 // newer version than this package knows: a newer spoolmeta migrated it.
 var ErrSchemaVersion = errors.New("schema version is newer than this spoolmeta knows")
 
+// ErrNoSchema is wrapped by the error of Open with WithExistingSchema when
+// the schema, or its version table, is missing.
+var ErrNoSchema = errors.New("no spoolmeta schema")
+
+// ErrSchemaOutdated is wrapped by the error of Open with WithExistingSchema
+// when the schema is of an older version than SchemaVersion: an Open
+// without that option migrates it.
+var ErrSchemaOutdated = errors.New("schema version is older than this spoolmeta writes")
+
 // SchemaVersion is the version of the layout this package writes.
 const SchemaVersion = 1
 
-// defaultSlots is the number of counter rows a new schema gets: writers
-// pick one at random, so that they seldom wait for each other's.
-const defaultSlots = 16
+// defaultSlots is the number of counter rows a new schema gets: a
+// connection changes one of its own (see connSlots), so that writers seldom
+// wait for each other's.
+const defaultSlots = 128
 
 // lockSpace is the first key of the advisory lock that serialises
 // migrations; the second is the hash of the schema name.
@@ -69,8 +79,9 @@ var migrations = []string{
 
 // migrate creates the schema or brings it to SchemaVersion, in one
 // transaction under an advisory lock, and returns its number of counter
-// rows.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, slots int) (int, error) {
+// rows. Unless create is set, it changes nothing and fails on a schema that
+// is missing or not at SchemaVersion.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, slots int, create bool) (int, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return 0, err
@@ -86,6 +97,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, slots int) 
 	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1), to_regclass($2) IS NOT NULL",
 		schema, s+".schema_version").Scan(&hasSchema, &hasVersion); err != nil {
 		return 0, fmt.Errorf("look for the schema: %w", err)
+	}
+	if !create && (!hasSchema || !hasVersion) {
+		return 0, ErrNoSchema
 	}
 	if !hasSchema {
 		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
@@ -122,6 +136,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, slots int) 
 	if v < 0 {
 		return 0, fmt.Errorf("version %d is not a version", v)
 	}
+	if !create && v < SchemaVersion {
+		return 0, fmt.Errorf("version %d, this spoolmeta writes %d: %w", v, SchemaVersion, ErrSchemaOutdated)
+	}
 	for ; v < SchemaVersion; v++ {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(migrations[v], s, slots)); err != nil {
 			return 0, fmt.Errorf("migrate from version %d: %w", v, err)
@@ -153,7 +170,7 @@ const columns = `id, state, attempts, max_attempts,
 // queries holds the statements of one schema.
 type queries struct {
 	store, update, delete, move, state, get, page, counts string
-	updateIf, deleteIf                                    string
+	updateIf, deleteIf, insert                            string
 	list, listSince                                       map[listKey]string
 }
 
@@ -241,7 +258,7 @@ func newQueries(schema string) queries {
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT (SELECT state FROM old) AS o, $2::smallint AS s
 			WHERE EXISTS (SELECT FROM ins) OR EXISTS (SELECT FROM upd)) d
-		WHERE slot = $19 AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slotExpr(19) + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM ins) OR EXISTS (SELECT FROM upd)`
 
@@ -257,7 +274,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT (SELECT state FROM old) AS o, $2::smallint AS s WHERE EXISTS (SELECT FROM upd)) d
-		WHERE slot = $16 AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slotExpr(16) + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM upd)`
 
@@ -266,7 +283,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT state AS o, NULL::smallint AS s FROM del) d
-		WHERE slot = $2
+		WHERE slot = ` + slotExpr(2) + `
 	)
 	SELECT EXISTS (SELECT FROM del)`
 
@@ -279,7 +296,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT $2::smallint AS o, $3::smallint AS s FROM mv) d
-		WHERE slot = $7
+		WHERE slot = ` + slotExpr(7) + `
 	)
 	SELECT EXISTS (SELECT FROM mv), (SELECT state FROM ` + m + ` WHERE id = $1)`
 
@@ -299,7 +316,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT $17::smallint AS o, $2::smallint AS s FROM upd) d
-		WHERE slot = $16 AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slotExpr(16) + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM upd), o.state, o.updated_us, o.updated_ns` + before(17)
 
@@ -308,9 +325,23 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT state AS o, NULL::smallint AS s FROM del) d
-		WHERE slot = $2
+		WHERE slot = ` + slotExpr(2) + `
 	)
 	SELECT EXISTS (SELECT FROM del), o.state, o.updated_us, o.updated_ns` + before(3)
+
+	q.insert = `WITH ins AS (
+		INSERT INTO ` + m + ` (` + columns + `)
+		VALUES ($1::bytea, $2::smallint, $3::bigint, $4::bigint, $5::bigint, $6::smallint, $7::integer,
+			$8::bigint, $9::smallint, $10::integer, $11::bigint, $12::smallint, $13::integer,
+			$14::bytea, $15::bigint, $16::bigint, $17::bytea, $18::bytea)
+		ON CONFLICT (id) DO NOTHING
+		RETURNING state
+	), cnt AS (
+		UPDATE ` + c + ` SET ` + deltas + `
+		FROM (SELECT NULL::smallint AS o, state AS s FROM ins) d
+		WHERE slot = ` + slotExpr(19) + `
+	)
+	SELECT EXISTS (SELECT FROM ins)`
 
 	q.state = `SELECT state FROM ` + m + ` WHERE id = $1`
 	q.get = `SELECT ` + columns + ` FROM ` + m + ` WHERE id = $1`

@@ -113,6 +113,7 @@ var benchModes = []string{"standard", "hybrid", "performance"}
 type benchOptions struct {
 	dir, workloads, modes, keep *string
 	workers, messages, rounds   *int
+	diskLoad                    *int
 	json                        *bool
 }
 
@@ -175,10 +176,27 @@ Workloads:
              the CPU of this process per pass and per message, and its
              heap (only when named)
 
+On a database (--dir postgres://USER@HOST:PORT/DB?sslmode=...; the
+password from $PGPASSWORD or ~/.pgpass), bench runs in a schema of its own,
+dropped at the end or on an interrupt, the workloads
+
+  calibrate  mode sql: the statements of a lifecycle (insert, update the
+             state, select, update, update the state, delete) on the same
+             table, prepared, through the driver without the library
+  lifecycle  mode postgres: the lifecycle through the postgres backend;
+             its ratio is to calibrate sql at the same number of workers
+
+at 16 and 64 workers (or --workers), each with connections of its own, as
+many as workers.
+
 --keep DIR runs the spool workload (and the others named) and leaves its
 spool in DIR, which must not exist, to try the other commands on:
 
   spoolmeta bench --keep /tmp/spool && spoolmeta -d /tmp/spool stat
+
+--disk-load MIB writes and fsyncs 1 MiB files beside the workloads, at
+most MIB a second, until the last run ends: another process writing to
+the same disk, as on a mail or job server. What it wrote goes to stderr.
 
 The table gives MSG/S (messages per second of the run), OPS/S (backend
 calls per second), P50 and P99 (latency of one call), PEAK HEAP and RATIO:
@@ -200,9 +218,10 @@ Examples:
   spoolmeta bench
   spoolmeta bench --dir /var/spool/queue --workload lifecycle,calibrate
   spoolmeta bench --workload iterate --messages 100000 --json
-  spoolmeta bench --workload calibrate,lifecycle --mode standard --rounds 10`,
+  spoolmeta bench --workload calibrate,lifecycle --mode standard --rounds 10
+  spoolmeta bench --dir 'postgres://spool@db/mail?sslmode=require' --rounds 3`,
 		setFlags: func(fs *flag.FlagSet) {
-			o.dir = fs.String("dir", "", "create the temporary directory under `DIR` (default: the system's)")
+			o.dir = fs.String("dir", "", "create the temporary directory under `DIR` (default: the system's), or a postgres:// URL")
 			o.keep = fs.String("keep", "", "run the spool workload and keep its spool in `DIR`, which must not exist")
 			o.workloads = fs.String("workload", "", "run only these workloads (`LIST`, comma-separated)")
 			o.modes = fs.String("mode", "", "run only in these modes (`LIST` of standard, hybrid, performance)")
@@ -210,10 +229,14 @@ Examples:
 			o.messages = fs.Int("messages", 0, "the number of messages (`N`; 0: each workload's default)")
 			o.rounds = fs.Int("rounds", 1, "run every row `N` times, every other round in reverse order, and print the medians")
 			o.json = fs.Bool("json", false, "print one JSON object per row")
+			o.diskLoad = fs.Int("disk-load", 0, "while the workloads run, write and fsync 1 MiB files beside them at `MIB` per second")
 		},
 		run: func(e *env, _ *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
 				return usagef("bench takes no arguments")
+			}
+			if isDatabase(*o.dir) {
+				return runBenchPG(e, o)
 			}
 			plan, err := benchPlan(o)
 			if err != nil {
@@ -247,6 +270,9 @@ func benchPlan(o benchOptions) ([]benchRun, error) {
 	}
 	if *o.rounds < 1 {
 		return nil, usagef("--rounds must be at least 1")
+	}
+	if o.diskLoad != nil && *o.diskLoad < 0 {
+		return nil, usagef("--disk-load must not be negative")
 	}
 	explicitModes := len(modes) > 0
 	if !explicitModes {
@@ -360,7 +386,7 @@ func splitList(v, what string, valid func(string) bool) ([]string, error) {
 	return out, nil
 }
 
-func runBench(e *env, o benchOptions, plan []benchRun) error {
+func runBench(e *env, o benchOptions, plan []benchRun) (err error) {
 	keep := o.keepDir()
 	if keep != "" {
 		if _, err := os.Lstat(keep); !errors.Is(err, fs.ErrNotExist) {
@@ -380,49 +406,49 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 	}()
 	rounds := *o.rounds
 	fmt.Fprintf(e.stderr, "bench: %d runs in %s\n", len(plan)*rounds, root)
+	if o.diskLoad != nil && *o.diskLoad > 0 {
+		load := filepath.Join(root, "disk-load")
+		if err := os.Mkdir(load, 0o755); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		d := startDiskLoad(load, *o.diskLoad)
+		defer func() {
+			msg, lerr := d.end()
+			if lerr != nil && err == nil {
+				err = fmt.Errorf("bench: %w", lerr)
+			}
+			if lerr == nil {
+				fmt.Fprintf(e.stderr, "bench: %s\n", msg)
+			}
+		}()
+	}
 	// An interrupt stops the run under way and removes the directory.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	all := make([][]benchResult, rounds)
 	prepared := map[int]string{} // messages -> directory of the read workloads' data
-	n := 0
-	for k := range rounds {
-		all[k] = make([]benchResult, len(plan))
-		for j := range plan {
-			i := j
-			if k%2 == 1 {
-				i = len(plan) - 1 - j
-			}
-			r := plan[i]
-			n++
-			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
-			dir := filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i))
-			keepThis := keep != "" && r.workload == "spool" && !kept
-			if keepThis {
-				dir = keep
-			}
-			res, err := runOne(ctx, dir, r, prepared)
-			if ctx.Err() != nil {
-				fmt.Fprintln(e.stderr, "interrupted")
-				return errors.New("interrupted")
-			}
-			if err != nil {
-				fmt.Fprintln(e.stderr, "failed")
-				return fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
-			}
-			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
-			all[k][i] = res
-			if keepThis {
-				kept = true
-				fmt.Fprintf(e.stderr, "bench: kept the spool of %d messages in %s; try: spoolmeta -d %s stat\n", r.messages, keep, keep)
-			} else if prepared[r.messages] != dir {
-				// Later runs should not find the disk fuller for it.
-				if err := os.RemoveAll(dir); err != nil {
-					return fmt.Errorf("bench: %w", err)
-				}
+	all, err := runRounds(ctx, e, plan, rounds, setRatios, func(k, i int, r benchRun) (benchResult, error) {
+		dir := filepath.Join(root, fmt.Sprintf("run-%02d-%02d", k, i))
+		keepThis := keep != "" && r.workload == "spool" && !kept
+		if keepThis {
+			dir = keep
+		}
+		res, err := runOne(ctx, dir, r, prepared)
+		if err != nil {
+			return res, err
+		}
+		if keepThis {
+			kept = true
+			fmt.Fprintf(e.stderr, "bench: kept the spool of %d messages in %s; try: spoolmeta -d %s stat\n", r.messages, keep, keep)
+		} else if prepared[r.messages] != dir {
+			// Later runs should not find the disk fuller for it.
+			if err := os.RemoveAll(dir); err != nil {
+				return res, err
 			}
 		}
-		setRatios(all[k])
+		return res, nil
+	})
+	if err != nil {
+		return err
 	}
 	results := medians(all)
 	if *o.json {
@@ -434,6 +460,40 @@ func runBench(e *env, o benchOptions, plan []benchRun) error {
 		return nil
 	}
 	return writeBenchTables(e.stdout, results)
+}
+
+// runRounds runs the plan rounds times, every other round in reverse
+// order, with progress on stderr, and sets each round's ratios. It stops at
+// the first row that fails, or at an interrupt (ctx done).
+func runRounds(ctx context.Context, e *env, plan []benchRun, rounds int, ratios func([]benchResult),
+	run func(k, i int, r benchRun) (benchResult, error)) ([][]benchResult, error) {
+	all := make([][]benchResult, rounds)
+	n := 0
+	for k := range rounds {
+		all[k] = make([]benchResult, len(plan))
+		for j := range plan {
+			i := j
+			if k%2 == 1 {
+				i = len(plan) - 1 - j
+			}
+			r := plan[i]
+			n++
+			fmt.Fprintf(e.stderr, "bench: [%d/%d] %s %s: %d workers, %d messages ... ", n, len(plan)*rounds, r.workload, r.mode, r.workers, r.messages)
+			res, err := run(k, i, r)
+			if ctx.Err() != nil {
+				fmt.Fprintln(e.stderr, "interrupted")
+				return nil, errors.New("interrupted")
+			}
+			if err != nil {
+				fmt.Fprintln(e.stderr, "failed")
+				return nil, fmt.Errorf("bench %s %s: %w", r.workload, r.mode, err)
+			}
+			fmt.Fprintf(e.stderr, "%.0f msg/s in %s\n", res.MsgPerSec, round(time.Duration(res.Seconds*float64(time.Second))))
+			all[k][i] = res
+		}
+		ratios(all[k])
+	}
+	return all, nil
 }
 
 // runOne prepares and measures one row in dir.

@@ -212,3 +212,24 @@ func TestBenchRescan(t *testing.T) {
 		t.Errorf("rescan row %+v", res)
 	}
 }
+
+// TestBenchDiskLoad runs a workload beside a disk load, which reports what
+// it wrote and leaves nothing behind, and checks the flag's usage error.
+func TestBenchDiskLoad(t *testing.T) {
+	parent := t.TempDir()
+	r := spoolmeta(t, "bench", "--dir", parent, "--workload", "store", "--mode", "standard", "--messages", "20", "--disk-load", "50")
+	r.expect(t, 0)
+	var mib int
+	var rest string
+	i := strings.Index(r.stderr, "bench: disk load: ")
+	if i < 0 {
+		t.Fatalf("no disk load line on stderr:\n%s", r.stderr)
+	}
+	if _, err := fmt.Sscanf(r.stderr[i:], "bench: disk load: %d MiB written and synced in %s", &mib, &rest); err != nil || mib < 1 {
+		t.Errorf("disk load wrote %d MiB (%v), want at least 1:\n%s", mib, err, r.stderr)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Errorf("bench left %d entries in --dir", len(ents))
+	}
+	spoolmeta(t, "bench", "--disk-load", "-1").expect(t, 2)
+}

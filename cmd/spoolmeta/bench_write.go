@@ -62,7 +62,7 @@ func benchStore(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *laten
 // benchLifecycle: per message StoreMeta(incoming), MoveToState(incoming ->
 // active), GetMeta, UpdateMeta (Attempts+1, LastError, deferred),
 // MoveToState(deferred -> active), DeleteMeta.
-func benchLifecycle(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *latencies) (int, error) {
+func benchLifecycle(ctx context.Context, b metastorage.Backend, cfg benchRun, lat *latencies) (int, error) {
 	err := parallel(cfg.workers, func(w int) error {
 		lo, hi := share(cfg.messages, cfg.workers, w)
 		var l []time.Duration
@@ -77,7 +77,7 @@ func benchLifecycle(ctx context.Context, b *metafs.Backend, cfg benchRun, lat *l
 	return cfg.messages * 6, err
 }
 
-func lifecycleOne(ctx context.Context, b *metafs.Backend, i int, l *[]time.Duration) error {
+func lifecycleOne(ctx context.Context, b metastorage.Backend, i int, l *[]time.Duration) error {
 	id := benchID(i)
 	var md metastorage.MessageMetadata
 	steps := []func() error{

@@ -65,7 +65,7 @@ func commands() []*command {
 	return []*command{
 		statCmd(), lsCmd(), showCmd(),
 		holdCmd(), releaseCmd(), requeueCmd(), deleteCmd(), moveCmd(),
-		fsckCmd(), benchCmd(), versionCmd(), helpCmd(),
+		copyCmd(), fsckCmd(), benchCmd(), versionCmd(), helpCmd(),
 	}
 }
 
@@ -222,12 +222,13 @@ func exitStatus(e *env, c *command, err error) int {
 
 // writeUsage prints the list of commands.
 func writeUsage(w io.Writer) {
-	fmt.Fprint(w, "spoolmeta inspects and repairs a spoolmeta metadata directory.\n\n")
+	fmt.Fprint(w, "spoolmeta inspects and repairs a spoolmeta metadata directory or database.\n\n")
 	fmt.Fprint(w, "Usage:\n\n\tspoolmeta [-d DIR] COMMAND [ARGS]\n\tspoolmeta -h | --help | --version\n\nCommands:\n\n")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "\t%-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprint(w, "\nDIR is the metadata directory: -d DIR, else $SPOOLMETA_DIR, else ./metadata.\n")
+	fmt.Fprint(w, "\nDIR is the metadata directory, or a database as postgres://USER@HOST/DB?schema=NAME\n")
+	fmt.Fprint(w, "(password from PG* variables or ~/.pgpass): -d DIR, else $SPOOLMETA_DIR, else ./metadata.\n")
 	fmt.Fprint(w, "Exit status: 0 done, 1 some messages skipped or not found, 2 usage or I/O error.\n")
 	fmt.Fprint(w, "Run 'spoolmeta help COMMAND' for the flags and examples of a command.\n")
 }

@@ -14,16 +14,16 @@ import (
 	"strings"
 	"sync"
 
-	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
 // dirFlag defines the -d flag on fs.
 func dirFlag(fs *flag.FlagSet) *string {
-	return fs.String("d", "", "the metadata `DIR`ectory (default $SPOOLMETA_DIR, else ./metadata)")
+	return fs.String("d", "", "the metadata `DIR`ectory or postgres:// URL (default $SPOOLMETA_DIR, else ./metadata)")
 }
 
-// metadataDir returns the directory the command works on.
+// metadataDir returns the location the command works on: a directory or a
+// database URL.
 func metadataDir(e *env, flagValue string) string {
 	if flagValue != "" {
 		return flagValue
@@ -60,31 +60,17 @@ func logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-// openReadOnly opens dir for reading: it creates nothing, repairs nothing
-// and takes no locks, and refuses a directory that is not a metadata
-// directory.
-func openReadOnly(e *env, dir string) (*metafs.Backend, error) {
-	if err := checkMetadataDir(dir); err != nil {
-		return nil, err
-	}
-	b, err := metafs.NewFactory(dir).WithReadOnly(true).WithLogger(logger(e.stderr)).Open()
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
-	}
-	return b, nil
+// openReadOnly opens the location loc, a directory or a database URL, for
+// reading: it creates nothing, repairs nothing and takes no locks, and
+// refuses a location that holds no spool.
+func openReadOnly(e *env, loc string) (*location, error) {
+	return openLocation(context.Background(), loc, modeReadOnly, logger(e.stderr))
 }
 
 // openReadOnlyLogged is openReadOnly with the backend's warnings going to
 // sk, which counts the message files skipped.
-func openReadOnlyLogged(e *env, dir string, sk *skipLog) (*metafs.Backend, error) {
-	if err := checkMetadataDir(dir); err != nil {
-		return nil, err
-	}
-	b, err := metafs.NewFactory(dir).WithReadOnly(true).WithLogger(slog.New(sk)).Open()
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
-	}
-	return b, nil
+func openReadOnlyLogged(_ *env, loc string, sk *skipLog) (*location, error) {
+	return openLocation(context.Background(), loc, modeReadOnly, slog.New(sk))
 }
 
 // skipLog is the log handler of a listing command: it prints the backend's
@@ -160,17 +146,10 @@ func (h *skipLog) summary(what, empty string, quiet bool) error {
 	return errSilentPartial
 }
 
-// openWritable opens dir for changes. It too refuses a directory that is
-// not a metadata directory, so that a mistyped -d creates nothing.
-func openWritable(e *env, dir string) (*metafs.Backend, error) {
-	if err := checkMetadataDir(dir); err != nil {
-		return nil, err
-	}
-	b, err := metafs.NewFactory(dir).WithLogger(logger(e.stderr)).Open()
-	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
-	}
-	return b, nil
+// openWritable opens the location loc for changes. It too refuses a
+// location that holds no spool, so that a mistyped -d creates nothing.
+func openWritable(e *env, loc string) (*location, error) {
+	return openLocation(context.Background(), loc, modeWritable, logger(e.stderr))
 }
 
 // parseState parses a state name, as a usage error listing the valid names.

@@ -50,6 +50,11 @@ the directory (absolute with --json), and a summary on stderr. Exit status:
 0 no damage left, 1 damage left, 2 usage or I/O error; expected and unknown
 findings are reported but do not make fsck fail.
 
+On a database (-d postgres://...), fsck checks what can be damaged there:
+the schema's version (an older one is migrated by --repair) and the
+counters of each state against a count of its rows (--repair sets them to
+the count, holding the queue's writes back for as long as it takes).
+
 Examples:
 
   spoolmeta fsck
@@ -64,16 +69,20 @@ Examples:
 			if len(args) > 0 {
 				return usagef("fsck takes no arguments")
 			}
-			if *repair {
-				return runRepair(e, metadataDir(e, *dir), *asJSON)
+			loc := metadataDir(e, *dir)
+			if isDatabase(loc) {
+				return checkDatabase(e, loc, *repair, *asJSON)
 			}
-			b, err := openReadOnly(e, metadataDir(e, *dir))
+			if *repair {
+				return runRepair(e, loc, *asJSON)
+			}
+			b, err := openReadOnly(e, loc)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			findings, err := check(e, b, false)
-			return reportChecked(e, b.Dir(), findings, *asJSON, err)
+			findings, err := check(e, b.fs, false)
+			return reportChecked(e, b.name, findings, *asJSON, err)
 		},
 	}
 }

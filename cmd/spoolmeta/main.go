@@ -1,6 +1,7 @@
-// Command spoolmeta inspects and repairs a spoolmeta metadata directory: the
-// operator's counterpart of mailq, postsuper and qshape for a retry queue
-// stored by the filesystem backend.
+// Command spoolmeta inspects and repairs a spoolmeta metadata directory or
+// PostgreSQL schema, and copies a spool between them: the operator's
+// counterpart of mailq, postsuper and qshape for a retry queue stored by the
+// filesystem or postgres backend.
 //
 // Usage:
 //

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 
-	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -368,13 +367,14 @@ func mutateIDs(e *env, b metastorage.CompareAndSwapBackend, a *action, ids <-cha
 
 // mutateAll applies a to every message in state from, after asking on a
 // terminal.
-func mutateAll(e *env, b *metafs.Backend, a *action, from metastorage.QueueState, yes bool, stop *stopper, t *tally) error {
+func mutateAll(e *env, b *location, a *action, from metastorage.QueueState, yes bool, stop *stopper, t *tally) error {
 	ctx := context.Background()
 	if !yes {
-		if err := b.WaitCounts(ctx); err != nil {
+		n, err := b.stateCounts(ctx)
+		if err != nil {
 			return err
 		}
-		q := fmt.Sprintf("%s all %d messages in %s?", a.name, b.GetStateCount(from), from)
+		q := fmt.Sprintf("%s all %d messages in %s?", a.name, n[from], from)
 		ok, err := confirm(e, q)
 		if err != nil {
 			return err

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	metafs "github.com/spoolmeta/spoolmeta/filesystem"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -184,7 +183,7 @@ Examples:
 	}
 }
 
-func runStat(e *env, b *metafs.Backend, states []metastorage.QueueState, g grouping, asJSON bool) error {
+func runStat(e *env, b metastorage.Backend, states []metastorage.QueueState, g grouping, asJSON bool) error {
 	now := e.now()
 	perState := make([]*statRow, len(states))
 	groups := map[string]*statRow{}

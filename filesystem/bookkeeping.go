@@ -1,0 +1,171 @@
+package filesystem
+
+import (
+	"strings"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// changed keeps the bookkeeping of a message whose file a call changed,
+// beside what change kept: now is the state the message lies in, or
+// nowhere once deleted. The caller holds the message's stripe lock.
+func (b *Backend) changed(file string, now metastorage.QueueState) {
+	b.displaced.wrote()
+	if now == nowhere {
+		b.recent.forget(file, stripeOf(file))
+		b.stats.deletes.Add(1)
+		return
+	}
+	b.stats.writes.Add(1)
+}
+
+// entryOp is a change of directory entries that Backend.change makes.
+type entryOp int
+
+const (
+	opRename          entryOp = iota // rename old over whatever new names
+	opRenameNoReplace                // rename old to new, which must not exist
+	opExchange                       // swap old and new
+	opRemove                         // remove old
+)
+
+// change makes one change of directory entries that may be message files
+// (old, and new unless op is opRemove; both paths), and keeps the
+// bookkeeping of the message files it touches: their change counters,
+// odd around it (see changes), and the message counts, told while the
+// counter is odd. The caller holds the lock
+// of the message's stripe. Every rename, exchange and removal that may
+// touch a message file goes through change; those of temp files alone
+// need not.
+func (b *Backend) change(op entryOp, old, new string) error {
+	c := b.beginChange(old, new)
+	// The stripe's lock is held: no Backend adds or removes either name
+	// meanwhile.
+	var err error
+	switch op {
+	case opRename:
+		counted, replaced := b.counted(old, new), b.regular(new)
+		if err = b.fs.Rename(old, new); err == nil {
+			b.tally(old, counted, false, -1)
+			if replaced {
+				b.tally(new, true, true, 0)
+			} else {
+				b.tally(new, true, true, 1)
+			}
+		}
+	case opRenameNoReplace:
+		counted := b.counted(old, new)
+		if err = b.fs.RenameNoReplace(old, new); err == nil {
+			b.tally(old, counted, false, -1)
+			b.tally(new, true, true, 1)
+		}
+	case opExchange:
+		// Each directory keeps the names it had.
+		err = b.fs.Exchange(old, new)
+	case opRemove:
+		if err = b.fs.Remove(old); err == nil {
+			b.tally(old, true, false, -1)
+		}
+	}
+	b.endChange(c)
+	return err
+}
+
+// target is a message file in a state's directory: the counter a change
+// of it moves.
+type target struct {
+	state  metastorage.QueueState
+	stripe int
+}
+
+// target returns the target that path names, if it is a message file in a
+// state's directory: a name that name.Decode accepts, as readers take
+// them. Temp files are not, and their changes are made under the lock of
+// their message's stripe, which is not that of their own name.
+func (b *Backend) target(path string) (target, bool) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return target{}, false
+	}
+	dir, file := path[:i], path[i+1:]
+	if _, ok := name.Decode(file); !ok {
+		return target{}, false
+	}
+	for s, d := range b.states {
+		if d == dir {
+			return target{metastorage.QueueState(s), stripeOf(file)}, true
+		}
+	}
+	return target{}, false
+}
+
+// changing is a change under way: the targets whose counters it made odd.
+type changing struct {
+	a, b     target
+	okA, okB bool
+}
+
+// beginChange counts a change of the names old and new (new may be "") as
+// begun. Without change counters it does nothing.
+func (b *Backend) beginChange(old, new string) changing {
+	var c changing
+	if b.changes == nil {
+		return c
+	}
+	c.a, c.okA = b.target(old)
+	if new != "" {
+		var ok bool
+		c.b, ok = b.target(new)
+		c.okB = ok && !(c.okA && c.b == c.a)
+	}
+	if c.okA {
+		b.changes.Begin(c.a.state, c.a.stripe)
+	}
+	if c.okB {
+		b.changes.Begin(c.b.state, c.b.stripe)
+	}
+	return c
+}
+
+// endChange counts the change c as ended.
+func (b *Backend) endChange(c changing) {
+	if c.okB {
+		b.changes.End(c.b.state, c.b.stripe)
+	}
+	if c.okA {
+		b.changes.End(c.a.state, c.a.stripe)
+	}
+}
+
+// regular reports whether path names a regular file in a state's
+// directory under a message file's name: one that the counts hold. An
+// error other than its absence counts as one.
+func (b *Backend) regular(path string) bool {
+	if _, ok := b.target(path); !ok {
+		return false
+	}
+	fi, err := b.fs.Lstat(path)
+	return err == nil && fi.Mode().IsRegular() || err != nil && !isNotExist(err)
+}
+
+// counted reports whether the counts hold oldname, about to be renamed to
+// newname. Only a move out of the state directories (to corrupt/) may be
+// of an entry that is not a regular file: the Backend moves and removes
+// only the message files it found.
+func (b *Backend) counted(oldname, newname string) bool {
+	if _, ok := b.target(newname); ok {
+		return true
+	}
+	return b.regular(oldname)
+}
+
+// tally tells the counts, if do, that the message file at path is present
+// after a change or not, and by how much the change moved its state's
+// count. It is called while the change counter is odd, so that a writer
+// killed before it leaves the counter odd.
+func (b *Backend) tally(path string, do, present bool, delta int64) {
+	if t, ok := b.target(path); ok && do {
+		b.counts.set(t, path[strings.LastIndexByte(path, '/')+1:], present, delta)
+	}
+}

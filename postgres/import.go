@@ -1,0 +1,41 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// ImportMeta creates the message with md as its record exactly, Created
+// and Updated included (a zero Updated is set to the current time, and a
+// zero Created to Updated), and reports true; if a message with that ID
+// exists, in any state, it changes nothing and reports false. It serves
+// copies between backends, which keep the times of the source. md is
+// checked as StoreMeta checks it. The insert and its counter are one
+// statement: when it returns true, the message is committed.
+func (b *Backend) ImportMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) (bool, error) {
+	const op = "import"
+	if err := b.beginWrite(ctx, op, messageID, &md); err != nil {
+		return false, err
+	}
+	defer b.ops.RUnlock()
+	if md.Updated.IsZero() {
+		md.Updated = time.Now()
+	}
+	if md.Created.IsZero() {
+		md.Created = md.Updated
+	}
+	next, created, updated := toStamp(md.NextRetry), toStamp(md.Created), toStamp(md.Updated)
+	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
+		next.us, next.ns, next.off, created.us, created.ns, created.off, updated.us, updated.ns, updated.off,
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
+	var done bool
+	err := b.run(ctx, idempotent, func() error {
+		return b.pool.QueryRow(ctx, b.q.insert, args...).Scan(&done)
+	})
+	if err != nil {
+		return false, opError(op, quote(messageID), err)
+	}
+	return done, nil
+}
