@@ -182,7 +182,8 @@ dropped at the end or on an interrupt, the workloads
 
   calibrate  mode sql: the statements of a lifecycle (insert, update the
              state, select, update, update the state, delete) on the same
-             table, prepared, through the driver without the library
+             tables, prepared, through the driver without the library, each
+             write changing its worker's state counter row as it goes
   lifecycle  mode postgres: the lifecycle through the postgres backend;
              its ratio is to calibrate sql at the same number of workers
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -262,34 +263,53 @@ func writePGTable(w io.Writer, results []benchResult) error {
 }
 
 // sqlCalibration runs the lifecycle as bare statements through pgx, on the
-// Backend's table (the same columns and indexes) but without the library:
-// no counter rows, no checks, no decoding of the record. pgx prepares each
-// statement once per connection, as pgbench -M prepared does.
+// Backend's tables (the same columns and indexes) but without the library:
+// no checks, no decoding of the record. Each write also changes the state
+// counters of its worker's row in the same statement, as the Backend must;
+// the calibration knows the state a message leaves, so it reads no row to
+// learn it. pgx prepares each statement once per connection, as pgbench -M
+// prepared does.
 type sqlCalibration struct {
 	pool                                 *pgxpool.Pool
 	store, move, get, update, deleteStmt string
+	slots                                string // the number of counter rows
+}
+
+// sqlCounted returns write, a statement that returns 1 for each row it
+// changes, with the change of the counter row $slot from the state $from
+// to the state $to (-1 for none) for each of those rows.
+func sqlCounted(counts, write string, slot, from, to int) string {
+	var set strings.Builder
+	for i := range metastorage.NumStates {
+		if i > 0 {
+			set.WriteString(", ")
+		}
+		fmt.Fprintf(&set, "n%[1]d = n%[1]d + ($%[3]d::smallint = %[1]d)::int - ($%[2]d::smallint = %[1]d)::int", i, from, to)
+	}
+	return fmt.Sprintf("WITH w AS (%s) UPDATE %s SET %s WHERE slot = $%d AND EXISTS (SELECT FROM w)", write, counts, set.String(), slot)
 }
 
 func newSQLCalibration(pool *pgxpool.Pool, schema string) *sqlCalibration {
-	m := pgx.Identifier{schema}.Sanitize() + ".messages"
+	m, counts := pgx.Identifier{schema}.Sanitize()+".messages", pgx.Identifier{schema}.Sanitize()+".counts"
 	const cols = `id, state, attempts, max_attempts, next_retry_us, next_retry_ns, next_retry_off,
 		created_us, created_ns, created_off, updated_us, updated_ns, updated_off,
 		last_error, size, priority, headers, retry_policy`
 	return &sqlCalibration{
 		pool: pool,
-		store: `INSERT INTO ` + m + ` (` + cols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		store: sqlCounted(counts, `INSERT INTO `+m+` (`+cols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 			ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, attempts = EXCLUDED.attempts, max_attempts = EXCLUDED.max_attempts,
 			next_retry_us = EXCLUDED.next_retry_us, next_retry_ns = EXCLUDED.next_retry_ns, next_retry_off = EXCLUDED.next_retry_off,
 			created_us = EXCLUDED.created_us, created_ns = EXCLUDED.created_ns, created_off = EXCLUDED.created_off,
 			updated_us = EXCLUDED.updated_us, updated_ns = EXCLUDED.updated_ns, updated_off = EXCLUDED.updated_off,
 			last_error = EXCLUDED.last_error, size = EXCLUDED.size, priority = EXCLUDED.priority,
-			headers = EXCLUDED.headers, retry_policy = EXCLUDED.retry_policy`,
-		move: `UPDATE ` + m + ` SET state = $3, updated_us = $4, updated_ns = $5, updated_off = $6 WHERE id = $1 AND state = $2`,
-		get:  `SELECT ` + cols + ` FROM ` + m + ` WHERE id = $1`,
-		update: `UPDATE ` + m + ` SET state = $2, attempts = $3, max_attempts = $4,
+			headers = EXCLUDED.headers, retry_policy = EXCLUDED.retry_policy RETURNING 1`, 19, 20, 2),
+		move:  sqlCounted(counts, `UPDATE `+m+` SET state = $3, updated_us = $4, updated_ns = $5, updated_off = $6 WHERE id = $1 AND state = $2 RETURNING 1`, 7, 2, 3),
+		get:   `SELECT ` + cols + ` FROM ` + m + ` WHERE id = $1`,
+		slots: `SELECT count(*) FROM ` + counts,
+		update: sqlCounted(counts, `UPDATE `+m+` SET state = $2, attempts = $3, max_attempts = $4,
 			next_retry_us = $5, next_retry_ns = $6, next_retry_off = $7, updated_us = $8, updated_ns = $9, updated_off = $10,
-			last_error = $11, size = $12, priority = $13, headers = $14, retry_policy = $15 WHERE id = $1`,
-		deleteStmt: `DELETE FROM ` + m + ` WHERE id = $1`,
+			last_error = $11, size = $12, priority = $13, headers = $14, retry_policy = $15 WHERE id = $1 RETURNING 1`, 16, 17, 2),
+		deleteStmt: sqlCounted(counts, `DELETE FROM `+m+` WHERE id = $1 RETURNING 1`, 2, 3, 4),
 	}
 }
 
@@ -324,12 +344,17 @@ func newSQLRecord(i int, s metastorage.QueueState) sqlRecord {
 // lifecycle runs the statements of the lifecycle workload for each message,
 // with cfg.workers goroutines.
 func (c *sqlCalibration) lifecycle(ctx context.Context, cfg benchRun, lat *latencies) (int, error) {
+	var slots int
+	if err := c.pool.QueryRow(ctx, c.slots).Scan(&slots); err != nil {
+		return 0, err
+	}
 	err := parallel(cfg.workers, func(w int) error {
+		slot := int16(w % slots)
 		lo, hi := share(cfg.messages, cfg.workers, w)
 		var l []time.Duration
 		defer func() { lat.add(l) }()
 		for i := lo; i < hi; i++ {
-			if err := c.one(ctx, i, &l); err != nil {
+			if err := c.one(ctx, i, slot, &l); err != nil {
 				return err
 			}
 		}
@@ -347,12 +372,12 @@ func (c *sqlCalibration) exec(ctx context.Context, sql string, args ...any) erro
 	return err
 }
 
-func (c *sqlCalibration) one(ctx context.Context, i int, l *[]time.Duration) error {
+func (c *sqlCalibration) one(ctx context.Context, i int, slot int16, l *[]time.Duration) error {
 	r := newSQLRecord(i, metastorage.StateIncoming)
 	move := func(from, to metastorage.QueueState) func() error {
 		return func() error {
 			now := time.Now().UnixMicro()
-			return c.exec(ctx, c.move, r.id, int16(from), int16(to), now, int16(0), int32(0))
+			return c.exec(ctx, c.move, r.id, int16(from), int16(to), now, int16(0), int32(0), slot)
 		}
 	}
 	var g sqlRecord
@@ -360,7 +385,7 @@ func (c *sqlCalibration) one(ctx context.Context, i int, l *[]time.Duration) err
 		func() error {
 			return c.exec(ctx, c.store, r.id, r.state, r.attempts, r.maxAttempts, r.nextUS, r.nextNS, r.nextOff,
 				r.createdUS, r.createdNS, r.createdOff, r.updatedUS, r.updatedNS, r.updatedOff,
-				r.lastError, r.size, r.priority, r.headers, r.policy)
+				r.lastError, r.size, r.priority, r.headers, r.policy, slot, int16(-1))
 		},
 		move(metastorage.StateIncoming, metastorage.StateActive),
 		func() error {
@@ -373,10 +398,13 @@ func (c *sqlCalibration) one(ctx context.Context, i int, l *[]time.Duration) err
 			g.lastError = []byte("421 4.4.2 Connection timed out")
 			now := time.Now().UnixMicro()
 			return c.exec(ctx, c.update, g.id, int16(metastorage.StateDeferred), g.attempts, g.maxAttempts,
-				g.nextUS, g.nextNS, g.nextOff, now, int16(0), int32(0), g.lastError, g.size, g.priority, g.headers, g.policy)
+				g.nextUS, g.nextNS, g.nextOff, now, int16(0), int32(0), g.lastError, g.size, g.priority, g.headers, g.policy,
+				slot, int16(metastorage.StateActive))
 		},
 		move(metastorage.StateDeferred, metastorage.StateActive),
-		func() error { return c.exec(ctx, c.deleteStmt, r.id) },
+		func() error {
+			return c.exec(ctx, c.deleteStmt, r.id, slot, int16(metastorage.StateActive), int16(-1))
+		},
 	}
 	for _, step := range steps {
 		if err := timed(l, step); err != nil {
