@@ -407,6 +407,56 @@ func TestMoveConflictAfterWait(t *testing.T) {
 	}
 }
 
+// TestUpdateAfterConcurrentMove checks an UpdateMeta that waited for
+// another transaction to move the message to another state: it replaces
+// the record, and the counters take the message out of the state it was
+// moved to, not the one it was in when the call began.
+func TestUpdateAfterConcurrentMove(t *testing.T) {
+	t.Parallel()
+	dsn, schema, app, b, want := faultFixture(t)
+	const id = "msg-1"
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	s := pgx.Identifier{schema}.Sanitize()
+	if _, err := tx.Exec(ctx, "UPDATE "+s+".messages SET state = $1 WHERE id = $2", int16(ms.StateHold), []byte(id)); err != nil {
+		t.Fatal(err)
+	}
+	moveCount := fmt.Sprintf("UPDATE %[1]s.counts SET n%[2]d = n%[2]d - 1, n%[3]d = n%[3]d + 1 WHERE slot = 0", s, ms.StateIncoming, ms.StateHold)
+	if _, err := tx.Exec(ctx, moveCount); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	next := want
+	next.State, next.Attempts = ms.StateDeferred, 2
+	go func() { done <- b.UpdateMeta(ctx, id, next) }()
+	if awaitLockWait(ctx, t, dsn, app) {
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("UpdateMeta after another transaction moved the message to hold: got %v, want nil", err)
+	}
+	if got, err := b.GetMeta(ctx, id); err != nil || got.State != ms.StateDeferred || got.Attempts != 2 {
+		t.Errorf("GetMeta after UpdateMeta: got state %s, attempts %d, %v; want deferred, 2, nil", got.State, got.Attempts, err)
+	}
+	rows := rowCounts(t, dsn, schema)
+	for _, st := range ms.States() {
+		if got := b.GetStateCount(st); got != rows[st] {
+			t.Errorf("GetStateCount %s: got %d, want %d (rows in the table)", st, got, rows[st])
+		}
+	}
+}
+
 // TestSchemaNameTooLong checks that Open refuses a schema name that
 // PostgreSQL would cut short, so that two long names cannot share a schema.
 func TestSchemaNameTooLong(t *testing.T) {

@@ -106,7 +106,16 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
 	var done bool
 	err := b.run(ctx, idempotent, func() error {
-		return b.pool.QueryRow(ctx, b.q.update, args...).Scan(&done)
+		for range raceLimit {
+			var found bool
+			if err := b.pool.QueryRow(ctx, b.q.update, args...).Scan(&done, &found); err != nil {
+				return err
+			}
+			if done || !found {
+				return nil
+			}
+		}
+		return fmt.Errorf("other calls changed the state of the message %d times in a row", raceLimit)
 	})
 	switch {
 	case err != nil:
@@ -158,7 +167,7 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 	}
 	var (
 		moved bool
-		state *int16 // before the statement; nil when missing
+		state *int16 // after a failed move; nil when missing
 		err   error
 	)
 	if fromState == toState {
@@ -168,8 +177,13 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 		updated := toStamp(time.Now())
 		err = b.run(ctx, write, func() error {
 			return b.pool.QueryRow(ctx, b.q.move, bytea(messageID), int16(fromState), int16(toState),
-				updated.us, updated.ns, updated.off, b.slot()).Scan(&moved, &state)
+				updated.us, updated.ns, updated.off, b.slot()).Scan(&moved)
 		})
+		if err == nil && !moved {
+			if state, err = b.readState(ctx, messageID); err != nil {
+				return opError(op, quote(messageID), fmt.Errorf("message not in state %s (reading its state: %v): %w", fromState, err, metastorage.ErrStateConflict))
+			}
+		}
 	}
 	switch {
 	case err != nil:
@@ -177,11 +191,9 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 	case moved:
 		return nil
 	case state != nil && metastorage.QueueState(*state) == fromState:
-		// The statement saw the message in fromState, but another call
-		// moved or deleted it before the compare: read what it did.
-		if state, err = b.readState(ctx, messageID); err != nil {
-			return opError(op, quote(messageID), fmt.Errorf("another call moved the message out of %s: %w", fromState, metastorage.ErrStateConflict))
-		}
+		// The statement did not find the message in fromState, but another
+		// call has put it back since.
+		return opError(op, quote(messageID), fmt.Errorf("another call moved the message out of %s and back: %w", fromState, metastorage.ErrStateConflict))
 	}
 	if state == nil {
 		return opError(op, quote(messageID), fmt.Errorf("message not found, expected in state %s: %w", fromState, metastorage.ErrStateConflict))

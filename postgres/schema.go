@@ -262,21 +262,26 @@ func newQueries(schema string) queries {
 	)
 	SELECT EXISTS (SELECT FROM ins) OR EXISTS (SELECT FROM upd)`
 
+	// The update takes no lock to learn the state it leaves: it changes the
+	// row only if it is still in the state read, which PostgreSQL checks
+	// again on the newest row after waiting for a concurrent writer. When
+	// it is not, the row was there but no longer as read, and the caller
+	// runs the statement again.
 	q.update = `WITH old AS (
-		SELECT state FROM ` + m + ` WHERE id = $1 FOR UPDATE
+		SELECT state FROM ` + m + ` WHERE id = $1
 	), upd AS (
 		UPDATE ` + m + ` SET state = $2, attempts = $3, max_attempts = $4,
 			next_retry_us = $5, next_retry_ns = $6, next_retry_off = $7,
 			updated_us = $8, updated_ns = $9, updated_off = $10,
 			last_error = $11, size = $12, priority = $13, headers = $14, retry_policy = $15
-		WHERE id = $1 AND EXISTS (SELECT FROM old)
+		WHERE id = $1 AND state = (SELECT state FROM old)
 		RETURNING 1
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT (SELECT state FROM old) AS o, $2::smallint AS s WHERE EXISTS (SELECT FROM upd)) d
 		WHERE slot = ` + slotExpr(16) + ` AND d.o IS DISTINCT FROM d.s
 	)
-	SELECT EXISTS (SELECT FROM upd)`
+	SELECT EXISTS (SELECT FROM upd), EXISTS (SELECT FROM old)`
 
 	q.delete = `WITH del AS (
 		DELETE FROM ` + m + ` WHERE id = $1 RETURNING state
@@ -287,8 +292,8 @@ func newQueries(schema string) queries {
 	)
 	SELECT EXISTS (SELECT FROM del)`
 
-	// The state read after the move is the one before it; the caller uses
-	// it for the text of a conflict only.
+	// A move that fails reads the state afterwards, for the text of its
+	// conflict: a successful one reads no row but the one it changes.
 	q.move = `WITH mv AS (
 		UPDATE ` + m + ` SET state = $3, updated_us = $4, updated_ns = $5, updated_off = $6
 		WHERE id = $1 AND state = $2
@@ -298,7 +303,7 @@ func newQueries(schema string) queries {
 		FROM (SELECT $2::smallint AS o, $3::smallint AS s FROM mv) d
 		WHERE slot = ` + slotExpr(7) + `
 	)
-	SELECT EXISTS (SELECT FROM mv), (SELECT state FROM ` + m + ` WHERE id = $1)`
+	SELECT EXISTS (SELECT FROM mv)`
 
 	// The compare-and-swaps return, after whether they changed the row,
 	// the state and Updated of the row before the statement and whether it
