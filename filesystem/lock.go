@@ -8,12 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 )
-
-// numStripes is the number of lock stripes, and so of files under .locks.
-const numStripes = counters.Stripes
 
 // stripes are the locks that order the writers of one message: stripe i
 // covers every message whose ID hashes to i. A stripe is a one-slot
@@ -48,16 +44,6 @@ func (s *stripes) close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// stripeOf returns the stripe of the message whose file name is file.
-func stripeOf(file string) int {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(file); i++ {
-		h ^= uint32(file[i])
-		h *= 16777619
-	}
-	return int(h % numStripes)
 }
 
 // lock takes stripe i of the Backend, or nothing for a read-only Backend,
