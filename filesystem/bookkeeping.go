@@ -20,6 +20,24 @@ func (b *Backend) changed(file string, now metastorage.QueueState) {
 	b.stats.writes.Add(1)
 }
 
+// Stats returns a snapshot of the Backend's counters.
+func (b *Backend) Stats() Stats {
+	st := b.stats.snapshot()
+	if j := b.jnl.Load(); j != nil {
+		j.sync.mu.Lock()
+		st.JournalSyncs = int64(j.sync.done)
+		j.sync.mu.Unlock()
+	}
+	for _, d := range b.dirs {
+		if d != nil {
+			d.mu.Lock()
+			st.DirSyncs += int64(d.done)
+			d.mu.Unlock()
+		}
+	}
+	return st
+}
+
 // entryOp is a change of directory entries that Backend.change makes.
 type entryOp int
 

@@ -116,39 +116,27 @@ func (s Stats) MeanGroupCommit() float64 {
 	return float64(s.DirSyncRequests+s.JournalSyncRequests) / float64(s.DirSyncs+s.JournalSyncs)
 }
 
-// Stats returns a snapshot of the Backend's counters.
-func (b *Backend) Stats() Stats {
+// snapshot returns the counters as Stats, but for the syncs, which the
+// Backend's journal and directories count.
+func (s *stats) snapshot() Stats {
 	outcomes := func(op int) Outcomes {
-		c := &b.stats.ops[op]
+		c := &s.ops[op]
 		return Outcomes{c[outOK].Load(), c[outNotFound].Load(), c[outConflict].Load(), c[outError].Load()}
 	}
-	st := Stats{
+	return Stats{
 		Store: outcomes(opStore), Get: outcomes(opGet), Update: outcomes(opUpdate),
 		Delete: outcomes(opDelete), Move: outcomes(opMove), List: outcomes(opList),
-		Writes:              b.stats.writes.Load(),
-		Deletes:             b.stats.deletes.Load(),
-		Conflicts:           b.stats.conflicts.Load(),
-		FileSyncs:           b.stats.fileSyncs.Load(),
-		DirSyncRequests:     b.stats.dirSyncRequests.Load(),
-		RecoveryActions:     b.stats.recoveryActions.Load(),
-		CorruptFiles:        b.stats.corruptFiles.Load(),
-		UnreadableFiles:     b.stats.unreadableFiles.Load(),
-		JournalBytes:        b.stats.journalBytes.Load(),
-		JournalSyncRequests: b.stats.journalSyncRequests.Load(),
-		Checkpoints:         b.stats.checkpoints.Load(),
-		Flushes:             b.stats.flushes.Load(),
+		Writes:              s.writes.Load(),
+		Deletes:             s.deletes.Load(),
+		Conflicts:           s.conflicts.Load(),
+		FileSyncs:           s.fileSyncs.Load(),
+		DirSyncRequests:     s.dirSyncRequests.Load(),
+		RecoveryActions:     s.recoveryActions.Load(),
+		CorruptFiles:        s.corruptFiles.Load(),
+		UnreadableFiles:     s.unreadableFiles.Load(),
+		JournalBytes:        s.journalBytes.Load(),
+		JournalSyncRequests: s.journalSyncRequests.Load(),
+		Checkpoints:         s.checkpoints.Load(),
+		Flushes:             s.flushes.Load(),
 	}
-	if j := b.jnl.Load(); j != nil {
-		j.sync.mu.Lock()
-		st.JournalSyncs = int64(j.sync.done)
-		j.sync.mu.Unlock()
-	}
-	for _, d := range b.dirs {
-		if d != nil {
-			d.mu.Lock()
-			st.DirSyncs += int64(d.done)
-			d.mu.Unlock()
-		}
-	}
-	return st
 }
