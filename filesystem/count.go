@@ -210,6 +210,25 @@ func (b *Backend) count(ctx context.Context, s metastorage.QueueState) {
 	}
 }
 
+// lock takes stripe i of the Backend, or nothing for a read-only Backend,
+// which has no lock files and changes nothing. It first heals the stripe's
+// counts (see heal); if that fails it releases the lock and fails, since a
+// change would make the odd counter even and hide the need.
+func (b *Backend) lock(ctx context.Context, i int) (func(), error) {
+	if b.locks == nil {
+		return func() {}, nil
+	}
+	unlock, err := b.locks.lock(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.heal(i); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
 // heal recounts, under stripe i's lock, the messages of stripe i in each
 // state whose change counter is odd: its last writer died during a change,
 // perhaps before counting it. It then makes the counter even. A state

@@ -46,25 +46,6 @@ func (s *stripes) close() error {
 	return errors.Join(errs...)
 }
 
-// lock takes stripe i of the Backend, or nothing for a read-only Backend,
-// which has no lock files and changes nothing. It first heals the stripe's
-// counts (see heal); if that fails it releases the lock and fails, since a
-// change would make the odd counter even and hide the need.
-func (b *Backend) lock(ctx context.Context, i int) (func(), error) {
-	if b.locks == nil {
-		return func() {}, nil
-	}
-	unlock, err := b.locks.lock(ctx, i)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.heal(i); err != nil {
-		unlock()
-		return nil, err
-	}
-	return unlock, nil
-}
-
 // tryLock takes stripe i if no one holds it, without waiting, and returns
 // the function that releases it.
 func (s *stripes) tryLock(i int) (func(), bool) {
