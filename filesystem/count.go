@@ -195,7 +195,7 @@ func (c *counter) wait() {
 func (b *Backend) count(ctx context.Context, s metastorage.QueueState) {
 	var seen []uint64
 	var perStripe [numStripes]int64
-	err := b.readNames(ctx, s, 4096, func(files []string) error {
+	err := readNames(ctx, b.fs, b.states[s], 4096, func(files []string) error {
 		for _, f := range files {
 			seen = append(seen, nameHash(f))
 			perStripe[stripeOf(f)]++
@@ -246,7 +246,7 @@ func (b *Backend) heal(i int) error {
 			continue
 		}
 		var n int64
-		err := b.readNames(context.Background(), s, 4096, func(files []string) error {
+		err := readNames(context.Background(), b.fs, b.states[s], 4096, func(files []string) error {
 			for _, f := range files {
 				if stripeOf(f) == i {
 					n++

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"math"
 	"runtime"
 	"slices"
@@ -373,68 +371,4 @@ func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file st
 		return metastorage.MessageMetadata{}, false, err
 	}
 	return md, true, nil
-}
-
-// readNames calls fn with the message file names in state's directory,
-// batch at a time, in directory order. Entries that are not message files
-// (temp files, foreign names, subdirectories) are left out.
-func (b *Backend) readNames(ctx context.Context, state metastorage.QueueState, batch int, fn func(files []string) error) error {
-	d, err := b.fs.OpenDir(b.states[state])
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return readNamesIn(ctx, d, batch, fn)
-}
-
-// readNamesIn is readNames of the open state directory d.
-func readNamesIn(ctx context.Context, d vfs.File, batch int, fn func(files []string) error) error {
-	files := make([]string, 0, batch)
-	return readEntries(ctx, d, batch, func(ents []fs.DirEntry) error {
-		files = files[:0]
-		for _, e := range ents {
-			if e.Type().IsRegular() {
-				if _, ok := name.Decode(e.Name()); ok {
-					files = append(files, e.Name())
-				}
-			}
-		}
-		if len(files) == 0 {
-			return nil
-		}
-		return fn(files)
-	})
-}
-
-// readDir calls fn with the entries of the directory dir, batch at a time,
-// in directory order, reading the directory once.
-func (b *Backend) readDir(ctx context.Context, dir string, batch int, fn func([]fs.DirEntry) error) error {
-	d, err := b.fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return readEntries(ctx, d, batch, fn)
-}
-
-// readEntries calls fn with the entries of the open directory d, batch at
-// a time, in directory order, reading it once from where it stands.
-func readEntries(ctx context.Context, d vfs.File, batch int, fn func([]fs.DirEntry) error) error {
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := d.ReadDir(batch)
-		if len(ents) > 0 {
-			if ferr := fn(ents); ferr != nil {
-				return ferr
-			}
-		}
-		if err == io.EOF || (err == nil && len(ents) == 0) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }

@@ -205,7 +205,7 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 // whether they count as scanned for the progress.
 func (sc *scanner) eachEntry(s metastorage.QueueState, fn func(metastorage.QueueState, fs.DirEntry) error, count bool) error {
 	var fnErr error
-	err := sc.b.readDir(sc.ctx, sc.b.states[s], 1024, func(ents []fs.DirEntry) error {
+	err := readDir(sc.ctx, sc.b.fs, sc.b.states[s], 1024, func(ents []fs.DirEntry) error {
 		for _, e := range ents {
 			if fnErr = fn(s, e); fnErr != nil {
 				return fnErr
