@@ -38,6 +38,14 @@ func (b *Backend) Stats() Stats {
 	return st
 }
 
+// skipUnreadable logs and counts the message file at path, skipped by a
+// listing, an iteration or a scan because err says it cannot be read.
+func (b *Backend) skipUnreadable(path string, err error) {
+	b.stats.unreadableFiles.Add(1)
+	b.log.Warn("skipping message file that cannot be read; calls on its message fail until its owner or mode is fixed",
+		"path", path, "err", pathErrReason(err))
+}
+
 // entryOp is a change of directory entries that Backend.change makes.
 type entryOp int
 

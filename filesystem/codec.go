@@ -3,6 +3,7 @@ package filesystem
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sync"
 
@@ -75,4 +76,20 @@ func readOpenData(f vfs.File, path string, bp *[]byte) (metastorage.MessageMetad
 		return md, data, fmt.Errorf("%s: %w", path, err)
 	}
 	return md, data, err
+}
+
+// isUnreadable reports whether err says that a message file cannot be
+// read for lack of permission: it belongs to another user, or its mode
+// denies reading. Such a file is not damaged, and a scan or a listing
+// skips it rather than ending.
+func isUnreadable(err error) bool { return errors.Is(err, fs.ErrPermission) }
+
+// pathErrReason returns what err says went wrong, without the operation
+// and path that a *fs.PathError adds.
+func pathErrReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

@@ -2,6 +2,7 @@ package filesystem
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,9 @@ import (
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
+
+// errIteratorClosed is returned by Next after Close.
+var errIteratorClosed = errors.New("iterator is closed")
 
 // defaultBatch is the iterator's batch size when none is given.
 const defaultBatch = 50

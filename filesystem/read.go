@@ -2,9 +2,7 @@ package filesystem
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -48,30 +46,3 @@ func (b *Backend) GetMeta(ctx context.Context, messageID string) (md metastorage
 	md.State = cur.state
 	return md, nil
 }
-
-// isUnreadable reports whether err says that a message file cannot be
-// read for lack of permission: it belongs to another user, or its mode
-// denies reading. Such a file is not damaged, and a scan or a listing
-// skips it rather than ending.
-func isUnreadable(err error) bool { return errors.Is(err, fs.ErrPermission) }
-
-// skipUnreadable logs and counts the message file at path, skipped by a
-// listing, an iteration or a scan because err says it cannot be read.
-func (b *Backend) skipUnreadable(path string, err error) {
-	b.stats.unreadableFiles.Add(1)
-	b.log.Warn("skipping message file that cannot be read; calls on its message fail until its owner or mode is fixed",
-		"path", path, "err", pathErrReason(err))
-}
-
-// pathErrReason returns what err says went wrong, without the operation
-// and path that a *fs.PathError adds.
-func pathErrReason(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
-// errIteratorClosed is returned by Next after Close.
-var errIteratorClosed = errors.New("iterator is closed")
