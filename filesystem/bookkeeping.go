@@ -22,7 +22,7 @@ func (b *Backend) changed(file string, now metastorage.QueueState) {
 
 // Stats returns a snapshot of the Backend's counters.
 func (b *Backend) Stats() Stats {
-	st := b.stats.snapshot()
+	st := b.stats.totals()
 	if j := b.jnl.Load(); j != nil {
 		j.sync.mu.Lock()
 		st.JournalSyncs = int64(j.sync.done)

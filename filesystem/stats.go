@@ -116,9 +116,9 @@ func (s Stats) MeanGroupCommit() float64 {
 	return float64(s.DirSyncRequests+s.JournalSyncRequests) / float64(s.DirSyncs+s.JournalSyncs)
 }
 
-// snapshot returns the counters as Stats, but for the syncs, which the
+// totals returns the counters as Stats, but for the syncs, which the
 // Backend's journal and directories count.
-func (s *stats) snapshot() Stats {
+func (s *stats) totals() Stats {
 	outcomes := func(op int) Outcomes {
 		c := &s.ops[op]
 		return Outcomes{c[outOK].Load(), c[outNotFound].Load(), c[outConflict].Load(), c[outError].Load()}
