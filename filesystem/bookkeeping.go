@@ -7,6 +7,9 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
+// nowhere stands for "in no state" where a state is expected.
+const nowhere metastorage.QueueState = -1
+
 // changed keeps the bookkeeping of a message whose file a call changed,
 // beside what change kept: now is the state the message lies in, or
 // nowhere once deleted. The caller holds the message's stripe lock.

@@ -33,6 +33,15 @@ func (b *Backend) displace(tmp string, keep bool) {
 	}
 }
 
+// removeTemp removes a temp file of a failed call. If that fails too, the
+// file stays for recovery, which removes it: it is never taken for a
+// message.
+func (b *Backend) removeTemp(tmp string) {
+	if err := b.fs.Remove(tmp); err != nil && !isNotExist(err) {
+		b.log.Warn("cannot remove temp file; recovery will", "path", tmp, "err", err)
+	}
+}
+
 // flushDisplaced syncs the file system, if a call changed a file since the
 // last flush, and then removes the displaced files recorded before the sync
 // began. If the sync fails, the file system has dropped data it was writing

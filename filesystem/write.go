@@ -505,15 +505,6 @@ func (b *Backend) discardTemp(tmp string, synced bool, states ...metastorage.Que
 	return nil
 }
 
-// removeTemp removes a temp file of a failed call. If that fails too, the
-// file stays for recovery, which removes it: it is never taken for a
-// message.
-func (b *Backend) removeTemp(tmp string) {
-	if err := b.fs.Remove(tmp); err != nil && !isNotExist(err) {
-		b.log.Warn("cannot remove temp file; recovery will", "path", tmp, "err", err)
-	}
-}
-
 // syncDirs fsyncs the directories of the given states, in order, in the
 // durable modes. A failure is final for the Backend.
 func (b *Backend) syncDirs(states ...metastorage.QueueState) error {
@@ -548,9 +539,6 @@ func (b *Backend) rollback(op, id string, d durability, file string, cur found, 
 	}
 	return fmt.Errorf("%s %s: %w; rolled back: message does not exist, as before", op, id, cause)
 }
-
-// nowhere stands for "in no state" where a state is expected.
-const nowhere metastorage.QueueState = -1
 
 // restore puts the message back as cur was, from where it lies now (in
 // state now, or nowhere), writing the record back as d makes it durable.
