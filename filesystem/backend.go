@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -426,7 +425,3 @@ func (b *Backend) path(s metastorage.QueueState, file string) string {
 	return b.states[s] + string(filepath.Separator) + file
 }
 
-// isNotExist reports whether err means the file is not there.
-func isNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
-}

@@ -2,8 +2,10 @@ package filesystem
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
+	"syscall"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -71,4 +73,9 @@ func readEntries(ctx context.Context, d vfs.File, batch int, fn func([]fs.DirEnt
 			return err
 		}
 	}
+}
+
+// isNotExist reports whether err means the file is not there.
+func isNotExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
