@@ -55,6 +55,7 @@ func conformanceRuns() []conformanceRun {
 
 // TestConformance runs the contract's conformance suite in each mode.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	for _, r := range conformanceRuns() {
 		t.Run(r.name(), func(t *testing.T) {
 			t.Parallel()
@@ -73,6 +74,7 @@ func TestConformance(t *testing.T) {
 // TestConformanceShared runs the suite's checks of several Backends on one
 // directory.
 func TestConformanceShared(t *testing.T) {
+	t.Parallel()
 	for _, r := range conformanceRuns() {
 		t.Run(r.name(), func(t *testing.T) {
 			t.Parallel()

@@ -421,6 +421,7 @@ func checkImageAllowed(img *vfs.Mem, mode Mode, model *crashModel, allowed func(
 }
 
 func TestCrashPowerLossAtEveryCall(t *testing.T) {
+	t.Parallel()
 	for _, mode := range crashModes {
 		for _, sc := range crashScripts {
 			t.Run(mode.String()+"/"+sc.name, func(t *testing.T) {
@@ -444,6 +445,7 @@ func TestCrashPowerLossAtEveryCall(t *testing.T) {
 // do (see the limitations in docs/DESIGN.md), and the Standard+Standard runs model
 // one; every run with a journal keeps the strict model.
 func TestCrashPowerLossShared(t *testing.T) {
+	t.Parallel()
 	pairs := [][]Mode{{Hybrid, Hybrid}, {Standard, Hybrid}, {Hybrid, Standard}, {Standard, Standard}}
 	for _, modes := range pairs {
 		for _, sc := range crashScripts {
@@ -529,6 +531,7 @@ func crashAtEveryCallOn(t *testing.T, layout func(testing.TB) *vfs.Mem, wrap fun
 // It takes every fourth first crash point, and every one with
 // SPOOLMETA_CRASH_ALL set (a few minutes under -race).
 func TestCrashDuringRecovery(t *testing.T) {
+	t.Parallel()
 	step := 4
 	if os.Getenv("SPOOLMETA_CRASH_ALL") != "" {
 		step = 1

@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -109,19 +110,29 @@ func quietConfig(fsys vfs.FS, mode Mode) config {
 }
 
 // crashLayout returns a Mem holding a durable, empty metadata directory,
-// made by open itself on an empty file system.
+// made by open itself on an empty file system: a copy of one made once,
+// as the crash tests take thousands.
 func crashLayout(t testing.TB) *vfs.Mem {
 	t.Helper()
-	m := vfs.NewMem()
-	b, err := open(crashConfig(m, Standard))
+	m, err := emptyLayout()
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return m.CrashClone()
 }
+
+// emptyLayout makes the Mem that crashLayout copies, once.
+var emptyLayout = sync.OnceValues(func() (*vfs.Mem, error) {
+	m := vfs.NewMem()
+	b, err := open(crashConfig(m, Standard))
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Close(); err != nil {
+		return nil, err
+	}
+	return m.CrashClone(), nil
+})
 
 // crashLayoutJournaledRenames is crashLayout on a Mem that commits each
 // rename between directories whole, as ext4 and XFS do.

@@ -330,6 +330,7 @@ func TestYoungRecordCountsSyncUnderWay(t *testing.T) {
 // TestDisplacedFlushedWhenMany shows that the background flusher runs as
 // soon as maxDisplaced records wait, long before its period.
 func TestDisplacedFlushedWhenMany(t *testing.T) {
+	t.Parallel()
 	mem := crashLayout(t)
 	synced := make(chan struct{}, 1)
 	fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {

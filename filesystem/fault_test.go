@@ -250,6 +250,7 @@ func (e *faultEnv) checkIntact(t *testing.T, b *Backend, what string) []string {
 }
 
 func TestFaultWritePath(t *testing.T) {
+	t.Parallel()
 	type fault struct {
 		kind  faultKind
 		errno syscall.Errno

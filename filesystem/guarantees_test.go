@@ -85,6 +85,7 @@ func TestIteratorReadsDirectoryOnce(t *testing.T) {
 // the stripes and the change counters, whatever the number of messages,
 // and none is per message.
 func TestLockFilesBounded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	b := openTest(t, dir)
 	ctx := context.Background()
@@ -331,6 +332,7 @@ func TestStandardSyncsPerCall(t *testing.T) {
 // every message in one state at most, where GetMeta finds it, and fail
 // only with the errors those calls may give.
 func TestSharedBackendsKeepOneState(t *testing.T) {
+	t.Parallel()
 	for _, mode := range crashModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			mem := crashLayout(t)

@@ -144,8 +144,10 @@ var hostileCases = []hostileCase{
 // that recovery reports it with its path and sets aside, removes or leaves
 // it as its kind says.
 func TestHostileDirectories(t *testing.T) {
+	t.Parallel()
 	for _, tc := range hostileCases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			testHostile(t, tc)
 		})
 	}

@@ -180,6 +180,7 @@ func TestJournalEmptiedByClose(t *testing.T) {
 // file is refused, with an error naming it, in every mode: it is never
 // followed, read or written through.
 func TestJournalNotARegularFile(t *testing.T) {
+	t.Parallel()
 	makers := map[string]func(path string) error{
 		"symlink":   func(path string) error { return os.Symlink("elsewhere", path) },
 		"directory": func(path string) error { return os.Mkdir(path, 0o755) },
@@ -188,6 +189,7 @@ func TestJournalNotARegularFile(t *testing.T) {
 	for kind, mk := range makers {
 		for _, mode := range crashModes {
 			t.Run(kind+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
 				dir := t.TempDir()
 				journal := filepath.Join(dir, journalName)
 				if err := mk(journal); err != nil {

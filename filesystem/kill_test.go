@@ -94,6 +94,7 @@ func TestKillCyclesMac(t *testing.T) {
 // killCyclesOn runs TestKillCycles, with the children syncing through a
 // vfs.Tracker if track is set.
 func killCyclesOn(t *testing.T, track bool) {
+	t.Parallel()
 	cycles := killCycles(t, 12, 50)
 	k := newKillTest(t)
 	k.track = track
@@ -179,6 +180,7 @@ func TestKillOneOfTwoMac(t *testing.T) {
 // killOneOfTwoOn runs TestKillOneOfTwo, with the children syncing through
 // a vfs.Tracker if track is set.
 func killOneOfTwoOn(t *testing.T, track bool) {
+	t.Parallel()
 	cycles := killCycles(t, 3, 10)
 	k := newKillTest(t)
 	k.track = track

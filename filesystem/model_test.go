@@ -448,6 +448,7 @@ var allModes = []Mode{Standard, Performance, Hybrid}
 // several goroutines on disjoint IDs, then goroutines racing to move shared
 // IDs. The sequence has 500 operations, 2000 with SPOOLMETA_LONG_TESTS set.
 func TestModelRandom(t *testing.T) {
+	t.Parallel()
 	seed := modelSeed(t)
 	logSeedOnFailure(t, seed)
 	ops := 500

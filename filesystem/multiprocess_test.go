@@ -35,6 +35,7 @@ func TestMultiProcessMoveRace(t *testing.T) {
 		raceChild()
 		return
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	b, err := NewBackend(dir)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 // any version it had, but one that was synced must be found unless the
 // script deletes it.
 func TestCrashPerformanceNamesBeforeData(t *testing.T) {
+	t.Parallel()
 	for _, modes := range [][]Mode{{Performance}, {Performance, Standard}, {Hybrid, Performance}} {
 		for _, sc := range crashScripts {
 			if len(modes) > len(sc.tracks) {
