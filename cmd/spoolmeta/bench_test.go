@@ -14,6 +14,7 @@ import (
 // TestBenchSmoke runs every workload with tiny counts and checks the rows
 // and that the temporary directory is removed.
 func TestBenchSmoke(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	r := spoolmeta(t, "bench", "--dir", parent, "--messages", "20", "--workers", "4", "--json")
 	r.expect(t, 0)
@@ -58,6 +59,7 @@ func TestBenchSmoke(t *testing.T) {
 
 // TestBenchTable checks the table of one workload and the usage errors.
 func TestBenchTable(t *testing.T) {
+	t.Parallel()
 	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "lifecycle", "--mode", "performance", "--messages", "20")
 	r.expect(t, 0)
 	out := lines(r.stdout)
@@ -76,6 +78,7 @@ func TestBenchTable(t *testing.T) {
 
 // TestBenchPlan checks which calibrations each selection runs, and where.
 func TestBenchPlan(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		workloads, modes string
 		messages         int
@@ -107,6 +110,7 @@ func TestBenchPlan(t *testing.T) {
 // TestBenchRounds checks that --rounds runs every row that many times,
 // every other round in reverse order, and prints the medians.
 func TestBenchRounds(t *testing.T) {
+	t.Parallel()
 	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "calibrate", "--mode", "performance,standard", "--messages", "10", "--rounds", "2")
 	r.expect(t, 0)
 	var order []string
@@ -127,6 +131,7 @@ func TestBenchRounds(t *testing.T) {
 }
 
 func TestMedians(t *testing.T) {
+	t.Parallel()
 	ratio := func(v float64) *float64 { return &v }
 	row := func(msgs, r float64, heap uint64) benchResult {
 		return benchResult{Workload: "lifecycle", MsgPerSec: msgs, Ratio: ratio(r), PeakHeap: heap, Note: fmt.Sprint(msgs)}
@@ -160,6 +165,7 @@ func TestMedians(t *testing.T) {
 // TestBenchInterrupt interrupts a run that would take hours, once it has
 // started: bench stops, says so, and removes its directory.
 func TestBenchInterrupt(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	cmd := exec.Command(binary, "bench", "--dir", parent, "--workload", "lifecycle", "--mode", "performance", "--messages", "10000000")
 	cmd.Env = testEnv()
@@ -201,6 +207,7 @@ func TestBenchInterrupt(t *testing.T) {
 // TestBenchRescan runs the rescan workload on a few messages: its passes
 // see every change, those of the other process included, or it fails.
 func TestBenchRescan(t *testing.T) {
+	t.Parallel()
 	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "rescan", "--messages", "50", "--json")
 	r.expect(t, 0)
 	var res benchResult

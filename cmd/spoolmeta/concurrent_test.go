@@ -166,6 +166,7 @@ func outcomes(t *testing.T, dir string, args ...string) map[string][]outcome {
 // in exactly one state or was deleted, as reported, and nothing is lost or
 // duplicated.
 func TestMutateWhileQueueRuns(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "spool")
 	b, err := metafs.NewFactory(dir).WithDisableSync(true).Open()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestLs(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmetaIn(t, "", []string{"COLUMNS=160"}, "-d", dir, "ls", "deferred", "bounce")
 	r.expect(t, 0)
@@ -37,6 +38,7 @@ func lsIDs(t *testing.T, args ...string) []string {
 }
 
 func TestLsSortFilter(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	tests := []struct {
 		args []string
@@ -78,6 +80,7 @@ func TestLsSortFilter(t *testing.T) {
 }
 
 func TestLsUsage(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	for _, args := range [][]string{{"--sort", "size"}, {"--desc"}, {"--limit", "-1"}, {"--header", "to"}, {"--since", "soon"}} {
 		r := spoolmeta(t, append([]string{"-d", dir, "ls"}, args...)...)
@@ -89,6 +92,7 @@ func TestLsUsage(t *testing.T) {
 }
 
 func TestLsJSONFields(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "ls", "--json", "deferred")
 	r.expect(t, 0)

@@ -124,6 +124,7 @@ func TestChangeNeverOverwritesAWorker(t *testing.T) {
 		{[]string{"requeue", "--state", "deferred", "--all", "--yes"}, "incoming"},
 	} {
 		t.Run(tc.args[0], func(t *testing.T) {
+			t.Parallel()
 			done, skipped := 0, 0
 			for range rounds {
 				dir := newSpool(t, map[string]metastorage.MessageMetadata{

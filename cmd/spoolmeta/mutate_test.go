@@ -15,6 +15,7 @@ func stateOf(t *testing.T, dir, id string) []string {
 }
 
 func TestHoldReleaseRequeue(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "hold", "msg-123", "bounce-7", "nope")
 	r.expect(t, 1)
@@ -56,6 +57,7 @@ func TestHoldReleaseRequeue(t *testing.T) {
 }
 
 func TestDeleteAndMove(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "delete", "--state", "deferred", "msg-123", "bounce-7")
 	r.expect(t, 1)

@@ -12,6 +12,7 @@ import (
 // TestReadOnlyCommandsChangeNothing runs every read-only command on both
 // fixtures and checks that the directory is byte for byte as it was.
 func TestReadOnlyCommandsChangeNothing(t *testing.T) {
+	t.Parallel()
 	cmds := [][]string{
 		{"stat"}, {"stat", "--json", "--by", "header:to"}, {"ls"}, {"ls", "--json"},
 		{"ls", "--sort", "created", "--desc"}, {"show", "msg-123", "held-42", "nope"},
@@ -34,6 +35,7 @@ func TestReadOnlyCommandsChangeNothing(t *testing.T) {
 // directory (also one whose parents are missing) and one without state
 // directories, and create nothing.
 func TestNotAMetadataDirectory(t *testing.T) {
+	t.Parallel()
 	cmds := [][]string{
 		{"stat"}, {"ls"}, {"show", "x"}, {"fsck"}, {"hold", "x"},
 		{"release", "x"}, {"move", "x", "incoming", "active"}, {"delete", "x"}, {"fsck", "--repair"},
@@ -64,6 +66,7 @@ func TestNotAMetadataDirectory(t *testing.T) {
 
 // TestDirectoryDefault checks -d, $SPOOLMETA_DIR and ./metadata.
 func TestDirectoryDefault(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmetaIn(t, "", []string{"SPOOLMETA_DIR=" + dir}, "ls", "hold")
 	r.expect(t, 0)
@@ -84,6 +87,7 @@ func TestDirectoryDefault(t *testing.T) {
 
 // TestUnknownState checks the one-line error that lists the valid names.
 func TestUnknownState(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	for _, args := range [][]string{{"ls", "bogus"}, {"stat", "Deferredd"}, {"hold", "--state", "x", "--all"}, {"move", "msg-123", "deferred", "nowhere"}} {
 		r := spoolmeta(t, append([]string{"-d", dir}, args...)...)

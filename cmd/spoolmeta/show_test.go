@@ -6,6 +6,7 @@ import (
 )
 
 func TestShow(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "show", "msg-123")
 	r.expect(t, 0)
@@ -18,6 +19,7 @@ func TestShow(t *testing.T) {
 }
 
 func TestShowMissing(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "show", "--json", "held-42", "nope")
 	r.expect(t, 1)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestStat(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "stat")
 	r.expect(t, 0)
@@ -41,6 +42,7 @@ func TestStat(t *testing.T) {
 func fields(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func TestStatByDomain(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "stat", "--by", "domain:to")
 	r.expect(t, 0)
@@ -54,6 +56,7 @@ func TestStatByDomain(t *testing.T) {
 }
 
 func TestStatJSON(t *testing.T) {
+	t.Parallel()
 	dir := fixture(t, "clean-spool")
 	r := spoolmeta(t, "-d", dir, "stat", "--json", "deferred", "hold")
 	r.expect(t, 0)
