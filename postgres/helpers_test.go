@@ -6,28 +6,21 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/postgres"
 )
 
 // dsnVar names the environment variable that gives the tests a server.
-const dsnVar = "SPOOLMETA_TEST_POSTGRES"
+const dsnVar = spooltest.PostgresEnv
 
-// testDSN returns the DSN of the test server, or skips the test.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(dsnVar)
-	if dsn == "" {
-		t.Skipf("set %s to the URL of a PostgreSQL 13 or later server (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run this test", dsnVar)
-	}
-	return dsn
-}
+// testDSN returns the URL of the test server, or skips the test.
+var testDSN = spooltest.PostgresDSN
 
 // newSchema returns the name of a schema for t alone, which is dropped when
 // t ends.

@@ -9,27 +9,20 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
 // dsnVar names the environment variable that gives the tests a server.
-const dsnVar = "SPOOLMETA_TEST_POSTGRES"
+const dsnVar = spooltest.PostgresEnv
 
 // testDSN returns the URL of the test server, or skips the test.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(dsnVar)
-	if dsn == "" {
-		t.Skipf("set %s to the URL of a PostgreSQL 13 or later server (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run this test", dsnVar)
-	}
-	return dsn
-}
+var testDSN = spooltest.PostgresDSN
 
 // newDatabase returns the location of a schema of its own on the test
 // server, not created yet; the schema is dropped when t ends.

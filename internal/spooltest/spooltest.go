@@ -193,3 +193,18 @@ func SameRecord(a, b metastorage.MessageMetadata) bool {
 func SameDecoded(a, b metastorage.MessageMetadata) bool {
 	return SameRecord(a, b) && (a.Headers == nil) == (b.Headers == nil)
 }
+
+// PostgresEnv names the environment variable that gives the tests a
+// PostgreSQL server.
+const PostgresEnv = "SPOOLMETA_TEST_POSTGRES"
+
+// PostgresDSN returns the URL of the test server, or skips the test,
+// saying which variable to set.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(PostgresEnv)
+	if dsn == "" {
+		t.Skipf("set %s to the URL of a PostgreSQL 13 or later server (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run this test", PostgresEnv)
+	}
+	return dsn
+}
