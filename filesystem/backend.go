@@ -424,4 +424,3 @@ func checkState(op, id string, states ...metastorage.QueueState) error {
 func (b *Backend) path(s metastorage.QueueState, file string) string {
 	return b.states[s] + string(filepath.Separator) + file
 }
-
