@@ -451,16 +451,20 @@ func runBench(e *env, o benchOptions, plan []benchRun) (err error) {
 	if err != nil {
 		return err
 	}
-	results := medians(all)
-	if *o.json {
-		for _, r := range results {
-			if err := writeJSON(e.stdout, r); err != nil {
-				return err
-			}
-		}
-		return nil
+	return printResults(e, *o.json, medians(all), writeBenchTables)
+}
+
+// printResults prints results as one JSON object a line, or with table.
+func printResults(e *env, asJSON bool, results []benchResult, table func(io.Writer, []benchResult) error) error {
+	if !asJSON {
+		return table(e.stdout, results)
 	}
-	return writeBenchTables(e.stdout, results)
+	for _, r := range results {
+		if err := writeJSON(e.stdout, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runRounds runs the plan rounds times, every other round in reverse
@@ -671,13 +675,11 @@ func setRatios(results []benchResult) {
 	}
 }
 
-func writeBenchTables(w io.Writer, results []benchResult) error {
-	rounds := 0
-	if len(results) > 0 {
-		rounds = results[0].Rounds
-	}
-	if rounds > 1 {
-		fmt.Fprintf(w, "Each figure is the median of %d rounds (ratios taken within each round), peak heap the largest.\n\n", rounds)
+// writeRates writes the note on medians and the table of rates; cells
+// gives a row's MSG/S, OPS/S, P50 and P99.
+func writeRates(w io.Writer, results []benchResult, cells func(benchResult) (msgs, ops, p50, p99 string)) error {
+	if len(results) > 0 && results[0].Rounds > 1 {
+		fmt.Fprintf(w, "Each figure is the median of %d rounds (ratios taken within each round), peak heap the largest.\n\n", results[0].Rounds)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "WORKLOAD\tMODE\tWORKERS\tMESSAGES\tMSG/S\tOPS/S\tP50\tP99\tPEAK HEAP\tRATIO\t\n")
@@ -686,8 +688,25 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 		if r.Ratio != nil {
 			ratio = fmt.Sprintf("%.2f", *r.Ratio)
 		}
-		msgs, ops := fmt.Sprintf("%.0f", r.MsgPerSec), fmt.Sprintf("%.0f", r.OpsPerSec)
-		p50, p99 := micros(r.P50Micros), micros(r.P99Micros)
+		msgs, ops, p50, p99 := cells(r)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Workload, r.Mode, r.Workers, r.Messages,
+			msgs, ops, p50, p99, humanSize(int64(r.PeakHeap)), ratio)
+	}
+	return tw.Flush()
+}
+
+// rates are a row's cells as measured.
+func rates(r benchResult) (msgs, ops, p50, p99 string) {
+	return fmt.Sprintf("%.0f", r.MsgPerSec), fmt.Sprintf("%.0f", r.OpsPerSec), micros(r.P50Micros), micros(r.P99Micros)
+}
+
+func writeBenchTables(w io.Writer, results []benchResult) error {
+	rounds := 0
+	if len(results) > 0 {
+		rounds = results[0].Rounds
+	}
+	err := writeRates(w, results, func(r benchResult) (msgs, ops, p50, p99 string) {
+		msgs, ops, p50, p99 = rates(r)
 		switch r.Workload {
 		case "open": // one call: its time is the figure, in P50
 			msgs, ops, p99 = "-", "-", "-"
@@ -696,10 +715,9 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 		case "iterate": // most calls of Next return a message read ahead
 			p50, p99 = "-", "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Workload, r.Mode, r.Workers, r.Messages,
-			msgs, ops, p50, p99, humanSize(int64(r.PeakHeap)), ratio)
-	}
-	if err := tw.Flush(); err != nil {
+		return msgs, ops, p50, p99
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprint(w, "\nMSG/S: messages per second. OPS/S: backend calls per second. P50, P99: latency of one call.\n"+
@@ -711,7 +729,7 @@ func writeBenchTables(w io.Writer, results []benchResult) error {
 	} else {
 		fmt.Fprint(w, "\nBackend counters (metafs Stats) and notes:\n")
 	}
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "WORKLOAD\tMODE\tWRITES\tDELETES\tCONFLICTS\tERRORS\tFILE SYNCS\tDIR SYNCS ASKED\tDIR SYNCS\tJOURNAL\tJOURNAL SYNCS\tCHECKPOINTS\tFLUSHES\tMEAN GROUP\t  NOTE\n")
 	for _, r := range results {
 		if r.Stats == nil {

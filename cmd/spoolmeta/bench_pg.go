@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,16 +111,7 @@ func runBenchPG(e *env, o benchOptions) error {
 	if err != nil {
 		return err
 	}
-	results := medians(all)
-	if *o.json {
-		for _, r := range results {
-			if err := writeJSON(e.stdout, r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return writePGTable(e.stdout, results)
+	return printResults(e, *o.json, medians(all), writePGTable)
 }
 
 // openPG opens a Backend on schema and a pool for the calibration, each with
@@ -240,20 +230,7 @@ func setRatiosPG(results []benchResult) {
 }
 
 func writePGTable(w io.Writer, results []benchResult) error {
-	if len(results) > 0 && results[0].Rounds > 1 {
-		fmt.Fprintf(w, "Each figure is the median of %d rounds (ratios taken within each round), peak heap the largest.\n\n", results[0].Rounds)
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "WORKLOAD\tMODE\tWORKERS\tMESSAGES\tMSG/S\tOPS/S\tP50\tP99\tPEAK HEAP\tRATIO\t\n")
-	for _, r := range results {
-		ratio := "-"
-		if r.Ratio != nil {
-			ratio = fmt.Sprintf("%.2f", *r.Ratio)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Workload, r.Mode, r.Workers, r.Messages,
-			r.MsgPerSec, r.OpsPerSec, micros(r.P50Micros), micros(r.P99Micros), humanSize(int64(r.PeakHeap)), ratio)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := writeRates(w, results, rates); err != nil {
 		return err
 	}
 	_, err := fmt.Fprint(w, "\nMSG/S: lifecycles per second. OPS/S: calls (statements) per second. P50, P99: latency of one.\n"+
