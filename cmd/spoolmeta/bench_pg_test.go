@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,18 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// pgTestVar names the environment variable that gives the tests a server.
-const pgTestVar = "SPOOLMETA_TEST_POSTGRES"
-
-// pgTestDSN returns the DSN of the test server, or skips the test.
+// pgTestDSN returns the URL of the test server, or skips the test.
 func pgTestDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv(pgTestVar)
-	if dsn == "" {
-		t.Skipf("set %s to the URL of a PostgreSQL 13 or later server (for example postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run this test", pgTestVar)
-	}
+	dsn := testDSN(t)
 	if !isDatabase(dsn) {
-		t.Skipf("%s is not a postgres:// URL, which bench needs", pgTestVar)
+		t.Skipf("%s is not a postgres:// URL, which bench needs", dsnVar)
 	}
 	return dsn
 }
@@ -139,36 +130,6 @@ func TestBenchPostgres(t *testing.T) {
 func TestBenchPostgresInterrupt(t *testing.T) {
 	t.Parallel()
 	dsn := pgTestDSN(t)
-	cmd := exec.Command(binary, "bench", "--dir", dsn, "--workload", "lifecycle", "--workers", "2", "--messages", "10000000")
-	cmd.Env = testEnv()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var seen []byte
-	buf := make([]byte, 256)
-	for !strings.Contains(string(seen), "messages ... ") {
-		n, err := stderr.Read(buf)
-		seen = append(seen, buf[:n]...)
-		if err != nil {
-			cmd.Wait()
-			t.Fatalf("bench ended before its first run started: %v\n%s", err, seen)
-		}
-	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	rest, _ := io.ReadAll(stderr)
-	seen = append(seen, rest...)
-	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitError {
-		t.Errorf("exit: %v, want status %d\n%s", err, exitError, seen)
-	}
-	if !strings.Contains(string(seen), "interrupted") {
-		t.Errorf("stderr does not say the run was interrupted:\n%s", seen)
-	}
-	checkSchemaDropped(t, dsn, benchSchema(t, string(seen)))
+	stderr := interruptFirstRun(t, "bench", "--dir", dsn, "--workload", "lifecycle", "--workers", "2", "--messages", "10000000")
+	checkSchemaDropped(t, dsn, benchSchema(t, stderr))
 }

@@ -167,7 +167,18 @@ func TestMedians(t *testing.T) {
 func TestBenchInterrupt(t *testing.T) {
 	t.Parallel()
 	parent := t.TempDir()
-	cmd := exec.Command(binary, "bench", "--dir", parent, "--workload", "lifecycle", "--mode", "performance", "--messages", "10000000")
+	interruptFirstRun(t, "bench", "--dir", parent, "--workload", "lifecycle", "--mode", "performance", "--messages", "10000000")
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Errorf("bench left %d entries in --dir", len(ents))
+	}
+}
+
+// interruptFirstRun runs the tool with args, interrupts it once its first
+// run has started, checks that it exits with exitError saying so, and
+// returns its stderr.
+func interruptFirstRun(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	cmd.Env = testEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -199,9 +210,7 @@ func TestBenchInterrupt(t *testing.T) {
 	if !strings.Contains(string(seen), "interrupted") {
 		t.Errorf("stderr does not say the run was interrupted:\n%s", seen)
 	}
-	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
-		t.Errorf("bench left %d entries in --dir", len(ents))
-	}
+	return string(seen)
 }
 
 // TestBenchRescan runs the rescan workload on a few messages: its passes
