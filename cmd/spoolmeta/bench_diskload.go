@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -51,7 +50,7 @@ func startDiskLoad(dir string, rate int) *diskLoad {
 				return
 			}
 			next = next.Add(interval)
-			if err := writeSynced(filepath.Join(dir, fmt.Sprintf("load-%d", i%diskLoadFiles)), buf); err != nil {
+			if err := bareWrite(filepath.Join(dir, fmt.Sprintf("load-%d", i%diskLoadFiles)), buf, true); err != nil {
 				d.err = err
 				return
 			}
@@ -70,21 +69,4 @@ func (d *diskLoad) end() (string, error) {
 	}
 	secs := d.ended.Sub(d.began).Seconds()
 	return fmt.Sprintf("disk load: %d MiB written and synced in %.0f s (%.1f MiB/s)", d.written, secs, float64(d.written)/secs), nil
-}
-
-// writeSynced replaces name's contents with data and syncs it.
-func writeSynced(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
