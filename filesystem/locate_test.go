@@ -83,16 +83,7 @@ func writeByHand(t *testing.T, mem *vfs.Mem, s metastorage.QueueState, id string
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := mem.Create(path.Join(crashDir, s.String(), fileOf(t, id)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeMem(t, mem, path.Join(crashDir, s.String(), fileOf(t, id)), data)
 }
 
 // statesOf returns the states whose directories hold message id's file.
