@@ -42,6 +42,8 @@ func pgBenchPlan(o benchOptions) ([]benchRun, error) {
 		return nil, usagef("--keep keeps a spool in a directory: not with a database")
 	case *o.modes != "":
 		return nil, usagef("--mode chooses a mode of the filesystem backend: not with a database")
+	case o.diskLoad != nil && *o.diskLoad != 0:
+		return nil, usagef("--disk-load writes beside a directory: not with a database")
 	case *o.workers < 0 || *o.messages < 0:
 		return nil, usagef("--workers and --messages must not be negative")
 	case *o.rounds < 1:

@@ -47,7 +47,7 @@ func TestBenchPostgresUsage(t *testing.T) {
 	t.Parallel()
 	const dsn = "postgres://nobody@127.0.0.1:1/none?connect_timeout=1"
 	for _, args := range [][]string{
-		{"--keep", t.TempDir() + "/k"}, {"--mode", "standard"}, {"--workload", "iterate"}, {"--workload", "lifecycle,nap"},
+		{"--keep", t.TempDir() + "/k"}, {"--mode", "standard"}, {"--disk-load", "10"}, {"--workload", "iterate"}, {"--workload", "lifecycle,nap"},
 		{"--messages", "-1"}, {"--rounds", "0"},
 	} {
 		r := spoolmeta(t, append([]string{"bench", "--dir", dsn}, args...)...)
