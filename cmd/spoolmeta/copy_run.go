@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -199,7 +200,7 @@ func differences(a, b metastorage.MessageMetadata) string {
 	add(!a.Updated.Equal(b.Updated), "updated")
 	add(a.LastError != b.LastError, "last error")
 	add(a.Size != b.Size || a.Priority != b.Priority, "size or priority")
-	add(!metastorage.SameRecord(metastorage.MessageMetadata{Headers: a.Headers}, metastorage.MessageMetadata{Headers: b.Headers}), "headers")
+	add(!maps.Equal(a.Headers, b.Headers), "headers")
 	add(a.RetryPolicyName != b.RetryPolicyName, "retry policy")
 	if len(d) == 0 {
 		return "the same fields"
