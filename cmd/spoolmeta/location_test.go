@@ -122,15 +122,7 @@ func records(t testing.TB, loc string) map[string]metastorage.MessageMetadata {
 // the fixture name, times included.
 func fixtureDatabase(t *testing.T, name string) string {
 	t.Helper()
-	loc := newDatabase(t)
-	dst := open(t, loc, modeCreate)
-	for id, md := range records(t, fixture(t, name)) {
-		if ok, err := dst.importer().ImportMeta(context.Background(), id, md); err != nil || !ok {
-			t.Fatalf("import %s: %v, %v", id, ok, err)
-		}
-	}
-	dst.Close()
-	return loc
+	return databaseFrom(t, fixture(t, name))
 }
 
 // TestDatabaseCommands runs the commands on a database, named by -d and by
