@@ -123,7 +123,7 @@ func runCopyCommand(e *env, o copyOptions) error {
 // newCopier returns a copier from src to dst that reports to out and
 // stderr, and never stops early.
 func newCopier(src, dst *location, out *copyReport, stderr io.Writer) *copier {
-	return &copier{src: src, dst: dst, dstImport: dst.importer(), srcCounts: src.stateCounts, dstCounts: dst.stateCounts,
+	return &copier{src: src, dst: dst, dstImport: dst, srcCounts: src.stateCounts, dstCounts: dst.stateCounts,
 		workers: 1, out: out, stderr: stderr, stopped: func() *interruptedError { return nil }}
 }
 

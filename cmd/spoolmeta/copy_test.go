@@ -75,7 +75,7 @@ func databaseFrom(t *testing.T, from string) string {
 	loc := newDatabase(t)
 	dst := open(t, loc, modeCreate)
 	for id, md := range records(t, from) {
-		if ok, err := dst.importer().ImportMeta(context.Background(), id, md); err != nil || !ok {
+		if ok, err := dst.ImportMeta(context.Background(), id, md); err != nil || !ok {
 			t.Fatalf("import %s: %v, %v", id, ok, err)
 		}
 	}

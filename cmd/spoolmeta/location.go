@@ -15,10 +15,11 @@ import (
 )
 
 // store is what the commands need of a backend: the contract, the state
-// counts and the compare-and-swaps of their changes.
+// counts, the compare-and-swaps of their changes, and imports for copy.
 type store interface {
 	metastorage.StateCounterBackend
 	metastorage.CompareAndSwapBackend
+	importer
 }
 
 // importer is a backend that creates a message with its record exactly as
@@ -198,14 +199,6 @@ func (l *location) stateCounts(ctx context.Context) ([metastorage.NumStates]int6
 		n[s] = l.GetStateCount(s)
 	}
 	return n, nil
-}
-
-// importer returns the location's backend as an importer.
-func (l *location) importer() importer {
-	if l.fs != nil {
-		return l.fs
-	}
-	return l.pg
 }
 
 // same reports whether l and o are the same spool, whatever the spelling
