@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -432,5 +433,56 @@ func TestCopyEmpty(t *testing.T) {
 	}
 	if err := checkMetadataDir(dst); err != nil {
 		t.Errorf("the destination was not made: %v", err)
+	}
+}
+
+// changingImporter changes, at the source, the first message it imports,
+// just after the import: before --move removes it there.
+type changingImporter struct {
+	importer
+	src     *location
+	changed string
+}
+
+func (c *changingImporter) ImportMeta(ctx context.Context, id string, md metastorage.MessageMetadata) (bool, error) {
+	ok, err := c.importer.ImportMeta(ctx, id, md)
+	if err == nil && c.changed == "" {
+		c.changed = id
+		md.Attempts++
+		err = c.src.UpdateMeta(ctx, id, md)
+	}
+	return ok, err
+}
+
+// TestCopyMoveKeepsChanged shows that copy --move leaves at the source a
+// message changed there after it was read, says so, and fails.
+func TestCopyMoveKeepsChanged(t *testing.T) {
+	t.Parallel()
+	for _, c := range copyCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			seed := seedDir(t, 6)
+			src, dst := c.src(t, seed), c.dst(t, seed)
+			before := records(t, src)
+			live := open(t, src, modeWritable)
+			ci := &changingImporter{src: live}
+			stdout, stderr, err := runCopier(context.Background(), t, src, dst, true, func(cp *copier) {
+				ci.importer = cp.dstImport
+				cp.dstImport = ci
+			})
+			if !errors.Is(err, errSilentPartial) {
+				t.Errorf("copy --move of a message changed meanwhile: %v, want a partial result", err)
+			}
+			if !strings.Contains(stdout, "kept "+ci.changed+" ") {
+				t.Errorf("stdout does not name %s as kept:\n%s", ci.changed, stdout)
+			}
+			if !strings.Contains(stderr, "5 removed from the source, 1 kept there") {
+				t.Errorf("stderr: %q", stderr)
+			}
+			left := records(t, src)
+			if md, ok := left[ci.changed]; len(left) != 1 || !ok || md.Attempts != before[ci.changed].Attempts+1 {
+				t.Errorf("source after the move holds %v, want only %s as changed there", slices.Collect(maps.Keys(left)), ci.changed)
+			}
+		})
 	}
 }
