@@ -15,9 +15,6 @@ import (
 // Once a directory has a journal, every change on it is journaled,
 // whatever the Backend's mode: see Backend.policy.
 type durability interface {
-	// durable reports whether a call that returned nil survives a power
-	// loss.
-	durable() bool
 	// syncsFiles reports whether each change fsyncs its own temp file,
 	// before it is renamed into place, and its directories.
 	syncsFiles() bool
@@ -57,7 +54,7 @@ func (b *Backend) policy() (durability, error) {
 	case err != nil:
 		return nil, err
 	case j != nil:
-		return journaled{b: b, j: j, wait: b.durable()}, nil
+		return journaled{b: b, j: j}, nil
 	case b.durable():
 		return standard{b}, nil
 	}
@@ -72,7 +69,6 @@ func (b *Backend) durable() bool { return b.cfg.mode() != Performance }
 // directories a change touched before its call returns.
 type standard struct{ b *Backend }
 
-func (standard) durable() bool                  { return true }
 func (standard) syncsFiles() bool               { return true }
 func (standard) record(intent) error            { return nil }
 func (standard) void(_ intent, err error) error { return err }
@@ -85,26 +81,23 @@ func (p standard) settle(states ...metastorage.QueueState) error {
 // own time.
 type performance struct{ b *Backend }
 
-func (performance) durable() bool                          { return false }
 func (performance) syncsFiles() bool                       { return false }
 func (performance) record(intent) error                    { return nil }
 func (performance) void(_ intent, err error) error         { return err }
 func (performance) settle(...metastorage.QueueState) error { return nil }
 
 // journaled appends each change to the directory's journal before its
-// files change, and waits for the journal's fsync if wait is set; the
+// files change, and waits for the journal's fsync if the mode is durable; the
 // files themselves are never synced but at a checkpoint.
 type journaled struct {
-	b    *Backend
-	j    *journal
-	wait bool // the Backend's mode is durable
+	b *Backend
+	j *journal
 }
 
-func (p journaled) durable() bool                        { return p.wait }
 func (journaled) syncsFiles() bool                       { return false }
-func (p journaled) record(c intent) error                { return p.b.journalChange(p.j, c, p.wait) }
+func (p journaled) record(c intent) error                { return p.b.journalChange(p.j, c, p.b.durable()) }
 func (journaled) settle(...metastorage.QueueState) error { return nil }
 
 func (p journaled) void(c intent, err error) error {
-	return undone(err, p.b.undo(p.j, c, p.wait))
+	return undone(err, p.b.undo(p.j, c, p.b.durable()))
 }

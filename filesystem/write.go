@@ -554,7 +554,7 @@ func (b *Backend) restore(d durability, file string, cur found, now metastorage.
 	if err != nil {
 		return err
 	}
-	tmp, err := b.writeTemp(cur.state, file, data, d.durable())
+	tmp, err := b.writeTemp(cur.state, file, data, b.durable())
 	if err != nil {
 		return err
 	}
