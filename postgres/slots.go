@@ -14,9 +14,10 @@ import (
 const slotVar = "spoolmeta.slot"
 
 // slotExpr is the SQL of the counter row a statement changes; $n is the
-// number of counter rows. A session without the setting uses row 0.
+// number of counter rows. A session without the setting, or whose setting
+// a RESET ALL or DISCARD ALL emptied, uses row 0.
 func slotExpr(n int) string {
-	return "coalesce(current_setting('" + slotVar + "', true)::int, 0) % $" + strconv.Itoa(n) + "::int"
+	return "coalesce(nullif(current_setting('" + slotVar + "', true), '')::int, 0) % $" + strconv.Itoa(n) + "::int"
 }
 
 // connSlots numbers the connections of a pool, each with the lowest number
