@@ -11,7 +11,8 @@ import (
 // ImportMeta creates the message with md as its record exactly, Created
 // and Updated included (a zero Updated is set to the current time, and a
 // zero Created to Updated), and reports true; if a message with that ID
-// exists, in any state, it changes nothing and reports false. It serves
+// exists, in any state, it changes nothing and reports false; if its
+// record there cannot be read, it changes nothing and fails. It serves
 // copies between backends, which keep the times of the source. md is
 // checked as StoreMeta checks it, and written as StoreMeta writes a new
 // message: durable when it returns true, as the mode promises.
@@ -22,6 +23,9 @@ func (b *Backend) ImportMeta(ctx context.Context, messageID string, md metastora
 	}
 	created := false
 	err := b.mutate(ctx, op, messageID, func(file string, cur found) error {
+		if cur.err != nil {
+			return fmt.Errorf("%s %s: the record there cannot be read: %w", op, messageID, cur.err)
+		}
 		if cur.ok {
 			return nil
 		}

@@ -2,9 +2,12 @@ package filesystem
 
 import (
 	"context"
+	"errors"
+	"path"
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -51,5 +54,26 @@ func TestImportMeta(t *testing.T) {
 	}
 	if got, _ := b.GetMeta(ctx, "z"); got.Updated.IsZero() || !got.Created.Equal(got.Updated) {
 		t.Errorf("zero times imported as Created %v, Updated %v; want both now", got.Created, got.Updated)
+	}
+}
+
+// TestImportMetaOverCorruptRecord shows that ImportMeta leaves a message
+// whose record cannot be read as it is, and fails saying so.
+func TestImportMetaOverCorruptRecord(t *testing.T) {
+	t.Parallel()
+	mem := crashLayout(t)
+	name := path.Join(crashDir, "deferred", fileOf(t, "c"))
+	writeMem(t, mem, name, []byte("{"))
+	b, err := open(quietConfig(mem, Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ok, err := b.ImportMeta(context.Background(), "c", metastorage.MessageMetadata{State: metastorage.StateIncoming})
+	if ok || !errors.Is(err, codec.ErrCorrupt) {
+		t.Errorf("ImportMeta over a corrupt record = %v, %v; want false and an error wrapping ErrCorrupt", ok, err)
+	}
+	if got := statesOf(t, b, "c"); len(got) != 1 || got[0] != metastorage.StateDeferred {
+		t.Errorf("the message lies in %v after the import, want [deferred] as it was", got)
 	}
 }
