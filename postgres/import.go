@@ -13,7 +13,9 @@ import (
 // exists, in any state, it changes nothing and reports false. It serves
 // copies between backends, which keep the times of the source. md is
 // checked as StoreMeta checks it. The insert and its counter are one
-// statement: when it returns true, the message is committed.
+// statement: when it returns true, the message is committed. A connection
+// lost after the statement was sent gives an error wrapping
+// ErrOutcomeUnknown, as for the other writes.
 func (b *Backend) ImportMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) (bool, error) {
 	const op = "import"
 	if err := b.beginWrite(ctx, op, messageID, &md); err != nil {
@@ -31,7 +33,8 @@ func (b *Backend) ImportMeta(ctx context.Context, messageID string, md metastora
 		next.us, next.ns, next.off, created.us, created.ns, created.off, updated.us, updated.ns, updated.off,
 		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
 	var done bool
-	err := b.run(ctx, idempotent, func() error {
+	// Not idempotent: run again after it committed, it would report false.
+	err := b.run(ctx, write, func() error {
 		return b.pool.QueryRow(ctx, b.q.insert, args...).Scan(&done)
 	})
 	if err != nil {
