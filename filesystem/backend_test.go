@@ -3,6 +3,7 @@ package filesystem
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -273,6 +274,44 @@ func TestOpenCreatesMissingParents(t *testing.T) {
 				if fi, err := lost.Lstat(cfg.dir + "/" + s.String()); err != nil || !fi.IsDir() {
 					t.Errorf("after a power loss right after open, %s/%s: %v, %v; want a directory", cfg.dir, s, fi, err)
 				}
+			}
+		})
+	}
+}
+
+// TestGetMetaMissTakesNoLock shows that GetMeta of a message that is in no
+// state answers without waiting for the message's lock when no change of
+// its stripe ran meanwhile, and takes the lock when the counters cannot
+// tell.
+func TestGetMetaMissTakesNoLock(t *testing.T) {
+	for _, counted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("counted=%t", counted), func(t *testing.T) {
+			var fsys vfs.FS = vfs.NewMem()
+			if !counted {
+				fsys = noSharedMemory{fsys}
+			}
+			b, err := open(quietConfig(fsys, Performance))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			file, _ := name.Encode("missing")
+			unlock, err := b.lock(context.Background(), stripeOf(file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			waited := false
+			testHookLockWait = func() { waited = true; cancel() }
+			_, err = b.GetMeta(ctx, "missing")
+			testHookLockWait = nil
+			if counted && (waited || !errors.Is(err, metastorage.ErrMessageNotFound)) {
+				t.Errorf("GetMeta of a missing message = %v, waited for its lock: %t; want ErrMessageNotFound without waiting", err, waited)
+			}
+			if !counted && (!waited || !errors.Is(err, context.Canceled)) {
+				t.Errorf("GetMeta of a missing message without counters = %v, waited for its lock: %t; want to wait", err, waited)
 			}
 		})
 	}
