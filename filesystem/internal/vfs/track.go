@@ -456,7 +456,15 @@ func (f *trackedFile) syncHeld() error {
 	return err
 }
 
-// The calls that change names record the directories they change.
+// The calls that change names record the directories they change, once
+// the change is made: a SyncAll that began before it may not cover it. A
+// failed change is recorded too, in case it was made in part.
+
+// changed records dirs as changed, after the call that returned err.
+func (t *Tracker) changed(err error, dirs ...string) error {
+	t.addDirs(dirs...)
+	return err
+}
 
 // Create implements FS.
 func (t *Tracker) Create(name string, perm fs.FileMode) (File, error) {
@@ -496,74 +504,70 @@ func (t *Tracker) OpenAppendIn(dir File, name string, perm fs.FileMode) (File, e
 
 // Rename implements FS.
 func (t *Tracker) Rename(oldname, newname string) error {
-	t.addDirs(filepath.Dir(oldname), filepath.Dir(newname))
-	return t.FS.Rename(oldname, newname)
+	return t.changed(t.FS.Rename(oldname, newname), filepath.Dir(oldname), filepath.Dir(newname))
 }
 
 // RenameNoReplace implements FS.
 func (t *Tracker) RenameNoReplace(oldname, newname string) error {
-	t.addDirs(filepath.Dir(oldname), filepath.Dir(newname))
-	return t.FS.RenameNoReplace(oldname, newname)
+	return t.changed(t.FS.RenameNoReplace(oldname, newname), filepath.Dir(oldname), filepath.Dir(newname))
 }
 
 // Exchange implements FS.
 func (t *Tracker) Exchange(oldname, newname string) error {
-	t.addDirs(filepath.Dir(oldname), filepath.Dir(newname))
-	return t.FS.Exchange(oldname, newname)
+	return t.changed(t.FS.Exchange(oldname, newname), filepath.Dir(oldname), filepath.Dir(newname))
 }
 
 // RenameIn implements FS.
 func (t *Tracker) RenameIn(oldDir File, oldname string, newDir File, newname string, how RenameHow) error {
-	t.addDirs(oldDir.Name(), newDir.Name())
-	return t.FS.RenameIn(oldDir, oldname, newDir, newname, how)
+	return t.changed(t.FS.RenameIn(oldDir, oldname, newDir, newname, how), oldDir.Name(), newDir.Name())
 }
 
 // Remove implements FS.
 func (t *Tracker) Remove(name string) error {
-	t.addDirs(filepath.Dir(name))
-	return t.FS.Remove(name)
+	return t.changed(t.FS.Remove(name), filepath.Dir(name))
 }
 
 // RemoveIn implements FS.
 func (t *Tracker) RemoveIn(dir File, name string) error {
-	t.addDirs(dir.Name())
-	return t.FS.RemoveIn(dir, name)
+	return t.changed(t.FS.RemoveIn(dir, name), dir.Name())
 }
 
 // Mkdir implements FS.
 func (t *Tracker) Mkdir(name string, perm fs.FileMode) error {
-	t.addDirs(filepath.Dir(name))
-	return t.FS.Mkdir(name, perm)
+	return t.changed(t.FS.Mkdir(name, perm), filepath.Dir(name))
 }
 
 // MkdirIn implements FS.
 func (t *Tracker) MkdirIn(dir File, name string, perm fs.FileMode) error {
-	t.addDirs(dir.Name())
-	return t.FS.MkdirIn(dir, name, perm)
+	return t.changed(t.FS.MkdirIn(dir, name, perm), dir.Name())
 }
 
 // Truncate implements FS.
 func (t *Tracker) Truncate(name string, size int64) error {
+	err := t.FS.Truncate(name, size)
 	t.Add(name)
-	return t.FS.Truncate(name, size)
+	return err
 }
 
 // TruncateIn implements FS.
 func (t *Tracker) TruncateIn(dir File, name string, size int64) error {
+	err := t.FS.TruncateIn(dir, name, size)
 	t.Add(dir.Name() + "/" + name)
-	return t.FS.TruncateIn(dir, name, size)
+	return err
 }
 
 // Overwrite implements FS.
 func (t *Tracker) Overwrite(name string, off int64, p []byte) error {
+	err := t.FS.Overwrite(name, off, p)
 	t.Add(name)
-	return t.FS.Overwrite(name, off, p)
+	return err
 }
 
 // OverwriteIn implements FS.
 func (t *Tracker) OverwriteIn(dir File, name string, off int64, p []byte) error {
+	err := t.FS.OverwriteIn(dir, name, off, p)
 	t.Add(dir.Name() + "/" + name)
-	return t.FS.OverwriteIn(dir, name, off, p)
+	return err
 }
 
 // MapShared implements SharedMemory if the wrapped file system does, and

@@ -222,3 +222,71 @@ func TestTrackerForgetsSyncedFiles(t *testing.T) {
 		t.Errorf("%d files tracked, %d held; want none", len(tr.files), tr.held)
 	}
 }
+
+// syncFirstFS runs before at the start of each Rename and Remove, so that
+// a SyncAll can run between a Tracker's call and the change it makes.
+type syncFirstFS struct {
+	FS
+	before func()
+}
+
+func (f *syncFirstFS) Rename(oldname, newname string) error {
+	f.before()
+	return f.FS.Rename(oldname, newname)
+}
+
+func (f *syncFirstFS) Remove(name string) error {
+	f.before()
+	return f.FS.Remove(name)
+}
+
+// TestTrackerSyncsChangeAfterRacingSync shows that a rename or removal
+// that a SyncAll overtook, starting before the change was made, is still
+// made durable by the next SyncAll.
+func TestTrackerSyncsChangeAfterRacingSync(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		change     func(tr *Tracker) error
+		path, gone string
+	}{
+		{"rename", func(tr *Tracker) error { return tr.Rename("/d/x", "/e/x") }, "/e/x", "/d/x"},
+		{"remove", func(tr *Tracker) error { return tr.Remove("/d/x") }, "", "/d/x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := NewMem()
+			for _, d := range []string{"/d", "/e"} {
+				if err := m.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := syncClose(m.OpenDir("/")); err != nil {
+				t.Fatal(err)
+			}
+			inner := &syncFirstFS{FS: m}
+			tr := NewTracker(inner)
+			writeClose(t, tr, "/d/x", "data")
+			inner.before = func() {
+				if err := tr.SyncAll(nil); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := tc.change(tr); err != nil {
+				t.Fatal(err)
+			}
+			inner.before = func() {}
+			if err := tr.SyncAll(nil); err != nil {
+				t.Fatal(err)
+			}
+			img := m.CrashClone()
+			if tc.path != "" {
+				if got, err := readIn(img, tc.path); err != nil || got != "data" {
+					t.Errorf("after the second SyncAll, %s holds %q, %v; want %q", tc.path, got, err, "data")
+				}
+			}
+			if _, err := img.Lstat(tc.gone); err == nil {
+				t.Errorf("after the second SyncAll, %s survives a crash", tc.gone)
+			}
+		})
+	}
+}
