@@ -271,20 +271,25 @@ func (t *Tracker) hold(f *trackedFile) error {
 		}
 	}
 	t.held = 0
-	if busy {
-		// The syncs fall behind: this caller syncs a batch of its own.
-		t.mu.Unlock()
-		linked, err := prune(batch)
-		return t.fail(errors.Join(err, syncFiles(linked)))
-	}
+	// A SyncAll waits for the batch, whoever syncs it.
 	done := make(chan struct{})
 	if t.batches == nil {
 		t.batches = make(map[chan struct{}]struct{})
 	}
 	t.batches[done] = struct{}{}
 	t.mu.Unlock()
-	go t.runBatch(batch, done)
-	return nil
+	if !busy {
+		go t.runBatch(batch, done)
+		return nil
+	}
+	// The syncs fall behind: this caller syncs a batch of its own.
+	linked, err := prune(batch)
+	err = t.fail(errors.Join(err, syncFiles(linked)))
+	t.mu.Lock()
+	delete(t.batches, done)
+	t.mu.Unlock()
+	close(done)
+	return err
 }
 
 // runBatch closes the files of batch that no name leads to any more, and
