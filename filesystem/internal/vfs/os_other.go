@@ -15,7 +15,7 @@ const oNoFollow = 0
 // errUnsupported is returned where this platform lacks a guarantee the
 // backend relies on; the filesystem backend refuses to open before it would
 // reach these.
-var errUnsupported = errors.New("not supported on this platform: the backend needs renameat2(RENAME_NOREPLACE) and flock, which it implements on Linux only")
+var errUnsupported = errors.New("not supported on this platform: the backend needs a no-replace rename and flock, which it implements on Linux and macOS only")
 
 func openRead(name string) (File, error) { return os.Open(name) }
 
