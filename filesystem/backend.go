@@ -44,10 +44,9 @@ type Backend struct {
 
 	jnl   atomic.Pointer[journal] // the directory's journal, once found
 	jnlMu sync.Mutex              // serialises opening it
-	kick  chan struct{}           // asks for a checkpoint
+	kick  chan struct{}           // asks the checkpointer for a checkpoint now
 
 	displaced displaced     // Performance mode's displaced records, until a flush
-	flushKick chan struct{} // asks for a flush
 	syncMu    sync.Mutex    // serialises syncfs calls (see syncAll)
 	syncsOK   atomic.Uint64 // the syncfs calls of this Backend that succeeded
 
@@ -127,17 +126,11 @@ func open(cfg config) (*Backend, error) {
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
 		b.kick = make(chan struct{}, 1)
-		b.cp.Go(func() { b.checkpointer(ctx) })
+		var every time.Duration // a durable mode syncs when the journal fills
 		if b.keepsDisplaced() {
-			b.flushKick = make(chan struct{}, 1)
-			every := cfg.flushEvery
-			if every == 0 {
-				every = flushEvery
-			}
-			if every > 0 {
-				b.cp.Go(func() { b.flusher(ctx, every) })
-			}
+			every = cmp.Or(cfg.flushEvery, flushEvery)
 		}
+		b.cp.Go(func() { b.checkpointer(ctx, every) })
 	}
 	b.bg.Go(func() { b.background(ctx) })
 	return b, nil
@@ -311,18 +304,10 @@ func (b *Backend) Close() error {
 	b.ops.Lock() // the calls still running have finished
 	defer b.ops.Unlock()
 	// Leave the journal empty, so that the next open has nothing to
-	// replay, and no displaced record behind. A checkpoint's sync began
-	// once every call had returned: the flush then needs none of its own.
-	synced := b.syncsOK.Load()
+	// replay, and no displaced record behind.
 	err := b.checkpoint(context.Background())
-	if err == nil {
-		err = b.journalLeft()
-	}
 	if err != nil {
-		err = fmt.Errorf("close %s: journal not emptied; the next open replays it: %w", b.dir, err)
-	}
-	if ferr := b.flush(b.syncsOK.Load() != synced); ferr != nil {
-		err = errors.Join(err, fmt.Errorf("close %s: %w; the next open's recovery removes them after a sync of the file system", b.dir, ferr))
+		err = fmt.Errorf("close %s: %w", b.dir, err)
 	}
 	return errors.Join(err, b.closeFiles())
 }

@@ -768,8 +768,8 @@ func TestRecoverySyncFailureIsFinal(t *testing.T) {
 			if !slices.ContainsFunc(findings, func(f Finding) bool { return f.Kind == Corrupt && f.Path == bad && f.Repaired }) {
 				t.Errorf("the recovery with a failing syncfs found %+v, want the damaged file set aside all the same", findings)
 			}
-			if err := b.checkpoint(ctx); err != nil {
-				t.Fatal(err)
+			if err := b.checkpoint(ctx); !errors.Is(err, syscall.EIO) {
+				t.Errorf("a checkpoint after the failed syncfs: %v, want it refused with EIO", err)
 			}
 			if got := journal(); got != journalBefore {
 				t.Errorf("a checkpoint after the failed syncfs left the journal at %d bytes, want %d as before", got, journalBefore)
@@ -906,5 +906,46 @@ func TestFlushWithoutSyncfs(t *testing.T) {
 				t.Errorf("flush: %v, temp files %v; want the failure, and the displaced record left", err, got)
 			}
 		})
+	}
+}
+
+// TestCheckpointEmptiesJournalAndDisplaced shows what a checkpoint does
+// when a Performance-mode Backend writes on a directory that has a
+// journal: one sync of the file system makes its journaled changes
+// durable, then the journal is emptied and the records its changes
+// displaced are removed.
+func TestCheckpointEmptiesJournalAndDisplaced(t *testing.T) {
+	mem := crashLayout(t)
+	ctx := context.Background()
+	inc := metastorage.StateIncoming
+	h, err := open(quietConfig(mem, Hybrid)) // makes the journal
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	p := unflushed(t, mem)
+	storeSynced(t, p, "m", metastorage.MessageMetadata{State: inc})
+	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if len(temps(t, mem)) == 0 || journalSize(t, mem) == 0 {
+		t.Fatalf("after the update: temps %v, journal %d bytes; want a displaced record and a journal record", temps(t, mem), journalSize(t, mem))
+	}
+	syncs := p.syncsOK.Load()
+	if err := p.checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.syncsOK.Load() - syncs; n != 1 {
+		t.Errorf("the checkpoint ran %d syncs of the file system, want 1", n)
+	}
+	if got := temps(t, mem); len(got) != 0 {
+		t.Errorf("temp files %v after the checkpoint, want none", got)
+	}
+	if n := journalSize(t, mem); n != 0 {
+		t.Errorf("journal %d bytes after the checkpoint, want 0", n)
+	}
+	md, err := p.GetMeta(ctx, "m")
+	if err != nil || md.Attempts != 1 {
+		t.Errorf("GetMeta after the checkpoint: %+v, %v; want the update", md, err)
 	}
 }

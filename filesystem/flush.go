@@ -1,10 +1,8 @@
 package filesystem
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -26,10 +24,7 @@ func (b *Backend) displace(tmp string, keep bool) {
 		return
 	}
 	if b.displaced.add(tmp) {
-		select {
-		case b.flushKick <- struct{}{}:
-		default:
-		}
+		b.kickCheckpoint()
 	}
 }
 
@@ -61,7 +56,7 @@ func (b *Backend) flush(synced bool) error {
 	defer b.displaced.flush.Unlock()
 	if f := b.failed.Load(); f != nil {
 		if n := b.displaced.waiting(); n > 0 {
-			return fmt.Errorf("flush: %d displaced records left on disk: %w", n, *f)
+			return fmt.Errorf("flush: %d displaced records left on disk, which the next open's recovery removes after a sync: %w", n, *f)
 		}
 		return nil
 	}
@@ -75,7 +70,7 @@ func (b *Backend) flush(synced bool) error {
 	}
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.displaced.putBack(paths) // never removed now: the Backend has failed
-		return fmt.Errorf("flush: %d displaced records left on disk: %w", len(paths), err)
+		return fmt.Errorf("flush: %d displaced records left on disk, which the next open's recovery removes after a sync: %w", len(paths), err)
 	}
 	// Without syncfs, nothing better can be done than the kernel's own
 	// write-back, which the displaced records would wait for in vain.
@@ -87,24 +82,6 @@ func (b *Backend) flush(synced bool) error {
 		b.stats.flushes.Add(1)
 	}
 	return nil
-}
-
-// flusher flushes the displaced files every flushEvery, or sooner when
-// kicked, until ctx is done.
-func (b *Backend) flusher(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-b.flushKick:
-		}
-		if err := b.flushDisplaced(); err != nil && ctx.Err() == nil {
-			b.log.Error("sync of the file system failed; data written may be lost", "dir", b.dir, "err", err)
-		}
-	}
 }
 
 // syncAll syncs the whole file system of the directory (syncfs), through a

@@ -107,10 +107,7 @@ func (b *Backend) appendToJournal(j *journal, kind byte, s metastorage.QueueStat
 		limit = journalLimit
 	}
 	if j.appended.Add(int64(len(buf))) >= limit {
-		select {
-		case b.kick <- struct{}{}:
-		default:
-		}
+		b.kickCheckpoint()
 	}
 	return nil
 }
@@ -270,37 +267,32 @@ func (b *Backend) lockAll(ctx context.Context) (func(), error) {
 	return release, nil
 }
 
-// checkpointer runs a checkpoint each time the journal has grown by
-// journalLimit, until ctx is done.
-func (b *Backend) checkpointer(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-b.kick:
+// checkpointJournal makes every change recorded in j durable in the
+// message files and empties j. In Performance mode it then removes the
+// records that changes displaced, since its sync covered them too.
+func (b *Backend) checkpointJournal(ctx context.Context, j *journal) error {
+	left := func(err error) error {
+		if err == nil {
+			return nil
 		}
-		if err := b.checkpoint(ctx); err != nil && ctx.Err() == nil {
-			b.log.Error("journal checkpoint failed", "dir", b.dir, "err", err)
-		}
+		return fmt.Errorf("journal not emptied; the next open replays it: %w", err)
 	}
-}
-
-// checkpoint makes every change recorded in the journal durable in the
-// message files, and empties the journal.
-func (b *Backend) checkpoint(ctx context.Context) error {
-	j := b.jnl.Load()
-	if j == nil || b.failed.Load() != nil {
-		return nil
+	if b.failed.Load() != nil {
+		return errors.Join(left(b.journalLeft()), b.flushDisplaced())
 	}
 	if fi, err := j.f.Stat(); err == nil && fi.Size() == 0 {
-		return nil // nothing to make durable; no need to stop the writers
+		return b.flushDisplaced() // nothing to make durable; no need to stop the writers
 	}
 	unlock, err := b.lockAll(ctx)
 	if err != nil {
-		return err
+		return left(err)
 	}
 	defer unlock()
-	return b.checkpointLocked(j, false)
+	synced := b.syncsOK.Load()
+	err = b.checkpointLocked(j, false)
+	// No change can run under every stripe lock: a sync begun since
+	// covers every record displaced so far.
+	return errors.Join(left(err), b.flush(b.syncsOK.Load() != synced))
 }
 
 // journalLeft returns an error if the journal is not empty while the
