@@ -117,6 +117,20 @@ func TestTrackerBatches(t *testing.T) {
 	for i := range n {
 		writeClose(t, tr, fmt.Sprintf("/d/%d", i), "x")
 	}
+	// The batch that maxHeld closed files started is registered before
+	// the close that started it returns; wait for it, without SyncAll.
+	tr.mu.Lock()
+	var batches []chan struct{}
+	for done := range tr.batches {
+		batches = append(batches, done)
+	}
+	tr.mu.Unlock()
+	for _, done := range batches {
+		<-done
+	}
+	if got := syncs.Load(); got != maxHeld {
+		t.Errorf("%d syncs in the background after %d files were closed, want %d: one batch", got, n, maxHeld)
+	}
 	if err := tr.SyncAll(nil); err != nil {
 		t.Fatal(err)
 	}
