@@ -12,6 +12,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -25,10 +26,19 @@ func openTest(t *testing.T, dir string) *Backend {
 	return b
 }
 
+// TestNeedDiskWhereOpenRefuses shows that the tests needing a directory on
+// disk skip exactly where open refuses one.
+func TestNeedDiskWhereOpenRefuses(t *testing.T) {
+	if spooltest.DiskBackend != platformSupported {
+		t.Fatalf("spooltest.DiskBackend = %v, but open on disk is supported here: %v", spooltest.DiskBackend, platformSupported)
+	}
+}
+
 // TestHostileIDsStayInside stores every hostile ID and checks, on disk,
 // that each became one file directly inside a state directory, under a
 // name that decodes back to it, and that nothing was created elsewhere.
 func TestHostileIDsStayInside(t *testing.T) {
+	spooltest.NeedDisk(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, "spool")
 	b := openTest(t, dir)
@@ -91,6 +101,7 @@ func TestHostileIDsStayInside(t *testing.T) {
 // TestLockWaitEndsWithContext shows that a call waiting for a message's
 // lock gives up when its context ends.
 func TestLockWaitEndsWithContext(t *testing.T) {
+	spooltest.NeedDisk(t)
 	b := openTest(t, t.TempDir())
 	file, _ := name.Encode("msg-1")
 	unlock, err := b.lock(context.Background(), stripeOf(file))
@@ -113,6 +124,7 @@ func TestLockWaitEndsWithContext(t *testing.T) {
 // TestRefusesSymlinkedStateDir shows that a state directory replaced by a
 // symbolic link is refused at open, not followed.
 func TestRefusesSymlinkedStateDir(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	outside := t.TempDir()
 	if err := os.Symlink(outside, filepath.Join(dir, "hold")); err != nil {
@@ -125,6 +137,7 @@ func TestRefusesSymlinkedStateDir(t *testing.T) {
 }
 
 func TestFactory(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	tests := []struct {
 		f    *Factory
@@ -161,6 +174,7 @@ func TestFactory(t *testing.T) {
 // last call winning, and that a backend opens in the Factory's mode.
 func TestFactoryMode(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	f := func() *Factory { return NewFactory(t.TempDir()) }
 	tests := []struct {
 		name string
@@ -222,6 +236,7 @@ func TestFactoryModeUnknown(t *testing.T) {
 
 // TestFileMode shows that the file mode option reaches message files.
 func TestFileMode(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	b, err := NewFactory(dir).WithFileMode(0o600).Open()
 	if err != nil {
@@ -241,6 +256,7 @@ func TestFileMode(t *testing.T) {
 // parents of its directory, in each mode, and that in the durable modes a
 // power loss right after open keeps them, with the layout under them.
 func TestOpenCreatesMissingParents(t *testing.T) {
+	spooltest.NeedDisk(t)
 	for _, mode := range crashModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()

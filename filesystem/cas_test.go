@@ -17,6 +17,7 @@ import (
 )
 
 func TestUpdateAndDeleteIn(t *testing.T) {
+	spooltest.NeedDisk(t)
 	b := openTest(t, t.TempDir())
 	ctx := context.Background()
 	held := metastorage.MessageMetadata{State: metastorage.StateHold, Attempts: 2, LastError: "x"}
@@ -55,6 +56,7 @@ func TestUpdateAndDeleteIn(t *testing.T) {
 // TestUpdateInRacesMove shows that a tool's UpdateMetaIn and a worker's
 // MoveToState from the same state never both win.
 func TestUpdateInRacesMove(t *testing.T) {
+	spooltest.NeedDisk(t)
 	b := openTest(t, t.TempDir())
 	ctx := context.Background()
 	const n = 50
@@ -93,6 +95,7 @@ func TestUpdateInRacesMove(t *testing.T) {
 }
 
 func TestCheckProgress(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := copyFixture(t, "crashed-spool")
 	b, err := NewFactory(dir).WithBackgroundRecovery(false).Open()
 	if err != nil {

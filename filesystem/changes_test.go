@@ -19,6 +19,7 @@ import (
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -266,6 +267,7 @@ func TestRecoverStrayTempUnderLock(t *testing.T) {
 // format is refused without being changed: not extended to the counters'
 // size, as mapping it would.
 func TestChangesForeignFileLeftAlone(t *testing.T) {
+	spooltest.NeedDisk(t)
 	for _, content := range []string{"not counters", "x"} {
 		dir := t.TempDir()
 		if err := openTest(t, dir).Close(); err != nil {
@@ -293,6 +295,7 @@ func TestChangesForeignFileLeftAlone(t *testing.T) {
 // is then marked so that Backends of those versions refuse it. The
 // message counts are counted afresh.
 func TestChangesTakesOverPreviousLayout(t *testing.T) {
+	spooltest.NeedDisk(t)
 	for _, old := range []uint64{counters.Magic1, counters.Magic2} {
 		t.Run(fmt.Sprintf("%#x", old), func(t *testing.T) {
 			dir := t.TempDir()
@@ -342,6 +345,7 @@ func TestChangesTakesOverPreviousLayout(t *testing.T) {
 // layout is refused, and left as it is, while another Backend has the
 // directory open: its processes must stop first.
 func TestChangesPreviousLayoutInUse(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	if err := openTest(t, dir).Close(); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -72,6 +73,7 @@ func checkThenRepair(t *testing.T, b *Backend) []Finding {
 // would, by keepCopy's rule: never one that releases a message from hold.
 func TestCheckDuplicateTie(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	tests := []struct {
 		name   string
 		stored metastorage.QueueState // where the message is stored
@@ -155,6 +157,7 @@ func TestCheckDuplicateTie(t *testing.T) {
 // crashed fixture reports what the repair then does.
 func TestCheckDryRunMatchesRepair(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	for _, mode := range crashModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()

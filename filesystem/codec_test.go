@@ -24,6 +24,7 @@ import (
 // moves a file that does not decode to corrupt/<state>/, unchanged, and
 // leaves one that does where it is.
 func FuzzReadMetadata(f *testing.F) {
+	spooltest.NeedDisk(f)
 	for _, data := range spooltest.FixtureFiles(f) {
 		f.Add(data, uint8(0))
 		if len(data) > 2 {

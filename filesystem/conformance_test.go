@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 	"github.com/spoolmeta/spoolmeta/metastoragetest"
 )
@@ -59,6 +60,9 @@ func TestConformance(t *testing.T) {
 	for _, r := range conformanceRuns() {
 		t.Run(r.name(), func(t *testing.T) {
 			t.Parallel()
+			if r.onDisk {
+				spooltest.NeedDisk(t)
+			}
 			metastoragetest.Run(t, func(t *testing.T) metastorage.Backend {
 				b, err := open(r.config(t, t.TempDir))
 				if err != nil {
@@ -78,6 +82,9 @@ func TestConformanceShared(t *testing.T) {
 	for _, r := range conformanceRuns() {
 		t.Run(r.name(), func(t *testing.T) {
 			t.Parallel()
+			if r.onDisk {
+				spooltest.NeedDisk(t)
+			}
 			metastoragetest.RunShared(t, func(t *testing.T) func() (metastorage.Backend, error) {
 				cfg := r.config(t, func() string { return filepath.Join(t.TempDir(), "spool") })
 				return func() (metastorage.Backend, error) {

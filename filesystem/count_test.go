@@ -17,6 +17,7 @@ import (
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -161,6 +162,7 @@ func ids(prefix string, from, to int) string {
 // process opens a directory of 300 messages alone and asks for its counts
 // at once: they are the full counts, not those of a count under way.
 func TestStateCountsAcrossProcesses(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if os.Getenv(countChildEnv) != "" {
 		countChild()
 		return
@@ -268,6 +270,7 @@ func TestStateCountsAcrossProcesses(t *testing.T) {
 // counts the directory and for one that opens while it does.
 func TestStateCountsRightAfterOpen(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	pre, err := NewBackendWithOptions(dir, true, false)
 	if err != nil {
@@ -294,6 +297,7 @@ func TestStateCountsRightAfterOpen(t *testing.T) {
 // a Backend that stayed open, and after the next change of that stripe.
 func TestStateCountsHealDeadWriter(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	for _, heal := range []string{"next open", "GetStateCount", "next change"} {
 		t.Run(heal, func(t *testing.T) {
 			t.Parallel()
@@ -389,6 +393,7 @@ func countKillChild() {
 // counts are not established again: GetStateCount of that Backend, and of
 // the next one to open, equals the files in each state.
 func TestStateCountsAfterKill(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if os.Getenv(countKillEnv) != "" {
 		countKillChild()
 		return
@@ -428,6 +433,7 @@ func TestStateCountsAfterKill(t *testing.T) {
 // before a reboot, or files changed by hand while no Backend ran.
 func TestStateCountsStaleFile(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	for _, tc := range []struct {
 		name   string
 		change func(t *testing.T, dir string)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -244,6 +245,7 @@ func countingOpens(t *testing.T, real bool, match func(dir, path string) bool) (
 	var under vfs.FS = vfs.NewMem()
 	dir = crashDir
 	if real {
+		spooltest.NeedDisk(t)
 		under, dir = vfs.OS, t.TempDir()
 	}
 	opens = new(atomic.Int64)

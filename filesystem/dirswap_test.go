@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -23,6 +24,7 @@ import (
 // calls after the swap fail with an error that names incoming and wraps
 // ErrDirReplaced.
 func TestStateDirSwappedForSymlink(t *testing.T) {
+	spooltest.NeedDisk(t)
 	for _, mode := range crashModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
@@ -152,6 +154,7 @@ func TestStateDirSwappedForSymlink(t *testing.T) {
 // error wrapping ErrDirReplaced that names it, and that the write left
 // nothing in the replacement.
 func TestReplacedDirDetected(t *testing.T) {
+	spooltest.NeedDisk(t)
 	tests := []struct {
 		name    string
 		replace string // relative to the metadata directory; "" for itself

@@ -28,6 +28,7 @@ func mustTime(t *testing.T, s string) time.Time {
 }
 
 func TestReadCleanFixture(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := copyFixture(t, "clean-spool")
 	b, err := NewBackend(dir)
 	if err != nil {
@@ -86,6 +87,7 @@ func TestReadCleanFixture(t *testing.T) {
 }
 
 func TestRecoverCrashedFixture(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := copyFixture(t, "crashed-spool")
 	b, err := NewBackend(dir)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -86,6 +87,7 @@ func TestIteratorReadsDirectoryOnce(t *testing.T) {
 // and none is per message.
 func TestLockFilesBounded(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	b := openTest(t, dir)
 	ctx := context.Background()
@@ -116,6 +118,7 @@ func TestLockFilesBounded(t *testing.T) {
 // temp file whose writer is alive (holds its stripe's lock), and removes
 // it once the writer is gone.
 func TestRecoveryLeavesLiveWritersTemp(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	b, err := NewFactory(dir).WithBackgroundRecovery(false).Open()
 	if err != nil {
@@ -218,6 +221,7 @@ func TestDirSyncGroupCommit(t *testing.T) {
 // neither waited on nor read: calls on that ID fail at once with its path,
 // the scan reports it, recovery sets it aside, and no count goes wrong.
 func TestFIFOUnderMessageName(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	b, err := NewFactory(dir).WithBackgroundRecovery(false).Open()
 	if err != nil {
@@ -258,6 +262,7 @@ func TestFIFOUnderMessageName(t *testing.T) {
 
 // TestStatsOutcomes shows that Stats counts calls by kind and outcome.
 func TestStatsOutcomes(t *testing.T) {
+	spooltest.NeedDisk(t)
 	b := openTest(t, t.TempDir())
 	ctx := context.Background()
 	b.StoreMeta(ctx, "a", metastorage.MessageMetadata{})

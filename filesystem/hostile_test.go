@@ -145,6 +145,7 @@ var hostileCases = []hostileCase{
 // it as its kind says.
 func TestHostileDirectories(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	for _, tc := range hostileCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -24,6 +25,7 @@ func indexedBackend(t *testing.T, real bool) (b *Backend, dir string, opens, dir
 	var under vfs.FS = vfs.NewMem()
 	dir = crashDir
 	if real {
+		spooltest.NeedDisk(t)
 		under, dir = vfs.OS, t.TempDir()
 	}
 	deferred := filepath.Join(dir, "deferred")

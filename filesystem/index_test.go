@@ -16,6 +16,7 @@ import (
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -161,6 +162,7 @@ func fileOf(t *testing.T, id string) string {
 // by hand, which no change counter counts, is listed with its own keys by
 // the next listing, and one taken out is no longer listed.
 func TestListSeesUncountedFiles(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	b := openTest(t, dir)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -159,6 +160,7 @@ const iterChildEnv = "SPOOLMETA_TEST_ITER_CHILD"
 // with the changes made by another process on the real file system: the
 // change counters are shared through the mapping of .locks/changes.
 func TestIteratorReadAheadIsCurrentProcesses(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if dir := os.Getenv(iterChildEnv); dir != "" {
 		os.Exit(iterChild(dir))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -139,6 +140,7 @@ func TestJournalCheckpointAtLimit(t *testing.T) {
 }
 
 func TestJournalEmptiedByClose(t *testing.T) {
+	spooltest.NeedDisk(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	b, err := NewBackendWithOptions(dir, false, true)

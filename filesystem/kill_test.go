@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -74,6 +75,7 @@ var killModes = []Mode{Standard, Hybrid, Performance}
 //
 //	SPOOLMETA_SOAK_CYCLES=2000 go test -race -run 'Kill' -timeout 0 ./filesystem/
 func TestKillCycles(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if os.Getenv(killChildEnv) != "" {
 		killChildMain()
 		return
@@ -84,6 +86,7 @@ func TestKillCycles(t *testing.T) {
 // TestKillCyclesMac is TestKillCycles with the children syncing as on
 // macOS: through a vfs.Tracker, file by file, instead of syncfs.
 func TestKillCyclesMac(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if os.Getenv(killChildEnv) != "" {
 		killChildMain()
 		return
@@ -160,6 +163,7 @@ func killCyclesOn(t *testing.T, track bool) {
 // children, and 10 with SPOOLMETA_LONG_TESTS set; SPOOLMETA_SOAK_CYCLES=N
 // runs N.
 func TestKillOneOfTwo(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if os.Getenv(killChildEnv) != "" {
 		killChildMain()
 		return
@@ -170,6 +174,7 @@ func TestKillOneOfTwo(t *testing.T) {
 // TestKillOneOfTwoMac is TestKillOneOfTwo with the children syncing as on
 // macOS: through a vfs.Tracker, file by file, instead of syncfs.
 func TestKillOneOfTwoMac(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if os.Getenv(killChildEnv) != "" {
 		killChildMain()
 		return

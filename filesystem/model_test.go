@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/internal/model"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -428,7 +430,13 @@ func (h *modelHarness) compareAll(ids []string) {
 
 func newModelHarness(t *testing.T, mode Mode, seed uint64) *modelHarness {
 	t.Helper()
-	b, err := factoryFor(t.TempDir(), mode).Open()
+	cfg := factoryFor(t.TempDir(), mode).cfg
+	if !spooltest.DiskBackend {
+		// Where the backend does not open on disk, the model checks it on
+		// the in-memory file system.
+		cfg = memConfig(vfs.NewMem(), mode)
+	}
+	b, err := open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -31,6 +32,7 @@ const (
 // that the others find and write through; the outcome checked here does
 // not depend on it (TestCrashPowerLossShared shows that they must).
 func TestMultiProcessMoveRace(t *testing.T) {
+	spooltest.NeedDisk(t)
 	if os.Getenv(raceChildEnv) != "" {
 		raceChild()
 		return

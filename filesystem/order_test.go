@@ -13,6 +13,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -55,6 +56,7 @@ func TestSourceSyncKeepsMovedMessage(t *testing.T) {
 // message that lies in no state (a change a crash cut off before its
 // renames, the message deleted since) is removed, not put in place.
 func TestRecoveryDoesNotResurrect(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := t.TempDir()
 	b, err := NewFactory(dir).WithBackgroundRecovery(false).Open()
 	if err != nil {

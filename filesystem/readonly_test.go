@@ -11,6 +11,7 @@ import (
 )
 
 func TestReadOnly(t *testing.T) {
+	spooltest.NeedDisk(t)
 	dir := copyFixture(t, "crashed-spool")
 	before := spooltest.Snapshot(t, dir)
 	b, err := NewFactory(dir).WithReadOnly(true).Open()

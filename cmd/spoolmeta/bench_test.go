@@ -9,12 +9,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // TestBenchSmoke runs every workload with tiny counts and checks the rows
 // and that the temporary directory is removed.
 func TestBenchSmoke(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	parent := t.TempDir()
 	r := spoolmeta(t, "bench", "--dir", parent, "--messages", "20", "--workers", "4", "--json")
 	r.expect(t, 0)
@@ -60,6 +63,7 @@ func TestBenchSmoke(t *testing.T) {
 // TestBenchTable checks the table of one workload and the usage errors.
 func TestBenchTable(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "lifecycle", "--mode", "performance", "--messages", "20")
 	r.expect(t, 0)
 	out := lines(r.stdout)
@@ -111,6 +115,7 @@ func TestBenchPlan(t *testing.T) {
 // every other round in reverse order, and prints the medians.
 func TestBenchRounds(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "calibrate", "--mode", "performance,standard", "--messages", "10", "--rounds", "2")
 	r.expect(t, 0)
 	var order []string
@@ -166,6 +171,7 @@ func TestMedians(t *testing.T) {
 // started: bench stops, says so, and removes its directory.
 func TestBenchInterrupt(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	parent := t.TempDir()
 	interruptFirstRun(t, "bench", "--dir", parent, "--workload", "lifecycle", "--mode", "performance", "--messages", "10000000")
 	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
@@ -217,6 +223,7 @@ func interruptFirstRun(t *testing.T, args ...string) string {
 // see every change, those of the other process included, or it fails.
 func TestBenchRescan(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "rescan", "--messages", "50", "--json")
 	r.expect(t, 0)
 	var res benchResult
@@ -232,6 +239,7 @@ func TestBenchRescan(t *testing.T) {
 // TestBenchDiskLoad runs a workload beside a disk load, which reports what
 // it wrote and leaves nothing behind, and checks the flag's usage error.
 func TestBenchDiskLoad(t *testing.T) {
+	spooltest.NeedDisk(t)
 	parent := t.TempDir()
 	r := spoolmeta(t, "bench", "--dir", parent, "--workload", "store", "--mode", "standard", "--messages", "20", "--disk-load", "50")
 	r.expect(t, 0)

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -167,6 +168,7 @@ func outcomes(t *testing.T, dir string, args ...string) map[string][]outcome {
 // duplicated.
 func TestMutateWhileQueueRuns(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	dir := filepath.Join(t.TempDir(), "spool")
 	b, err := metafs.NewFactory(dir).WithDisableSync(true).Open()
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 // the states, with every field set and times in two zones.
 func seedDir(t *testing.T, n int) string {
 	t.Helper()
+	spooltest.NeedDisk(t)
 	dir := filepath.Join(t.TempDir(), "meta")
 	l := open(t, dir, modeCreate)
 	zone := time.FixedZone("", 2*3600+1800)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // TestGlobalFlags checks -h, --help and --version before any command, and
@@ -45,6 +47,7 @@ func TestGlobalFlags(t *testing.T) {
 // every state, which the other commands then work on.
 func TestBenchKeep(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	dir := filepath.Join(t.TempDir(), "spool")
 	r := spoolmeta(t, "bench", "--keep", dir, "--messages", "48", "--dir", t.TempDir())
 	r.expect(t, 0)
@@ -76,6 +79,7 @@ func TestBenchKeep(t *testing.T) {
 // and prints no rate that means nothing for its row.
 func TestBenchTableExplains(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	r := spoolmeta(t, "bench", "--dir", t.TempDir(), "--workload", "open,list,iterate", "--messages", "20")
 	r.expect(t, 0)
 	rows := map[string][]string{}

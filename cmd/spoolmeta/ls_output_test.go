@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -164,6 +165,7 @@ func TestListingReportsSkippedFiles(t *testing.T) {
 // corrupt file once.
 func TestSortedLimitCountsSkippedOnce(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	dir := filepath.Join(t.TempDir(), "spool")
 	spoolmeta(t, "bench", "--keep", dir, "--workload", "spool").expect(t, 0)
 	if err := os.WriteFile(filepath.Join(dir, "deferred", "bad-1.json"), []byte("{"), 0o644); err != nil {

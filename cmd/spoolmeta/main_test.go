@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -38,6 +39,9 @@ func buildAndRun(m *testing.M) int {
 		return 2
 	}
 	binary = filepath.Join(tmp, "spoolmeta")
+	if runtime.GOOS == "windows" {
+		binary += ".exe"
+	}
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		return 2
@@ -100,8 +104,12 @@ func (r result) expect(t *testing.T, code int) {
 }
 
 // fixture copies the shared fixture name into a new temporary directory
-// and returns the copy's path.
-func fixture(t *testing.T, name string) string { return spooltest.Fixture(t, name) }
+// and returns the copy's path; it skips t where the tool cannot open it.
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	spooltest.NeedDisk(t)
+	return spooltest.Fixture(t, name)
+}
 
 // lines returns the non-empty lines of s.
 func lines(s string) []string {

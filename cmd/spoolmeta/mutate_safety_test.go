@@ -15,12 +15,14 @@ import (
 	"testing"
 
 	metafs "github.com/spoolmeta/spoolmeta/filesystem"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
 // newSpool makes a metadata directory holding msgs, by ID.
 func newSpool(t *testing.T, msgs map[string]metastorage.MessageMetadata) string {
 	t.Helper()
+	spooltest.NeedDisk(t)
 	dir := filepath.Join(t.TempDir(), "spool")
 	b, err := metafs.NewFactory(dir).WithDisableSync(true).Open()
 	if err != nil {

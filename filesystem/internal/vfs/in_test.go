@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // inOps are the directory-relative operations of FS and SharedMemory, each
@@ -83,6 +85,9 @@ func TestInOpsRefuseSymlinks(t *testing.T) {
 	for _, op := range inOps {
 		for sysName, sys := range openInSystems(t) {
 			t.Run(op.op+"/"+sysName, func(t *testing.T) {
+				if sys.fsys == OS {
+					spooltest.NeedDisk(t)
+				}
 				fsys, root := sys.fsys, sys.root+"/"+strings.ReplaceAll(op.op, "/", "-")
 				mustMkdir(t, fsys, root)
 				mustMkdir(t, fsys, root+"/d")
@@ -128,6 +133,9 @@ func TestInOpsIgnoreReplacedDir(t *testing.T) {
 	for _, op := range inOps {
 		for sysName, sys := range openInSystems(t) {
 			t.Run(op.op+"/"+sysName, func(t *testing.T) {
+				if sys.fsys == OS {
+					spooltest.NeedDisk(t)
+				}
 				fsys, root := sys.fsys, sys.root+"/"+strings.ReplaceAll(op.op, "/", "-")
 				mustMkdir(t, fsys, root)
 				mustMkdir(t, fsys, root+"/d")

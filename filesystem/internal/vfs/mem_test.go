@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // outcome describes err for comparison: its type, its Op and what it
@@ -1534,6 +1536,7 @@ var appendFSes = []struct {
 	setup func(t *testing.T) (fsys FS, dir string, symlink func(target, name string) error)
 }{
 	{"os", func(t *testing.T) (FS, string, func(string, string) error) {
+		spooltest.NeedDisk(t)
 		return OS, t.TempDir(), os.Symlink
 	}},
 	{"mem", func(t *testing.T) (FS, string, func(string, string) error) {
@@ -1906,8 +1909,8 @@ func TestLockShared(t *testing.T) {
 		{"os", OS, t.TempDir()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "os" && runtime.GOOS != "linux" {
-				t.Skip("flock is implemented on Linux only")
+			if tc.name == "os" {
+				spooltest.NeedDisk(t)
 			}
 			path := filepath.Join(tc.dir, "lock")
 			var ls [3]Lock

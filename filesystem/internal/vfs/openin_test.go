@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // openInFS is a file system to test OpenIn and LstatIn on: fsys, a
@@ -43,6 +45,9 @@ func openInSystems(t *testing.T) map[string]openInFS {
 func TestOpenIn(t *testing.T) {
 	for name, sys := range openInSystems(t) {
 		t.Run(name, func(t *testing.T) {
+			if sys.fsys == OS {
+				spooltest.NeedDisk(t)
+			}
 			fsys, dir := sys.fsys, sys.root+"/d"
 			if err := fsys.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)

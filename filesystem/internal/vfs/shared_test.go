@@ -5,11 +5,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
 
 // sharedFS is a file system with shared memory, rooted at a directory.
@@ -29,9 +30,10 @@ func sharedFSes(t *testing.T) map[string]func(t *testing.T) (sharedFS, string) {
 			}
 			return m, "/d"
 		},
-	}
-	if runtime.GOOS == "linux" {
-		fss["os"] = func(t *testing.T) (sharedFS, string) { return OS.(sharedFS), t.TempDir() }
+		"os": func(t *testing.T) (sharedFS, string) {
+			spooltest.NeedDisk(t)
+			return OS.(sharedFS), t.TempDir()
+		},
 	}
 	return fss
 }
