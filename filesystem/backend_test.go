@@ -287,7 +287,7 @@ func TestOpenCreatesMissingParents(t *testing.T) {
 			}
 			lost := m.CrashClone()
 			for _, s := range metastorage.States() {
-				if fi, err := lost.Lstat(cfg.dir + "/" + s.String()); err != nil || !fi.IsDir() {
+				if fi, err := lost.Lstat(filepath.Join(cfg.dir, s.String())); err != nil || !fi.IsDir() {
 					t.Errorf("after a power loss right after open, %s/%s: %v, %v; want a directory", cfg.dir, s, fi, err)
 				}
 			}

@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"path/filepath"
 	"strings"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
@@ -113,7 +114,7 @@ type target struct {
 // them. Temp files are not, and their changes are made under the lock of
 // their message's stripe, which is not that of their own name.
 func (b *Backend) target(path string) (target, bool) {
-	i := strings.LastIndexByte(path, '/')
+	i := strings.LastIndexByte(path, filepath.Separator)
 	if i < 0 {
 		return target{}, false
 	}
@@ -195,6 +196,6 @@ func (b *Backend) counted(oldname, newname string) bool {
 // killed before it leaves the counter odd.
 func (b *Backend) tally(path string, do, present bool, delta int64) {
 	if t, ok := b.target(path); ok && do {
-		b.counts.set(t, path[strings.LastIndexByte(path, '/')+1:], present, delta)
+		b.counts.set(t, path[strings.LastIndexByte(path, filepath.Separator)+1:], present, delta)
 	}
 }

@@ -54,11 +54,11 @@ func (f *checkFS) check(op string, names ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, path := range names {
-		i := strings.LastIndexByte(path, '/')
+		i := strings.LastIndexByte(path, filepath.Separator)
 		dir, file := path[:i], path[i+1:]
 		state := nowhere
 		for _, s := range metastorage.States() {
-			if dir == crashDir+"/"+s.String() {
+			if dir == filepath.Join(crashDir, s.String()) {
 				state = s
 			}
 		}
@@ -66,7 +66,7 @@ func (f *checkFS) check(op string, names ...string) {
 			continue // not a message file: not counted
 		}
 		if f.counters == nil {
-			c, err := mapChanges(f.mem, crashDir+"/.locks", 0o644, false)
+			c, err := mapChanges(f.mem, filepath.Join(crashDir, ".locks"), 0o644, false)
 			if err != nil || c == nil {
 				f.errorf("%s %s: cannot map the change counters: %v", op, path, err)
 				return
@@ -77,7 +77,7 @@ func (f *checkFS) check(op string, names ...string) {
 		if _, even := f.counters.snapshot(state, stripe); even {
 			f.errorf("%s %s: the counter of %s, stripe %d, is even: the change is not counted", op, path, state, stripe)
 		}
-		l, err := f.mem.OpenLock(fmt.Sprintf("%s/.locks/stripe-%02d", crashDir, stripe), 0o644)
+		l, err := f.mem.OpenLock(filepath.Join(crashDir, ".locks", fmt.Sprintf("stripe-%02d", stripe)), 0o644)
 		if err != nil {
 			f.errorf("%s %s: %v", op, path, err)
 			continue
@@ -111,12 +111,12 @@ func (f *checkFS) Remove(name string) error {
 }
 
 func (f *checkFS) RenameIn(oldDir vfs.File, oldname string, newDir vfs.File, newname string, how vfs.RenameHow) error {
-	f.check("rename", oldDir.Name()+"/"+oldname, newDir.Name()+"/"+newname)
+	f.check("rename", oldDir.Name()+sep+oldname, newDir.Name()+sep+newname)
 	return f.FS.RenameIn(oldDir, oldname, newDir, newname, how)
 }
 
 func (f *checkFS) RemoveIn(dir vfs.File, name string) error {
-	f.check("remove", dir.Name()+"/"+name)
+	f.check("remove", dir.Name()+sep+name)
 	return f.FS.RemoveIn(dir, name)
 }
 
@@ -191,7 +191,7 @@ func TestChangesUnmappable(t *testing.T) {
 					b.Close()
 					t.Fatal("open succeeded without its change counters")
 				}
-				if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), ".locks/changes") {
+				if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), filepath.Join(".locks", "changes")) {
 					t.Errorf("open: %v; want %v, naming .locks/changes", err, tc.err)
 				}
 				return

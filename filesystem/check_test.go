@@ -201,9 +201,9 @@ func TestCheckSeverity(t *testing.T) {
 	if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming, LastError: "r1"}); err != nil {
 		t.Fatal(err)
 	}
-	writeMem(t, mem, crashDir+"/deferred/README.txt", []byte("notes\n"))
-	writeMem(t, mem, crashDir+"/.locks/notes", nil)
-	writeMem(t, mem, crashDir+"/hold/bad.json", []byte("{"))
+	writeMem(t, mem, filepath.Join(crashDir, "deferred", "README.txt"), []byte("notes\n"))
+	writeMem(t, mem, filepath.Join(crashDir, ".locks", "notes"), nil)
+	writeMem(t, mem, filepath.Join(crashDir, "hold", "bad.json"), []byte("{"))
 	r, err := open(quietConfig(mem, Performance))
 	if err != nil {
 		t.Fatal(err)

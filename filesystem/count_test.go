@@ -490,7 +490,7 @@ func TestStateCountsHealRetried(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	mem := crashLayout(t)
-	incoming := crashDir + "/incoming"
+	incoming := filepath.Join(crashDir, "incoming")
 	sw := &faultSwitch{inj: vfs.And(vfs.OnOp(vfs.OpOpenDir), vfs.PathMatch(func(p string) bool { return p == incoming }))}
 	b, err := open(quietConfig(vfs.Inject(mem, sw), Standard))
 	if err != nil {
@@ -512,7 +512,7 @@ func TestStateCountsHealRetried(t *testing.T) {
 	// A writer died removing m3: the counter odd, the file gone, the
 	// count not changed.
 	b.changes.Begin(metastorage.StateIncoming, stripe)
-	if err := mem.Remove(incoming + "/" + file); err != nil {
+	if err := mem.Remove(filepath.Join(incoming, file)); err != nil {
 		t.Fatal(err)
 	}
 	sw.on.Store(true)

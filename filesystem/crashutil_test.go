@@ -6,7 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,9 +19,19 @@ import (
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
+// sep separates the elements of the paths the backend makes.
+const sep = string(filepath.Separator)
+
 // crashDir is the metadata directory of the crash and fault tests, on an
-// in-memory file system.
-const crashDir = "/spool"
+// in-memory file system: "/spool" made absolute as open makes it (on
+// Windows, on the current drive).
+var crashDir = func() string {
+	dir, err := filepath.Abs("/spool")
+	if err != nil {
+		panic(err)
+	}
+	return dir
+}()
 
 var crashModes = []Mode{Standard, Hybrid, Performance}
 
@@ -163,7 +173,7 @@ type diskImage struct {
 func readImage(fsys vfs.FS) (diskImage, error) {
 	img := diskImage{msgs: make(map[string][]diskEntry)}
 	for _, s := range metastorage.States() {
-		dir := path.Join(crashDir, s.String())
+		dir := filepath.Join(crashDir, s.String())
 		d, err := fsys.OpenDir(dir)
 		if err != nil {
 			return img, err
@@ -175,7 +185,7 @@ func readImage(fsys vfs.FS) (diskImage, error) {
 		}
 		for _, e := range ents {
 			n := e.Name()
-			p := path.Join(dir, n)
+			p := filepath.Join(dir, n)
 			if strings.HasPrefix(n, ".tmp.") || strings.Contains(n, name.Suffix+".tmp.") {
 				img.temps = append(img.temps, p)
 				continue

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -81,7 +82,7 @@ func fileKind(fi fs.FileInfo) string {
 // in it, and a func that closes what at opened; ok is false if path does
 // not lie under top.
 func (f *dirFS) at(path string) (dir vfs.File, name string, done func(), ok bool, err error) {
-	i := strings.LastIndexByte(path, '/')
+	i := strings.LastIndexByte(path, filepath.Separator)
 	if i < 0 {
 		return nil, "", nil, false, nil
 	}
@@ -89,7 +90,7 @@ func (f *dirFS) at(path string) (dir vfs.File, name string, done func(), ok bool
 	if d, ok := f.dirs[parent]; ok {
 		return d, name, nop, true, nil
 	}
-	rel, ok := strings.CutPrefix(parent, f.top+"/")
+	rel, ok := strings.CutPrefix(parent, f.top+string(filepath.Separator))
 	if !ok {
 		return nil, "", nil, false, nil
 	}
@@ -97,8 +98,8 @@ func (f *dirFS) at(path string) (dir vfs.File, name string, done func(), ok bool
 	// its subdirectories, which are created when first needed.
 	d, prefix := f.dirs[f.top], f.top
 	var opened vfs.File
-	for elem := range strings.SplitSeq(rel, "/") {
-		prefix += "/" + elem
+	for elem := range strings.SplitSeq(rel, string(filepath.Separator)) {
+		prefix += string(filepath.Separator) + elem
 		if known, ok := f.dirs[prefix]; ok {
 			d = known
 			continue
@@ -298,7 +299,7 @@ func (f *dirFS) MapShared(path string, size int, perm fs.FileMode) ([]byte, func
 func (f *dirFS) MapSharedIn(dir vfs.File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
 	sm, ok := f.FS.(vfs.SharedMemory)
 	if !ok {
-		return nil, nil, &fs.PathError{Op: "mmap", Path: dir.Name() + "/" + name, Err: errors.ErrUnsupported}
+		return nil, nil, &fs.PathError{Op: "mmap", Path: dir.Name() + string(filepath.Separator) + name, Err: errors.ErrUnsupported}
 	}
 	return sm.MapSharedIn(dir, name, size, perm)
 }

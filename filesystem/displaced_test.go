@@ -471,7 +471,7 @@ func TestScanRemovesDisplacedOnlyAfterItsSync(t *testing.T) {
 	}
 	var changed atomic.Bool
 	fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if op == vfs.OpRemove && strings.Contains(path, "/incoming/.tmp.") && !changed.Swap(true) {
+		if op == vfs.OpRemove && strings.Contains(path, sep+"incoming"+sep+".tmp.") && !changed.Swap(true) {
 			// After the scan's sync: m's synced record is displaced.
 			if err := a.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: act, Attempts: 7}); err != nil {
 				t.Error(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -43,11 +44,11 @@ func nthOn(n int, op vfs.Op, match func(string) bool, errno syscall.Errno) vfs.I
 
 func anyPath(string) bool { return true }
 
-func isTemp(p string) bool { return strings.Contains(p, "/.tmp.") }
+func isTemp(p string) bool { return strings.Contains(p, sep+".tmp.") }
 
 func isStateDir(p string) bool {
 	for _, s := range metastorage.States() {
-		if p == crashDir+"/"+s.String() {
+		if p == filepath.Join(crashDir, s.String()) {
 			return true
 		}
 	}
@@ -80,7 +81,7 @@ var (
 	}}
 )
 
-func isJournal(p string) bool { return strings.HasSuffix(p, "/"+journalName) }
+func isJournal(p string) bool { return strings.HasSuffix(p, sep+journalName) }
 
 // eitherInj fails a call with the error of the first of its Injectors
 // that fails it; each is consulted on every call.
@@ -292,7 +293,7 @@ func TestFaultWritePath(t *testing.T) {
 					if !strings.Contains(err.Error(), o.op+" m") {
 						t.Errorf("error %q does not name the operation %q and the message", err, o.op)
 					}
-					if !strings.Contains(err.Error(), crashDir+"/") {
+					if !strings.Contains(err.Error(), crashDir+string(filepath.Separator)) {
 						t.Errorf("error %q names no path", err)
 					}
 					temps := e.checkIntact(t, e.b, "after the faulted call")
@@ -348,7 +349,7 @@ func TestFaultWritePath(t *testing.T) {
 // recovery scan fail.
 func TestFaultReadDir(t *testing.T) {
 	ctx := context.Background()
-	inc := crashDir + "/" + metastorage.StateIncoming.String()
+	inc := filepath.Join(crashDir, metastorage.StateIncoming.String())
 	isInc := func(p string) bool { return p == inc }
 	for _, op := range []vfs.Op{vfs.OpOpenDir, vfs.OpReadDir} {
 		for _, errno := range []syscall.Errno{syscall.EIO, syscall.ENOSPC, syscall.EACCES} {
@@ -409,7 +410,7 @@ func TestFailedChangeLeavesNoTemp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			mem := crashLayout(t)
-			incoming := crashDir + "/" + stIncoming.String()
+			incoming := filepath.Join(crashDir, stIncoming.String())
 			var on atomic.Bool
 			inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
 				if on.Load() && op == vfs.OpRename && isTemp(path) {

@@ -27,7 +27,7 @@ import (
 func TestIteratorReadsDirectoryOnce(t *testing.T) {
 	const n, batch = 1000, 10
 	var readDirs atomic.Int64
-	deferred := crashDir + "/deferred"
+	deferred := filepath.Join(crashDir, "deferred")
 	fsys := vfs.Inject(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
 		if op == vfs.OpReadDir && path == deferred {
 			readDirs.Add(1)

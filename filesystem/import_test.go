@@ -3,7 +3,7 @@ package filesystem
 import (
 	"context"
 	"errors"
-	"path"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -62,7 +62,7 @@ func TestImportMeta(t *testing.T) {
 func TestImportMetaOverCorruptRecord(t *testing.T) {
 	t.Parallel()
 	mem := crashLayout(t)
-	name := path.Join(crashDir, "deferred", fileOf(t, "c"))
+	name := filepath.Join(crashDir, "deferred", fileOf(t, "c"))
 	writeMem(t, mem, name, []byte("{"))
 	b, err := open(quietConfig(mem, Standard))
 	if err != nil {

@@ -316,7 +316,7 @@ func TestListSinceWithKeptKeys(t *testing.T) {
 // read the whole directory.
 func TestIndexWithinBudget(t *testing.T) {
 	fsys, _, opens := countingOpens(t, false, func(dir, path string) bool {
-		return strings.HasPrefix(path, dir+"/deferred/") || strings.HasPrefix(path, dir+"/hold/")
+		return strings.HasPrefix(path, dir+sep+"deferred"+sep) || strings.HasPrefix(path, dir+sep+"hold"+sep)
 	})
 	b, err := open(quietConfig(fsys, Performance))
 	if err != nil {

@@ -35,7 +35,7 @@ func hybridOnMem(t *testing.T, limit int64, onCheckpoint func()) (*Backend, *vfs
 
 func journalSize(t *testing.T, fsys vfs.FS) int64 {
 	t.Helper()
-	fi, err := fsys.Lstat(crashDir + "/" + journalName)
+	fi, err := fsys.Lstat(filepath.Join(crashDir, journalName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestJournalReplayAfterPowerLoss(t *testing.T) {
 		t.Fatalf("the crash image holds message files before replay: %v", before.ids())
 	}
 	// A torn append after the last acknowledged record is skipped.
-	jf, err := img.OpenAppend(crashDir+"/"+journalName, 0o644)
+	jf, err := img.OpenAppend(filepath.Join(crashDir, journalName), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +183,7 @@ func TestJournalEmptiedByClose(t *testing.T) {
 // followed, read or written through.
 func TestJournalNotARegularFile(t *testing.T) {
 	t.Parallel()
+	spooltest.NeedDisk(t)
 	makers := map[string]func(path string) error{
 		"symlink":   func(path string) error { return os.Symlink("elsewhere", path) },
 		"directory": func(path string) error { return os.Mkdir(path, 0o755) },
@@ -410,7 +411,7 @@ func TestUndoNotRecordedIsReported(t *testing.T) {
 	ctx := context.Background()
 	var on atomic.Bool
 	fsys := vfs.Inject(crashLayout(t), vfs.InjectorFunc(func(op vfs.Op, path string) error {
-		if on.Load() && op == vfs.OpSync && path == crashDir+"/"+journalName {
+		if on.Load() && op == vfs.OpSync && path == filepath.Join(crashDir, journalName) {
 			return syscall.EIO
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestRecordSizeBoundary(t *testing.T) {
 				if err := b.StoreMeta(ctx, id, record(id, size)); err != nil {
 					t.Fatalf("store %s: %v", id, err)
 				}
-				if fi, err := mem.Lstat(crashDir + "/deferred/" + id + ".json"); err != nil {
+				if fi, err := mem.Lstat(filepath.Join(crashDir, "deferred", id+".json")); err != nil {
 					t.Fatal(err)
 				} else if fi.Size() != int64(size) {
 					t.Fatalf("%s: file of %d bytes, want %d", id, fi.Size(), size)
@@ -84,7 +85,7 @@ func TestRecordSizeBoundary(t *testing.T) {
 			if _, err := rb.GetMeta(ctx, "over"); !errors.Is(err, metastorage.ErrMessageNotFound) {
 				t.Errorf("over after recovery: got %v, want not found", err)
 			}
-			if d, err := img.OpenDir(crashDir + "/corrupt/deferred"); err == nil {
+			if d, err := img.OpenDir(filepath.Join(crashDir, "corrupt", "deferred")); err == nil {
 				ents, _ := d.ReadDir(-1)
 				d.Close()
 				if len(ents) > 0 {

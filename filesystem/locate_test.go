@@ -2,7 +2,7 @@ package filesystem
 
 import (
 	"context"
-	"path"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -83,7 +83,7 @@ func writeByHand(t *testing.T, mem *vfs.Mem, s metastorage.QueueState, id string
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeMem(t, mem, path.Join(crashDir, s.String(), fileOf(t, id)), data)
+	writeMem(t, mem, filepath.Join(crashDir, s.String(), fileOf(t, id)), data)
 }
 
 // statesOf returns the states whose directories hold message id's file.

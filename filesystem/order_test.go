@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -96,7 +97,7 @@ func (h removeHook) Remove(name string) error {
 }
 
 func (h removeHook) RemoveIn(dir vfs.File, name string) error {
-	h.before(dir.Name() + "/" + name)
+	h.before(filepath.Join(dir.Name(), name))
 	return h.FS.RemoveIn(dir, name)
 }
 
@@ -121,7 +122,7 @@ func TestFailedDirSyncIsFinal(t *testing.T) {
 			y = id
 		}
 	}
-	incoming := crashDir + "/" + stIncoming.String()
+	incoming := filepath.Join(crashDir, stIncoming.String())
 	var armed, failNow, failed, held atomic.Bool
 	inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
 		if op == vfs.OpSync && path == incoming && failNow.Load() && failed.CompareAndSwap(false, true) {
@@ -133,7 +134,7 @@ func TestFailedDirSyncIsFinal(t *testing.T) {
 	fsys := removeHook{wrapFS: wrapFS{vfs.Inject(crashLayout(t), inj)}, before: func(name string) {
 		// The replace removes the old record's file, left at its temp
 		// name by the exchange, before it syncs incoming.
-		if armed.Load() && strings.HasPrefix(name, incoming+"/.tmp.") && held.CompareAndSwap(false, true) {
+		if armed.Load() && strings.HasPrefix(name, incoming+sep+".tmp.") && held.CompareAndSwap(false, true) {
 			close(paused)
 			<-release
 		}

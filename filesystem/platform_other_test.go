@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ import (
 // matching errors.ErrUnsupported, where the backend cannot keep its
 // guarantees, and creates nothing.
 func TestOpenRefusedOnThisPlatform(t *testing.T) {
-	dir := t.TempDir() + "/spool"
+	dir := filepath.Join(t.TempDir(), "spool")
 	_, err := NewBackend(dir)
 	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("NewBackend: %v, want errors.ErrUnsupported", err)

@@ -29,7 +29,7 @@ func TestChangeReadsTheFile(t *testing.T) {
 			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
 				file := fileOf(t, "m")
 				fsys, dir, opens := countingOpens(t, tc.real, func(_, path string) bool {
-					return strings.HasSuffix(path, "/"+file)
+					return strings.HasSuffix(path, sep+file)
 				})
 				if !tc.counts {
 					fsys = noSharedMemory{fsys}

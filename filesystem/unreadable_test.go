@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,7 +48,7 @@ type unreadableEnv struct {
 	b   *Backend
 }
 
-const unreadablePath = crashDir + "/hold/u.json"
+var unreadablePath = filepath.Join(crashDir, "hold", "u.json")
 
 func newUnreadableEnv(t *testing.T, mode Mode) *unreadableEnv {
 	t.Helper()
@@ -76,7 +77,7 @@ func newUnreadableEnv(t *testing.T, mode Mode) *unreadableEnv {
 		t.Fatal(err)
 	}
 	writeMem(t, e.mem, unreadablePath, data)
-	writeMem(t, e.mem, crashDir+"/incoming/bad.json", []byte("{"))
+	writeMem(t, e.mem, filepath.Join(crashDir, "incoming", "bad.json"), []byte("{"))
 	e.sw.on.Store(true)
 	return e
 }
@@ -104,7 +105,7 @@ func TestUnreadableMessageFile(t *testing.T) {
 				for _, f := range findings {
 					kinds[f.Kind] = f.Path
 				}
-				if kinds[Unreadable] != unreadablePath || kinds[Corrupt] != crashDir+"/incoming/bad.json" || len(findings) != 2 {
+				if kinds[Unreadable] != unreadablePath || kinds[Corrupt] != filepath.Join(crashDir, "incoming", "bad.json") || len(findings) != 2 {
 					t.Errorf("Check found %v, want the unreadable file and the corrupt one", findings)
 				}
 				for _, f := range findings {
@@ -118,13 +119,13 @@ func TestUnreadableMessageFile(t *testing.T) {
 				if err := b.RecoverFromCrash(); err != nil {
 					t.Fatalf("RecoverFromCrash: %v", err)
 				}
-				if _, err := e.mem.Lstat(crashDir + "/corrupt/incoming/bad.json"); err != nil {
+				if _, err := e.mem.Lstat(filepath.Join(crashDir, "corrupt", "incoming", "bad.json")); err != nil {
 					t.Errorf("the corrupt file beside the unreadable one was not set aside: %v", err)
 				}
 				if _, err := e.mem.Lstat(unreadablePath); err != nil {
 					t.Errorf("the unreadable file moved: %v", err)
 				}
-				if _, err := e.mem.Lstat(crashDir + "/corrupt/hold/u.json"); !errors.Is(err, fs.ErrNotExist) {
+				if _, err := e.mem.Lstat(filepath.Join(crashDir, "corrupt", "hold", "u.json")); !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("the unreadable file is in corrupt/: %v", err)
 				}
 			})
@@ -223,7 +224,7 @@ func TestUnreadableBesideCopies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		copyPath := crashDir + "/active/u.json"
+		copyPath := filepath.Join(crashDir, "active", "u.json")
 		tmpPath := fmt.Sprintf("%s/hold/.tmp.%02x-abcdef", crashDir, stripeOf("u.json"))
 		writeMem(t, e.mem, copyPath, data)
 		writeMem(t, e.mem, tmpPath, data)

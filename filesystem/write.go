@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -457,7 +458,7 @@ const hexDigit = "0123456789abcdef"
 // ".tmp.<stripe>-", so recovery knows which lock its writer holds.
 func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte, sync bool) (string, error) {
 	stripe := stripeOf(file)
-	prefix := b.states[s] + "/.tmp." + string([]byte{hexDigit[stripe>>4], hexDigit[stripe&15]}) + "-"
+	prefix := b.states[s] + string(filepath.Separator) + ".tmp." + string([]byte{hexDigit[stripe>>4], hexDigit[stripe&15]}) + "-"
 	for attempt := 0; ; attempt++ {
 		tmp := prefix + strconv.FormatUint(rand.Uint64(), 16)
 		f, err := b.fs.Create(tmp, b.cfg.fileMode)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -342,7 +343,7 @@ func (i *Injecting) LstatIn(dir File, name string) (fs.FileInfo, error) {
 // in it.
 func (i *Injecting) inDir(dir File, name string) (File, string) {
 	if d, ok := dir.(*injectingFile); ok {
-		return d.f, d.name + "/" + name
+		return d.f, d.name + string(filepath.Separator) + name
 	}
 	return dir, name
 }
@@ -714,7 +715,7 @@ func (c *Crasher) LstatIn(dir File, name string) (fs.FileInfo, error) {
 // inDir returns the Mem's File of dir, and the path of name in it.
 func (c *Crasher) inDir(dir File, name string) (File, string) {
 	if d, ok := dir.(*crasherFile); ok {
-		return d.f, d.name + "/" + name
+		return d.f, d.name + string(filepath.Separator) + name
 	}
 	return dir, name
 }

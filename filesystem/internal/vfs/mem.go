@@ -6,12 +6,13 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -58,8 +59,9 @@ import (
 //
 // # Paths
 //
-// Names are slash-separated paths. The root "/" always exists and is the
-// working directory, so a relative name is resolved from it. "." and ".."
+// Names are slash-separated paths, in the host's syntax: on Windows a
+// volume name is ignored and '\\' separates too. The root "/" always exists
+// and is the working directory, so a relative name is resolved from it. "." and ".."
 // are resolved element by element, as Linux does: "/f/.." fails with
 // ENOTDIR when /f is a regular file.
 //
@@ -240,16 +242,19 @@ type memPath struct {
 	slash bool // whether a slash follows the last element
 }
 
+// isSeparator reports whether r separates the elements of a path: '/', and
+// on Windows '\\' too.
+func isSeparator(r rune) bool { return r < utf8.RuneSelf && os.IsPathSeparator(uint8(r)) }
+
 // parsePath splits name into its elements.
 func parsePath(name string) (memPath, syscall.Errno) {
 	if name == "" {
 		return memPath{}, syscall.ENOENT
 	}
+	name = name[len(filepath.VolumeName(name)):]
 	var elems []string
-	for e := range strings.SplitSeq(name, "/") {
-		if e != "" {
-			elems = append(elems, e)
-		}
+	for e := range strings.FieldsFuncSeq(name, isSeparator) {
+		elems = append(elems, e)
 	}
 	if len(elems) == 0 {
 		return memPath{kind: lastRoot}, 0
@@ -257,7 +262,7 @@ func parsePath(name string) (memPath, syscall.Errno) {
 	p := memPath{
 		dirs:  elems[:len(elems)-1],
 		last:  elems[len(elems)-1],
-		slash: strings.HasSuffix(name, "/"),
+		slash: os.IsPathSeparator(name[len(name)-1]),
 	}
 	switch p.last {
 	case ".":
@@ -349,14 +354,14 @@ func (m *Mem) atIn(dir File, name string) (resolved, string) {
 	if !ok || d.m != m {
 		return resolved{errno: syscall.EBADF}, name
 	}
-	full := d.name + "/" + name
+	full := d.name + string(filepath.Separator) + name
 	var errno syscall.Errno
 	switch {
 	case d.closed:
 		errno = syscall.EBADF
 	case !d.node.isDir():
 		errno = syscall.ENOTDIR
-	case name == "" || name == "." || name == ".." || strings.Contains(name, "/"):
+	case name == "" || name == "." || name == ".." || strings.ContainsFunc(name, isSeparator):
 		errno = syscall.EINVAL
 	case !d.node.can(permX):
 		errno = syscall.EACCES
@@ -486,13 +491,13 @@ func (m *Mem) lookupIn(dir File, name string) (*memNode, string, syscall.Errno) 
 	if !ok || d.m != m {
 		return nil, name, syscall.EBADF
 	}
-	full := d.name + "/" + name
+	full := d.name + string(filepath.Separator) + name
 	switch {
 	case d.closed:
 		return nil, full, syscall.EBADF
 	case !d.node.isDir():
 		return nil, full, syscall.ENOTDIR
-	case name == "" || name == "." || name == ".." || strings.Contains(name, "/"):
+	case name == "" || name == "." || name == ".." || strings.ContainsFunc(name, isSeparator):
 		return nil, full, syscall.EINVAL
 	case !d.node.can(permX):
 		return nil, full, syscall.EACCES
@@ -802,7 +807,7 @@ func (m *Mem) Lstat(name string) (fs.FileInfo, error) {
 	if errno != 0 {
 		return nil, pathError("lstat", name, errno)
 	}
-	return n.info(path.Base(name)), nil
+	return n.info(filepath.Base(name)), nil
 }
 
 // OpenLock implements FS. The lock file is a regular file, created with
@@ -1217,7 +1222,7 @@ func (f *memFile) Stat() (fs.FileInfo, error) {
 	if f.closed {
 		return nil, pathError("stat", f.name, errClosed)
 	}
-	return f.node.info(path.Base(f.name)), nil
+	return f.node.info(filepath.Base(f.name)), nil
 }
 
 func (f *memFile) ReadDir(n int) ([]fs.DirEntry, error) {
@@ -1267,7 +1272,7 @@ func (d *memDirEntry) Info() (fs.FileInfo, error) {
 	defer d.f.m.mu.Unlock()
 	n := d.dir.entries[d.name]
 	if n == nil {
-		return nil, pathError("lstat", d.f.name+"/"+d.name, syscall.ENOENT)
+		return nil, pathError("lstat", d.f.name+string(filepath.Separator)+d.name, syscall.ENOENT)
 	}
 	return n.info(d.name), nil
 }

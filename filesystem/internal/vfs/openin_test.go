@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -20,6 +21,10 @@ type openInFS struct {
 	root    string
 	symlink func(target, name string) error
 }
+
+// inPath is the path the In operations name the entry name of the
+// directory opened as dir by.
+func inPath(dir, name string) string { return dir + string(filepath.Separator) + name }
 
 func openInSystems(t *testing.T) map[string]openInFS {
 	osRoot := t.TempDir()
@@ -145,7 +150,7 @@ func TestOpenIn(t *testing.T) {
 					f.Close()
 				}
 				var pe *fs.PathError
-				if !errors.Is(err, c.want) || !errors.As(err, &pe) || !strings.HasSuffix(pe.Path, "d/"+c.name) {
+				if !errors.Is(err, c.want) || !errors.As(err, &pe) || !strings.HasSuffix(pe.Path, inPath("d", c.name)) {
 					t.Errorf("OpenIn %q: got %v, want a *fs.PathError on the path of %[1]q in the directory, wrapping %v", c.name, err, c.want)
 				}
 			}
@@ -226,7 +231,8 @@ func TestInjectOpenIn(t *testing.T) {
 	if _, err := inj.LstatIn(d, "f"); !errors.Is(err, syscall.EIO) {
 		t.Errorf("LstatIn with EIO injected: got %v", err)
 	}
-	want := []string{OpOpenDir.String() + " /d", OpOpen.String() + " /d/f", OpClose.String() + " /d/f", OpLstat.String() + " /d/f"}
+	pf := inPath("/d", "f")
+	want := []string{OpOpenDir.String() + " /d", OpOpen.String() + " " + pf, OpClose.String() + " " + pf, OpLstat.String() + " " + pf}
 	if len(seen) != len(want) {
 		t.Fatalf("Injector saw %q, want %q", seen, want)
 	}

@@ -557,7 +557,7 @@ func (t *Tracker) Truncate(name string, size int64) error {
 // TruncateIn implements FS.
 func (t *Tracker) TruncateIn(dir File, name string, size int64) error {
 	err := t.FS.TruncateIn(dir, name, size)
-	t.Add(dir.Name() + "/" + name)
+	t.Add(dir.Name() + string(filepath.Separator) + name)
 	return err
 }
 
@@ -571,7 +571,7 @@ func (t *Tracker) Overwrite(name string, off int64, p []byte) error {
 // OverwriteIn implements FS.
 func (t *Tracker) OverwriteIn(dir File, name string, off int64, p []byte) error {
 	err := t.FS.OverwriteIn(dir, name, off, p)
-	t.Add(dir.Name() + "/" + name)
+	t.Add(dir.Name() + string(filepath.Separator) + name)
 	return err
 }
 
@@ -589,5 +589,5 @@ func (t *Tracker) MapSharedIn(dir File, name string, size int, perm fs.FileMode)
 	if sm, ok := t.FS.(SharedMemory); ok {
 		return sm.MapSharedIn(dir, name, size, perm)
 	}
-	return nil, nil, &fs.PathError{Op: "mmap", Path: dir.Name() + "/" + name, Err: errors.ErrUnsupported}
+	return nil, nil, &fs.PathError{Op: "mmap", Path: dir.Name() + string(filepath.Separator) + name, Err: errors.ErrUnsupported}
 }

@@ -42,7 +42,7 @@ type FS interface {
 	// path, without resolving the directory's path again: name is one
 	// path element (no "/", not "." or ".."), looked up in the directory
 	// dir is open on, wherever that directory is now. Errors name the file
-	// as dir's name, "/" and name.
+	// as dir's name, the path separator and name.
 	OpenIn(dir File, name string) (File, error)
 
 	// LstatIn describes name in the directory dir without following a
@@ -126,8 +126,8 @@ type FS interface {
 	// the directory's path again: name is one path element (no "/", not
 	// "." or ".."; syscall.EINVAL otherwise), looked up in the directory
 	// dir is open on, wherever that directory is now, and a symbolic link
-	// it names is never followed. Errors name the file as dir's name, "/"
-	// and name.
+	// it names is never followed. Errors name the file as dir's name, the
+	// path separator and name.
 
 	// CreateIn is Create of name in dir.
 	CreateIn(dir File, name string, perm fs.FileMode) (File, error)
