@@ -86,6 +86,8 @@ type modelHarness struct {
 	// marks are instants taken between operations, used as Since: they
 	// split both backends' messages the same way.
 	marks []time.Time
+	// clock is the backends' clock and that of marks.
+	clock func() time.Time
 	// outcomes counts the results by call and error class, logged so that
 	// a change that makes the random operations miss a case shows.
 	outcomes map[string]int
@@ -267,7 +269,7 @@ func (h *modelHarness) step(r *rand.Rand, ids []string, global bool) {
 	}
 	if global && r.IntN(20) == 0 {
 		h.mu.Lock()
-		h.marks = append(h.marks, time.Now())
+		h.marks = append(h.marks, h.clock())
 		h.mu.Unlock()
 	}
 }
@@ -436,6 +438,8 @@ func newModelHarness(t *testing.T, mode Mode, seed uint64) *modelHarness {
 		// the in-memory file system.
 		cfg = memConfig(vfs.NewMem(), mode)
 	}
+	clock := increasingClock()
+	cfg.now = clock
 	b, err := open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -445,8 +449,26 @@ func newModelHarness(t *testing.T, mode Mode, seed uint64) *modelHarness {
 	if err := b.WaitCounts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &modelHarness{t: t, ctx: ctx, fs: b, ref: model.New(), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	return &modelHarness{t: t, ctx: ctx, fs: b, ref: model.NewClock(clock), clock: clock, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		defaulted: make(map[string]bool), outcomes: make(map[string]int)}
+}
+
+// increasingClock returns a clock each of whose readings is later than the
+// one before, also where the system clock is coarse (Windows): calls made
+// one after the other, on either backend, are then ordered in time as made.
+func increasingClock() func() time.Time {
+	var mu sync.Mutex
+	var last time.Time
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t := time.Now().Round(0)
+		if !t.After(last) {
+			t = last.Add(time.Nanosecond)
+		}
+		last = t
+		return t
+	}
 }
 
 var allModes = []Mode{Standard, Performance, Hybrid}
@@ -592,7 +614,7 @@ func testModelRacingMoves(t *testing.T, h *modelHarness, seed uint64) {
 			var in []metastorage.QueueState
 			file, _ := h.fs.fileName("test", id)
 			for _, s := range metastorage.States() {
-				if _, err := os.Lstat(filepath.Join(h.fs.Dir(), s.String(), file)); err == nil {
+				if _, err := h.fs.fs.Lstat(filepath.Join(h.fs.Dir(), s.String(), file)); err == nil {
 					in = append(in, s)
 				}
 			}

@@ -44,6 +44,7 @@ type Backend struct {
 	closed bool
 	msgs   map[string]metastorage.MessageMetadata
 	counts [metastorage.NumStates]int64
+	clock  func() time.Time
 }
 
 var (
@@ -52,8 +53,12 @@ var (
 )
 
 // New returns an empty, open Backend.
-func New() *Backend {
-	return &Backend{msgs: make(map[string]metastorage.MessageMetadata)}
+func New() *Backend { return NewClock(time.Now) }
+
+// NewClock returns an empty, open Backend that reads the current time from
+// clock.
+func NewClock(clock func() time.Time) *Backend {
+	return &Backend{msgs: make(map[string]metastorage.MessageMetadata), clock: clock}
 }
 
 // StoreMeta creates the message messageID, or replaces it whole, as
@@ -71,7 +76,7 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, metadata meta
 	}
 	rec := clone(metadata)
 	rec.ID = messageID
-	now := now()
+	now := b.now()
 	if rec.Created.IsZero() {
 		rec.Created = now
 	}
@@ -120,7 +125,7 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, metadata met
 	rec := clone(metadata)
 	rec.ID = messageID
 	rec.Created = prev.Created
-	rec.Updated = nextUpdated(now(), prev, true)
+	rec.Updated = nextUpdated(b.now(), prev, true)
 	b.put(prev, true, rec)
 	return nil
 }
@@ -145,7 +150,7 @@ func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, 
 	rec := clone(metadata)
 	rec.ID = messageID
 	rec.Created = prev.Created
-	rec.Updated = nextUpdated(now(), prev, true)
+	rec.Updated = nextUpdated(b.now(), prev, true)
 	b.put(prev, true, rec)
 	return nil
 }
@@ -241,7 +246,7 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 	}
 	rec := clone(prev)
 	rec.State = toState
-	rec.Updated = nextUpdated(now(), prev, true)
+	rec.Updated = nextUpdated(b.now(), prev, true)
 	b.put(prev, true, rec)
 	return nil
 }
@@ -478,8 +483,8 @@ func notFound(op, id string) error {
 
 // now returns the current time without its monotonic clock reading, as a
 // stored time would be.
-func now() time.Time {
-	return time.Now().Round(0)
+func (b *Backend) now() time.Time {
+	return b.clock().Round(0)
 }
 
 // nextUpdated returns the Updated time of a message written at now whose
