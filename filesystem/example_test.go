@@ -1,3 +1,8 @@
+//go:build linux || darwin
+
+// The example opens a directory on disk, which the backend refuses on
+// other platforms.
+
 package filesystem_test
 
 import (
