@@ -60,10 +60,10 @@ import (
 // # Paths
 //
 // Names are slash-separated paths, in the host's syntax: on Windows a
-// volume name is ignored and '\\' separates too. The root "/" always exists
-// and is the working directory, so a relative name is resolved from it. "." and ".."
-// are resolved element by element, as Linux does: "/f/.." fails with
-// ENOTDIR when /f is a regular file.
+// volume name is ignored and '\\' separates too. The root "/" always
+// exists and is the working directory, so a relative name is resolved from
+// it. "." and ".." are resolved element by element, as Linux does: "/f/.."
+// fails with ENOTDIR when /f is a regular file.
 //
 // # Differences from Linux
 //
