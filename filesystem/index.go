@@ -2,10 +2,12 @@ package filesystem
 
 import (
 	"cmp"
-	"maps"
+	"encoding/binary"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -44,59 +46,257 @@ type index struct {
 
 // snapshot is what one pass over a state's directory found. It never
 // changes once published.
+//
+// Its records hold no pointer for the garbage collector to follow: each
+// entry is a fixed-size value, its strings are in pages of bytes that are
+// never written again once filled, and names are found by their hash. A
+// large index then costs the collector nearly nothing to mark, and the
+// strings of a returned record are the page's, not copies.
 type snapshot struct {
 	stamp  dirStamp
 	racy   bool // the stamp was taken too soon after it changed
 	counts [numStripes]uint64
-	oldest time.Time // when its oldest record was read
+	oldest int64 // when its oldest record was read, in Unix nanoseconds
 	// complete is set if entries hold every message file the directory
 	// held: a later pass may then take the names from entries.
 	complete bool
-	entries  []*indexEntry
-	byName   map[string]*indexEntry
+	entries  []slot
+	byName   map[uint64]int32 // the hash of a file name to its entry
+	pages    [][]byte         // the entries' strings, appended to the last page
 	bytes    int64
 }
 
-// indexEntry is a message's record as read from its file.
-type indexEntry struct {
-	id, file string
-	stripe   int
-	count    uint64    // the stripe's change counter before the file was read
-	read     time.Time // when the file was read
-	md       metastorage.MessageMetadata
-	keys     listKeys
-	bytes    int64 // what it costs the budget
+// slot is a message's record as read from its file, its strings at off in
+// page: the ID, the file name, LastError, RetryPolicyName, then each header
+// as two 4-byte lengths, key and value.
+type slot struct {
+	count                             uint64 // the stripe's change counter before the file was read
+	read                              int64  // when the file was read, in Unix nanoseconds
+	stripe                            int32
+	page, off, strLen                 uint32
+	idLen, fileLen, errLen, policyLen uint32
+	headers                           int32 // -1 for nil Headers
+	attempts, maxAttempts, priority   int
+	size                              int64
+	nextRetry, created, updated       packedTime
+	bytes                             int64 // what it costs the budget
 }
 
 // entryOverhead is what an entry costs beyond its strings: the entry, its
-// place in a snapshot's slice and map, and a decoded record's fixed part.
-const entryOverhead = 320
+// place in a snapshot's map, and the lengths of its headers are added.
+const entryOverhead = int64(unsafe.Sizeof(slot{})) + 32
 
-func newIndexEntry(id, file string, count uint64, read time.Time, md metastorage.MessageMetadata) *indexEntry {
-	n := entryOverhead + len(file) + len(md.LastError) + len(md.RetryPolicyName)
-	if id != file {
-		n += len(id)
-	}
-	for k, v := range md.Headers {
-		n += 64 + len(k) + len(v)
-	}
-	return &indexEntry{id: id, file: file, stripe: stripeOf(file), count: count, read: read,
-		md: md, keys: keysOf(&md), bytes: int64(n)}
+// pageSize is the size of a snapshot's pages of strings. A string of a
+// returned record keeps its page in memory.
+const pageSize = 16 << 10
+
+// nameSeed hashes file names for the snapshots' maps.
+var nameSeed = maphash.MakeSeed()
+
+// recordBytes returns what the record md of message id, in file, costs
+// the budget.
+func recordBytes(id, file string, md *metastorage.MessageMetadata) int64 {
+	return entryOverhead + int64(stringBytes(id, file, md))
 }
 
-// record returns the message as e holds it, for the caller to keep and
-// change.
-func (e *indexEntry) record(s metastorage.QueueState) metastorage.MessageMetadata {
-	md := e.md
-	md.ID = e.id
-	md.State = s
-	md.Headers = maps.Clone(md.Headers)
+// stringBytes returns the bytes that the strings of md take in a page.
+func stringBytes(id, file string, md *metastorage.MessageMetadata) int {
+	n := len(id) + len(file) + len(md.LastError) + len(md.RetryPolicyName)
+	for k, v := range md.Headers {
+		n += 8 + len(k) + len(v)
+	}
+	return n
+}
+
+// packedTime is a time.Time without its pointer to a location: UTC, Local
+// or a fixed zone without a name, which is what decoding a record gives.
+type packedTime struct {
+	sec  int64
+	nsec int32
+	zone int32 // zoneUTC, zoneLocal, or a fixed zone's offset in seconds
+}
+
+const (
+	zoneUTC   = 1 << 30 // out of the range of offsets
+	zoneLocal = zoneUTC + 1
+)
+
+// packTime returns t packed, or false if its location is none of those
+// packedTime keeps.
+func packTime(t time.Time) (packedTime, bool) {
+	p := packedTime{sec: t.Unix(), nsec: int32(t.Nanosecond())}
+	switch loc := t.Location(); {
+	case loc == time.UTC:
+		p.zone = zoneUTC
+	case loc == time.Local:
+		p.zone = zoneLocal
+	default:
+		name, off := t.Zone()
+		if name != "" || loc.String() != "" || off <= -24*3600 || off >= 24*3600 {
+			return p, false
+		}
+		p.zone = int32(off)
+	}
+	return p, true
+}
+
+func (p packedTime) time() time.Time {
+	t := time.Unix(p.sec, int64(p.nsec))
+	switch p.zone {
+	case zoneUTC:
+		return t.UTC()
+	case zoneLocal:
+		return t
+	}
+	return t.In(time.FixedZone("", int(p.zone)))
+}
+
+func (p packedTime) instant() instant { return instant{p.sec, p.nsec} }
+
+// add appends the record md of message id, in file, read when its
+// stripe's counter was count, and reports whether it could: a time in a
+// zone that packedTime does not keep, or two names of the same hash, are
+// not kept.
+func (n *snapshot) add(id, file string, count uint64, read int64, md *metastorage.MessageMetadata) bool {
+	h := maphash.String(nameSeed, file)
+	if _, dup := n.byName[h]; dup {
+		return false
+	}
+	e := slot{count: count, read: read, stripe: int32(stripeOf(file)),
+		idLen: uint32(len(id)), fileLen: uint32(len(file)), errLen: uint32(len(md.LastError)),
+		policyLen: uint32(len(md.RetryPolicyName)), headers: -1,
+		attempts: md.Attempts, maxAttempts: md.MaxAttempts, priority: md.Priority, size: md.Size,
+		bytes: recordBytes(id, file, md)}
+	var ok1, ok2, ok3 bool
+	e.nextRetry, ok1 = packTime(md.NextRetry)
+	e.created, ok2 = packTime(md.Created)
+	e.updated, ok3 = packTime(md.Updated)
+	if !ok1 || !ok2 || !ok3 {
+		return false
+	}
+	b := n.reserve(&e, stringBytes(id, file, md))
+	b = append(append(append(append(b, id...), file...), md.LastError...), md.RetryPolicyName...)
+	if md.Headers != nil {
+		e.headers = int32(len(md.Headers))
+		for k, v := range md.Headers {
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(k)))
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+			b = append(append(b, k...), v...)
+		}
+	}
+	n.pages[e.page] = b
+	n.insert(h, e)
+	return true
+}
+
+// addFrom appends the entry i of snapshot s.
+func (n *snapshot) addFrom(s *snapshot, i int) bool {
+	e := s.entries[i]
+	h := maphash.String(nameSeed, s.file(i))
+	if _, dup := n.byName[h]; dup {
+		return false
+	}
+	b := n.reserve(&e, int(e.strLen))
+	n.pages[e.page] = append(b, s.strings(i)...)
+	n.insert(h, e)
+	return true
+}
+
+// reserve sets e's page and offset to where size bytes of strings go,
+// and returns that page.
+func (n *snapshot) reserve(e *slot, size int) []byte {
+	last := len(n.pages) - 1
+	if last < 0 || cap(n.pages[last])-len(n.pages[last]) < size {
+		n.pages = append(n.pages, make([]byte, 0, max(pageSize, size)))
+		last++
+	}
+	e.page, e.off, e.strLen = uint32(last), uint32(len(n.pages[last])), uint32(size)
+	return n.pages[last]
+}
+
+func (n *snapshot) insert(h uint64, e slot) {
+	if n.byName == nil {
+		n.byName = make(map[uint64]int32, 64)
+	}
+	n.byName[h] = int32(len(n.entries))
+	n.entries = append(n.entries, e)
+	n.bytes += e.bytes
+	n.oldest = min(n.oldest, e.read)
+}
+
+// strings returns the bytes of entry i's strings.
+func (s *snapshot) strings(i int) []byte {
+	e := &s.entries[i]
+	return s.pages[e.page][e.off : e.off+e.strLen]
+}
+
+// str returns the n bytes of b at off as a string, without a copy: the
+// page is never written there again.
+func str(b []byte, off, n uint32) string {
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String(&b[off], n)
+}
+
+// id returns the ID of entry i.
+func (s *snapshot) id(i int) string {
+	return str(s.strings(i), 0, s.entries[i].idLen)
+}
+
+// file returns the file name of entry i.
+func (s *snapshot) file(i int) string {
+	e := &s.entries[i]
+	return str(s.strings(i), e.idLen, e.fileLen)
+}
+
+// find returns the entry of file, if s holds one.
+func (s *snapshot) find(file string) (int, bool) {
+	i, ok := s.byName[maphash.String(nameSeed, file)]
+	if !ok || s.file(int(i)) != file {
+		return 0, false
+	}
+	return int(i), true
+}
+
+// keys returns the list keys of entry i.
+func (s *snapshot) keys(i int) listKeys {
+	e := &s.entries[i]
+	return listKeys{created: e.created.instant(), updated: e.updated.instant(),
+		priority: e.priority, attempts: e.attempts}
+}
+
+// record returns the message of entry i in state st, for the caller to
+// keep and change: its Headers are its own.
+func (s *snapshot) record(i int, st metastorage.QueueState) metastorage.MessageMetadata {
+	e := &s.entries[i]
+	b := s.strings(i)
+	at := e.idLen + e.fileLen
+	md := metastorage.MessageMetadata{
+		ID: str(b, 0, e.idLen), State: st, Attempts: e.attempts, MaxAttempts: e.maxAttempts,
+		NextRetry: e.nextRetry.time(), Created: e.created.time(), Updated: e.updated.time(),
+		LastError: str(b, at, e.errLen), Size: e.size, Priority: e.priority,
+		RetryPolicyName: str(b, at+e.errLen, e.policyLen),
+	}
+	if e.headers < 0 {
+		return md
+	}
+	md.Headers = make(map[string]string, e.headers)
+	at += e.errLen + e.policyLen
+	for range e.headers {
+		kl := binary.LittleEndian.Uint32(b[at:])
+		vl := binary.LittleEndian.Uint32(b[at+4:])
+		at += 8
+		md.Headers[str(b, at, kl)] = str(b, at+kl, vl)
+		at += kl + vl
+	}
 	return md
 }
 
-// current reports whether e still stands for its file in state s.
-func (e *indexEntry) current(c *changes, s metastorage.QueueState) bool {
-	return c.Unchanged(s, e.stripe, e.count)
+// current reports whether entry i still stands for its file in state st.
+func (s *snapshot) current(i int, c *changes, st metastorage.QueueState) bool {
+	e := &s.entries[i]
+	return c.Unchanged(st, int(e.stripe), e.count)
 }
 
 // dirStamp is what a directory's metadata tells of its entries: it changes
@@ -165,65 +365,75 @@ func (x *index) begin(c *changes, s metastorage.QueueState, d vfs.File) *pass {
 	if prev := p.prev; prev != nil && err == nil {
 		same := usable && counts == prev.counts
 		p.fresh = prev.complete && !prev.racy && same && stamp == prev.stamp &&
-			p.now.Sub(prev.oldest) < indexMaxAge
+			p.now.UnixNano()-prev.oldest < int64(indexMaxAge)
 		// A stamp that changed while no counter did: a change outside
 		// the library, which counters cannot tell apart.
 		p.reuse = stamp == prev.stamp || !same
 	}
 	if !p.fresh {
 		p.next = &snapshot{stamp: stamp, racy: stamp.racy(p.now), counts: counts,
-			complete: err == nil, oldest: p.now}
+			complete: err == nil, oldest: p.now.UnixNano()}
 	}
 	return p
 }
 
-// lookup returns prev's record of file if it still stands for the file.
-func (p *pass) lookup(file string) *indexEntry {
+// lookup returns the entry of prev that holds file's record, if it still
+// stands for the file.
+func (p *pass) lookup(file string) (int, bool) {
 	if p == nil || !p.reuse {
-		return nil
+		return 0, false
 	}
-	e := p.prev.byName[file]
-	if e == nil || !e.current(p.c, p.s) || p.now.Sub(e.read) >= indexMaxAge {
-		return nil
+	i, ok := p.prev.find(file)
+	if !ok || !p.prev.current(i, p.c, p.s) || p.now.UnixNano()-p.prev.entries[i].read >= int64(indexMaxAge) {
+		return 0, false
 	}
-	return e
+	return i, true
 }
 
-// keep adds e to the snapshot the pass renews, if the budget has room.
-func (p *pass) keep(e *indexEntry) {
+// keepPrev adds prev's entry i to the snapshot the pass renews, if the
+// budget has room.
+func (p *pass) keepPrev(i int) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.next
-	if n == nil {
+	if p.room(p.prev.entries[i].bytes) && !p.next.addFrom(p.prev, i) {
+		p.next.complete = false
+	}
+}
+
+// keep adds the record md of message id, read from file when its stripe's
+// counter was count, to the snapshot the pass renews, if the budget has
+// room.
+func (p *pass) keep(id, file string, count uint64, md *metastorage.MessageMetadata) {
+	if p == nil {
 		return
+	}
+	n := recordBytes(id, file, md)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.room(n) && !p.next.add(id, file, count, p.now.UnixNano(), md) {
+		p.next.complete = false
+	}
+}
+
+// room reports whether the snapshot being renewed can take n more bytes,
+// and marks it incomplete if not. p.mu is held.
+func (p *pass) room(n int64) bool {
+	next := p.next
+	if next == nil {
+		return false
 	}
 	var prevBytes int64
 	if p.prev != nil {
 		prevBytes = p.prev.bytes
 	}
-	if p.x.used.Load()-prevBytes+n.bytes+e.bytes > p.x.budget {
-		n.complete = false
-		return
+	if p.x.used.Load()-prevBytes+next.bytes+n > p.x.budget {
+		next.complete = false
+		return false
 	}
-	if n.byName == nil {
-		n.byName = make(map[string]*indexEntry, cmp.Or(len(p.prevEntries()), 64))
-	}
-	n.entries = append(n.entries, e)
-	n.byName[e.file] = e
-	n.bytes += e.bytes
-	if e.read.Before(n.oldest) {
-		n.oldest = e.read
-	}
-}
-
-func (p *pass) prevEntries() []*indexEntry {
-	if p.prev == nil {
-		return nil
-	}
-	return p.prev.entries
+	return true
 }
 
 // miss records that a message file of the directory has no record in the

@@ -292,7 +292,7 @@ func TestIteratorIndexBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := newIndexEntry("m-00", fileOf(t, "m-00"), 0, time.Now(), md).bytes
+	one := recordBytes("m-00", fileOf(t, "m-00"), &md)
 	b.idx.budget = 6*one + one/2
 	for i := range 3 {
 		opens.Store(0)

@@ -346,7 +346,7 @@ func TestIndexWithinBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := newIndexEntry("big-0", fileOf(t, "big-0"), 0, time.Now(), md).bytes
+	one := recordBytes("big-0", fileOf(t, "big-0"), &md)
 	b.idx.budget = 10*one + one/2 // ten records, not eleven
 	list(metastorage.StateDeferred, 11, "first listing of 11")
 	list(metastorage.StateDeferred, 1, "second listing of 11, 10 records kept")
@@ -357,7 +357,7 @@ func TestIndexWithinBudget(t *testing.T) {
 	if got := b.idx.used.Load(); got > b.idx.budget || len(snap.entries) != 10 || b.idx.states[metastorage.StateHold].Load() != nil && len(b.idx.states[metastorage.StateHold].Load().entries) != 0 {
 		t.Fatalf("%d bytes held of %d, %d records of deferred; want 10 records, none of hold", got, b.idx.budget, len(snap.entries))
 	}
-	if err := b.DeleteMeta(ctx, snap.entries[0].id); err != nil {
+	if err := b.DeleteMeta(ctx, snap.id(0)); err != nil {
 		t.Fatal(err)
 	}
 	list(metastorage.StateDeferred, 1, "listing after a kept message left")
@@ -391,5 +391,62 @@ func TestListReadsAgainWhileChangeUnderWay(t *testing.T) {
 	list()
 	if got := list(); got != 0 {
 		t.Fatalf("listing after the change ended opened %d files, want 0", got)
+	}
+}
+
+// TestSnapshotRecordAsAdded shows that an entry gives back the record it
+// was made of: each time at its instant and zone offset, strings, nil or
+// empty Headers, and Headers that are the caller's own.
+func TestSnapshotRecordAsAdded(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 29, 1, 30, 0, 123456789, time.UTC)
+	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("", 3600), time.FixedZone("", -5*3600-1800)}
+	var n snapshot
+	var want []metastorage.MessageMetadata
+	for i, loc := range zones {
+		for _, h := range []map[string]string{nil, {}, {"From": "a@example.org", "": "", "Subject": "ünïcode"}} {
+			md := metastorage.MessageMetadata{ID: fmt.Sprint("m-", len(want)), State: metastorage.StateDeferred,
+				Attempts: i, MaxAttempts: 10, NextRetry: at.In(loc), Created: at.Add(-time.Hour).In(loc),
+				LastError: fmt.Sprint("error ", i), Size: int64(i) << 40, Priority: -i, Headers: h,
+				RetryPolicyName: "policy"}
+			if i == 0 {
+				md.Updated, md.LastError, md.RetryPolicyName = time.Time{}, "", ""
+			} else {
+				md.Updated = at.In(loc)
+			}
+			if !n.add(md.ID, md.ID+".json", uint64(i), 0, &md) {
+				t.Fatalf("%s not added", md.ID)
+			}
+			want = append(want, md)
+		}
+	}
+	for i, w := range want {
+		got := n.record(i, metastorage.StateDeferred)
+		if !metastorage.SameRecord(got, w) || got.ID != w.ID || (got.Headers == nil) != (w.Headers == nil) {
+			t.Errorf("entry %d: got %+v, want %+v", i, got, w)
+		}
+		for _, p := range [][2]time.Time{{got.NextRetry, w.NextRetry}, {got.Created, w.Created}, {got.Updated, w.Updated}} {
+			gn, goff := p[0].Zone()
+			wn, woff := p[1].Zone()
+			if gn != wn || goff != woff || p[0].Location().String() != p[1].Location().String() {
+				t.Errorf("entry %d: time %v, want %v", i, p[0], p[1])
+			}
+		}
+		if got.Headers != nil {
+			got.Headers["From"] = "changed by the caller"
+			if again := n.record(i, metastorage.StateDeferred); again.Headers["From"] == "changed by the caller" {
+				t.Errorf("entry %d: a change to a returned record's Headers reached the index", i)
+			}
+		}
+		if f, ok := n.find(w.ID + ".json"); !ok || f != i {
+			t.Errorf("find(%s) = %d, %t; want %d", w.ID, f, ok, i)
+		}
+	}
+	if _, ok := n.find("absent.json"); ok {
+		t.Error("find of a name never added succeeded")
+	}
+	named := metastorage.MessageMetadata{Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))}
+	if n.add("named", "named.json", 0, 0, &named) {
+		t.Error("a record with a time in a named zone was added; it would come back in another")
 	}
 }

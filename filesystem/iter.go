@@ -125,14 +125,14 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 // nextKept returns the next message of a fresh pass, from the index where
 // its record still stands for its file.
 func (it *iterator) nextKept() (metastorage.MessageMetadata, bool, error) {
-	entries := it.pass.prev.entries
-	for it.at < len(entries) {
-		e := entries[it.at]
+	snap := it.pass.prev
+	for it.at < len(snap.entries) {
+		i := it.at
 		it.at++
-		if e.current(it.b.changes, it.state) {
-			return e.record(it.state), true, nil
+		if snap.current(i, it.b.changes, it.state) {
+			return snap.record(i, it.state), true, nil
 		}
-		if md, ok, err := it.read(e.id, e.file); err != nil || ok {
+		if md, ok, err := it.read(snap.id(i), snap.file(i)); err != nil || ok {
 			return md, ok, err
 		}
 	}
@@ -162,7 +162,7 @@ func (it *iterator) readAhead() {
 			continue
 		}
 		r := &aheadRead{id: id, file: e.Name(), done: make(chan struct{})}
-		if r.kept = it.pass.lookup(r.file); r.kept != nil {
+		if r.kept, r.isKept = it.pass.lookup(r.file); r.isKept {
 			close(r.done)
 			ra.push(r)
 		} else {
@@ -193,12 +193,13 @@ func (it *iterator) fill() error {
 // the one under the message's name; else the file is read now.
 func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error) {
 	<-r.done
-	if e := r.kept; e != nil {
-		if !e.current(it.b.changes, it.state) {
+	if r.isKept {
+		prev := it.pass.prev
+		if !prev.current(r.kept, it.b.changes, it.state) {
 			return it.read(r.id, r.file)
 		}
-		it.pass.keep(e)
-		return e.record(it.state), true, nil
+		it.pass.keepPrev(r.kept)
+		return prev.record(r.kept, it.state), true, nil
 	}
 	current := false
 	switch {
@@ -235,18 +236,17 @@ func (it *iterator) read(id, file string) (metastorage.MessageMetadata, bool, er
 	return it.found(id, file, count, counted, md), true, nil
 }
 
-// found returns the message id read from its file, and keeps its record
-// in the index if it was read with a usable count.
+// found returns the message id read from its file, and keeps a copy of
+// its record in the index if it was read with a usable count.
 func (it *iterator) found(id, file string, count uint64, counted bool, md metastorage.MessageMetadata) metastorage.MessageMetadata {
 	if it.pass == nil || !counted {
 		it.pass.miss()
-		md.ID = id
-		md.State = it.state
-		return md
+	} else {
+		it.pass.keep(id, file, count, &md)
 	}
-	e := newIndexEntry(id, file, count, it.pass.now, md)
-	it.pass.keep(e)
-	return e.record(it.state)
+	md.ID = id
+	md.State = it.state
+	return md
 }
 
 func (it *iterator) closeDir() error {
@@ -275,7 +275,10 @@ func (it *iterator) Close() error {
 type aheadRead struct {
 	id, file string
 	done     chan struct{} // closed when the read has ended
-	kept     *indexEntry   // the index's record, if it stood at the listing: no read
+	// If isKept, the entry of the pass's prev whose record stood at the
+	// listing: no read.
+	kept   int
+	isKept bool
 
 	// Set before done is closed, if the read succeeded: the record, and
 	// either the change counter of the message's stripe (counted) that

@@ -152,9 +152,9 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 			id, _ := name.Decode(f)
 			batch[i] = listEntry{id: id, file: f}
 			found[i] = false
-			if e := p.lookup(f); e != nil {
-				p.keep(e)
-				batch[i].keys, found[i] = e.keys, true
+			if k, ok := p.lookup(f); ok {
+				p.keepPrev(k)
+				batch[i].keys, found[i] = p.prev.keys(k), true
 			} else {
 				todo = append(todo, batch[i])
 			}
@@ -186,14 +186,14 @@ func (b *Backend) scanList(ctx context.Context, state metastorage.QueueState, op
 // state's directory d, reading the files whose records no longer stand.
 func (b *Backend) scanKept(ctx context.Context, d vfs.File, state metastorage.QueueState, snap *snapshot, add func(listEntry)) error {
 	var buf []byte
-	for i, e := range snap.entries {
+	for i := range snap.entries {
 		if i%listBatch == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		le := listEntry{id: e.id, file: e.file, keys: e.keys}
-		if !e.current(b.changes, state) {
+		le := listEntry{id: snap.id(i), file: snap.file(i), keys: snap.keys(i)}
+		if !snap.current(i, b.changes, state) {
 			ok, err := b.readKeys(d, state, &le, nil, &buf)
 			if err != nil {
 				return err
@@ -237,9 +237,8 @@ func (b *Backend) readKeys(d vfs.File, state metastorage.QueueState, e *listEntr
 		e.keys = keysOf(&md)
 		return true, nil
 	}
-	ie := newIndexEntry(e.id, e.file, count, p.now, md)
-	p.keep(ie)
-	e.keys = ie.keys
+	p.keep(e.id, e.file, count, &md)
+	e.keys = keysOf(&md)
 	return true, nil
 }
 

@@ -182,8 +182,8 @@ func (f *Factory) WithDirMode(perm fs.FileMode) *Factory {
 // messages that have not changed read no file (see
 // Backend.NewMessageIterator). The default is DefaultIndexBudget; 0 keeps
 // none, and a negative n is taken as 0. A pass that renews a state's
-// records holds the old ones until it ends. Each record costs about 320
-// bytes plus the length of its strings.
+// records holds the old ones until it ends. Each record costs about 180
+// bytes plus the length of its strings and 8 bytes per header.
 func (f *Factory) WithIndexBudget(n int64) *Factory {
 	c := *f
 	c.cfg.indexBudget = n
