@@ -62,8 +62,13 @@ type snapshot struct {
 	complete bool
 	entries  []slot
 	byName   map[uint64]int32 // the hash of a file name to its entry
-	pages    [][]byte         // the entries' strings, appended to the last page
-	bytes    int64
+	pages    [][]byte         // the entries' strings
+	// fill is the page being filled, if filling: the strings of a large
+	// record get a page of their own, so that no page is more than a
+	// quarter empty.
+	fill    int
+	filling bool
+	bytes   int64
 }
 
 // slot is a message's record as read from its file, its strings at off in
@@ -82,8 +87,8 @@ type slot struct {
 	bytes                             int64 // what it costs the budget
 }
 
-// entryOverhead is what an entry costs beyond its strings: the entry, its
-// place in a snapshot's map, and the lengths of its headers are added.
+// entryOverhead is what an entry costs beyond its strings and their
+// lengths: the entry and its place in a snapshot's map.
 const entryOverhead = int64(unsafe.Sizeof(slot{})) + 32
 
 // pageSize is the size of a snapshot's pages of strings. A string of a
@@ -205,13 +210,18 @@ func (n *snapshot) addFrom(s *snapshot, i int) bool {
 // reserve sets e's page and offset to where size bytes of strings go,
 // and returns that page.
 func (n *snapshot) reserve(e *slot, size int) []byte {
-	last := len(n.pages) - 1
-	if last < 0 || cap(n.pages[last])-len(n.pages[last]) < size {
-		n.pages = append(n.pages, make([]byte, 0, max(pageSize, size)))
-		last++
+	i := n.fill
+	switch {
+	case size > pageSize/4:
+		i = len(n.pages)
+		n.pages = append(n.pages, make([]byte, 0, size))
+	case !n.filling || cap(n.pages[i])-len(n.pages[i]) < size:
+		i = len(n.pages)
+		n.pages = append(n.pages, make([]byte, 0, pageSize))
+		n.fill, n.filling = i, true
 	}
-	e.page, e.off, e.strLen = uint32(last), uint32(len(n.pages[last])), uint32(size)
-	return n.pages[last]
+	e.page, e.off, e.strLen = uint32(i), uint32(len(n.pages[i])), uint32(size)
+	return n.pages[i]
 }
 
 func (n *snapshot) insert(h uint64, e slot) {

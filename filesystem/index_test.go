@@ -420,6 +420,18 @@ func TestSnapshotRecordAsAdded(t *testing.T) {
 			want = append(want, md)
 		}
 	}
+	// A record larger than a quarter page gets a page of its own; the
+	// next small one goes on filling the page before it.
+	for _, size := range []int{pageSize, 10, pageSize / 8, 10} {
+		md := metastorage.MessageMetadata{ID: fmt.Sprint("m-", len(want)), State: metastorage.StateDeferred, LastError: strings.Repeat("x", size)}
+		if !n.add(md.ID, md.ID+".json", 0, 0, &md) {
+			t.Fatalf("%s not added", md.ID)
+		}
+		want = append(want, md)
+	}
+	if len(n.pages) != 2 {
+		t.Errorf("%d pages, want 2: one filled, one for the large record", len(n.pages))
+	}
 	for i, w := range want {
 		got := n.record(i, metastorage.StateDeferred)
 		if !metastorage.SameRecord(got, w) || got.ID != w.ID || (got.Headers == nil) != (w.Headers == nil) {
