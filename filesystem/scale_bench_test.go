@@ -89,7 +89,7 @@ func scaleDir(b *testing.B, n int) string {
 	return dir
 }
 
-var scaleSizes = []int{10_000, 100_000}
+var scaleSizes = []int{10_000, 20_000, 100_000}
 
 // openScale opens a backend on the seeded directory of n messages, without
 // a recovery scan beside the measured reads, once its counts are done.
