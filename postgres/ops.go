@@ -332,7 +332,8 @@ type iterator struct {
 	state  metastorage.QueueState
 	batch  int
 	after  []byte // the last ID read
-	page   []row
+	page   []row  // the page read last; its rows from next on are to return
+	next   int
 	done   bool // the last page was short
 	closed bool
 }
@@ -348,32 +349,35 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 		return metastorage.MessageMetadata{}, false, err
 	}
 	defer it.b.ops.RUnlock()
-	if len(it.page) == 0 && !it.done {
+	if it.next == len(it.page) && !it.done {
+		// The rows of the page before are returned: reuse their memory.
+		clear(it.page)
 		err := it.b.run(ctx, read, func() error {
 			rows, err := it.b.pool.Query(ctx, it.b.q.page, int16(it.state), it.after, it.batch)
 			if err != nil {
 				return err
 			}
-			it.page, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) { return scan(r) })
+			it.page, err = readPage(rows, it.page[:0])
 			return err
 		})
+		it.next = 0
 		if err != nil {
+			it.page = it.page[:0]
 			return metastorage.MessageMetadata{}, false, opError(op, it.state.String(), err)
 		}
 		it.done = len(it.page) < it.batch
 		if len(it.page) > 0 {
-			it.after = it.page[len(it.page)-1].id
+			it.after = append(it.after[:0], it.page[len(it.page)-1].id()...)
 		}
 	}
-	if len(it.page) == 0 {
+	if it.next == len(it.page) {
 		return metastorage.MessageMetadata{}, false, nil
 	}
-	w := it.page[0]
-	it.page[0] = row{}
-	it.page = it.page[1:]
+	w := &it.page[it.next]
+	it.next++
 	md, err := w.metadata()
 	if err != nil {
-		return metastorage.MessageMetadata{}, false, opError(op, quote(string(w.id)), err)
+		return metastorage.MessageMetadata{}, false, opError(op, quote(w.id()), err)
 	}
 	return md, true, nil
 }
@@ -381,7 +385,7 @@ func (it *iterator) Next(ctx context.Context) (metastorage.MessageMetadata, bool
 // Close releases the page. It is idempotent.
 func (it *iterator) Close() error {
 	it.closed = true
-	it.page = nil
+	it.page, it.next = nil, 0
 	return nil
 }
 

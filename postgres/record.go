@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +34,10 @@ func toStamp(t time.Time) stamp {
 	return stamp{us: t.Unix()*1e6 + int64(nsec/1000), ns: int16(nsec % 1000), off: int32(off)}
 }
 
+// zones holds the fixed zones that stamps have named, by offset, so that
+// reading a row does not make one each time.
+var zones sync.Map // int32 -> *time.Location
+
 // time joins s.
 func (s stamp) time() time.Time {
 	sec, us := s.us/1e6, s.us%1e6
@@ -42,52 +48,155 @@ func (s stamp) time() time.Time {
 	if s.off == 0 {
 		return t.UTC()
 	}
-	return t.In(time.FixedZone("", int(s.off)))
+	if s.off%60 != 0 || s.off <= -24*3600 || s.off >= 24*3600 {
+		return t.In(time.FixedZone("", int(s.off))) // not one toStamp writes
+	}
+	z, ok := zones.Load(s.off)
+	if !ok {
+		z, _ = zones.LoadOrStore(s.off, time.FixedZone("", int(s.off)))
+	}
+	return t.In(z.(*time.Location))
 }
 
-// row is a message's row as scan reads it.
+// row is a message's row as scan and readPage read it. Its byte columns
+// are kept in one string, which the record's strings share.
 type row struct {
-	id, lastError, headers, policy []byte
-	state                          int16
-	attempts, maxAttempts          int64
-	size, priority                 int64
-	next, created, updated         stamp
+	text                   string // the ID, last error, retry policy and headers, in that order
+	idEnd, errEnd, polEnd  int    // where each of the first three ends in text
+	noHeaders              bool   // headers is NULL
+	state                  int16
+	attempts, maxAttempts  int64
+	size, priority         int64
+	next, created, updated stamp
 }
+
+// setText sets the byte columns of w.
+func (w *row) setText(id, lastError, policy, headers []byte) {
+	var b strings.Builder
+	b.Grow(len(id) + len(lastError) + len(policy) + len(headers))
+	b.Write(id)
+	w.idEnd = b.Len()
+	b.Write(lastError)
+	w.errEnd = b.Len()
+	b.Write(policy)
+	w.polEnd = b.Len()
+	b.Write(headers)
+	w.text, w.noHeaders = b.String(), headers == nil
+}
+
+// id returns the row's message ID.
+func (w *row) id() string { return w.text[:w.idEnd] }
 
 // scan reads a row whose columns are columns.
 func scan(r pgx.Row) (row, error) {
-	var w row
-	err := r.Scan(&w.id, &w.state, &w.attempts, &w.maxAttempts,
+	var (
+		w                           row
+		id, lastError, headers, pol []byte
+	)
+	err := r.Scan(&id, &w.state, &w.attempts, &w.maxAttempts,
 		&w.next.us, &w.next.ns, &w.next.off,
 		&w.created.us, &w.created.ns, &w.created.off,
 		&w.updated.us, &w.updated.ns, &w.updated.off,
-		&w.lastError, &w.size, &w.priority, &w.headers, &w.policy)
+		&lastError, &w.size, &w.priority, &headers, &pol)
+	w.setText(id, lastError, pol, headers)
 	return w, err
 }
 
+// readPage appends to page the rows of rows, whose columns are columns.
+// When the server sends them in the binary format, as it does for prepared
+// statements, it decodes them itself rather than through Scan, so that a
+// row costs one allocation.
+func readPage(rows pgx.Rows, page []row) ([]row, error) {
+	defer rows.Close()
+	raw := len(rows.FieldDescriptions()) == 18
+	for _, f := range rows.FieldDescriptions() {
+		raw = raw && f.Format == pgx.BinaryFormatCode
+	}
+	for rows.Next() {
+		var (
+			w   row
+			err error
+		)
+		if raw {
+			w, err = rawRow(rows.RawValues())
+		} else {
+			w, err = scan(rows)
+		}
+		if err != nil {
+			return page, err
+		}
+		page = append(page, w)
+	}
+	return page, rows.Err()
+}
+
+// rawRow decodes the values of a row whose columns are columns, in the
+// binary format.
+func rawRow(v [][]byte) (row, error) {
+	var w row
+	if len(v) != 18 {
+		return w, fmt.Errorf("a row of %d columns, want 18: %w", len(v), errCorrupt)
+	}
+	ok := true
+	i16 := func(b []byte) int16 {
+		if len(b) != 2 {
+			ok = false
+			return 0
+		}
+		return int16(binary.BigEndian.Uint16(b))
+	}
+	i32 := func(b []byte) int32 {
+		if len(b) != 4 {
+			ok = false
+			return 0
+		}
+		return int32(binary.BigEndian.Uint32(b))
+	}
+	i64 := func(b []byte) int64 {
+		if len(b) != 8 {
+			ok = false
+			return 0
+		}
+		return int64(binary.BigEndian.Uint64(b))
+	}
+	w.state, w.attempts, w.maxAttempts = i16(v[1]), i64(v[2]), i64(v[3])
+	w.next = stamp{us: i64(v[4]), ns: i16(v[5]), off: i32(v[6])}
+	w.created = stamp{us: i64(v[7]), ns: i16(v[8]), off: i32(v[9])}
+	w.updated = stamp{us: i64(v[10]), ns: i16(v[11]), off: i32(v[12])}
+	w.size, w.priority = i64(v[14]), i64(v[15])
+	if !ok || v[0] == nil || v[13] == nil || v[17] == nil {
+		return w, fmt.Errorf("a row with a column of the wrong size or NULL: %w", errCorrupt)
+	}
+	w.setText(v[0], v[13], v[17], v[16])
+	return w, nil
+}
+
 // metadata returns the record of w.
-func (w row) metadata() (metastorage.MessageMetadata, error) {
+func (w *row) metadata() (metastorage.MessageMetadata, error) {
 	s := metastorage.QueueState(w.state)
 	if !s.Valid() {
 		return metastorage.MessageMetadata{}, fmt.Errorf("the row holds state %d, out of range", w.state)
 	}
-	h, err := decodeHeaders(w.headers)
-	if err != nil {
-		return metastorage.MessageMetadata{}, fmt.Errorf("the row's headers: %w", err)
+	var h map[string]string
+	if !w.noHeaders {
+		var err error
+		if h, err = decodeHeaders(w.text[w.polEnd:]); err != nil {
+			return metastorage.MessageMetadata{}, fmt.Errorf("the row's headers: %w", err)
+		}
 	}
 	return metastorage.MessageMetadata{
-		ID:              string(w.id),
+		ID:              w.text[:w.idEnd],
 		State:           s,
 		Attempts:        int(w.attempts),
 		MaxAttempts:     int(w.maxAttempts),
 		NextRetry:       w.next.time(),
 		Created:         w.created.time(),
 		Updated:         w.updated.time(),
-		LastError:       string(w.lastError),
+		LastError:       w.text[w.idEnd:w.errEnd],
 		Size:            w.size,
 		Priority:        int(w.priority),
 		Headers:         h,
-		RetryPolicyName: string(w.policy),
+		RetryPolicyName: w.text[w.errEnd:w.polEnd],
 	}, nil
 }
 
@@ -153,21 +262,19 @@ func encodeHeaders(h map[string]string) []byte {
 
 var errCorrupt = errors.New("corrupt encoding")
 
-// decodeHeaders decodes what encodeHeaders encoded.
-func decodeHeaders(b []byte) (map[string]string, error) {
-	if b == nil {
-		return nil, nil
-	}
+// decodeHeaders decodes what encodeHeaders encoded; the keys and values
+// share b's memory.
+func decodeHeaders(b string) (map[string]string, error) {
 	next := func() (string, bool) {
-		n, w := binary.Uvarint(b)
+		n, w := uvarint(b)
 		if w <= 0 || n > uint64(len(b)-w) {
 			return "", false
 		}
-		s := string(b[w : w+int(n)])
+		s := b[w : w+int(n)]
 		b = b[w+int(n):]
 		return s, true
 	}
-	count, w := binary.Uvarint(b)
+	count, w := uvarint(b)
 	if w <= 0 || count > uint64(len(b)) {
 		return nil, errCorrupt
 	}
@@ -188,4 +295,22 @@ func decodeHeaders(b []byte) (map[string]string, error) {
 		return nil, errCorrupt
 	}
 	return h, nil
+}
+
+// uvarint is binary.Uvarint on a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				return 0, -(i + 1) // overflow
+			}
+			return x | uint64(c)<<shift, i + 1
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
 }
