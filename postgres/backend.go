@@ -146,7 +146,7 @@ func (f *Factory) Open(ctx context.Context) (*Backend, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: schema %q: %w", f.cfg.schema, err)
 	}
-	return &Backend{pool: pool, log: log, q: newQueries(f.cfg.schema), schema: f.cfg.schema, slots: n}, nil
+	return &Backend{pool: pool, log: log, q: newQueries(f.cfg.schema, n), schema: f.cfg.schema, slots: n}, nil
 }
 
 // Backend is a metastorage.StateCounterBackend on a PostgreSQL schema. It

@@ -23,9 +23,6 @@ func bytea(s string) []byte {
 	return []byte(s)
 }
 
-// slot is the parameter of slotExpr: the number of counter rows.
-func (b *Backend) slot() int32 { return int32(b.slots) }
-
 // StoreMeta creates the message or replaces it whole, in one statement.
 func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "store"
@@ -40,7 +37,7 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorag
 	next, created, updated := toStamp(md.NextRetry), toStamp(md.Created), toStamp(now)
 	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
 		next.us, next.ns, next.off, created.us, created.ns, created.off, updated.us, updated.ns, updated.off,
-		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
 	err := b.run(ctx, idempotent, func() error {
 		for range raceLimit {
 			var done bool
@@ -103,7 +100,7 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 	next, updated := toStamp(md.NextRetry), toStamp(time.Now())
 	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
 		next.us, next.ns, next.off, updated.us, updated.ns, updated.off,
-		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
 	var done bool
 	err := b.run(ctx, idempotent, func() error {
 		for range raceLimit {
@@ -138,7 +135,7 @@ func (b *Backend) DeleteMeta(ctx context.Context, messageID string) error {
 	}
 	var done bool
 	err := b.run(ctx, write, func() error {
-		return b.pool.QueryRow(ctx, b.q.delete, bytea(messageID), b.slot()).Scan(&done)
+		return b.pool.QueryRow(ctx, b.q.delete, bytea(messageID)).Scan(&done)
 	})
 	switch {
 	case err != nil:
@@ -177,7 +174,7 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, fromState, 
 		updated := toStamp(time.Now())
 		err = b.run(ctx, write, func() error {
 			return b.pool.QueryRow(ctx, b.q.move, bytea(messageID), int16(fromState), int16(toState),
-				updated.us, updated.ns, updated.off, b.slot()).Scan(&moved)
+				updated.us, updated.ns, updated.off).Scan(&moved)
 		})
 		if err == nil && !moved {
 			if state, err = b.readState(ctx, messageID); err != nil {
@@ -426,7 +423,7 @@ func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, 
 	next, updated := toStamp(md.NextRetry), toStamp(now)
 	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
 		next.us, next.ns, next.off, updated.us, updated.ns, updated.off,
-		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName), b.slot()}
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
 	return b.swap(ctx, op, messageID, expected, b.q.updateIf, append(args, expectArgs(expected)...))
 }
 
@@ -441,7 +438,7 @@ func (b *Backend) DeleteMetaIf(ctx context.Context, messageID string, expected m
 	if err := checkID(messageID); err != nil {
 		return opError(op, quote(messageID), err)
 	}
-	args := []any{bytea(messageID), b.slot()}
+	args := []any{bytea(messageID)}
 	return b.swap(ctx, op, messageID, expected, b.q.deleteIf, append(args, expectArgs(expected)...))
 }
 

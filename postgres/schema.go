@@ -228,10 +228,12 @@ func sameRecord(first int) string {
 	return "(" + strings.Join(conds, " AND ") + ")"
 }
 
-func newQueries(schema string) queries {
+// newQueries returns the statements of schema, whose counts table has
+// slots rows.
+func newQueries(schema string, slots int) queries {
 	s := pgx.Identifier{schema}.Sanitize()
 	m, c := s+".messages", s+".counts"
-	deltas := countDeltas()
+	deltas, slot := countDeltas(), slotExpr(slots)
 	q := queries{list: make(map[listKey]string), listSince: make(map[listKey]string)}
 
 	// The statements lock the message's row before a counter row, and one
@@ -258,7 +260,7 @@ func newQueries(schema string) queries {
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT (SELECT state FROM old) AS o, $2::smallint AS s
 			WHERE EXISTS (SELECT FROM ins) OR EXISTS (SELECT FROM upd)) d
-		WHERE slot = ` + slotExpr(19) + ` AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slot + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM ins) OR EXISTS (SELECT FROM upd)`
 
@@ -279,7 +281,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT (SELECT state FROM old) AS o, $2::smallint AS s WHERE EXISTS (SELECT FROM upd)) d
-		WHERE slot = ` + slotExpr(16) + ` AND d.o IS DISTINCT FROM d.s
+		WHERE slot = ` + slot + ` AND d.o IS DISTINCT FROM d.s
 	)
 	SELECT EXISTS (SELECT FROM upd), EXISTS (SELECT FROM old)`
 
@@ -288,7 +290,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT state AS o, NULL::smallint AS s FROM del) d
-		WHERE slot = ` + slotExpr(2) + `
+		WHERE slot = ` + slot + `
 	)
 	SELECT EXISTS (SELECT FROM del)`
 
@@ -301,7 +303,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT $2::smallint AS o, $3::smallint AS s FROM mv) d
-		WHERE slot = ` + slotExpr(7) + `
+		WHERE slot = ` + slot + `
 	)
 	SELECT EXISTS (SELECT FROM mv)`
 
@@ -316,23 +318,23 @@ func newQueries(schema string) queries {
 			next_retry_us = $5, next_retry_ns = $6, next_retry_off = $7,
 			updated_us = $8, updated_ns = $9, updated_off = $10,
 			last_error = $11, size = $12, priority = $13, headers = $14, retry_policy = $15
-		WHERE id = $1 AND ` + sameRecord(17) + `
+		WHERE id = $1 AND ` + sameRecord(16) + `
 		RETURNING 1
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
-		FROM (SELECT $17::smallint AS o, $2::smallint AS s FROM upd) d
-		WHERE slot = ` + slotExpr(16) + ` AND d.o IS DISTINCT FROM d.s
+		FROM (SELECT $16::smallint AS o, $2::smallint AS s FROM upd) d
+		WHERE slot = ` + slot + ` AND d.o IS DISTINCT FROM d.s
 	)
-	SELECT EXISTS (SELECT FROM upd), o.state, o.updated_us, o.updated_ns` + before(17)
+	SELECT EXISTS (SELECT FROM upd), o.state, o.updated_us, o.updated_ns` + before(16)
 
 	q.deleteIf = `WITH del AS (
-		DELETE FROM ` + m + ` WHERE id = $1 AND ` + sameRecord(3) + ` RETURNING state
+		DELETE FROM ` + m + ` WHERE id = $1 AND ` + sameRecord(2) + ` RETURNING state
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT state AS o, NULL::smallint AS s FROM del) d
-		WHERE slot = ` + slotExpr(2) + `
+		WHERE slot = ` + slot + `
 	)
-	SELECT EXISTS (SELECT FROM del), o.state, o.updated_us, o.updated_ns` + before(3)
+	SELECT EXISTS (SELECT FROM del), o.state, o.updated_us, o.updated_ns` + before(2)
 
 	q.insert = `WITH ins AS (
 		INSERT INTO ` + m + ` (` + columns + `)
@@ -344,7 +346,7 @@ func newQueries(schema string) queries {
 	), cnt AS (
 		UPDATE ` + c + ` SET ` + deltas + `
 		FROM (SELECT NULL::smallint AS o, state AS s FROM ins) d
-		WHERE slot = ` + slotExpr(19) + `
+		WHERE slot = ` + slot + `
 	)
 	SELECT EXISTS (SELECT FROM ins)`
 

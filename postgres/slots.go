@@ -13,11 +13,11 @@ import (
 // statements change the counter row of that number modulo the rows.
 const slotVar = "spoolmeta.slot"
 
-// slotExpr is the SQL of the counter row a statement changes; $n is the
-// number of counter rows. A session without the setting, or whose setting
-// a RESET ALL or DISCARD ALL emptied, uses row 0.
-func slotExpr(n int) string {
-	return "coalesce(nullif(current_setting('" + slotVar + "', true), '')::int, 0) % $" + strconv.Itoa(n) + "::int"
+// slotExpr is the SQL of the counter row a statement changes, of the rows
+// counter rows. A session without the setting, or whose setting a RESET
+// ALL or DISCARD ALL emptied, uses row 0.
+func slotExpr(rows int) string {
+	return "coalesce(nullif(current_setting('" + slotVar + "', true), '')::int, 0) % " + strconv.Itoa(rows)
 }
 
 // connSlots numbers the connections of a pool, each with the lowest number

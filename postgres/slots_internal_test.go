@@ -39,7 +39,7 @@ func TestConnectionSlots(t *testing.T) {
 			t.Fatal(err)
 		}
 		var row int
-		if err := held[i].QueryRow(t.Context(), "SELECT "+slotExpr(1), int32(b.slots)).Scan(&row); err != nil {
+		if err := held[i].QueryRow(t.Context(), "SELECT "+slotExpr(b.slots)).Scan(&row); err != nil {
 			t.Fatal(err)
 		}
 		rows[row] = true
