@@ -23,16 +23,25 @@ func (c StateCheck) Damaged() bool { return c.Counters != c.Rows }
 
 // CheckReport is what Check found in a schema.
 type CheckReport struct {
-	Version     int          // the schema's version
-	CounterRows int          // the number of counter rows
-	States      []StateCheck // one per state, in the order of metastorage.States
+	Version     int // the schema's version
+	CounterRows int // the number of counter rows
+	// MissingCounterRows is the number of counter rows missing among those
+	// numbered from 0 to the larger of the highest number and the number a
+	// new schema gets, less one. A write through a missing row changes its
+	// message but no counter.
+	MissingCounterRows int
+	States             []StateCheck // one per state, in the order of metastorage.States
 	// Repaired is set when Check was asked to repair, found damage and
 	// set the counters to the numbers of rows.
 	Repaired bool
 }
 
-// Damaged reports whether a state's counters disagree with its rows.
+// Damaged reports whether counter rows are missing or a state's counters
+// disagree with its rows.
 func (r CheckReport) Damaged() bool {
+	if r.MissingCounterRows > 0 {
+		return true
+	}
 	for _, c := range r.States {
 		if c.Damaged() {
 			return true
@@ -42,16 +51,17 @@ func (r CheckReport) Damaged() bool {
 }
 
 // Check compares the counter rows of every state with a count of the
-// message rows, and reports the schema version. The comparison is made on
-// one snapshot, in which the two agree unless something outside the
-// Backend changed a table (a hand's INSERT or DELETE, a restore of one
-// table). With repair, it first takes an exclusive lock on the counts
-// table, which waits for the writes in progress and holds back new ones
-// until it commits, and when a state is damaged sets the counters of every
-// state to its number of rows, so that the counters are exact again; other Backends
-// keep working meanwhile, their writes waiting for the lock. Without
-// repair it changes nothing. Counting the rows reads the whole state
-// index, a cost linear in the number of messages. It is safe for
+// message rows, reports counter rows missing, and reports the schema
+// version. The comparison is made on one snapshot, in which the two agree
+// unless something outside the Backend changed a table (a hand's INSERT or
+// DELETE, a restore of one table). With repair, it first takes an
+// exclusive lock on the counts table, which waits for the writes in
+// progress and holds back new ones until it commits, and when it finds
+// damage creates the missing counter rows and sets the counters of every
+// state to its number of rows, so that the counters are exact again; other
+// Backends keep working meanwhile, their writes waiting for the lock.
+// Without repair it changes nothing. Counting the rows reads the whole
+// state index, a cost linear in the number of messages. It is safe for
 // concurrent use.
 func (b *Backend) Check(ctx context.Context, repair bool) (CheckReport, error) {
 	const op = "check"
@@ -95,9 +105,12 @@ func (b *Backend) check(ctx context.Context, repair bool) (CheckReport, error) {
 		return CheckReport{}, fmt.Errorf("read the schema version: %w", err)
 	}
 	var counters [metastorage.NumStates]int64
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+s+".counts").Scan(&r.CounterRows); err != nil {
+	var want int
+	if err := tx.QueryRow(ctx, "SELECT count(*), greatest(coalesce(max(slot), -1) + 1, $1) FROM "+s+".counts",
+		defaultSlots).Scan(&r.CounterRows, &want); err != nil {
 		return CheckReport{}, fmt.Errorf("count the counter rows: %w", err)
 	}
+	r.MissingCounterRows = want - r.CounterRows
 	if err := tx.QueryRow(ctx, b.q.counts).Scan(&counters[0], &counters[1], &counters[2], &counters[3], &counters[4], &counters[5]); err != nil {
 		return CheckReport{}, fmt.Errorf("read the counters: %w", err)
 	}
@@ -123,6 +136,11 @@ func (b *Backend) check(ctx context.Context, repair bool) (CheckReport, error) {
 	}
 	if !repair || !r.Damaged() || r.CounterRows == 0 {
 		return r, nil
+	}
+	if r.MissingCounterRows > 0 {
+		if _, err := tx.Exec(ctx, "INSERT INTO "+s+".counts (slot) SELECT generate_series(0, $1::int - 1) ON CONFLICT (slot) DO NOTHING", want); err != nil {
+			return CheckReport{}, fmt.Errorf("create the missing counter rows: %w", err)
+		}
 	}
 	if _, err := tx.Exec(ctx, resetCounts(s), rowArgs(r.States)...); err != nil {
 		return CheckReport{}, fmt.Errorf("set the counters: %w", err)

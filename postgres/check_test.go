@@ -63,6 +63,49 @@ func TestCheckRepairsCounters(t *testing.T) {
 	}
 }
 
+// TestCheckFindsMissingCounterRows deletes counter rows by hand, the last
+// one without counts and then the one with, and checks that Check reports them,
+// and that its repair creates them again so that every connection's
+// writes are counted.
+func TestCheckFindsMissingCounterRows(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	schema := newSchema(t, dsn)
+	b := open(t, dsn, schema, postgres.WithMaxConns(1))
+	ctx := t.Context()
+	if err := b.StoreMeta(ctx, "m0", metastorage.MessageMetadata{State: metastorage.StateDeferred}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.Check(ctx, false)
+	if err != nil || r.Damaged() || r.MissingCounterRows != 0 {
+		t.Fatalf("Check on a sound schema = %+v, %v", r, err)
+	}
+	rows := r.CounterRows
+	execIn(t, dsn, schema, fmt.Sprintf("DELETE FROM %%[1]s.counts WHERE slot = (SELECT max(slot) FROM %%[1]s.counts WHERE n%d = 0)", metastorage.StateDeferred))
+	r, err = b.Check(ctx, false)
+	if err != nil || !r.Damaged() || r.MissingCounterRows != 1 || r.CounterRows != rows-1 {
+		t.Fatalf("Check after a counter row without counts was deleted = %+v, %v; want 1 missing", r, err)
+	}
+	execIn(t, dsn, schema, fmt.Sprintf("DELETE FROM %%s.counts WHERE n%d <> 0", metastorage.StateDeferred))
+	r, err = b.Check(ctx, false)
+	if err != nil || r.MissingCounterRows != 2 || r.States[metastorage.StateDeferred].Counters != 0 || r.States[metastorage.StateDeferred].Rows != 1 {
+		t.Fatalf("Check after the row of the count was deleted too = %+v, %v; want 2 missing and deferred 0 against 1", r, err)
+	}
+	if r, err = b.Check(ctx, true); err != nil || !r.Repaired {
+		t.Fatalf("Check(repair) = %+v, %v", r, err)
+	}
+	if r, err = b.Check(ctx, false); err != nil || r.Damaged() || r.CounterRows != rows {
+		t.Fatalf("Check after the repair = %+v, %v; want sound with %d counter rows", r, err, rows)
+	}
+	// The one connection writes through the row it wrote through before.
+	if err := b.StoreMeta(ctx, "m1", metastorage.MessageMetadata{State: metastorage.StateDeferred}); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.GetStateCount(metastorage.StateDeferred); n != 2 {
+		t.Errorf("deferred count %d after a store following the repair, want 2", n)
+	}
+}
+
 // TestExistingSchema checks that WithExistingSchema creates nothing and
 // refuses a missing, older or newer schema with its sentinel.
 func TestExistingSchema(t *testing.T) {

@@ -53,6 +53,14 @@ func databaseFindings(r postgres.CheckReport) []finding {
 		fs = append(fs, finding{Class: "damage", Kind: "no-counters", Path: "counts",
 			Detail: "the counts table has no rows; restore the schema or copy the spool to a new one"})
 	}
+	if r.MissingCounterRows > 0 {
+		f := finding{Class: "damage", Kind: "counter-rows", Path: "counts",
+			Detail: fmt.Sprintf("%d counter rows missing; the writes through them change no counter", r.MissingCounterRows)}
+		if r.Repaired {
+			f.Action, f.Repaired = "created again", true
+		}
+		fs = append(fs, f)
+	}
 	for _, c := range r.States {
 		if !c.Damaged() {
 			continue

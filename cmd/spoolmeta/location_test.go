@@ -243,8 +243,9 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	}
 }
 
-// TestDatabaseFsck damages the counters by hand and checks that fsck finds
-// it, fsck --repair repairs it, and that a newer schema is refused.
+// TestDatabaseFsck damages the counters by hand, then deletes a counter
+// row, and checks that fsck finds each, fsck --repair repairs each, and
+// that a newer schema is refused.
 func TestDatabaseFsck(t *testing.T) {
 	t.Parallel()
 	loc := fixtureDatabase(t, "clean-spool")
@@ -272,6 +273,20 @@ func TestDatabaseFsck(t *testing.T) {
 	}
 	if n := open(t, loc, modeReadOnly).GetStateCount(metastorage.StateDeferred); n != rows {
 		t.Errorf("deferred count %d after repair, want %d", n, rows)
+	}
+	spoolmeta(t, "-d", loc, "fsck").expect(t, 0)
+
+	// A counter row without counts deleted by hand: the sums still agree.
+	execSQL(t, loc, fmt.Sprintf("DELETE FROM $s.counts WHERE slot = (SELECT max(slot) FROM $s.counts WHERE n%d = 0)", metastorage.StateDeferred))
+	r = spoolmeta(t, "-d", loc, "fsck")
+	r.expect(t, 1)
+	if !strings.HasPrefix(r.stdout, "damage   counter-rows    counts: 1 counter rows missing") {
+		t.Errorf("fsck after a counter row was deleted: %+v", r)
+	}
+	r = spoolmeta(t, "-d", loc, "fsck", "--repair")
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "; created again") || !strings.HasSuffix(r.stderr, "fsck: 1 findings, 1 repaired, 0 left\n") {
+		t.Errorf("fsck --repair after a counter row was deleted: %+v", r)
 	}
 	spoolmeta(t, "-d", loc, "fsck").expect(t, 0)
 
