@@ -6,25 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/spoolmeta/spoolmeta/metastorage"
 	"github.com/spoolmeta/spoolmeta/postgres"
 )
-
-// execIn runs sql on dsn, with $s standing for the quoted schema.
-func execIn(t *testing.T, dsn, schema, sql string) {
-	t.Helper()
-	conn, err := pgxConnect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(t.Context())
-	s := pgx.Identifier{schema}.Sanitize()
-	if _, err := conn.Exec(t.Context(), fmt.Sprintf(sql, s)); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
 
 // TestCheckRepairsCounters damages the counters by hand and checks that
 // Check reports it, changes nothing without repair, and repairs it.
@@ -43,7 +27,7 @@ func TestCheckRepairsCounters(t *testing.T) {
 	if err != nil || r.Damaged() || r.Version != postgres.SchemaVersion || r.CounterRows == 0 {
 		t.Fatalf("Check on a sound schema = %+v, %v", r, err)
 	}
-	execIn(t, dsn, schema, fmt.Sprintf("UPDATE %%s.counts SET n%d = n%d + 3, n%d = n%d - 1 WHERE slot = 1",
+	execIn(t, dsn, schema, fmt.Sprintf("UPDATE $s.counts SET n%d = n%d + 3, n%d = n%d - 1 WHERE slot = 1",
 		metastorage.StateDeferred, metastorage.StateDeferred, metastorage.StateHold, metastorage.StateHold))
 	for _, repair := range []bool{false, true} {
 		r, err = b.Check(ctx, repair)
@@ -81,12 +65,12 @@ func TestCheckFindsMissingCounterRows(t *testing.T) {
 		t.Fatalf("Check on a sound schema = %+v, %v", r, err)
 	}
 	rows := r.CounterRows
-	execIn(t, dsn, schema, fmt.Sprintf("DELETE FROM %%[1]s.counts WHERE slot = (SELECT max(slot) FROM %%[1]s.counts WHERE n%d = 0)", metastorage.StateDeferred))
+	execIn(t, dsn, schema, fmt.Sprintf("DELETE FROM $s.counts WHERE slot = (SELECT max(slot) FROM $s.counts WHERE n%d = 0)", metastorage.StateDeferred))
 	r, err = b.Check(ctx, false)
 	if err != nil || !r.Damaged() || r.MissingCounterRows != 1 || r.CounterRows != rows-1 {
 		t.Fatalf("Check after a counter row without counts was deleted = %+v, %v; want 1 missing", r, err)
 	}
-	execIn(t, dsn, schema, fmt.Sprintf("DELETE FROM %%s.counts WHERE n%d <> 0", metastorage.StateDeferred))
+	execIn(t, dsn, schema, fmt.Sprintf("DELETE FROM $s.counts WHERE n%d <> 0", metastorage.StateDeferred))
 	r, err = b.Check(ctx, false)
 	if err != nil || r.MissingCounterRows != 2 || r.States[metastorage.StateDeferred].Counters != 0 || r.States[metastorage.StateDeferred].Rows != 1 {
 		t.Fatalf("Check after the row of the count was deleted too = %+v, %v; want 2 missing and deferred 0 against 1", r, err)
@@ -133,7 +117,7 @@ func TestExistingSchema(t *testing.T) {
 	}
 	b.Close()
 	for v, want := range map[int]error{0: postgres.ErrSchemaOutdated, postgres.SchemaVersion + 1: postgres.ErrSchemaVersion} {
-		execIn(t, dsn, schema, fmt.Sprintf("UPDATE %%s.schema_version SET version = %d", v))
+		execIn(t, dsn, schema, fmt.Sprintf("UPDATE $s.schema_version SET version = %d", v))
 		if _, err := postgres.NewFactory(dsn, opts...).Open(t.Context()); !errors.Is(err, want) {
 			t.Errorf("Open at version %d: %v, want %v", v, err, want)
 		}

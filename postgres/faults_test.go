@@ -355,7 +355,7 @@ func TestOpenWithoutCreateRight(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		dropSchema(t, dsn, schema) // and with it the role's rights
+		execIn(t, dsn, schema, "DROP SCHEMA IF EXISTS $s CASCADE") // and with it the role's rights
 		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, dsn)
 		if err == nil {
@@ -466,7 +466,7 @@ func TestSchemaNameTooLong(t *testing.T) {
 	b, err := postgres.NewFactory(dsn, postgres.WithSchema(name), postgres.WithLogger(quietLogger)).Open(t.Context())
 	if err == nil {
 		b.Close()
-		dropSchema(t, dsn, name[:63])
+		execIn(t, dsn, name[:63], "DROP SCHEMA IF EXISTS $s CASCADE")
 		t.Fatalf("Open with a schema name of 64 bytes: got nil, want an error")
 	}
 	if !strings.Contains(err.Error(), "64 bytes") {

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/postgres"
 )
@@ -24,29 +23,10 @@ var testDSN = spooltest.PostgresDSN
 
 // newSchema returns the name of a schema for t alone, which is dropped when
 // t ends.
-func newSchema(t testing.TB, dsn string) string {
-	t.Helper()
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "spoolmeta_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { dropSchema(t, dsn, schema) })
-	return schema
-}
+var newSchema = pgtest.NewSchema
 
-// dropSchema drops schema and everything in it.
-func dropSchema(t testing.TB, dsn, schema string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Errorf("drop schema %s: %v", schema, err)
-		return
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-		t.Errorf("drop schema %s: %v", schema, err)
-	}
-}
+// execIn runs sql on dsn, with $s standing for the quoted schema.
+var execIn = pgtest.Exec
 
 // quietLogger discards what it is given.
 var quietLogger = slog.New(slog.DiscardHandler)

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	ms "github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -118,14 +116,7 @@ func TestIteratorReportsCorruptRow(t *testing.T) {
 			t.Fatalf("StoreMeta: %v", err)
 		}
 	}
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "UPDATE "+pgx.Identifier{schema}.Sanitize()+".messages SET headers = '\\x05'::bytea WHERE id = 'b'::bytea"); err != nil {
-		t.Fatalf("damage the row: %v", err)
-	}
+	execIn(t, dsn, schema, "UPDATE $s.messages SET headers = '\\x05'::bytea WHERE id = 'b'::bytea")
 	got, err := iterateAll(t, b, ms.StateDeferred, 10)
 	if len(got) != 1 || got[0].ID != "a" {
 		t.Errorf("returned %v before the error, want the message a", got)

@@ -1,15 +1,12 @@
 package postgres
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -20,18 +17,13 @@ import (
 func TestConnectionSlots(t *testing.T) {
 	t.Parallel()
 	dsn := spooltest.PostgresDSN(t)
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	schema := "spoolmeta_test_slots_" + hex.EncodeToString(rnd[:])
+	schema := pgtest.NewSchema(t, dsn)
 	const conns = 4
 	b, err := NewFactory(dsn, WithSchema(schema), WithMaxConns(conns)).Open(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		b.pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		b.Close()
-	})
+	t.Cleanup(func() { b.Close() })
 	held := make([]*pgxpool.Conn, conns)
 	rows := map[int]bool{}
 	for i := range held {

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 )
 
 // pgTestDSN returns the URL of the test server, or skips the test.
@@ -71,17 +70,7 @@ func benchSchema(t *testing.T, stderr string) string {
 // checkSchemaDropped fails t if schema exists.
 func checkSchemaDropped(t *testing.T, dsn, schema string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if exists {
+	if pgtest.SchemaExists(t, dsn, schema) {
 		t.Errorf("bench left its schema %s", schema)
 	}
 }

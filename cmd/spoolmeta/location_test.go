@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -29,11 +26,7 @@ var testDSN = spooltest.PostgresDSN
 func newDatabase(t testing.TB) string {
 	t.Helper()
 	dsn := testDSN(t)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "spoolmeta_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { execSQL(t, dsn, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE") })
-	return withSchema(t, dsn, schema)
+	return withSchema(t, dsn, pgtest.NewSchema(t, dsn))
 }
 
 // withSchema returns the URL dsn with its schema parameter set to schema.
@@ -57,16 +50,7 @@ func execSQL(t testing.TB, loc, sql string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	sql = strings.ReplaceAll(sql, "$s", pgx.Identifier{schema}.Sanitize())
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	pgtest.Exec(t, dsn, schema, sql)
 }
 
 // schemaExists reports whether the schema of loc exists.
@@ -76,17 +60,7 @@ func schemaExists(t testing.TB, loc string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&ok); err != nil {
-		t.Fatal(err)
-	}
-	return ok
+	return pgtest.SchemaExists(t, dsn, schema)
 }
 
 // open opens loc as mode allows, closed when t ends.
