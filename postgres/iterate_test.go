@@ -51,9 +51,9 @@ func sameExactly(a, b ms.MessageMetadata) string {
 }
 
 // TestIteratorReturnsWhatGetMetaReturns iterates records with every kind of
-// field, in both protocols (prepared statements, whose rows come in the
-// binary format, and the simple protocol, in text), and compares each with
-// GetMeta's.
+// field, in every query mode of pgx (prepared statements, whose rows come
+// in the binary format, and the others, some in text), and compares each
+// with GetMeta's.
 func TestIteratorReturnsWhatGetMetaReturns(t *testing.T) {
 	dsn := testDSN(t)
 	schema := newSchema(t, dsn)
@@ -75,7 +75,7 @@ func TestIteratorReturnsWhatGetMetaReturns(t *testing.T) {
 			t.Fatalf("StoreMeta: %v", err)
 		}
 	}
-	for _, mode := range []string{"", "simple_protocol"} {
+	for _, mode := range []string{"", "cache_describe", "describe_exec", "exec", "simple_protocol"} {
 		t.Run("mode="+mode, func(t *testing.T) {
 			b := b
 			if mode != "" {
