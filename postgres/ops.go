@@ -23,7 +23,9 @@ func bytea(s string) []byte {
 	return []byte(s)
 }
 
-// StoreMeta creates the message or replaces it whole, in one statement.
+// StoreMeta creates the message or replaces it whole. It changes the
+// database with one statement: an insert, which does nothing when the
+// message exists, and then, if it did nothing, a replace.
 func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorage.MessageMetadata) error {
 	const op = "store"
 	if err := b.beginWrite(ctx, op, messageID, &md); err != nil {
@@ -39,8 +41,13 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorag
 		next.us, next.ns, next.off, created.us, created.ns, created.off, updated.us, updated.ns, updated.off,
 		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
 	err := b.run(ctx, idempotent, func() error {
+		// Most messages are new: the insert alone has fewer steps for the
+		// server than the statement that may also replace.
+		var done bool
+		if err := b.pool.QueryRow(ctx, b.q.insert, args...).Scan(&done); err != nil || done {
+			return err
+		}
 		for range raceLimit {
-			var done bool
 			if err := b.pool.QueryRow(ctx, b.q.store, args...).Scan(&done); err != nil {
 				return err
 			}
