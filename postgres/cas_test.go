@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -122,11 +123,7 @@ func TestUpdateMetaIfAfterStoredUpdated(t *testing.T) {
 // setUpdated sets the Updated of the message id in schema to t, in UTC.
 func setUpdated(ctx context.Context, tb testing.TB, dsn, schema, id string, t time.Time) {
 	tb.Helper()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		tb.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
+	conn := pgtest.Connect(tb, dsn)
 	us, ns := t.UnixMicro(), t.Nanosecond()%1000
 	if _, err := conn.Exec(ctx, "UPDATE "+pgx.Identifier{schema}.Sanitize()+".messages SET updated_us = $1, updated_ns = $2, updated_off = 0 WHERE id = $3",
 		us, int16(ns), []byte(id)); err != nil {

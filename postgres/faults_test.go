@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 	ms "github.com/spoolmeta/spoolmeta/metastorage"
 	"github.com/spoolmeta/spoolmeta/postgres"
 )
@@ -256,11 +257,7 @@ func TestCountsAcrossBackends(t *testing.T) {
 func rowCounts(t testing.TB, dsn, schema string) [ms.NumStates]int64 {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
+	conn := pgtest.Connect(t, dsn)
 	rows, err := conn.Query(ctx, "SELECT state, count(*) FROM "+pgx.Identifier{schema}.Sanitize()+".messages GROUP BY state")
 	if err != nil {
 		t.Fatalf("count the rows: %v", err)
@@ -302,11 +299,7 @@ func TestSchemaVersion(t *testing.T) {
 	wg.Wait()
 	var version, slots int
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, dsn)
 	s := pgx.Identifier{schema}.Sanitize()
 	if err := conn.QueryRow(ctx, "SELECT (SELECT version FROM "+s+".schema_version), (SELECT count(*) FROM "+s+".counts)").Scan(&version, &slots); err != nil {
 		t.Fatal(err)
@@ -340,11 +333,7 @@ func TestOpenWithoutCreateRight(t *testing.T) {
 	open(t, dsn, schema).Close()
 	role := pgx.Identifier{schema + "_app"}.Sanitize()
 	s := pgx.Identifier{schema}.Sanitize()
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, dsn)
 	for _, sql := range []string{
 		"CREATE ROLE " + role + " LOGIN",
 		"GRANT USAGE ON SCHEMA " + s + " TO " + role,

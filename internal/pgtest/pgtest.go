@@ -23,15 +23,24 @@ func NewSchema(t testing.TB, dsn string) string {
 	return schema
 }
 
+// Connect returns a connection to the database of dsn, closed when t
+// ends; it fails t if it cannot connect.
+func Connect(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // Exec runs sql on the database of dsn, with $s standing for the quoted
 // schema; it fails t if it cannot.
 func Exec(t testing.TB, dsn, schema, sql string) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	conn := Connect(t, dsn)
 	defer conn.Close(ctx)
 	sql = strings.ReplaceAll(sql, "$s", pgx.Identifier{schema}.Sanitize())
 	if _, err := conn.Exec(ctx, sql); err != nil {
@@ -43,10 +52,7 @@ func Exec(t testing.TB, dsn, schema, sql string) {
 func SchemaExists(t testing.TB, dsn, schema string) bool {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	conn := Connect(t, dsn)
 	defer conn.Close(ctx)
 	var ok bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&ok); err != nil {
