@@ -291,7 +291,7 @@ func mayHaveRun(err error) bool {
 // shutdown).
 func connFailed(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, pgx.ErrNoRows) || errors.As(err, new(pgx.ScanArgError)) {
+		errors.Is(err, pgx.ErrNoRows) || errors.As(err, new(pgx.ScanArgError)) || errors.Is(err, errCorrupt) {
 		return false
 	}
 	var pe *pgconn.PgError

@@ -26,9 +26,10 @@ type CheckReport struct {
 	Version     int // the schema's version
 	CounterRows int // the number of counter rows
 	// MissingCounterRows is the number of counter rows missing among those
-	// numbered from 0 to the larger of the highest number and the number a
-	// new schema gets, less one. A write through a missing row changes its
-	// message but no counter.
+	// numbered from 0 to the larger of the highest number and the number
+	// the Backend found when it opened, less one; 0 when there are none at
+	// all. A write through a missing row changes its message but no
+	// counter.
 	MissingCounterRows int
 	States             []StateCheck // one per state, in the order of metastorage.States
 	// Repaired is set when Check was asked to repair, found damage and
@@ -106,11 +107,15 @@ func (b *Backend) check(ctx context.Context, repair bool) (CheckReport, error) {
 	}
 	var counters [metastorage.NumStates]int64
 	var want int
+	// A schema made by an earlier release may have fewer rows than a new
+	// one gets: those the Backend found at open are what it writes through.
 	if err := tx.QueryRow(ctx, "SELECT count(*), greatest(coalesce(max(slot), -1) + 1, $1) FROM "+s+".counts",
-		defaultSlots).Scan(&r.CounterRows, &want); err != nil {
+		b.slots).Scan(&r.CounterRows, &want); err != nil {
 		return CheckReport{}, fmt.Errorf("count the counter rows: %w", err)
 	}
-	r.MissingCounterRows = want - r.CounterRows
+	if r.CounterRows > 0 {
+		r.MissingCounterRows = want - r.CounterRows
+	}
 	if err := tx.QueryRow(ctx, b.q.counts).Scan(&counters[0], &counters[1], &counters[2], &counters[3], &counters[4], &counters[5]); err != nil {
 		return CheckReport{}, fmt.Errorf("read the counters: %w", err)
 	}

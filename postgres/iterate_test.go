@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	ms "github.com/spoolmeta/spoolmeta/metastorage"
+	"github.com/spoolmeta/spoolmeta/postgres"
 )
 
 // iterateAll returns the messages of state that an iterator in pages of
@@ -123,5 +125,58 @@ func TestIteratorReportsCorruptRow(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), `"b"`) || errors.Is(err, ms.ErrMessageNotFound) {
 		t.Errorf("error %v, want one naming the message b", err)
+	}
+}
+
+// TestIteratorReadsColumnsChangedByHand shows that the iterator never
+// misreads a row whose columns were changed by hand: a column of another
+// type reads as GetMeta reads it, and a NULL where the schema has none
+// fails the pass without being taken for a lost connection.
+func TestIteratorReadsColumnsChangedByHand(t *testing.T) {
+	tests := []struct {
+		name  string
+		alter string
+		fails bool
+	}{
+		{"attempts of type double precision", "ALTER TABLE $s.messages ALTER COLUMN attempts TYPE double precision", false},
+		{"a NULL size", "ALTER TABLE $s.messages ALTER COLUMN size DROP NOT NULL; UPDATE $s.messages SET size = NULL WHERE id = 'b'::bytea", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := testDSN(t)
+			schema := newSchema(t, dsn)
+			ctx := context.Background()
+			b := open(t, dsn, schema)
+			for _, id := range []string{"a", "b", "c"} {
+				if err := b.StoreMeta(ctx, id, ms.MessageMetadata{State: ms.StateDeferred, Attempts: 3, Size: 7}); err != nil {
+					t.Fatalf("StoreMeta: %v", err)
+				}
+			}
+			b.Close()
+			execIn(t, dsn, schema, tc.alter)
+			var log strings.Builder
+			logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			b = open(t, dsn, schema, postgres.WithLogger(logger))
+			got, err := iterateAll(t, b, ms.StateDeferred, 10)
+			if tc.fails {
+				if err == nil || !strings.Contains(err.Error(), `"b"`) {
+					t.Errorf("iterator error %v, want one naming the message b", err)
+				}
+				if strings.Contains(log.String(), "connection failure") {
+					t.Errorf("the damaged row was taken for a connection failure:\n%s", log.String())
+				}
+				return
+			}
+			if err != nil || len(got) != 3 {
+				t.Fatalf("iterator returned %d messages, %v; want 3", len(got), err)
+			}
+			for _, md := range got {
+				want, err := b.GetMeta(ctx, md.ID)
+				if err != nil || !ms.SameRecord(md, want) {
+					t.Errorf("iterator returned %+v, GetMeta %+v, %v", md, want, err)
+				}
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -108,9 +109,10 @@ func scan(r pgx.Row) (row, error) {
 // row costs one allocation.
 func readPage(rows pgx.Rows, page []row) ([]row, error) {
 	defer rows.Close()
-	raw := len(rows.FieldDescriptions()) == 18
-	for _, f := range rows.FieldDescriptions() {
-		raw = raw && f.Format == pgx.BinaryFormatCode
+	fields := rows.FieldDescriptions()
+	raw := len(fields) == len(rawTypes)
+	for i, f := range fields {
+		raw = raw && f.Format == pgx.BinaryFormatCode && f.DataTypeOID == rawTypes[i]
 	}
 	for rows.Next() {
 		var (
@@ -128,6 +130,16 @@ func readPage(rows pgx.Rows, page []row) ([]row, error) {
 		page = append(page, w)
 	}
 	return page, rows.Err()
+}
+
+// rawTypes are the types of columns, which rawRow decodes; a row of other
+// types, such as a schema changed by hand, goes through Scan.
+var rawTypes = [...]uint32{
+	pgtype.ByteaOID, pgtype.Int2OID, pgtype.Int8OID, pgtype.Int8OID,
+	pgtype.Int8OID, pgtype.Int2OID, pgtype.Int4OID,
+	pgtype.Int8OID, pgtype.Int2OID, pgtype.Int4OID,
+	pgtype.Int8OID, pgtype.Int2OID, pgtype.Int4OID,
+	pgtype.ByteaOID, pgtype.Int8OID, pgtype.Int8OID, pgtype.ByteaOID, pgtype.ByteaOID,
 }
 
 // rawRow decodes the values of a row whose columns are columns, in the
@@ -165,11 +177,15 @@ func rawRow(v [][]byte) (row, error) {
 	w.updated = stamp{us: i64(v[10]), ns: i16(v[11]), off: i32(v[12])}
 	w.size, w.priority = i64(v[14]), i64(v[15])
 	if !ok || v[0] == nil || v[13] == nil || v[17] == nil {
-		return w, fmt.Errorf("a row with a column of the wrong size or NULL: %w", errCorrupt)
+		return w, fmt.Errorf("message %q: a column of the wrong size or NULL: %w", v[0], errCorrupt)
 	}
 	w.setText(v[0], v[13], v[17], v[16])
 	return w, nil
 }
+
+// sharedText is the size of a row's strings up to which its ID shares
+// their memory; beyond it, the ID gets its own.
+const sharedText = 1 << 10
 
 // metadata returns the record of w.
 func (w *row) metadata() (metastorage.MessageMetadata, error) {
@@ -184,8 +200,12 @@ func (w *row) metadata() (metastorage.MessageMetadata, error) {
 			return metastorage.MessageMetadata{}, fmt.Errorf("the row's headers: %w", err)
 		}
 	}
+	id := w.text[:w.idEnd]
+	if len(w.text) > sharedText {
+		id = strings.Clone(id) // a caller keeping the ID alone keeps little
+	}
 	return metastorage.MessageMetadata{
-		ID:              w.text[:w.idEnd],
+		ID:              id,
 		State:           s,
 		Attempts:        int(w.attempts),
 		MaxAttempts:     int(w.maxAttempts),
