@@ -56,7 +56,7 @@ func (b *Backend) flush(synced bool) error {
 	defer b.displaced.flush.Unlock()
 	if f := b.failed.Load(); f != nil {
 		if n := b.displaced.waiting(); n > 0 {
-			return fmt.Errorf("flush: %d displaced records left on disk, which the next open's recovery removes after a sync: %w", n, *f)
+			return fmt.Errorf("flush %s: %d displaced records left on disk, which the next open's recovery removes after a sync: %w", b.dir, n, *f)
 		}
 		return nil
 	}
@@ -70,7 +70,7 @@ func (b *Backend) flush(synced bool) error {
 	}
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		b.displaced.putBack(paths) // never removed now: the Backend has failed
-		return fmt.Errorf("flush: %d displaced records left on disk, which the next open's recovery removes after a sync: %w", len(paths), err)
+		return fmt.Errorf("flush %s: %d displaced records left on disk, which the next open's recovery removes after a sync: %w", b.dir, len(paths), err)
 	}
 	// Without syncfs, nothing better can be done than the kernel's own
 	// write-back, which the displaced records would wait for in vain.

@@ -288,11 +288,10 @@ func (b *Backend) checkpointJournal(ctx context.Context, j *journal) error {
 		return left(err)
 	}
 	defer unlock()
-	synced := b.syncsOK.Load()
-	err = b.checkpointLocked(j, false)
-	// No change can run under every stripe lock: a sync begun since
-	// covers every record displaced so far.
-	return errors.Join(left(err), b.flush(b.syncsOK.Load() != synced))
+	synced, err := b.checkpointSync(j, false)
+	// No change can run under every stripe lock: the checkpoint's own
+	// sync covers every record displaced so far.
+	return errors.Join(left(err), b.flush(synced))
 }
 
 // journalLeft returns an error if the journal is not empty while the
@@ -315,47 +314,54 @@ func (b *Backend) journalLeft() error {
 // checkpointLocked is checkpoint for a caller that holds every stripe
 // lock; with replay, it first applies the journal's records to the files.
 func (b *Backend) checkpointLocked(j *journal, replay bool) error {
+	_, err := b.checkpointSync(j, replay)
+	return err
+}
+
+// checkpointSync is checkpointLocked, and reports whether it synced the
+// file system itself, successfully.
+func (b *Backend) checkpointSync(j *journal, replay bool) (synced bool, err error) {
 	fi, err := j.f.Stat()
 	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return false, fmt.Errorf("checkpoint: %w", err)
 	}
 	if fi.Size() == 0 {
-		return nil
+		return false, nil
 	}
 	if replay {
 		// A Performance-mode writer appends without syncing: the records
 		// replayed must be durable before the files they replace go.
 		if err := j.f.Sync(); err != nil {
 			b.fail(err)
-			return fmt.Errorf("checkpoint: fsync %s: %w", j.path, err)
+			return false, fmt.Errorf("checkpoint: fsync %s: %w", j.path, err)
 		}
 		if err := b.replay(j); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := b.trackJournal(j.path); err != nil {
-		return err
+		return false, err
 	}
 	if err := b.syncAll(); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
 			// Nothing was synced, nor dropped: the journal stays.
-			return fmt.Errorf("checkpoint %s: %w", j.path, err)
+			return false, fmt.Errorf("checkpoint %s: %w", j.path, err)
 		}
-		return fmt.Errorf("checkpoint: %w", err) // the Backend refuses writes (see syncAll)
+		return false, fmt.Errorf("checkpoint: %w", err) // the Backend refuses writes (see syncAll)
 	}
 	if err := b.fs.Truncate(j.path, 0); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+		return true, fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
 		b.fail(err)
-		return fmt.Errorf("checkpoint: fsync %s: %w", j.path, err)
+		return true, fmt.Errorf("checkpoint: fsync %s: %w", j.path, err)
 	}
 	j.appended.Store(0)
 	b.stats.checkpoints.Add(1)
 	if b.cfg.onCheckpoint != nil {
 		b.cfg.onCheckpoint()
 	}
-	return nil
+	return true, nil
 }
 
 // replay applies the last record of each message in the journal to the

@@ -68,8 +68,8 @@ type config struct {
 	journalLimit int64
 	onCheckpoint func()
 	// For tests: how often Performance mode flushes displaced records (0
-	// means flushEvery; negative, never but at Close, and when a test
-	// calls flushDisplaced).
+	// means flushEvery; negative, only once maxDisplaced wait, at Close,
+	// and when a test calls flushDisplaced).
 	flushEvery time.Duration
 	// For tests: the clock that sets Updated (nil means time.Now, set by open).
 	now func() time.Time
