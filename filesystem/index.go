@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,13 +241,14 @@ func (s *snapshot) strings(i int) []byte {
 	return s.pages[e.page][e.off : e.off+e.strLen]
 }
 
-// str returns the n bytes of b at off as a string, without a copy: the
-// page is never written there again.
+// str returns the n bytes of b at off as a string, without a copy: b is
+// never written there again.
 func str(b []byte, off, n uint32) string {
 	if n == 0 {
 		return ""
 	}
-	return unsafe.String(&b[off], n)
+	s := b[off : off+n]
+	return unsafe.String(unsafe.SliceData(s), n)
 }
 
 // id returns the ID of entry i.
@@ -277,13 +279,15 @@ func (s *snapshot) keys(i int) listKeys {
 }
 
 // record returns the message of entry i in state st, for the caller to
-// keep and change: its Headers are its own.
+// keep and change: its Headers are its own. Its ID is a copy, since callers
+// keep IDs and a string of the page keeps the whole page; its other strings
+// are the page's.
 func (s *snapshot) record(i int, st metastorage.QueueState) metastorage.MessageMetadata {
 	e := &s.entries[i]
 	b := s.strings(i)
 	at := e.idLen + e.fileLen
 	md := metastorage.MessageMetadata{
-		ID: str(b, 0, e.idLen), State: st, Attempts: e.attempts, MaxAttempts: e.maxAttempts,
+		ID: strings.Clone(str(b, 0, e.idLen)), State: st, Attempts: e.attempts, MaxAttempts: e.maxAttempts,
 		NextRetry: e.nextRetry.time(), Created: e.created.time(), Updated: e.updated.time(),
 		LastError: str(b, at, e.errLen), Size: e.size, Priority: e.priority,
 		RetryPolicyName: str(b, at+e.errLen, e.policyLen),

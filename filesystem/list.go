@@ -313,7 +313,7 @@ func (s *selection) page() metastorage.MessageListResult {
 	start := min(s.offset, len(s.kept))
 	ids := make([]string, 0, len(s.kept)-start)
 	for _, e := range s.kept[start:] {
-		ids = append(ids, e.id)
+		ids = append(ids, strings.Clone(e.id)) // not the index's page: see snapshot.record
 	}
 	return metastorage.MessageListResult{MessageIDs: ids, Total: s.total, HasMore: start+len(ids) < s.total}
 }
