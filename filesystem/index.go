@@ -88,9 +88,10 @@ type slot struct {
 	bytes                             int64 // what it costs the budget
 }
 
-// entryOverhead is what an entry costs beyond its strings and their
-// lengths: the entry and its place in a snapshot's map.
-const entryOverhead = int64(unsafe.Sizeof(slot{})) + 32
+// entryOverhead is what an entry costs at most beyond its strings: the
+// entry, twice for the slack of a growing slice, and its place in a
+// snapshot's map, which doubles as it grows.
+const entryOverhead = 2*int64(unsafe.Sizeof(slot{})) + 48
 
 // pageSize is the size of a snapshot's pages of strings. A string of a
 // returned record keeps its page in memory.
@@ -100,9 +101,12 @@ const pageSize = 16 << 10
 var nameSeed = maphash.MakeSeed()
 
 // recordBytes returns what the record md of message id, in file, costs
-// the budget.
+// the budget: at most what it takes in memory. Its strings count for 4/3
+// of their length, since a page is left once the next record's strings do
+// not fit, and those are at most a quarter page.
 func recordBytes(id, file string, md *metastorage.MessageMetadata) int64 {
-	return entryOverhead + int64(stringBytes(id, file, md))
+	n := int64(stringBytes(id, file, md))
+	return entryOverhead + n + (n+2)/3
 }
 
 // stringBytes returns the bytes that the strings of md take in a page.

@@ -182,8 +182,9 @@ func (f *Factory) WithDirMode(perm fs.FileMode) *Factory {
 // messages that have not changed read no file (see
 // Backend.NewMessageIterator). The default is DefaultIndexBudget; 0 keeps
 // none, and a negative n is taken as 0. A pass that renews a state's
-// records holds the old ones until it ends. Each record costs about 180
-// bytes plus the length of its strings and 8 bytes per header. A record
+// records holds the old ones until it ends. Each record counts for 336
+// bytes plus 4/3 of the length of its strings and 8 bytes per header: at
+// most what the index takes for it. A record
 // that an iteration returns shares the index's memory but for its ID: a
 // caller that keeps its LastError, RetryPolicyName or a header keeps up to
 // 16 KiB of it, beyond the budget, until it lets go.
