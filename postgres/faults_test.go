@@ -370,19 +370,7 @@ func TestMoveConflictAfterWait(t *testing.T) {
 	dsn, schema, app, b, _ := faultFixture(t)
 	const id = "msg-1"
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, "UPDATE "+pgx.Identifier{schema}.Sanitize()+".messages SET state = $1 WHERE id = $2", int16(ms.StateHold), []byte(id)); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdInOpenTx(t, dsn, schema, id)
 	done := make(chan error)
 	go func() { done <- b.MoveToState(ctx, id, ms.StateIncoming, ms.StateActive) }()
 	if awaitLockWait(ctx, t, dsn, app) {
@@ -390,7 +378,7 @@ func TestMoveConflictAfterWait(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = <-done
+	err := <-done
 	if !errors.Is(err, ms.ErrStateConflict) || !strings.Contains(err.Error(), "in state hold") {
 		t.Errorf("MoveToState from incoming after another transaction moved the message to hold: got %v, want a conflict naming hold", err)
 	}
@@ -405,24 +393,7 @@ func TestUpdateAfterConcurrentMove(t *testing.T) {
 	dsn, schema, app, b, want := faultFixture(t)
 	const id = "msg-1"
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	s := pgx.Identifier{schema}.Sanitize()
-	if _, err := tx.Exec(ctx, "UPDATE "+s+".messages SET state = $1 WHERE id = $2", int16(ms.StateHold), []byte(id)); err != nil {
-		t.Fatal(err)
-	}
-	moveCount := fmt.Sprintf("UPDATE %[1]s.counts SET n%[2]d = n%[2]d - 1, n%[3]d = n%[3]d + 1 WHERE slot = 0", s, ms.StateIncoming, ms.StateHold)
-	if _, err := tx.Exec(ctx, moveCount); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdInOpenTx(t, dsn, schema, id)
 	done := make(chan error)
 	next := want
 	next.State, next.Attempts = ms.StateDeferred, 2
@@ -558,4 +529,26 @@ func TestCounterRowPerConnection(t *testing.T) {
 	if gap < slots-conns+1 {
 		t.Errorf("counter rows %v of %d are not consecutive: the connections do not each have one", used, slots)
 	}
+}
+
+// holdInOpenTx moves the message id, in incoming, to hold with its count,
+// in a transaction left open for the caller to commit; it is rolled back
+// when t ends otherwise.
+func holdInOpenTx(t *testing.T, dsn, schema, id string) pgx.Tx {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := pgtest.Connect(t, dsn).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	s := pgx.Identifier{schema}.Sanitize()
+	if _, err := tx.Exec(ctx, "UPDATE "+s+".messages SET state = $1 WHERE id = $2", int16(ms.StateHold), []byte(id)); err != nil {
+		t.Fatal(err)
+	}
+	moveCount := fmt.Sprintf("UPDATE %[1]s.counts SET n%[2]d = n%[2]d - 1, n%[3]d = n%[3]d + 1 WHERE slot = 0", s, ms.StateIncoming, ms.StateHold)
+	if _, err := tx.Exec(ctx, moveCount); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
