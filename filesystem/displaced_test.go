@@ -29,6 +29,19 @@ func temps(t *testing.T, mem *vfs.Mem) []string {
 	return img.temps
 }
 
+// journaledUnflushed returns a layout whose journal a Hybrid-mode Backend
+// made, that Backend, and an unflushed Performance-mode one on it.
+func journaledUnflushed(t *testing.T) (mem *vfs.Mem, h, p *Backend) {
+	t.Helper()
+	mem = crashLayout(t)
+	h, err := open(quietConfig(mem, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return mem, h, unflushed(t, mem)
+}
+
 // unflushed opens a Performance-mode Backend on fsys that flushes its
 // displaced records only when told, and at Close.
 func unflushed(t *testing.T, fsys vfs.FS) *Backend {
@@ -795,15 +808,9 @@ func TestRecoverySyncFailureIsFinal(t *testing.T) {
 // synced one, and a power loss before the checkpoint's syncfs would lose
 // the message.
 func TestReplaySyncsJournalFirst(t *testing.T) {
-	mem := crashLayout(t)
+	mem, h, p := journaledUnflushed(t)
 	ctx := context.Background()
 	inc := metastorage.StateIncoming
-	h, err := open(quietConfig(mem, Hybrid)) // makes the journal
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	p := unflushed(t, mem)
 	if err := p.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"}); err != nil {
 		t.Fatal(err)
 	}
@@ -915,15 +922,9 @@ func TestFlushWithoutSyncfs(t *testing.T) {
 // durable, then the journal is emptied and the records its changes
 // displaced are removed.
 func TestCheckpointEmptiesJournalAndDisplaced(t *testing.T) {
-	mem := crashLayout(t)
+	mem, _, p := journaledUnflushed(t)
 	ctx := context.Background()
 	inc := metastorage.StateIncoming
-	h, err := open(quietConfig(mem, Hybrid)) // makes the journal
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	p := unflushed(t, mem)
 	storeSynced(t, p, "m", metastorage.MessageMetadata{State: inc})
 	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
 		t.Fatal(err)
