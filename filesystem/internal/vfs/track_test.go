@@ -20,6 +20,21 @@ func readIn(m *Mem, name string) (string, error) {
 	return string(b), err
 }
 
+// memWithDirs returns a Mem holding the directories dirs, durable.
+func memWithDirs(t *testing.T, dirs ...string) *Mem {
+	t.Helper()
+	m := NewMem()
+	for _, d := range dirs {
+		if err := m.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syncClose(m.OpenDir("/")); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // writeClose creates name through fsys and writes data to it, unsynced.
 func writeClose(t *testing.T, fsys FS, name, data string) {
 	t.Helper()
@@ -59,15 +74,7 @@ func TestTrackerSyncsWhatChanged(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := NewMem()
-			for _, d := range []string{"/d", "/e"} {
-				if err := m.Mkdir(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := syncClose(m.OpenDir("/")); err != nil {
-				t.Fatal(err)
-			}
+			m := memWithDirs(t, "/d", "/e")
 			tr := NewTracker(m)
 			writeClose(t, tr, "/d/x", "data")
 			if err := tc.then(m, tr); err != nil {
@@ -99,13 +106,7 @@ func TestTrackerSyncsWhatChanged(t *testing.T) {
 // TestTrackerBatches shows that files closed unsynced beyond maxHeld are
 // synced in the background, and that SyncAll then covers every one.
 func TestTrackerBatches(t *testing.T) {
-	m := NewMem()
-	if err := m.Mkdir("/d", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syncClose(m.OpenDir("/")); err != nil {
-		t.Fatal(err)
-	}
+	m := memWithDirs(t, "/d")
 	var syncs atomic.Int64
 	tr := NewTracker(Inject(m, InjectorFunc(func(op Op, _ string) error {
 		if op == OpSync {
@@ -148,10 +149,7 @@ func TestTrackerBatches(t *testing.T) {
 // TestTrackerSyncFailureIsFinal shows that once a sync fails, every
 // SyncAll returns its error, also once the sync would succeed.
 func TestTrackerSyncFailureIsFinal(t *testing.T) {
-	m := NewMem()
-	if err := m.Mkdir("/d", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	m := memWithDirs(t, "/d")
 	var fail atomic.Bool
 	fail.Store(true)
 	tr := NewTracker(Inject(m, InjectorFunc(func(op Op, _ string) error {
@@ -174,10 +172,7 @@ func TestTrackerSyncFailureIsFinal(t *testing.T) {
 // TestTrackerRelease shows that Release closes the files held, and that a
 // file closed after it is closed at once.
 func TestTrackerRelease(t *testing.T) {
-	m := NewMem()
-	if err := m.Mkdir("/d", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	m := memWithDirs(t, "/d")
 	tr := NewTracker(m)
 	writeClose(t, tr, "/d/x", "data")
 	late, err := tr.Create("/d/y", 0o644)
@@ -207,10 +202,7 @@ func TestTrackerRelease(t *testing.T) {
 // before its close is closed at once and no longer tracked, so that a
 // Tracker under calls that sync each file holds nothing.
 func TestTrackerForgetsSyncedFiles(t *testing.T) {
-	m := NewMem()
-	if err := m.Mkdir("/d", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	m := memWithDirs(t, "/d")
 	tr := NewTracker(m)
 	for i := range 3 {
 		f, err := tr.Create(fmt.Sprintf("/d/%d", i), 0o644)
@@ -268,15 +260,7 @@ func TestTrackerSyncsChangeAfterRacingSync(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := NewMem()
-			for _, d := range []string{"/d", "/e"} {
-				if err := m.Mkdir(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := syncClose(m.OpenDir("/")); err != nil {
-				t.Fatal(err)
-			}
+			m := memWithDirs(t, "/d", "/e")
 			inner := &syncFirstFS{FS: m}
 			tr := NewTracker(inner)
 			writeClose(t, tr, "/d/x", "data")
