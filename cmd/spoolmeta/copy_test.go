@@ -66,6 +66,13 @@ type copyCase struct {
 	src, dst func(t *testing.T, from string) string // from: a directory to take the source's records from
 }
 
+// locations returns the case's source, holding n seeded messages, and its
+// destination.
+func (c copyCase) locations(t *testing.T, n int) (src, dst string) {
+	seed := seedDir(t, n)
+	return c.src(t, seed), c.dst(t, seed)
+}
+
 // dirFrom returns the directory from itself.
 func dirFrom(_ *testing.T, from string) string { return from }
 
@@ -102,9 +109,7 @@ func TestCopy(t *testing.T) {
 	for _, c := range copyCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			seed := seedDir(t, 30)
-			src := c.src(t, seed)
-			dst := c.dst(t, seed)
+			src, dst := c.locations(t, 30)
 			want := records(t, src)
 			var before map[string]string
 			if !isDatabase(src) {
@@ -139,8 +144,7 @@ func TestCopyMove(t *testing.T) {
 	for _, c := range copyCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			seed := seedDir(t, 12)
-			src, dst := c.src(t, seed), c.dst(t, seed)
+			src, dst := c.locations(t, 12)
 			want := records(t, src)
 			r := spoolmeta(t, "copy", "--move", "--from", src, "--to", dst)
 			r.expect(t, 0)
@@ -163,8 +167,7 @@ func TestCopyConflict(t *testing.T) {
 	for _, c := range copyCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			seed := seedDir(t, 6)
-			src, dst := c.src(t, seed), c.dst(t, seed)
+			src, dst := c.locations(t, 6)
 			spoolmeta(t, "copy", "--from", src, "--to", dst).expect(t, 0)
 			spoolmeta(t, "-d", dst, "hold", "msg-002").expect(t, 0)
 			changed := records(t, dst)["msg-002"]
@@ -254,8 +257,7 @@ func TestCopyResumes(t *testing.T) {
 			for _, move := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/%v/move=%v", c.name, fault, move), func(t *testing.T) {
 					t.Parallel()
-					seed := seedDir(t, 25)
-					src, dst := c.src(t, seed), c.dst(t, seed)
+					src, dst := c.locations(t, 25)
 					want := records(t, src)
 					ctx, cancel := context.WithCancel(context.Background())
 					defer cancel()
@@ -316,8 +318,7 @@ func TestCopyLiveSource(t *testing.T) {
 	for _, c := range copyCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			seed := seedDir(t, 18)
-			src, dst := c.src(t, seed), c.dst(t, seed)
+			src, dst := c.locations(t, 18)
 			live := open(t, src, modeWritable)
 			ctx := context.Background()
 			// The first state's messages, msg-000, msg-006 and msg-012 in
@@ -372,8 +373,7 @@ func TestCopyWorkers(t *testing.T) {
 		for _, move := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/move=%v", c.name, move), func(t *testing.T) {
 				t.Parallel()
-				seed := seedDir(t, 120)
-				src, dst := c.src(t, seed), c.dst(t, seed)
+				src, dst := c.locations(t, 120)
 				want := records(t, src)
 				stdout, stderr, err := runCopierWith(context.Background(), t, src, dst, move, 8, nil)
 				if err != nil || stdout != "" || !strings.Contains(stderr, "copy: 120 copied, 0 already there, 0 conflicts") {
@@ -462,8 +462,7 @@ func TestCopyMoveKeepsChanged(t *testing.T) {
 	for _, c := range copyCases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			seed := seedDir(t, 6)
-			src, dst := c.src(t, seed), c.dst(t, seed)
+			src, dst := c.locations(t, 6)
 			before := records(t, src)
 			live := open(t, src, modeWritable)
 			ci := &changingImporter{src: live}
