@@ -28,12 +28,16 @@ type stamp struct {
 // as the contract says.
 func toStamp(t time.Time) stamp {
 	_, off := t.Zone()
-	if off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+	if !writableOffset(off) {
 		off = 0
 	}
 	nsec := t.Nanosecond()
 	return stamp{us: t.Unix()*1e6 + int64(nsec/1000), ns: int16(nsec % 1000), off: int32(off)}
 }
+
+// writableOffset reports whether RFC 3339 can write the zone offset off,
+// in seconds: whole minutes, less than a day.
+func writableOffset(off int) bool { return off%60 == 0 && off > -24*3600 && off < 24*3600 }
 
 // zones holds the fixed zones that stamps have named, by offset, so that
 // reading a row does not make one each time.
@@ -49,7 +53,7 @@ func (s stamp) time() time.Time {
 	if s.off == 0 {
 		return t.UTC()
 	}
-	if s.off%60 != 0 || s.off <= -24*3600 || s.off >= 24*3600 {
+	if !writableOffset(int(s.off)) {
 		return t.In(time.FixedZone("", int(s.off))) // not one toStamp writes
 	}
 	z, ok := zones.Load(s.off)
@@ -146,8 +150,8 @@ var rawTypes = [...]uint32{
 // binary format.
 func rawRow(v [][]byte) (row, error) {
 	var w row
-	if len(v) != 18 {
-		return w, fmt.Errorf("a row of %d columns, want 18: %w", len(v), errCorrupt)
+	if len(v) != len(rawTypes) {
+		return w, fmt.Errorf("a row of %d columns, want %d: %w", len(v), len(rawTypes), errCorrupt)
 	}
 	ok := true
 	i16 := func(b []byte) int16 {
@@ -200,7 +204,7 @@ func (w *row) metadata() (metastorage.MessageMetadata, error) {
 			return metastorage.MessageMetadata{}, fmt.Errorf("the row's headers: %w", err)
 		}
 	}
-	id := w.text[:w.idEnd]
+	id := w.id()
 	if len(w.text) > sharedText {
 		id = strings.Clone(id) // a caller keeping the ID alone keeps little
 	}

@@ -40,7 +40,10 @@ func Connect(t testing.TB, dsn string) *pgx.Conn {
 func Exec(t testing.TB, dsn, schema, sql string) {
 	t.Helper()
 	ctx := context.Background()
-	conn := Connect(t, dsn)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
 	defer conn.Close(ctx)
 	sql = strings.ReplaceAll(sql, "$s", pgx.Identifier{schema}.Sanitize())
 	if _, err := conn.Exec(ctx, sql); err != nil {
@@ -52,7 +55,10 @@ func Exec(t testing.TB, dsn, schema, sql string) {
 func SchemaExists(t testing.TB, dsn, schema string) bool {
 	t.Helper()
 	ctx := context.Background()
-	conn := Connect(t, dsn)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
 	defer conn.Close(ctx)
 	var ok bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&ok); err != nil {
