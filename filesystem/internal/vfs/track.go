@@ -451,7 +451,7 @@ func (f *trackedFile) syncHeld() error {
 		return nil
 	}
 	var err error
-	if !f.unlinked() {
+	if !f.clean() && !f.unlinked() {
 		err = f.Sync()
 	}
 	if f.closed {

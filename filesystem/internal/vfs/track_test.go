@@ -288,3 +288,33 @@ func TestTrackerSyncsChangeAfterRacingSync(t *testing.T) {
 		})
 	}
 }
+
+// TestTrackerSkipsSyncedFile shows that SyncAll does not sync again a file
+// whose owner has synced every write, as a journal's group sync does.
+func TestTrackerSkipsSyncedFile(t *testing.T) {
+	m := memWithDirs(t, "/d")
+	var syncs atomic.Int64
+	tr := NewTracker(Inject(m, InjectorFunc(func(op Op, path string) error {
+		if op == OpSync && path == "/d/j" {
+			syncs.Add(1)
+		}
+		return nil
+	})))
+	f, err := tr.Create("/d/j", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("record")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.SyncAll(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 1 {
+		t.Errorf("%d syncs of a file its owner had synced, want 1: the owner's", n)
+	}
+}
