@@ -105,8 +105,13 @@ var nameSeed = maphash.MakeSeed()
 // of their length, since a page is left once the next record's strings do
 // not fit, and those are at most a quarter page.
 func recordBytes(id, file string, md *metastorage.MessageMetadata) int64 {
-	n := int64(stringBytes(id, file, md))
-	return entryOverhead + n + (n+2)/3
+	return budgetBytes(stringBytes(id, file, md))
+}
+
+// budgetBytes returns what a record whose strings take n bytes costs the
+// budget.
+func budgetBytes(n int) int64 {
+	return entryOverhead + int64(n) + int64(n+2)/3
 }
 
 // stringBytes returns the bytes that the strings of md take in a page.
@@ -164,10 +169,10 @@ func (p packedTime) time() time.Time {
 func (p packedTime) instant() instant { return instant{p.sec, p.nsec} }
 
 // add appends the record md of message id, in file, read when its
-// stripe's counter was count, and reports whether it could: a time in a
-// zone that packedTime does not keep, or two names of the same hash, are
-// not kept.
-func (n *snapshot) add(id, file string, count uint64, read int64, md *metastorage.MessageMetadata) bool {
+// stripe's counter was count, whose strings take size bytes (stringBytes),
+// and reports whether it could: a time in a zone that packedTime does not
+// keep, or two names of the same hash, are not kept.
+func (n *snapshot) add(id, file string, count uint64, read int64, md *metastorage.MessageMetadata, size int) bool {
 	h := maphash.String(nameSeed, file)
 	if _, dup := n.byName[h]; dup {
 		return false
@@ -176,7 +181,7 @@ func (n *snapshot) add(id, file string, count uint64, read int64, md *metastorag
 		idLen: uint32(len(id)), fileLen: uint32(len(file)), errLen: uint32(len(md.LastError)),
 		policyLen: uint32(len(md.RetryPolicyName)), headers: -1,
 		attempts: md.Attempts, maxAttempts: md.MaxAttempts, priority: md.Priority, size: md.Size,
-		bytes: recordBytes(id, file, md)}
+		bytes: budgetBytes(size)}
 	var ok1, ok2, ok3 bool
 	e.nextRetry, ok1 = packTime(md.NextRetry)
 	e.created, ok2 = packTime(md.Created)
@@ -184,7 +189,7 @@ func (n *snapshot) add(id, file string, count uint64, read int64, md *metastorag
 	if !ok1 || !ok2 || !ok3 {
 		return false
 	}
-	b := n.reserve(&e, stringBytes(id, file, md))
+	b := n.reserve(&e, size)
 	b = append(append(append(append(b, id...), file...), md.LastError...), md.RetryPolicyName...)
 	if md.Headers != nil {
 		e.headers = int32(len(md.Headers))
@@ -428,10 +433,10 @@ func (p *pass) keep(id, file string, count uint64, md *metastorage.MessageMetada
 	if p == nil {
 		return
 	}
-	n := recordBytes(id, file, md)
+	size := stringBytes(id, file, md)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.room(n) && !p.next.add(id, file, count, p.now.UnixNano(), md) {
+	if p.room(budgetBytes(size)) && !p.next.add(id, file, count, p.now.UnixNano(), md, size) {
 		p.next.complete = false
 	}
 }

@@ -414,7 +414,7 @@ func TestSnapshotRecordAsAdded(t *testing.T) {
 			} else {
 				md.Updated = at.In(loc)
 			}
-			if !n.add(md.ID, md.ID+".json", uint64(i), 0, &md) {
+			if !n.add(md.ID, md.ID+".json", uint64(i), 0, &md, stringBytes(md.ID, md.ID+".json", &md)) {
 				t.Fatalf("%s not added", md.ID)
 			}
 			want = append(want, md)
@@ -424,7 +424,7 @@ func TestSnapshotRecordAsAdded(t *testing.T) {
 	// next small one goes on filling the page before it.
 	for _, size := range []int{pageSize, 10, pageSize / 8, 10} {
 		md := metastorage.MessageMetadata{ID: fmt.Sprint("m-", len(want)), State: metastorage.StateDeferred, LastError: strings.Repeat("x", size)}
-		if !n.add(md.ID, md.ID+".json", 0, 0, &md) {
+		if !n.add(md.ID, md.ID+".json", 0, 0, &md, stringBytes(md.ID, md.ID+".json", &md)) {
 			t.Fatalf("%s not added", md.ID)
 		}
 		want = append(want, md)
@@ -458,7 +458,7 @@ func TestSnapshotRecordAsAdded(t *testing.T) {
 		t.Error("find of a name never added succeeded")
 	}
 	named := metastorage.MessageMetadata{Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))}
-	if n.add("named", "named.json", 0, 0, &named) {
+	if n.add("named", "named.json", 0, 0, &named, stringBytes("named", "named.json", &named)) {
 		t.Error("a record with a time in a named zone was added; it would come back in another")
 	}
 }
