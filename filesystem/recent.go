@@ -28,10 +28,10 @@ type recentRecord struct {
 
 // written returns the record this Backend wrote last to the message's
 // file, and the syncs of the file system just before, if it is still
-// kept. The caller holds the stripe's lock.
-func (r *recent) written(file string, stripe int) (data []byte, syncs counters.SyncCount, ok bool) {
-	rec, ok := r.stripes[stripe][file]
-	return rec.data, rec.syncs, ok
+// kept (nil data otherwise). The caller holds the stripe's lock.
+func (r *recent) written(file string, stripe int) (data []byte, syncs counters.SyncCount) {
+	rec := r.stripes[stripe][file]
+	return rec.data, rec.syncs
 }
 
 // keep records data as the contents just written to the message's file,

@@ -256,7 +256,7 @@ func (b *Backend) mutate(ctx context.Context, op, id string, fn func(file string
 	if len(states) > 0 {
 		first = states[0]
 	}
-	wrote, syncs, _ := b.recent.written(file, stripe)
+	wrote, syncs := b.recent.written(file, stripe)
 	cur, err := b.locate(file, first, wrote)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
