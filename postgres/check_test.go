@@ -180,3 +180,33 @@ func TestIdentity(t *testing.T) {
 		t.Errorf("Identity on another schema: %q, %v; want other than %q", ic, err, ia)
 	}
 }
+
+// TestStateCounts checks that StateCounts gives every state's count as
+// GetStateCount does, and an error once the Backend is closed.
+func TestStateCounts(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	b := open(t, dsn, newSchema(t, dsn))
+	ctx := t.Context()
+	for i, s := range []metastorage.QueueState{metastorage.StateIncoming, metastorage.StateDeferred, metastorage.StateDeferred} {
+		if err := b.StoreMeta(ctx, fmt.Sprint("m", i), metastorage.MessageMetadata{State: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := b.StateCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range metastorage.States() {
+		if got := b.GetStateCount(s); n[s] != got {
+			t.Errorf("StateCounts %s = %d, GetStateCount %d", s, n[s], got)
+		}
+	}
+	if n[metastorage.StateIncoming] != 1 || n[metastorage.StateDeferred] != 2 {
+		t.Errorf("StateCounts = %v, want 1 incoming and 2 deferred", n)
+	}
+	b.Close()
+	if _, err := b.StateCounts(ctx); !errors.Is(err, metastorage.ErrBackendClosed) {
+		t.Errorf("StateCounts after Close: %v, want ErrBackendClosed", err)
+	}
+}

@@ -228,31 +228,39 @@ func (b *Backend) GetStateCount(state metastorage.QueueState) int64 {
 	if !state.Valid() {
 		return 0
 	}
-	b.ops.RLock()
-	defer b.ops.RUnlock()
-	if b.closed.Load() {
-		return b.counts[state].Load()
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), countTimeout)
 	defer cancel()
-	var n [metastorage.NumStates]int64
-	err := b.run(ctx, read, func() error {
-		return b.pool.QueryRow(ctx, b.q.counts).Scan(&n[0], &n[1], &n[2], &n[3], &n[4], &n[5])
-	})
-	if err != nil {
+	if _, err := b.StateCounts(ctx); err != nil && !errors.Is(err, metastorage.ErrBackendClosed) {
 		if !b.countsWarn.Swap(true) {
 			b.log.Warn("postgres: cannot read the state counts; returning the counts last read until the server answers",
 				"schema", b.schema, "error", err)
 		}
-		return b.counts[state].Load()
-	}
-	if b.countsWarn.Swap(false) {
+	} else if err == nil && b.countsWarn.Swap(false) {
 		b.log.Info("postgres: reading the state counts again", "schema", b.schema)
+	}
+	return b.counts[state].Load()
+}
+
+// StateCounts returns the number of messages in each state, indexed by
+// state, in one statement; GetStateCount returns one of them. Unlike
+// GetStateCount, it returns an error when it cannot read them.
+func (b *Backend) StateCounts(ctx context.Context) ([metastorage.NumStates]int64, error) {
+	var n [metastorage.NumStates]int64
+	b.ops.RLock()
+	defer b.ops.RUnlock()
+	if b.closed.Load() {
+		return n, fmt.Errorf("state counts: %w", metastorage.ErrBackendClosed)
+	}
+	err := b.run(ctx, read, func() error {
+		return b.pool.QueryRow(ctx, b.q.counts).Scan(&n[0], &n[1], &n[2], &n[3], &n[4], &n[5])
+	})
+	if err != nil {
+		return n, fmt.Errorf("state counts: %w", err)
 	}
 	for i := range n {
 		b.counts[i].Store(n[i])
 	}
-	return n[state]
+	return n, nil
 }
 
 // ListMessages returns one page of the IDs in state, in one statement that

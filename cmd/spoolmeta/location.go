@@ -190,6 +190,9 @@ func (e *redactedError) Unwrap() error { return e.err }
 // counters.
 func (l *location) stateCounts(ctx context.Context) ([metastorage.NumStates]int64, error) {
 	var n [metastorage.NumStates]int64
+	if l.pg != nil {
+		return l.pg.StateCounts(ctx)
+	}
 	if l.fs != nil {
 		if err := l.fs.WaitCounts(ctx); err != nil {
 			return n, err
