@@ -142,7 +142,11 @@ func reportChecked(e *env, dir string, findings []metafs.Finding, asJSON bool, e
 	if err != nil && len(findings) == 0 {
 		return err
 	}
-	rerr := report(e, dir, findings, asJSON)
+	fs := make([]finding, len(findings))
+	for i, f := range findings {
+		fs[i] = findingOf(f)
+	}
+	rerr := report(e, dir, fs, asJSON)
 	if err == nil {
 		return rerr
 	}
@@ -153,16 +157,16 @@ func reportChecked(e *env, dir string, findings []metafs.Finding, asJSON bool, e
 }
 
 // report prints findings and a summary, and returns errSilentPartial if
-// damage is left unrepaired.
-func report(e *env, dir string, findings []metafs.Finding, asJSON bool) error {
+// damage is left unrepaired. Lines of text name paths relative to dir.
+func report(e *env, dir string, findings []finding, asJSON bool) error {
 	w := bufio.NewWriter(e.stdout)
 	left := 0
-	var leftBy [metafs.Unknown + 1]int
+	leftBy := make(map[string]int)
 	var err error
 	for _, f := range findings {
 		if !f.Repaired {
 			left++
-			leftBy[f.Severity()]++
+			leftBy[f.Class]++
 		}
 		if werr := writeFinding(w, dir, f, asJSON); werr != nil && err == nil {
 			err = werr
@@ -174,27 +178,33 @@ func report(e *env, dir string, findings []metafs.Finding, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	damage := metafs.Damage.String()
 	fmt.Fprintf(e.stderr, "fsck: %d findings, %d repaired, %d left", len(findings), len(findings)-left, left)
 	if left > 0 {
 		fmt.Fprintf(e.stderr, ": %d damage, %d expected, %d unknown",
-			leftBy[metafs.Damage], leftBy[metafs.Expected], leftBy[metafs.Unknown])
+			leftBy[damage], leftBy[metafs.Expected.String()], leftBy[metafs.Unknown.String()])
 	}
 	fmt.Fprintln(e.stderr)
-	if leftBy[metafs.Damage] > 0 {
+	if leftBy[damage] > 0 {
 		return errSilentPartial
 	}
 	return nil
 }
 
-func writeFinding(w *bufio.Writer, dir string, f metafs.Finding, asJSON bool) error {
+// findingOf returns the finding f of a directory's check.
+func findingOf(f metafs.Finding) finding {
+	return finding{Class: f.Severity().String(), Kind: string(f.Kind), Path: f.Path, Detail: f.Detail, Action: f.Action, Repaired: f.Repaired}
+}
+
+func writeFinding(w *bufio.Writer, dir string, f finding, asJSON bool) error {
 	if asJSON {
-		return writeJSON(w, finding{Class: f.Severity().String(), Kind: string(f.Kind), Path: f.Path, Detail: f.Detail, Action: f.Action, Repaired: f.Repaired})
+		return writeJSON(w, f)
 	}
 	p := f.Path
-	if rel, err := filepath.Rel(dir, p); err == nil {
+	if rel, err := filepath.Rel(dir, p); err == nil && dir != "" {
 		p = rel
 	}
-	line := fmt.Sprintf("%-8s %-15s %s: %s", f.Severity(), f.Kind, p, f.Detail)
+	line := fmt.Sprintf("%-8s %-15s %s: %s", f.Class, f.Kind, p, f.Detail)
 	if f.Action != "" {
 		line += "; " + f.Action
 	}

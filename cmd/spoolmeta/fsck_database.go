@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -43,7 +42,7 @@ func checkDatabase(e *env, loc string, repair, asJSON bool) error {
 		return fmt.Errorf("check %s: %w", l.name, redactErr(err, loc))
 	}
 	findings = append(findings, databaseFindings(r)...)
-	return reportDatabase(e, findings, asJSON)
+	return report(e, "", findings, asJSON)
 }
 
 // databaseFindings returns the findings of a check report.
@@ -73,41 +72,4 @@ func databaseFindings(r postgres.CheckReport) []finding {
 		fs = append(fs, f)
 	}
 	return fs
-}
-
-// reportDatabase prints the findings and a summary, and returns
-// errSilentPartial if damage is left.
-func reportDatabase(e *env, findings []finding, asJSON bool) error {
-	w := bufio.NewWriter(e.stdout)
-	left := 0
-	for _, f := range findings {
-		if !f.Repaired {
-			left++
-		}
-		var err error
-		if asJSON {
-			err = writeJSON(w, f)
-		} else {
-			line := fmt.Sprintf("%-8s %-15s %s: %s", f.Class, f.Kind, f.Path, f.Detail)
-			if f.Action != "" {
-				line += "; " + f.Action
-			}
-			_, err = fmt.Fprintln(w, line)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stderr, "fsck: %d findings, %d repaired, %d left", len(findings), len(findings)-left, left)
-	if left > 0 {
-		fmt.Fprintf(e.stderr, ": %d damage, 0 expected, 0 unknown", left)
-	}
-	fmt.Fprintln(e.stderr)
-	if left > 0 {
-		return errSilentPartial
-	}
-	return nil
 }
