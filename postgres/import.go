@@ -28,10 +28,7 @@ func (b *Backend) ImportMeta(ctx context.Context, messageID string, md metastora
 	if md.Created.IsZero() {
 		md.Created = md.Updated
 	}
-	next, created, updated := toStamp(md.NextRetry), toStamp(md.Created), toStamp(md.Updated)
-	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
-		next.us, next.ns, next.off, created.us, created.ns, created.off, updated.us, updated.ns, updated.off,
-		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
+	args := recordArgs(messageID, &md, md.Created, md.Updated)
 	var done bool
 	// Not idempotent: run again after it committed, it would report false.
 	err := b.run(ctx, write, func() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,23 @@ func bytea(s string) []byte {
 	return []byte(s)
 }
 
+// recordArgs returns the arguments of a statement that writes the whole
+// record md of message id, created and updated at the times given, in the
+// order of columns.
+func recordArgs(id string, md *metastorage.MessageMetadata, created, updated time.Time) []any {
+	next, c, u := toStamp(md.NextRetry), toStamp(created), toStamp(updated)
+	return []any{bytea(id), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
+		next.us, next.ns, next.off, c.us, c.ns, c.off, u.us, u.ns, u.off,
+		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
+}
+
+// updateArgs is recordArgs without the creation time, which an update
+// keeps.
+func updateArgs(id string, md *metastorage.MessageMetadata, updated time.Time) []any {
+	args := recordArgs(id, md, time.Time{}, updated)
+	return slices.Delete(args, 7, 10) // created_us, created_ns, created_off
+}
+
 // StoreMeta creates the message or replaces it whole. It changes the
 // database with one statement: an insert, which does nothing when the
 // message exists, and then, if it did nothing, a replace.
@@ -36,10 +54,7 @@ func (b *Backend) StoreMeta(ctx context.Context, messageID string, md metastorag
 	if md.Created.IsZero() {
 		md.Created = now
 	}
-	next, created, updated := toStamp(md.NextRetry), toStamp(md.Created), toStamp(now)
-	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
-		next.us, next.ns, next.off, created.us, created.ns, created.off, updated.us, updated.ns, updated.off,
-		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
+	args := recordArgs(messageID, &md, md.Created, now)
 	err := b.run(ctx, idempotent, func() error {
 		// Most messages are new: the insert alone has fewer steps for the
 		// server than the statement that may also replace.
@@ -104,10 +119,7 @@ func (b *Backend) UpdateMeta(ctx context.Context, messageID string, md metastora
 		return err
 	}
 	defer b.ops.RUnlock()
-	next, updated := toStamp(md.NextRetry), toStamp(time.Now())
-	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
-		next.us, next.ns, next.off, updated.us, updated.ns, updated.off,
-		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
+	args := updateArgs(messageID, &md, time.Now())
 	var done bool
 	err := b.run(ctx, idempotent, func() error {
 		for range raceLimit {
@@ -435,10 +447,7 @@ func (b *Backend) UpdateMetaIf(ctx context.Context, messageID string, expected, 
 	if !now.After(expected.Updated) {
 		now = expected.Updated.Add(time.Nanosecond)
 	}
-	next, updated := toStamp(md.NextRetry), toStamp(now)
-	args := []any{bytea(messageID), int16(md.State), int64(md.Attempts), int64(md.MaxAttempts),
-		next.us, next.ns, next.off, updated.us, updated.ns, updated.off,
-		bytea(md.LastError), md.Size, int64(md.Priority), encodeHeaders(md.Headers), bytea(md.RetryPolicyName)}
+	args := updateArgs(messageID, &md, now)
 	return b.swap(ctx, op, messageID, expected, b.q.updateIf, append(args, expectArgs(expected)...))
 }
 
