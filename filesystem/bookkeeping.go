@@ -75,27 +75,31 @@ func (b *Backend) change(op entryOp, old, new string) error {
 	var err error
 	switch op {
 	case opRename:
-		counted, replaced := b.counted(old, new), b.regular(new)
+		// Only a move out of the state directories (to corrupt/) may be of
+		// an entry that is not a regular file: the Backend moves and
+		// removes only the message files it found.
+		counted := c.okB || b.regular(old, c.okA)
+		replaced := b.regular(new, c.okB)
 		if err = b.fs.Rename(old, new); err == nil {
-			b.tally(old, counted, false, -1)
+			b.tally(c.a, c.okA && counted, old, false, -1)
 			if replaced {
-				b.tally(new, true, true, 0)
+				b.tally(c.b, c.okB, new, true, 0)
 			} else {
-				b.tally(new, true, true, 1)
+				b.tally(c.b, c.okB, new, true, 1)
 			}
 		}
 	case opRenameNoReplace:
-		counted := b.counted(old, new)
+		counted := c.okB || b.regular(old, c.okA)
 		if err = b.fs.RenameNoReplace(old, new); err == nil {
-			b.tally(old, counted, false, -1)
-			b.tally(new, true, true, 1)
+			b.tally(c.a, c.okA && counted, old, false, -1)
+			b.tally(c.b, c.okB, new, true, 1)
 		}
 	case opExchange:
 		// Each directory keeps the names it had.
 		err = b.fs.Exchange(old, new)
 	case opRemove:
 		if err = b.fs.Remove(old); err == nil {
-			b.tally(old, true, false, -1)
+			b.tally(c.a, c.okA, old, false, -1)
 		}
 	}
 	b.endChange(c)
@@ -130,29 +134,31 @@ func (b *Backend) target(path string) (target, bool) {
 	return target{}, false
 }
 
-// changing is a change under way: the targets whose counters it made odd.
+// changing is a change under way: the targets of its names, if they are
+// message files, whose counters it made odd.
 type changing struct {
 	a, b     target
 	okA, okB bool
 }
 
+// both reports whether c's second target is another counter than its first.
+func (c changing) both() bool { return c.okB && !(c.okA && c.b == c.a) }
+
 // beginChange counts a change of the names old and new (new may be "") as
-// begun. Without change counters it does nothing.
+// begun. Without change counters it only finds their targets.
 func (b *Backend) beginChange(old, new string) changing {
 	var c changing
-	if b.changes == nil {
-		return c
-	}
 	c.a, c.okA = b.target(old)
 	if new != "" {
-		var ok bool
-		c.b, ok = b.target(new)
-		c.okB = ok && !(c.okA && c.b == c.a)
+		c.b, c.okB = b.target(new)
+	}
+	if b.changes == nil {
+		return c
 	}
 	if c.okA {
 		b.changes.Begin(c.a.state, c.a.stripe)
 	}
-	if c.okB {
+	if c.both() {
 		b.changes.Begin(c.b.state, c.b.stripe)
 	}
 	return c
@@ -160,7 +166,10 @@ func (b *Backend) beginChange(old, new string) changing {
 
 // endChange counts the change c as ended.
 func (b *Backend) endChange(c changing) {
-	if c.okB {
+	if b.changes == nil {
+		return
+	}
+	if c.both() {
 		b.changes.End(c.b.state, c.b.stripe)
 	}
 	if c.okA {
@@ -168,34 +177,23 @@ func (b *Backend) endChange(c changing) {
 	}
 }
 
-// regular reports whether path names a regular file in a state's
-// directory under a message file's name: one that the counts hold. An
-// error other than its absence counts as one.
-func (b *Backend) regular(path string) bool {
-	if _, ok := b.target(path); !ok {
+// regular reports whether path, a message file's name in a state's
+// directory if message is set, names a regular file: one that the counts
+// hold. An error other than its absence counts as one.
+func (b *Backend) regular(path string, message bool) bool {
+	if !message {
 		return false
 	}
 	fi, err := b.fs.Lstat(path)
 	return err == nil && fi.Mode().IsRegular() || err != nil && !isNotExist(err)
 }
 
-// counted reports whether the counts hold oldname, about to be renamed to
-// newname. Only a move out of the state directories (to corrupt/) may be
-// of an entry that is not a regular file: the Backend moves and removes
-// only the message files it found.
-func (b *Backend) counted(oldname, newname string) bool {
-	if _, ok := b.target(newname); ok {
-		return true
-	}
-	return b.regular(oldname)
-}
-
-// tally tells the counts, if do, that the message file at path is present
-// after a change or not, and by how much the change moved its state's
-// count. It is called while the change counter is odd, so that a writer
-// killed before it leaves the counter odd.
-func (b *Backend) tally(path string, do, present bool, delta int64) {
-	if t, ok := b.target(path); ok && do {
+// tally tells the counts, if ok, that the message file at path, of
+// target t, is present after a change or not, and by how much the change
+// moved its state's count. It is called while the change counter is odd,
+// so that a writer killed before it leaves the counter odd.
+func (b *Backend) tally(t target, ok bool, path string, present bool, delta int64) {
+	if ok {
 		b.counts.set(t, path[strings.LastIndexByte(path, filepath.Separator)+1:], present, delta)
 	}
 }
