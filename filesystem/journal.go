@@ -147,12 +147,7 @@ func (b *Backend) undo(j *journal, c intent, wait bool) error {
 // findRecord returns the offset of rec, the record a change appended to
 // the journal, which is the last valid record of its message there.
 func (b *Backend) findRecord(j *journal, rec []byte) (int64, error) {
-	f, err := b.fs.Open(j.path)
-	if err != nil {
-		return 0, err
-	}
-	buf, err := io.ReadAll(f)
-	f.Close()
+	buf, err := b.readJournal(j.path)
 	if err != nil {
 		return 0, err
 	}
@@ -328,6 +323,7 @@ func (b *Backend) checkpointSync(j *journal, replay bool) (synced bool, err erro
 	if fi.Size() == 0 {
 		return false, nil
 	}
+	var records []wal.Record // read by a replay; nil otherwise
 	if replay {
 		// A Performance-mode writer appends without syncing: the records
 		// replayed must be durable before the files they replace go.
@@ -335,11 +331,11 @@ func (b *Backend) checkpointSync(j *journal, replay bool) (synced bool, err erro
 			b.fail(err)
 			return false, fmt.Errorf("checkpoint: fsync %s: %w", j.path, err)
 		}
-		if err := b.replay(j); err != nil {
+		if records, err = b.replay(j); err != nil {
 			return false, err
 		}
 	}
-	if err := b.trackJournal(j.path); err != nil {
+	if err := b.trackJournal(j.path, records); err != nil {
 		return false, err
 	}
 	if err := b.syncAll(); err != nil {
@@ -364,17 +360,23 @@ func (b *Backend) checkpointSync(j *journal, replay bool) (synced bool, err erro
 	return true, nil
 }
 
-// replay applies the last record of each message in the journal to the
-// message files. The caller holds every stripe lock.
-func (b *Backend) replay(j *journal) error {
-	f, err := b.fs.Open(j.path)
+// readJournal returns the contents of the journal at path.
+func (b *Backend) readJournal(path string) ([]byte, error) {
+	f, err := b.fs.Open(path)
 	if err != nil {
-		return fmt.Errorf("replay journal: %w", err)
+		return nil, err
 	}
-	buf, err := io.ReadAll(f)
-	f.Close()
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// replay applies the last record of each message in the journal to the
+// message files, and returns the records. The caller holds every stripe
+// lock.
+func (b *Backend) replay(j *journal) ([]wal.Record, error) {
+	buf, err := b.readJournal(j.path)
 	if err != nil {
-		return fmt.Errorf("replay journal: %w", err)
+		return nil, fmt.Errorf("replay journal: %w", err)
 	}
 	records, skipped := wal.Parse(buf)
 	if skipped > 0 {
@@ -383,13 +385,13 @@ func (b *Backend) replay(j *journal) error {
 	before := b.stats.recoveryActions.Load()
 	for _, r := range records {
 		if err := b.applyRecord(r); err != nil {
-			return fmt.Errorf("replay journal %s: %w", j.path, err)
+			return nil, fmt.Errorf("replay journal %s: %w", j.path, err)
 		}
 	}
 	if n := b.stats.recoveryActions.Load() - before; n > 0 {
 		b.log.Warn("journal replayed: message files changed to match it", "path", j.path, "messages", len(records), "changes", n)
 	}
-	return nil
+	return records, nil
 }
 
 // applyRecord makes the message files what r says, without fsync: the

@@ -3,7 +3,6 @@ package filesystem
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path/filepath"
 
@@ -60,21 +59,19 @@ func (b *Backend) trackLayout() {
 // trackJournal adds to the next sync the message files that the records
 // of the journal at path put in place, whichever process wrote them, and
 // every directory of the layout: a checkpoint empties the journal once
-// they are durable. The caller holds every stripe lock.
-func (b *Backend) trackJournal(path string) error {
+// they are durable. It reads the records unless a replay has, and passes
+// them. The caller holds every stripe lock.
+func (b *Backend) trackJournal(path string, records []wal.Record) error {
 	if b.tracker == nil {
 		return nil
 	}
-	f, err := b.fs.Open(path)
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+	if records == nil {
+		buf, err := b.readJournal(path)
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		records, _ = wal.Parse(buf)
 	}
-	buf, err := io.ReadAll(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	records, _ := wal.Parse(buf)
 	for _, r := range records {
 		if r.Kind == wal.KindPut {
 			b.tracker.Add(b.path(r.State, r.File))
