@@ -950,3 +950,34 @@ func TestCheckpointEmptiesJournalAndDisplaced(t *testing.T) {
 		t.Errorf("GetMeta after the checkpoint: %+v, %v; want the update", md, err)
 	}
 }
+
+// TestCheckpointKeepsDisplacedWhenItsSyncFails shows that a journal's
+// checkpoint removes no displaced record unless its own sync of the file
+// system succeeded: the record stays for recovery.
+func TestCheckpointKeepsDisplacedWhenItsSyncFails(t *testing.T) {
+	mem := crashLayout(t)
+	ctx := context.Background()
+	inc := metastorage.StateIncoming
+	h, err := open(quietConfig(mem, Hybrid)) // makes the journal
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var fail atomic.Bool
+	p := unflushed(t, failingSyncAll(mem, &fail))
+	storeSynced(t, p, "m", metastorage.MessageMetadata{State: inc})
+	if err := p.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	before := temps(t, mem)
+	if len(before) == 0 {
+		t.Fatal("the update displaced no record")
+	}
+	fail.Store(true)
+	if err := p.checkpoint(ctx); !errors.Is(err, syscall.EIO) {
+		t.Errorf("checkpoint with a failing sync: %v, want EIO", err)
+	}
+	if got := temps(t, mem); !slices.Equal(got, before) {
+		t.Errorf("temp files %v after a checkpoint whose sync failed, want %v kept", got, before)
+	}
+}
