@@ -373,11 +373,7 @@ func TestMoveConflictAfterWait(t *testing.T) {
 	tx := holdInOpenTx(t, dsn, schema, id)
 	done := make(chan error)
 	go func() { done <- b.MoveToState(ctx, id, ms.StateIncoming, ms.StateActive) }()
-	if awaitLockWait(ctx, t, dsn, app) {
-		if err := tx.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commitAfterLockWait(t, dsn, app, tx, done)
 	err := <-done
 	if !errors.Is(err, ms.ErrStateConflict) || !strings.Contains(err.Error(), "in state hold") {
 		t.Errorf("MoveToState from incoming after another transaction moved the message to hold: got %v, want a conflict naming hold", err)
@@ -398,11 +394,7 @@ func TestUpdateAfterConcurrentMove(t *testing.T) {
 	next := want
 	next.State, next.Attempts = ms.StateDeferred, 2
 	go func() { done <- b.UpdateMeta(ctx, id, next) }()
-	if awaitLockWait(ctx, t, dsn, app) {
-		if err := tx.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commitAfterLockWait(t, dsn, app, tx, done)
 	if err := <-done; err != nil {
 		t.Fatalf("UpdateMeta after another transaction moved the message to hold: got %v, want nil", err)
 	}
@@ -551,4 +543,20 @@ func holdInOpenTx(t *testing.T, dsn, schema, id string) pgx.Tx {
 		t.Fatal(err)
 	}
 	return tx
+}
+
+// commitAfterLockWait commits tx once the session app waits for its lock.
+// If it never does, it rolls tx back, waits for the call to end on done,
+// and fails t, rather than leave the call waiting.
+func commitAfterLockWait(t *testing.T, dsn, app string, tx pgx.Tx, done <-chan error) {
+	t.Helper()
+	ctx := t.Context()
+	if !awaitLockWait(ctx, t, dsn, app) {
+		tx.Rollback(context.Background())
+		<-done
+		t.Fatal("the call never waited for the other transaction's lock")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
