@@ -9,17 +9,6 @@ import (
 	"testing"
 )
 
-// readIn returns the contents of name in m, or an error.
-func readIn(m *Mem, name string) (string, error) {
-	f, err := m.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	return string(b), err
-}
-
 // memWithDirs returns a Mem holding the directories dirs, durable.
 func memWithDirs(t *testing.T, dirs ...string) *Mem {
 	t.Helper()
@@ -33,21 +22,6 @@ func memWithDirs(t *testing.T, dirs ...string) *Mem {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// writeClose creates name through fsys and writes data to it, unsynced.
-func writeClose(t *testing.T, fsys FS, name, data string) {
-	t.Helper()
-	f, err := fsys.Create(name, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(f, data); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestTrackerSyncsWhatChanged shows what a Tracker's SyncAll makes
@@ -76,12 +50,12 @@ func TestTrackerSyncsWhatChanged(t *testing.T) {
 			t.Parallel()
 			m := memWithDirs(t, "/d", "/e")
 			tr := NewTracker(m)
-			writeClose(t, tr, "/d/x", "data")
+			writeFile(t, tr, "/d/x", "data")
 			if err := tc.then(m, tr); err != nil {
 				t.Fatal(err)
 			}
 			if !tc.other {
-				if _, err := readIn(m.CrashClone(), "/d/x"); err == nil && tc.path == "/d/x" {
+				if _, err := readFile(m.CrashClone(), "/d/x"); err == nil && tc.path == "/d/x" {
 					t.Fatalf("/d/x durable before SyncAll")
 				}
 			}
@@ -90,7 +64,7 @@ func TestTrackerSyncsWhatChanged(t *testing.T) {
 			}
 			img := m.CrashClone()
 			if tc.path != "" {
-				if got, err := readIn(img, tc.path); err != nil || got != "data" {
+				if got, err := readFile(img, tc.path); err != nil || got != "data" {
 					t.Errorf("after SyncAll, %s holds %q, %v; want %q", tc.path, got, err, "data")
 				}
 			}
@@ -116,7 +90,7 @@ func TestTrackerBatches(t *testing.T) {
 	})))
 	n := maxHeld + maxHeld/2
 	for i := range n {
-		writeClose(t, tr, fmt.Sprintf("/d/%d", i), "x")
+		writeFile(t, tr, fmt.Sprintf("/d/%d", i), "x")
 	}
 	// The batch that maxHeld closed files started is registered before
 	// the close that started it returns; wait for it, without SyncAll.
@@ -140,7 +114,7 @@ func TestTrackerBatches(t *testing.T) {
 	}
 	img := m.CrashClone()
 	for i := range n {
-		if got, err := readIn(img, fmt.Sprintf("/d/%d", i)); err != nil || got != "x" {
+		if got, err := readFile(img, fmt.Sprintf("/d/%d", i)); err != nil || got != "x" {
 			t.Fatalf("file %d after SyncAll: %q, %v", i, got, err)
 		}
 	}
@@ -158,12 +132,12 @@ func TestTrackerSyncFailureIsFinal(t *testing.T) {
 		}
 		return nil
 	})))
-	writeClose(t, tr, "/d/x", "data")
+	writeFile(t, tr, "/d/x", "data")
 	if err := tr.SyncAll(nil); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("SyncAll with a failing sync: %v, want EIO", err)
 	}
 	fail.Store(false)
-	writeClose(t, tr, "/d/y", "data")
+	writeFile(t, tr, "/d/y", "data")
 	if err := tr.SyncAll(nil); !errors.Is(err, syscall.EIO) {
 		t.Errorf("SyncAll after a failed one: %v, want EIO still", err)
 	}
@@ -174,7 +148,7 @@ func TestTrackerSyncFailureIsFinal(t *testing.T) {
 func TestTrackerRelease(t *testing.T) {
 	m := memWithDirs(t, "/d")
 	tr := NewTracker(m)
-	writeClose(t, tr, "/d/x", "data")
+	writeFile(t, tr, "/d/x", "data")
 	late, err := tr.Create("/d/y", 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +237,7 @@ func TestTrackerSyncsChangeAfterRacingSync(t *testing.T) {
 			m := memWithDirs(t, "/d", "/e")
 			inner := &syncFirstFS{FS: m}
 			tr := NewTracker(inner)
-			writeClose(t, tr, "/d/x", "data")
+			writeFile(t, tr, "/d/x", "data")
 			inner.before = func() {
 				if err := tr.SyncAll(nil); err != nil {
 					t.Error(err)
@@ -278,7 +252,7 @@ func TestTrackerSyncsChangeAfterRacingSync(t *testing.T) {
 			}
 			img := m.CrashClone()
 			if tc.path != "" {
-				if got, err := readIn(img, tc.path); err != nil || got != "data" {
+				if got, err := readFile(img, tc.path); err != nil || got != "data" {
 					t.Errorf("after the second SyncAll, %s holds %q, %v; want %q", tc.path, got, err, "data")
 				}
 			}
