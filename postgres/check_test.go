@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 	"github.com/spoolmeta/spoolmeta/postgres"
 )
@@ -100,14 +101,7 @@ func TestExistingSchema(t *testing.T) {
 	if _, err := postgres.NewFactory(dsn, opts...).Open(t.Context()); !errors.Is(err, postgres.ErrNoSchema) {
 		t.Fatalf("Open of a missing schema: %v, want ErrNoSchema", err)
 	}
-	conn, err := pgxConnect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exists bool
-	conn.QueryRow(t.Context(), "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists)
-	conn.Close(t.Context())
-	if exists {
+	if pgtest.SchemaExists(t, dsn, schema) {
 		t.Fatalf("Open with WithExistingSchema created the schema")
 	}
 	open(t, dsn, schema).Close()

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	ms "github.com/spoolmeta/spoolmeta/metastorage"
 	"github.com/spoolmeta/spoolmeta/postgres"
 )
@@ -221,7 +223,7 @@ func TestTerminatedAtRandom(t *testing.T) {
 		w.awaitAcks(20 + rand.IntN(40))
 		exec := func() error {
 			ctx := t.Context()
-			conn, err := pgxConnect(ctx, dsn)
+			conn, err := pgx.Connect(ctx, dsn)
 			if err != nil {
 				return err
 			}

@@ -495,11 +495,7 @@ func TestCounterRowPerConnection(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	conn, err := pgxConnect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, dsn)
 	s := pgx.Identifier{schema}.Sanitize()
 	var slots, total int64
 	var used []int64

@@ -111,6 +111,3 @@ func awaitLockWait(ctx context.Context, t testing.TB, dsn, app string) bool {
 		}
 	}
 }
-
-// pgxConnect connects to dsn.
-func pgxConnect(ctx context.Context, dsn string) (*pgx.Conn, error) { return pgx.Connect(ctx, dsn) }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spoolmeta/spoolmeta/internal/pgtest"
 	ms "github.com/spoolmeta/spoolmeta/metastorage"
 	"github.com/spoolmeta/spoolmeta/postgres"
 )
@@ -305,11 +306,7 @@ func TestKilledClients(t *testing.T) {
 // awaitNoSessions returns when the server has no session named app.
 func awaitNoSessions(t *testing.T, dsn, app string) {
 	t.Helper()
-	conn, err := pgxConnect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := pgtest.Connect(t, dsn)
 	for {
 		var n int
 		if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n); err != nil {
