@@ -159,6 +159,30 @@ func TestCopyMove(t *testing.T) {
 	}
 }
 
+// TestCopyMoveAfterImport checks that --move removes from the source the
+// records that the destination already holds, as when an earlier --move
+// ended between importing them and removing them.
+func TestCopyMoveAfterImport(t *testing.T) {
+	t.Parallel()
+	for _, c := range copyCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			src, dst := c.locations(t, 12)
+			want := records(t, src)
+			spoolmeta(t, "copy", "--from", src, "--to", dst).expect(t, 0)
+			r := spoolmeta(t, "copy", "--move", "--from", src, "--to", dst)
+			r.expect(t, 0)
+			if !strings.Contains(r.stderr, "0 copied, 12 already there, 0 conflicts, 12 removed from the source, 0 kept there") {
+				t.Errorf("copy --move after the records were imported: %+v", r)
+			}
+			sameRecords(t, "destination", records(t, dst), want)
+			if got := records(t, src); len(got) != 0 {
+				t.Errorf("%d messages left at the source after --move", len(got))
+			}
+		})
+	}
+}
+
 // TestCopyConflict checks that a record at the destination that differs
 // from the source's is reported and left alone, and replaced with
 // --overwrite.
