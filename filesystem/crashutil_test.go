@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/name"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
@@ -108,6 +109,14 @@ func (w wrapFS) MapSharedIn(dir vfs.File, name string, size int, perm fs.FileMod
 }
 
 func (w wrapFS) SyncAll(dir vfs.File) error { return w.FS.(vfs.SyncFS).SyncAll(dir) }
+
+func (w wrapFS) SetModTimeIn(dir vfs.File, name string, t time.Time) error {
+	ms, ok := w.FS.(vfs.ModTimeSetter)
+	if !ok {
+		return &fs.PathError{Op: "utimensat", Path: name, Err: errors.ErrUnsupported}
+	}
+	return ms.SetModTimeIn(dir, name, t)
+}
 
 // Unwrap returns the file system w wraps.
 func (w wrapFS) Unwrap() vfs.FS { return w.FS }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
@@ -302,6 +303,16 @@ func (f *dirFS) MapSharedIn(dir vfs.File, name string, size int, perm fs.FileMod
 		return nil, nil, &fs.PathError{Op: "mmap", Path: dir.Name() + string(filepath.Separator) + name, Err: errors.ErrUnsupported}
 	}
 	return sm.MapSharedIn(dir, name, size, perm)
+}
+
+// SetModTimeIn implements vfs.ModTimeSetter if the wrapped file system
+// does, and otherwise fails with an error wrapping errors.ErrUnsupported.
+func (f *dirFS) SetModTimeIn(dir vfs.File, name string, t time.Time) error {
+	ms, ok := f.FS.(vfs.ModTimeSetter)
+	if !ok {
+		return &fs.PathError{Op: "utimensat", Path: dir.Name() + string(filepath.Separator) + name, Err: errors.ErrUnsupported}
+	}
+	return ms.SetModTimeIn(dir, name, t)
 }
 
 // SyncAll implements vfs.SyncFS if the wrapped file system does, and

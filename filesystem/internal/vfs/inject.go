@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Op is a kind of call that an Injector can make fail.
@@ -41,6 +42,7 @@ const (
 	OpTruncate                 // FS.Truncate
 	OpMapShared                // SharedMemory.MapShared
 	OpOverwrite                // FS.Overwrite
+	OpSetModTime               // ModTimeSetter.SetModTimeIn
 )
 
 var opNames = [...]string{
@@ -64,6 +66,7 @@ var opNames = [...]string{
 	OpTruncate:   "Truncate",
 	OpMapShared:  "MapShared",
 	OpOverwrite:  "Overwrite",
+	OpSetModTime: "SetModTime",
 }
 
 // String returns the name of the method op stands for, such as "Write".
@@ -87,6 +90,8 @@ func (op Op) sysOp() string {
 		return "syncfs"
 	case OpOverwrite:
 		return "pwrite"
+	case OpSetModTime:
+		return "utimensat"
 	}
 	return strings.ToLower(op.String())
 }
@@ -493,6 +498,22 @@ func (i *Injecting) SyncAll(dir File) error {
 	return s.SyncAll(d)
 }
 
+// SetModTimeIn implements ModTimeSetter, consulting the Injector with
+// OpSetModTime and the path of name in dir. If the wrapped file system
+// does not implement ModTimeSetter, it fails with an error wrapping
+// errors.ErrUnsupported.
+func (i *Injecting) SetModTimeIn(dir File, name string, t time.Time) error {
+	d, full := i.inDir(dir, name)
+	ms, ok := i.fs.(ModTimeSetter)
+	if !ok {
+		return &fs.PathError{Op: "utimensat", Path: full, Err: errors.ErrUnsupported}
+	}
+	if err := i.check(OpSetModTime, full); err != nil {
+		return err
+	}
+	return ms.SetModTimeIn(d, name, t)
+}
+
 // injectingFile is a File of an Injecting.
 type injectingFile struct {
 	i    *Injecting
@@ -598,7 +619,8 @@ var ErrCrashed = errors.New("vfs: simulated crash")
 // A Crasher counts the mutating calls made through it and the Files it
 // opened: Create, OpenAppend, Truncate, Overwrite, Rename, RenameNoReplace,
 // Exchange, Remove, Mkdir (and each of these on a name in a directory,
-// whose method name ends in "In"), File.Write, File.Sync and SyncAll. At the k-th it first takes the Mem's CrashClone,
+// whose method name ends in "In"), SetModTimeIn, File.Write, File.Sync and
+// SyncAll. At the k-th it first takes the Mem's CrashClone,
 // which Crashed then returns, and then fails that call and every later call
 // of any kind with ErrCrashed, as if the process had died at that instant.
 // A Close after the crash still closes the underlying File or Lock, so
@@ -1200,6 +1222,17 @@ func (c *Crasher) OpenLockIn(dir File, name string, perm fs.FileMode) (Lock, err
 		return nil, err
 	}
 	return &crasherLock{c: c, l: l, name: full}, nil
+}
+
+// SetModTimeIn implements ModTimeSetter; it is a mutating call.
+func (c *Crasher) SetModTimeIn(dir File, name string, t time.Time) error {
+	d, full := c.inDir(dir, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enter(true) {
+		return crashed("utimensat", full)
+	}
+	return c.m.SetModTimeIn(d, name, t)
 }
 
 // MapSharedIn implements SharedMemory; it is not a mutating call.

@@ -11,18 +11,19 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestOpString(t *testing.T) {
 	want := []string{"Create", "Open", "OpenDir", "Rename", "Remove", "Mkdir", "Lstat", "OpenLock",
 		"Read", "Write", "Sync", "Stat", "ReadDir", "Close", "Lock", "SyncAll", "OpenAppend", "Truncate", "MapShared",
-		"Overwrite"}
+		"Overwrite", "SetModTime"}
 	for i, w := range want {
 		if got := (OpCreate + Op(i)).String(); got != w {
 			t.Errorf("Op %d: %q, want %q", OpCreate+Op(i), got, w)
 		}
 	}
-	for _, op := range []Op{0, -1, OpOverwrite + 1} {
+	for _, op := range []Op{0, -1, OpSetModTime + 1} {
 		if got, want := op.String(), fmt.Sprintf("Op(%d)", int(op)); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", int(op), got, want)
 		}
@@ -92,6 +93,9 @@ func TestInjectEveryOp(t *testing.T) {
 		{OpOpenAppend, func(t *testing.T, fsys FS) error { return second(fsys.OpenAppend("/d/f", 0o644)) }, "open", "/d/f"},
 		{OpTruncate, func(t *testing.T, fsys FS) error { return fsys.Truncate("/d/f", 1) }, "truncate", "/d/f"},
 		{OpOverwrite, func(t *testing.T, fsys FS) error { return fsys.Overwrite("/d/f", 0, []byte("x")) }, "pwrite", "/d/f"},
+		{OpSetModTime, func(t *testing.T, fsys FS) error {
+			return fsys.(ModTimeSetter).SetModTimeIn(openDir(t, fsys, "/d"), "f", time.Unix(1, 1))
+		}, "utimensat", "/d/f"},
 		{OpWrite, func(t *testing.T, fsys FS) error {
 			return second(appendTo(t, fsys, "/d/f").Write([]byte("data")))
 		}, "write", "/d/f"},

@@ -51,6 +51,9 @@ import (
 //     not allow, survives under the first of them that a breadth-first walk
 //     of the crash image in name order reaches; the other names are dropped.
 //   - Permission changes (Chmod) are durable at once.
+//   - A file's modification time, set by a write or by SetModTimeIn,
+//     survives as of the file's last Sync, as its data does: a crash
+//     before it keeps the time the file had then.
 //   - SyncAll makes everything durable.
 //
 // The crash image is the pessimistic one, exactly the synced state. A real
@@ -471,6 +474,19 @@ func (m *Mem) OpenIn(dir File, name string) (File, error) {
 		return nil, pathError("open", full, errno)
 	}
 	return &memFile{m: m, node: n, name: full, readable: true}, nil
+}
+
+// SetModTimeIn implements ModTimeSetter. The new time is durable at the
+// file's next Sync (see the crash rules).
+func (m *Mem) SetModTimeIn(dir File, name string, t time.Time) error {
+	m.lock()
+	defer m.mu.Unlock()
+	n, full, errno := m.lookupIn(dir, name)
+	if errno != 0 {
+		return pathError("utimensat", full, errno)
+	}
+	n.modTime = t
+	return nil
 }
 
 // LstatIn implements FS.

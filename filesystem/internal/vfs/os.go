@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // OS is the operating system's file system.
@@ -105,6 +106,11 @@ func (osFS) OpenLockIn(dir File, name string, perm fs.FileMode) (Lock, error) {
 // MapSharedIn implements SharedMemory.
 func (osFS) MapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, func() error, error) {
 	return mapSharedIn(dir, name, size, perm)
+}
+
+// SetModTimeIn implements ModTimeSetter.
+func (osFS) SetModTimeIn(dir File, name string, t time.Time) error {
+	return setModTimeIn(dir, name, t)
 }
 
 // dirName returns the path of the directory dir and an error if it is

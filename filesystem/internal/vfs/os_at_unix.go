@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -196,4 +197,21 @@ func mapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, fun
 		return nil, nil, &os.PathError{Op: "open", Path: full, Err: err}
 	}
 	return mapFd(fd, full, size)
+}
+
+// setModTimeIn sets the modification time of name in dir by utimensat(2)
+// on the directory's descriptor, without following a symbolic link.
+func setModTimeIn(dir File, name string, t time.Time) error {
+	mtime, err := unix.TimeToTimespec(t)
+	if err != nil {
+		return &os.PathError{Op: "utimensat", Path: name, Err: err}
+	}
+	ts := []unix.Timespec{{Nsec: utimeOmit}, mtime}
+	full, err := at(dir, name, func(dirfd int) error {
+		return retryEINTR(func() error { return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW) })
+	})
+	if err != nil {
+		return &os.PathError{Op: "utimensat", Path: full, Err: err}
+	}
+	return nil
 }

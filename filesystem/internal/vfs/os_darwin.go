@@ -69,3 +69,7 @@ func exchange(oldname, newname string) error {
 	}
 	return nil
 }
+
+// utimeOmit, as a Timespec's Nsec, leaves that time unchanged: UTIME_OMIT
+// of <sys/stat.h>, which golang.org/x/sys/unix does not define for darwin.
+const utimeOmit = -2

@@ -80,3 +80,6 @@ func (osFS) SyncAll(dir File) error {
 	}
 	return nil
 }
+
+// utimeOmit, as a Timespec's Nsec, leaves that time unchanged.
+const utimeOmit = unix.UTIME_OMIT

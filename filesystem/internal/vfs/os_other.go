@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 const oNoFollow = 0
@@ -198,4 +199,9 @@ func mapSharedIn(dir File, name string, size int, perm fs.FileMode) ([]byte, fun
 		return nil, nil, err
 	}
 	return mapShared(full, size, perm)
+}
+
+func setModTimeIn(dir File, name string, _ time.Time) error {
+	_, full, _ := inDirName(dir, name)
+	return &os.PathError{Op: "utimensat", Path: full, Err: errors.ErrUnsupported}
 }

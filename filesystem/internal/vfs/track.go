@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Tracker is a file system that makes durable, at each SyncAll, exactly
@@ -573,6 +574,26 @@ func (t *Tracker) OverwriteIn(dir File, name string, off int64, p []byte) error 
 	err := t.FS.OverwriteIn(dir, name, off, p)
 	t.Add(dir.Name() + string(filepath.Separator) + name)
 	return err
+}
+
+// SetModTimeIn implements ModTimeSetter if the wrapped file system does,
+// and otherwise fails with an error wrapping errors.ErrUnsupported. The
+// file is opened first and held as a written one, so that the next SyncAll
+// syncs the new time wherever the file has been renamed to.
+func (t *Tracker) SetModTimeIn(dir File, name string, mtime time.Time) error {
+	ms, ok := t.FS.(ModTimeSetter)
+	if !ok {
+		return &fs.PathError{Op: "utimensat", Path: dir.Name() + string(filepath.Separator) + name, Err: errors.ErrUnsupported}
+	}
+	f, err := t.track(t.FS.OpenIn(dir, name))
+	if err != nil {
+		return err
+	}
+	err = ms.SetModTimeIn(dir, name, mtime)
+	tf := f.(*trackedFile)
+	tf.written.Add(1) // also after a failure, which may have set it
+	t.dirty(tf)
+	return errors.Join(err, tf.Close())
 }
 
 // MapShared implements SharedMemory if the wrapped file system does, and

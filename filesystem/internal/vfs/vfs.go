@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 )
 
 // ErrNotRegular is returned by Open, OpenAppend and Truncate for a name that
@@ -224,6 +225,19 @@ type SyncFS interface {
 	// reported to another caller already, so a caller that calls it
 	// repeatedly should keep dir open between the calls.
 	SyncAll(dir File) error
+}
+
+// ModTimeSetter is implemented by file systems that can set a file's
+// modification time.
+type ModTimeSetter interface {
+	// SetModTimeIn sets the modification time of name in the directory
+	// dir, looked up as FS.OpenIn looks it up, to t, as utimensat(2) with
+	// AT_SYMLINK_NOFOLLOW does: the time of a symbolic link itself, never
+	// of its target; the access time is left. The file system may keep
+	// t coarser than a nanosecond. The new time is durable once a File
+	// open on the file has been synced, or a SyncAll made. Where the
+	// platform lacks it, the error wraps errors.ErrUnsupported.
+	SetModTimeIn(dir File, name string, t time.Time) error
 }
 
 // SharedMemory is implemented by file systems that can map a file into
