@@ -204,7 +204,7 @@ func readImage(fsys vfs.FS) (diskImage, error) {
 				img.other = append(img.other, p)
 				continue
 			}
-			md, err := readRecord(fsys, p)
+			md, err := readRecord(fsys, p, s)
 			img.msgs[id] = append(img.msgs[id], diskEntry{state: s, file: p, md: md, err: err})
 		}
 	}

@@ -1,6 +1,7 @@
 package filesystem
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -9,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -89,6 +89,10 @@ func TestReadCleanFixture(t *testing.T) {
 func TestRecoverCrashedFixture(t *testing.T) {
 	spooltest.NeedDisk(t)
 	dir := copyFixture(t, "crashed-spool")
+	heldBefore, err := os.ReadFile(filepath.Join(dir, "hold", "held-42.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := NewBackend(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -141,13 +145,22 @@ func TestRecoverCrashedFixture(t *testing.T) {
 			t.Errorf("%s: %v, want it gone", p, err)
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "hold", "held-42.json"))
+	// held-42's State field names incoming: it is in hold, its Updated
+	// its file's time, and recovery leaves the file as it was.
+	held := filepath.Join(dir, "hold", "held-42.json")
+	raw, err := os.ReadFile(held)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := codec.Decode(raw)
-	if err != nil || rec.State != metastorage.StateHold {
-		t.Errorf("hold/held-42.json State field = %v, %v; want rewritten to hold", rec.State, err)
+	if !bytes.Equal(raw, heldBefore) {
+		t.Errorf("%s = %q after recovery, want it unchanged %q", held, raw, heldBefore)
+	}
+	fi, err := os.Lstat(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md, err := b.GetMeta(ctx, "held-42"); err != nil || md.State != metastorage.StateHold || !md.Updated.Equal(fi.ModTime()) {
+		t.Errorf("GetMeta(held-42) = %+v, %v; want it in hold, Updated %v (its file's time)", md, err, fi.ModTime())
 	}
 	for s, want := range map[metastorage.QueueState]int64{
 		metastorage.StateIncoming: 0, metastorage.StateActive: 2, metastorage.StateDeferred: 1,

@@ -212,7 +212,9 @@ func (it *iterator) take(r *aheadRead) (metastorage.MessageMetadata, bool, error
 		if isNotExist(err) { // moved or deleted since it was read ahead
 			return metastorage.MessageMetadata{}, false, nil
 		}
-		current = err == nil && cerr == nil && vfs.SameFile(r.fi, fi)
+		// A move that renamed the file away and back changed its time,
+		// which may be its Updated (see recordIn).
+		current = err == nil && cerr == nil && vfs.SameFile(r.fi, fi) && fi.ModTime().Equal(r.fi.ModTime())
 	}
 	if !current {
 		return it.read(r.id, r.file)
@@ -400,7 +402,7 @@ func (ra *readAhead) read(r *aheadRead, bp *[]byte) {
 		data, err = codec.ReadFile(f, fi, bp)
 	}
 	if err == nil {
-		r.md, err = codec.Decode(data)
+		r.md, _, err = decodeIn(data, fi, ra.state)
 	}
 	if err != nil {
 		f.Close()

@@ -356,7 +356,7 @@ func siftDown(h []listEntry, i int, by func(a, b listEntry) int) {
 // not valid metadata, which it logs (recovery sets such files aside), or
 // cannot be read, which it logs and counts (see skipUnreadable).
 func (b *Backend) readListed(dir vfs.File, state metastorage.QueueState, file string, bp *[]byte) (metastorage.MessageMetadata, bool, error) {
-	md, _, err := readRecordIn(b.fs, dir, b.states[state], file, bp)
+	md, _, _, err := readRecordIn(b.fs, dir, b.states[state], state, file, bp)
 	switch {
 	case isNotExist(err):
 		return metastorage.MessageMetadata{}, false, nil

@@ -25,7 +25,7 @@ const (
 	InterruptedPut FindingKind = "interrupted-put" // a complete temp file whose rename a crash cut off: put in place
 	Corrupt        FindingKind = "corrupt"         // a message file that is not valid metadata: moved to corrupt/
 	NotRegular     FindingKind = "not-regular"     // a symlink or directory under a message's name: moved to corrupt/
-	StateMismatch  FindingKind = "state-mismatch"  // a State field that disagrees with the directory: rewritten
+	StateMismatch  FindingKind = "state-mismatch"  // no longer reported: a State field that disagrees with its directory is what a move by one rename leaves, not damage
 	Duplicate      FindingKind = "duplicate"       // a copy of a message that also lies in another state: older copy moved to corrupt/
 	Displaced      FindingKind = "displaced"       // a temp file holding an older record of a message: removed once the file system is synced
 	Unreadable     FindingKind = "unreadable"      // a message file that cannot be read (permission denied): left alone, never moved to corrupt/
@@ -99,13 +99,11 @@ func (b *Backend) RecoverFromCrash() error {
 // fixes each finding as RecoverFromCrash does; without, it changes nothing,
 // and reports what a repair of the same files would find and do.
 //
-// Of the copies of a message found in two or more states, the one with the
-// newest Updated is kept and the others are moved to corrupt/. On a tie
-// (the same Updated, as byte copies have) the copy in hold is kept, so a
-// repair never releases a held message; then the copy whose State field
-// names its directory; then the copy in the first of incoming, active,
-// deferred, bounce, archived. State fields are rewritten after that
-// choice, so they never decide it.
+// Of the copies of a message found in two or more states, the one that
+// keepCopy picks is kept and the others are moved to corrupt/. A State
+// field that disagrees with its directory is not damage: the message is in
+// its directory's state, its Updated the file's modification time (see
+// Backend.MoveToState).
 func (b *Backend) Check(ctx context.Context, repair bool) ([]Finding, error) {
 	return b.CheckProgress(ctx, repair, nil)
 }
@@ -155,10 +153,6 @@ type scanner struct {
 	// placed are the records that a check without repair found would
 	// take the place of damaged message files, by file name.
 	placed map[string]placedRecord
-	// mismatched are the message files whose State field disagrees with
-	// their directory, handled after the duplicates: rewriting a copy's
-	// State field first would change which copy the duplicates keep.
-	mismatched []tempRef
 	// aside are the paths that a check without repair found would be
 	// moved to corrupt/.
 	aside    map[string]bool
@@ -189,11 +183,6 @@ func (b *Backend) scan(ctx context.Context, repair bool, progress func(int)) ([]
 	}
 	if err := sc.duplicates(); err != nil {
 		return sc.findings, err
-	}
-	for _, m := range sc.mismatched {
-		if err := sc.locked(m.name, func() error { return sc.mismatch(m.state, m.name) }); err != nil {
-			return sc.findings, err
-		}
 	}
 	if err := sc.locks(); err != nil {
 		return sc.findings, err
@@ -283,7 +272,7 @@ func (sc *scanner) tempEntry(s metastorage.QueueState, e fs.DirEntry) error {
 		return nil
 	}
 	t := tempRef{state: s, name: n}
-	if md, err := readRecord(sc.b.fs, sc.b.path(s, n)); err == nil {
+	if md, err := readRecord(sc.b.fs, sc.b.path(s, n), nowhere); err == nil {
 		t.updated = md.Updated
 	}
 	sc.temps = append(sc.temps, t)
@@ -330,7 +319,7 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 	if !e.Type().IsRegular() {
 		return sc.locked(n, func() error { return sc.notRegular(s, n) })
 	}
-	md, err := sc.record(s, n)
+	_, err := sc.record(s, n)
 	switch {
 	case isNotExist(err):
 		return nil
@@ -341,8 +330,6 @@ func (sc *scanner) entry(s metastorage.QueueState, e fs.DirEntry) error {
 		return sc.locked(n, func() error { return sc.corrupt(s, n) })
 	case err != nil:
 		return fmt.Errorf("recover: %w", err)
-	case md.State != s:
-		sc.mismatched = append(sc.mismatched, tempRef{state: s, name: n})
 	}
 	return nil
 }
@@ -382,7 +369,7 @@ func (sc *scanner) temp(s metastorage.QueueState, tmp string) error {
 		// A ".tmp." name that does not say its stripe, which this backend
 		// never writes: the stripe is that of the message whose record
 		// it holds, if any. One that holds none is never put in place.
-		md, err := readRecord(sc.b.fs, sc.b.path(s, tmp))
+		md, err := readRecord(sc.b.fs, sc.b.path(s, tmp), nowhere)
 		if isNotExist(err) {
 			return nil
 		}
@@ -423,9 +410,8 @@ func tempStripe(tmp string) (int, bool) {
 //   - the message's file, in any state, is not valid metadata (a power
 //     loss can leave a Performance-mode change's file empty, beside the
 //     record it displaced, or in another state after a later move): the
-//     temp file's record, synced first, takes its place there (and if it
-//     names another state, the entry scan then rewrites its State field,
-//     as for any file);
+//     temp file's record, synced first, takes its place there (written
+//     anew, naming that state, if it names another: see finishTemp);
 //   - the message's file in s is valid and older, and the record names
 //     state s: a crash cut off the record's rename, which is finished;
 //   - the message's file, in any state, is valid and not older: the temp
@@ -441,7 +427,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 	if sc.b.displaced.has(path) {
 		return nil // displaced by this Backend, whose next flush removes it
 	}
-	md, err := readRecord(sc.b.fs, path)
+	md, err := readRecord(sc.b.fs, path, nowhere)
 	if isNotExist(err) {
 		return nil // renamed or removed by its writer meanwhile
 	}
@@ -458,18 +444,18 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		}
 		var cur found
 		if p, ok := sc.placed[file]; ok {
-			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}}
+			cur = found{ok: true, state: p.state, md: metastorage.MessageMetadata{State: p.state, Updated: p.updated}}
 		} else if cur, err = sc.b.locate(file, s, nil); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
 		switch {
 		case cur.ok && cur.err != nil:
 			if !sc.repair {
-				sc.placed[file] = placedRecord{state: cur.state, recorded: md.State, updated: md.Updated}
+				sc.placed[file] = placedRecord{state: cur.state, updated: md.Updated}
 			}
-			return sc.finishTemp(s, tmp, cur.state, file, "a complete record of %s, whose file is not valid metadata")
+			return sc.finishTemp(s, tmp, md, cur.state, file, "a complete record of %s, whose file is not valid metadata")
 		case cur.ok && cur.state == s && md.State == s && cur.md.Updated.Before(md.Updated):
-			return sc.finishTemp(s, tmp, s, file, "complete record of %s whose rename a crash cut off")
+			return sc.finishTemp(s, tmp, md, s, file, "complete record of %s whose rename a crash cut off")
 		case cur.ok && !cur.md.Updated.Before(md.Updated):
 			f := Finding{Kind: Displaced, Path: path, Detail: "an older record of " + sc.b.path(cur.state, file) + ", kept until the file system is synced"}
 			if sc.repair && !sc.synced {
@@ -499,19 +485,19 @@ func (sc *scanner) unreadableCopy(file string) bool {
 // placed).
 func (sc *scanner) record(s metastorage.QueueState, file string) (metastorage.MessageMetadata, error) {
 	if p, ok := sc.placed[file]; ok && p.state == s {
-		return metastorage.MessageMetadata{State: p.recorded, Updated: p.updated}, nil
+		return metastorage.MessageMetadata{State: s, Updated: p.updated}, nil
 	}
 	if sc.aside[sc.b.path(s, file)] {
 		return metastorage.MessageMetadata{}, fs.ErrNotExist
 	}
-	return readRecord(sc.b.fs, sc.b.path(s, file))
+	return readRecord(sc.b.fs, sc.b.path(s, file), s)
 }
 
 // placedRecord is what a repair would put in place of a damaged message
-// file in state: a record naming state recorded, of the given Updated.
+// file in state: a record of the given Updated.
 type placedRecord struct {
-	state, recorded metastorage.QueueState
-	updated         time.Time
+	state   metastorage.QueueState
+	updated time.Time
 }
 
 // removeTemp reports f, about a temp file of state s, and when repairing
@@ -530,15 +516,21 @@ func (sc *scanner) removeTemp(f Finding, s metastorage.QueueState) error {
 	return nil
 }
 
-// finishTemp renames the temp file tmp of state s over the message's file
-// in state to; detail formats the finding's detail with that file's path.
-// The temp file is synced first, whatever the mode: its writer may not
-// have, and the file it replaces may hold the message's only durable
-// record.
-func (sc *scanner) finishTemp(s metastorage.QueueState, tmp string, to metastorage.QueueState, file, detail string) error {
+// finishTemp renames the temp file tmp of state s, which holds the record
+// md, over the message's file in state to; detail formats the finding's
+// detail with that file's path. The temp file is synced first, whatever
+// the mode: its writer may not have, and the file it replaces may hold the
+// message's only durable record. A record that names another state than
+// to is written anew naming to (see rewriteTemp).
+func (sc *scanner) finishTemp(s metastorage.QueueState, tmp string, md metastorage.MessageMetadata, to metastorage.QueueState, file, detail string) error {
 	path, dst := sc.b.path(s, tmp), sc.b.path(to, file)
 	f := Finding{Kind: InterruptedPut, Path: path, Detail: fmt.Sprintf(detail, dst)}
-	if sc.repair {
+	if sc.repair && md.State != to {
+		if err := sc.rewriteTemp(s, tmp, md, to, file); err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		f.Action, f.Repaired = "written in place, naming state "+to.String(), true
+	} else if sc.repair {
 		if err := syncFile(sc.b.fs, path); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
@@ -560,6 +552,33 @@ func (sc *scanner) finishTemp(s metastorage.QueueState, tmp string, to metastora
 	return nil
 }
 
+// rewriteTemp puts the record md of the temp file tmp of state s in place
+// of the message's file in state to, written anew with its State field
+// naming to, and then removes tmp. Put in place as it is, the record would
+// read with the time of its file as its Updated (see recordIn).
+func (sc *scanner) rewriteTemp(s metastorage.QueueState, tmp string, md metastorage.MessageMetadata, to metastorage.QueueState, file string) error {
+	md.State = to
+	data, err := codec.Encode(&md)
+	if err != nil {
+		return err
+	}
+	fresh, err := sc.b.writeTemp(to, file, data, true)
+	if err != nil {
+		return err
+	}
+	if err := sc.b.change(opRename, fresh, sc.b.path(to, file)); err != nil {
+		sc.b.removeTemp(fresh)
+		return err
+	}
+	if err := sc.b.syncDirs(to); err != nil {
+		return err
+	}
+	if err := sc.b.fs.Remove(sc.b.path(s, tmp)); err != nil && !isNotExist(err) {
+		return err
+	}
+	return sc.b.syncDirs(s)
+}
+
 func (sc *scanner) notRegular(s metastorage.QueueState, file string) error {
 	path := sc.b.path(s, file)
 	fi, err := sc.b.fs.Lstat(path)
@@ -577,7 +596,7 @@ func (sc *scanner) notRegular(s metastorage.QueueState, file string) error {
 
 func (sc *scanner) corrupt(s metastorage.QueueState, file string) error {
 	path := sc.b.path(s, file)
-	_, err := readRecord(sc.b.fs, path)
+	_, err := readRecord(sc.b.fs, path, s)
 	if !errors.Is(err, codec.ErrCorrupt) {
 		return nil // rewritten or moved meanwhile
 	}
@@ -647,26 +666,6 @@ func (b *Backend) renameToCorrupt(s metastorage.QueueState, file, dir string) (s
 	}
 }
 
-func (sc *scanner) mismatch(s metastorage.QueueState, file string) error {
-	path := sc.b.path(s, file)
-	md, err := sc.record(s, file)
-	if err != nil || md.State == s {
-		return nil // changed meanwhile; a later scan sees what it is now
-	}
-	f := Finding{Kind: StateMismatch, Path: path, Detail: fmt.Sprintf("State field says %s", md.State)}
-	if sc.repair {
-		id, _ := name.Decode(file)
-		cur := found{ok: true, state: s, md: md}
-		md.ID, md.State = id, s
-		if err := sc.b.put("recover", id, file, cur, md); err != nil {
-			return err
-		}
-		f.Action, f.Repaired = "State field rewritten", true
-	}
-	sc.report(f)
-	return nil
-}
-
 // duplicates resolves the messages found in more than one state: the copy
 // that keepCopy picks stays, and the others are moved to corrupt/.
 func (sc *scanner) duplicates() error {
@@ -707,12 +706,18 @@ type replica struct {
 }
 
 // keepCopy returns the index of the copy of a message to keep, of two or
-// more in distinct states: the one with the newest Updated. On a tie (the
-// same Updated, as byte copies have), the copy in hold, so that resolving
-// the copies never releases a message from hold; then the one whose State
-// field names its directory (the move that made the other copy was never
-// acknowledged); then the one in the first state in the order incoming,
-// active, deferred, bounce, archived.
+// more in distinct states, each read by the format's rule (see recordIn):
+// the one with the newest Updated, the latest change. Two copies arise
+// only from outside (a copy by hand) or from a crash of an older version,
+// which renamed a file between directories and rewrote it after: a move
+// of this version is one rename, and returns once both directories are
+// synced, so either copy is a state the message was in. On a tie (the
+// same Updated, as byte copies and two names of one file have), the copy
+// in hold, so that resolving the copies never releases a message from
+// hold; then the one in the first state in the order incoming, active,
+// deferred, bounce, archived, so that a message's work is done again
+// rather than skipped. The State fields do not decide: a field that
+// disagrees with its directory is what a move leaves.
 func keepCopy(copies []replica) int {
 	better := func(c, k replica) bool {
 		if d := c.md.Updated.Compare(k.md.Updated); d != 0 {
@@ -720,9 +725,6 @@ func keepCopy(copies []replica) int {
 		}
 		if (c.s == metastorage.StateHold) != (k.s == metastorage.StateHold) {
 			return c.s == metastorage.StateHold
-		}
-		if (c.md.State == c.s) != (k.md.State == k.s) {
-			return c.md.State == c.s
 		}
 		return c.s < k.s
 	}

@@ -91,7 +91,7 @@ func (b *Backend) trackDisplacedOwners(tmps []tempRef) {
 		return
 	}
 	for _, t := range tmps {
-		md, err := readRecord(b.fs, b.path(t.state, t.name))
+		md, err := readRecord(b.fs, b.path(t.state, t.name), nowhere)
 		if err != nil {
 			continue
 		}

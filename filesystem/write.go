@@ -20,8 +20,11 @@ import (
 type found struct {
 	ok    bool
 	state metastorage.QueueState
-	md    metastorage.MessageMetadata
-	err   error // why the file found is not valid metadata, if it is not
+	md    metastorage.MessageMetadata // by the format's rule (see recordIn)
+	// written is the file's State field, the state its record was written
+	// in.
+	written metastorage.QueueState
+	err     error // why the file found is not valid metadata, if it is not
 	// mine is set if the file is the record this Backend wrote last (see
 	// recent), when the syncs of the file system were syncs; only mutate
 	// sets syncs.
@@ -298,12 +301,12 @@ func (b *Backend) locate(file string, first metastorage.QueueState, wrote []byte
 // there.
 func (b *Backend) probe(file string, s metastorage.QueueState, wrote []byte) (f found, done bool, err error) {
 	bp := readBufs.Get().(*[]byte)
-	md, data, err := readRecordIn(b.fs, b.dirs[s].f, b.states[s], file, bp)
+	md, data, written, err := readRecordIn(b.fs, b.dirs[s].f, b.states[s], s, file, bp)
 	mine := wrote != nil && err == nil && bytes.Equal(data, wrote)
 	readBufs.Put(bp)
 	switch {
 	case err == nil:
-		return found{ok: true, state: s, md: md, mine: mine}, true, nil
+		return found{ok: true, state: s, md: md, written: written, mine: mine}, true, nil
 	case errors.Is(err, codec.ErrCorrupt):
 		return found{ok: true, state: s, err: err}, true, nil
 	case !isNotExist(err):

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 )
@@ -19,14 +20,18 @@ func TestFsckReport(t *testing.T) {
 		"orphan-temp     incoming/.tmp.abc123: ",
 		"corrupt         incoming/empty-3.json: ",
 		"corrupt         deferred/truncated-9.json: ",
-		"state-mismatch  hold/held-42.json: State field says incoming",
 		"duplicate       incoming/0f8fad5b-d9cb-469f-a165-70867728950e.json: ",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("fsck lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stderr, "6 findings, 0 repaired, 6 left") {
+	// held-42's State field names incoming while it lies in hold: what a
+	// move by one rename leaves, not damage.
+	if strings.Contains(r.stdout, "held-42") {
+		t.Errorf("fsck reports held-42:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "5 findings, 0 repaired, 5 left") {
 		t.Errorf("stderr = %q", r.stderr)
 	}
 	spooltest.SameSnapshot(t, before, spooltest.Snapshot(t, dir))
@@ -47,8 +52,8 @@ func TestFsckRepair(t *testing.T) {
 		}
 		n++
 	}
-	if n != 6 {
-		t.Errorf("%d findings, want 6:\n%s", n, r.stdout)
+	if n != 5 {
+		t.Errorf("%d findings, want 5:\n%s", n, r.stdout)
 	}
 	r = spoolmeta(t, "-d", dir, "fsck")
 	r.expect(t, 0)
@@ -98,8 +103,9 @@ func TestFsckProgress(t *testing.T) {
 }
 
 // TestFsckDryRunSaysWhatRepairDoes places a byte copy of a held message in
-// active/: fsck without --repair must report what --repair then does, and
-// the repair must keep the message in hold.
+// active/, with the record's Updated as its time, so that both copies read
+// with the same Updated: fsck without --repair must report what --repair
+// then does, and the repair must keep the message in hold.
 func TestFsckDryRunSaysWhatRepairDoes(t *testing.T) {
 	t.Parallel()
 	dir := fixture(t, "clean-spool")
@@ -107,7 +113,15 @@ func TestFsckDryRunSaysWhatRepairDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "active", "held-42.json"), data, 0o644); err != nil {
+	copied := filepath.Join(dir, "active", "held-42.json")
+	if err := os.WriteFile(copied, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var rec struct{ Updated time.Time }
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(copied, time.Time{}, rec.Updated); err != nil {
 		t.Fatal(err)
 	}
 	dry := spoolmeta(t, "-d", dir, "fsck", "--json")
