@@ -37,6 +37,10 @@ type Backend struct {
 	idx     *index // nil without change counters
 	order   moveOrder
 	stats   stats
+	// nanoTimes is set if the file system keeps a file's modification
+	// time to the nanosecond, as a move by one rename needs (see
+	// moveFile); never if read-only.
+	nanoTimes bool
 
 	// tracker syncs what the Backend changed, where it does not sync the
 	// whole file system (see tracksync.go); nil otherwise.
@@ -187,6 +191,7 @@ func (b *Backend) openDirs() error {
 		return fmt.Errorf("open %s: %w", b.dir, err)
 	}
 	b.locks = l
+	b.nanoTimes = keepsNanoTimes(b.fs, ld, filepath.Base(l.paths[0]))
 	ch, err := openChanges(b.fs, lockDir, b.cfg.fileMode)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", b.dir, err)
@@ -200,6 +205,25 @@ func (b *Backend) openDirs() error {
 		}
 	}
 	return nil
+}
+
+// keepsNanoTimes reports whether the file system of the open directory dir
+// keeps a file's modification time to the nanosecond: it sets a time of an
+// odd nanosecond on the file name in dir, a lock file whose time nothing
+// reads, and reads it back. File systems that keep coarser times (FAT,
+// ext4 with small inodes, some network file systems) round it.
+func keepsNanoTimes(fsys vfs.FS, dir vfs.File, name string) bool {
+	ms, ok := fsys.(vfs.ModTimeSetter)
+	if !ok {
+		return false
+	}
+	now := time.Now()
+	t := time.Unix(now.Unix(), int64(now.Nanosecond()|1))
+	if ms.SetModTimeIn(dir, name, t) != nil {
+		return false
+	}
+	fi, err := fsys.LstatIn(dir, name)
+	return err == nil && fi.ModTime().Equal(t)
 }
 
 // openReadOnly opens the state directories of an existing metadata

@@ -89,11 +89,7 @@ func (b *Backend) change(op entryOp, old, new string) error {
 			}
 		}
 	case opRenameNoReplace:
-		counted := c.okB || b.regular(old, c.okA)
-		if err = b.fs.RenameNoReplace(old, new); err == nil {
-			b.tally(c.a, c.okA && counted, old, false, -1)
-			b.tally(c.b, c.okB, new, true, 1)
-		}
+		err = b.renameNoReplace(c, old, new)
 	case opExchange:
 		// Each directory keeps the names it had.
 		err = b.fs.Exchange(old, new)
@@ -103,6 +99,18 @@ func (b *Backend) change(op entryOp, old, new string) error {
 		}
 	}
 	b.endChange(c)
+	return err
+}
+
+// renameNoReplace renames old to new, which must not exist, as the change
+// c begun by beginChange(old, new), and tallies it.
+func (b *Backend) renameNoReplace(c changing, old, new string) error {
+	counted := c.okB || b.regular(old, c.okA)
+	err := b.fs.RenameNoReplace(old, new)
+	if err == nil {
+		b.tally(c.a, c.okA && counted, old, false, -1)
+		b.tally(c.b, c.okB, new, true, 1)
+	}
 	return err
 }
 

@@ -63,7 +63,12 @@ var (
 	faultOpen     = faultKind{name: "open", inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpOpen, anyPath, e) }}
 	faultRemove   = faultKind{name: "remove", inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpRemove, anyPath, e) }}
 	faultFileSync = faultKind{name: "file-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpSync, isTemp, e) }}
-	faultDirSync  = faultKind{name: "dir-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpSync, isStateDir, e) }}
+	// The fsync of the message's file that a move by one rename makes
+	// before the rename.
+	faultMovedSync = faultKind{name: "moved-file-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector {
+		return nthOn(1, vfs.OpSync, func(p string) bool { return strings.HasSuffix(p, sep+"m.json") }, e)
+	}}
+	faultDirSync = faultKind{name: "dir-fsync", fsync: true, inj: func(e syscall.Errno) vfs.Injector { return nthOn(1, vfs.OpSync, isStateDir, e) }}
 	// In a relocation the first directory fsync is of the target
 	// directory after the renames, the second of the directory the
 	// message left.
@@ -138,19 +143,26 @@ func faultApplies(f faultKind, o faultOp, mode Mode) bool {
 		return false
 	}
 	hybrid := mode == Hybrid // the journal makes a change durable
+	// Without a journal, a move is one rename of the message's file,
+	// synced first in Standard mode: no temp file.
+	renamed := o.op == "move" && !hybrid
 	switch f.name {
 	case "journal-fsync", "torn-journal":
 		return hybrid
 	case "write":
-		return o.op != "delete" || hybrid // the journal's append
-	case "create", "rename", "torn-temp":
+		return (o.op != "delete" || hybrid) && !renamed // the journal's append
+	case "rename":
 		return o.op != "delete"
+	case "create", "torn-temp":
+		return o.op != "delete" && !renamed
 	case "file-fsync":
-		return o.op != "delete" && !hybrid
+		return o.op != "delete" && !hybrid && !renamed
+	case "moved-file-fsync":
+		return renamed
 	case "dir-fsync":
 		return !hybrid
 	case "second-rename":
-		return o.relocate
+		return o.relocate && !renamed
 	case "second-dir-fsync":
 		return o.relocate && !hybrid
 	case "remove":
@@ -257,7 +269,7 @@ func TestFaultWritePath(t *testing.T) {
 		errno syscall.Errno
 	}
 	var faults []fault
-	for _, k := range []faultKind{faultWrite, faultCreate, faultRename, faultRename2, faultFileSync, faultDirSync, faultDirSync2, faultTornTemp, faultOpen, faultJournalSync, faultTornJournal} {
+	for _, k := range []faultKind{faultWrite, faultCreate, faultRename, faultRename2, faultFileSync, faultMovedSync, faultDirSync, faultDirSync2, faultTornTemp, faultOpen, faultJournalSync, faultTornJournal} {
 		faults = append(faults, fault{k, syscall.ENOSPC}, fault{k, syscall.EIO})
 	}
 	for _, k := range []faultKind{faultCreate, faultRename, faultOpen, faultRemove} {

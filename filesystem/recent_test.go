@@ -49,10 +49,15 @@ func TestChangeReadsTheFile(t *testing.T) {
 
 				ctx := context.Background()
 				// step runs one change by b and checks how many times it
-				// opened the message's file and what the message is then.
-				step := func(what string, change func() error, want metastorage.MessageMetadata) {
+				// opened the message's file and what the message is then:
+				// once to read it, and in Standard mode once more to sync
+				// it if the change is a move by one rename.
+				step := func(what string, renamed bool, change func() error, want metastorage.MessageMetadata) {
 					t.Helper()
-					const reads = 1
+					reads := int64(1)
+					if renamed && mode == Standard && b.nanoTimes {
+						reads = 2
+					}
 					opens.Store(0)
 					if err := change(); err != nil {
 						t.Fatalf("%s: %v", what, err)
@@ -74,18 +79,19 @@ func TestChangeReadsTheFile(t *testing.T) {
 					t.Fatal(err)
 				}
 				headers["From"] = "changed by the caller after the call"
-				step("a move of the message b stored", func() error {
+				step("a move of the message b stored", true, func() error {
 					return b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateActive)
 				}, metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 1, Headers: map[string]string{"From": "a@example.org"}})
 
 				if err := w.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}}); err != nil {
 					t.Fatal(err)
 				}
-				step("a move after another Backend's update", func() error {
+				step("a move after another Backend's update", true, func() error {
 					return b.MoveToState(ctx, "m", metastorage.StateActive, metastorage.StateDeferred)
 				}, metastorage.MessageMetadata{State: metastorage.StateDeferred, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
 
-				step("a move after b's own", func() error {
+				// Back into the state its record was written in: written whole.
+				step("a move after b's own", false, func() error {
 					return b.MoveToState(ctx, "m", metastorage.StateDeferred, metastorage.StateActive)
 				}, metastorage.MessageMetadata{State: metastorage.StateActive, Attempts: 5, LastError: "by w", Headers: map[string]string{"From": "w@example.org"}})
 

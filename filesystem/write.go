@@ -13,6 +13,7 @@ import (
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/counters"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
 
@@ -22,7 +23,7 @@ type found struct {
 	state metastorage.QueueState
 	md    metastorage.MessageMetadata // by the format's rule (see recordIn)
 	// written is the file's State field, the state its record was written
-	// in.
+	// in: state, unless a move renamed the file since (see moveFile).
 	written metastorage.QueueState
 	err     error // why the file found is not valid metadata, if it is not
 	// mine is set if the file is the record this Backend wrote last (see
@@ -211,7 +212,11 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 
 // MoveToState moves the message from one state to another as a
 // compare-and-swap; see metastorage.Backend. It keeps every field but State
-// and Updated.
+// and Updated. In Standard and Performance mode, on a file system that
+// keeps times to the nanosecond, the move is one rename of the message's
+// file (see moveFile), unless it goes back into the state its file's
+// record was written in: then, as through a journal, the whole record is
+// written anew.
 func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to metastorage.QueueState) error {
 	const op = "move"
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
@@ -221,12 +226,109 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 		if from == to {
 			return nil
 		}
+		updated := b.stamp(cur.md.Updated)
+		if b.nanoTimes && cur.written != to {
+			d, err := b.policy()
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", op, messageID, err)
+			}
+			if _, ok := d.(journaled); !ok {
+				err := b.moveFile(op, messageID, file, cur, to, updated, d)
+				if !errors.Is(err, errTimeNotSet) {
+					return err
+				}
+			}
+		}
 		md := cur.md
 		md.ID = messageID
 		md.State = to
-		md.Updated = b.stamp(cur.md.Updated)
+		md.Updated = updated
 		return b.put(op, messageID, file, cur, md)
 	}, from, to)
+}
+
+// errTimeNotSet is wrapped by moveFile's error when it changed nothing
+// because the file's time could not be set: the caller writes the whole
+// record instead.
+var errTimeNotSet = errors.New("cannot set the file's modification time")
+
+// moveFile moves the message's file, found as cur, from its state to
+// state to as one rename, with d the change's durability (not a journal).
+// The file keeps its record; its modification time becomes updated, the
+// message's new Updated, which the record's Updated is read from while
+// the file lies in a state that its State field does not name (see
+// recordIn). Set first and, in Standard mode, synced before the rename,
+// so that a file found after a crash in a directory its State field does
+// not name has its move's time on stable storage. The rename runs under
+// the change counters of both directories, so that no reader takes the
+// new time in the old directory for a current record, and under
+// b.order, as relocate's. On error the message is where cur found it;
+// after a failed sync the Backend refuses writes, as after any.
+func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueState, updated time.Time, d durability) error {
+	from := cur.state
+	src, dst := b.path(from, file), b.path(to, file)
+	// restore puts back the time a reader takes for Updated, if the file
+	// lies where its field does not say.
+	restore := func(err error) error {
+		if cur.written == from {
+			return err
+		}
+		if rerr := b.setModTime(from, file, cur.md.Updated); rerr != nil {
+			return fmt.Errorf("%w; setting its time back failed too (%v): its Updated reads as %s", err, rerr, updated.Format(time.RFC3339Nano))
+		}
+		return err
+	}
+	err := func() error {
+		c := b.beginChange(src, dst)
+		defer b.endChange(c)
+		if err := b.setModTime(from, file, updated); err != nil {
+			return fmt.Errorf("%w: %w", errTimeNotSet, err)
+		}
+		if d.syncsFiles() {
+			err := syncClose(b.fs.OpenIn(b.dirs[from].f, file))
+			b.stats.fileSyncs.Add(1)
+			if err != nil {
+				b.fail(err)
+				return restore(fmt.Errorf("%w: the message stays in state %s", err, from))
+			}
+		}
+		return b.order.rename(from, to, func() (bool, error) {
+			err := b.renameNoReplace(c, src, dst)
+			if errors.Is(err, fs.ErrExist) {
+				err = fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
+			}
+			if err != nil {
+				return false, restore(err)
+			}
+			return true, nil
+		})
+	}()
+	if errors.Is(err, errTimeNotSet) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	b.changed(file, to)
+	if err := b.checkDirs(to); err != nil {
+		return b.rollback(op, id, d, file, cur, to, err)
+	}
+	// The fsync of the old directory first makes the new one's entry
+	// durable (moveOrder).
+	if err := d.settle(from); err != nil {
+		return b.rollback(op, id, d, file, cur, to, err)
+	}
+	return nil
+}
+
+// setModTime sets the modification time of the message file named file in
+// state s's directory to t.
+func (b *Backend) setModTime(s metastorage.QueueState, file string, t time.Time) error {
+	ms, ok := b.fs.(vfs.ModTimeSetter)
+	if !ok {
+		return fmt.Errorf("%s: %w", b.path(s, file), errors.ErrUnsupported)
+	}
+	return ms.SetModTimeIn(b.dirs[s].f, file, t)
 }
 
 // mutate runs fn for the message under its stripe lock, with what locate

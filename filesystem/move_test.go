@@ -1,0 +1,623 @@
+package filesystem
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/internal/spooltest"
+	"github.com/spoolmeta/spoolmeta/metastorage"
+)
+
+// stateEntries returns the names in every state directory of dir, as
+// "state/name".
+func stateEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	var names []string
+	for _, s := range metastorage.States() {
+		ents, err := os.ReadDir(filepath.Join(dir, s.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			names = append(names, s.String()+"/"+e.Name())
+		}
+	}
+	return names
+}
+
+// TestMoveIsOneRename shows that a move in Standard and Performance mode
+// renames the message's file and nothing else: the same file (inode)
+// lies in the new state, with the same bytes, no temp file is left, and
+// its time is the new Updated that every read returns. Standard mode
+// syncs the file once.
+func TestMoveIsOneRename(t *testing.T) {
+	t.Parallel()
+	spooltest.NeedDisk(t)
+	for _, mode := range []Mode{Standard, Performance} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			b := openUnscanned(t, dir, mode)
+			if !b.nanoTimes {
+				t.Fatalf("the test directory's file system keeps no nanosecond times")
+			}
+			ctx := context.Background()
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming, Attempts: 1}); err != nil {
+				t.Fatal(err)
+			}
+			before, err := b.GetMeta(ctx, "m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := filepath.Join(dir, "incoming", "m.json")
+			fi0, err := os.Lstat(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data0, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			syncs := b.Stats().FileSyncs
+			if err := b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateActive); err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(dir, "active", "m.json")
+			fi1, err := os.Lstat(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !os.SameFile(fi0, fi1) {
+				t.Errorf("the moved message's file is another file: the move wrote a new one")
+			}
+			if data1, err := os.ReadFile(dst); err != nil || !bytes.Equal(data1, data0) {
+				t.Errorf("the moved file holds %q, %v; want its bytes unchanged %q", data1, err, data0)
+			}
+			if got := stateEntries(t, dir); !slices.Equal(got, []string{"active/m.json"}) {
+				t.Errorf("state directories hold %v, want only active/m.json", got)
+			}
+			got, err := b.GetMeta(ctx, "m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != metastorage.StateActive || !got.Updated.After(before.Updated) || !got.Updated.Equal(fi1.ModTime()) {
+				t.Errorf("GetMeta after the move = %+v; want it in active, Updated after %v and equal to the file's time %v", got, before.Updated, fi1.ModTime())
+			}
+			want := int64(0)
+			if mode == Standard {
+				want = 1
+			}
+			if n := b.Stats().FileSyncs - syncs; n != want {
+				t.Errorf("the move synced %d files, want %d", n, want)
+			}
+		})
+	}
+}
+
+// opCounter counts the calls of each kind on message files, and fails
+// the SetModTime calls while failTime is set.
+type opCounter struct {
+	mu       sync.Mutex
+	n        map[vfs.Op]int
+	failTime bool
+}
+
+func (c *opCounter) MaybeError(op vfs.Op, path string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[vfs.Op]int{}
+	}
+	if filepath.Base(path) == "m.json" || isTemp(path) {
+		c.n[op]++
+	}
+	if op == vfs.OpSetModTime && c.failTime && filepath.Base(path) == "m.json" {
+		return syscall.EPERM
+	}
+	return nil
+}
+
+func (c *opCounter) take() map[vfs.Op]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = nil
+	return n
+}
+
+// coarseFS keeps modification times to the second, as FAT or ext4 with
+// small inodes do.
+type coarseFS struct{ wrapFS }
+
+func (c coarseFS) SetModTimeIn(dir vfs.File, name string, t time.Time) error {
+	return c.wrapFS.SetModTimeIn(dir, name, t.Truncate(time.Second))
+}
+
+// TestMoveFallsBackToWholeRecord shows the moves that write the whole
+// record, as a journaled one does: on a file system that keeps coarser
+// times than a nanosecond (found at open), when the file's time cannot be
+// set, and back into the state the file's record was written in. The
+// others are one rename: no temp file created, one SetModTime.
+func TestMoveFallsBackToWholeRecord(t *testing.T) {
+	t.Parallel()
+	inc, act, def := metastorage.StateIncoming, metastorage.StateActive, metastorage.StateDeferred
+	for _, tc := range []struct {
+		name     string
+		coarse   bool
+		failTime bool
+		moves    [][2]metastorage.QueueState
+		renamed  []bool // which moves are one rename
+	}{
+		{name: "nanosecond times", moves: [][2]metastorage.QueueState{{inc, act}, {act, def}, {def, inc}, {inc, act}}, renamed: []bool{true, true, false, true}},
+		{name: "coarse times", coarse: true, moves: [][2]metastorage.QueueState{{inc, act}, {act, def}}, renamed: []bool{false, false}},
+		{name: "time not set", failTime: true, moves: [][2]metastorage.QueueState{{inc, act}, {act, def}}, renamed: []bool{false, false}},
+	} {
+		for _, mode := range []Mode{Standard, Performance} {
+			t.Run(tc.name+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
+				mem := crashLayout(t)
+				count := &opCounter{failTime: tc.failTime}
+				var fsys vfs.FS = vfs.Inject(mem, count)
+				if tc.coarse {
+					fsys = coarseFS{wrapFS{fsys}}
+				}
+				b, err := open(quietConfig(fsys, mode))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				if b.nanoTimes == tc.coarse {
+					t.Fatalf("nanoTimes = %v on a file system that keeps coarse times: %v", b.nanoTimes, tc.coarse)
+				}
+				ctx := context.Background()
+				if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 4}); err != nil {
+					t.Fatal(err)
+				}
+				for i, mv := range tc.moves {
+					prev, err := b.GetMeta(ctx, "m")
+					if err != nil {
+						t.Fatal(err)
+					}
+					fi0, err := mem.Lstat(b.path(mv[0], "m.json"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					count.take()
+					if err := b.MoveToState(ctx, "m", mv[0], mv[1]); err != nil {
+						t.Fatalf("move %v: %v", mv, err)
+					}
+					n := count.take()
+					path := b.path(mv[1], "m.json")
+					fi1, err := mem.Lstat(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					f, err := mem.Open(path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					rec, err := readRecordRaw(f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := b.GetMeta(ctx, "m")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got.State != mv[1] || !got.Updated.After(prev.Updated) || got.Attempts != 4 {
+						t.Errorf("move %d %v: GetMeta = %+v, want it in %s, Updated after %v", i, mv, got, mv[1], prev.Updated)
+					}
+					if tc.renamed[i] {
+						if !vfs.SameFile(fi0, fi1) || n[vfs.OpCreate] != 0 || n[vfs.OpRename] != 1 || n[vfs.OpSetModTime] != 1 {
+							t.Errorf("move %d %v: same file %v, calls %v; want one rename of the same file, one SetModTime, no create", i, mv, vfs.SameFile(fi0, fi1), n)
+						}
+						if rec.State == mv[1] || !got.Updated.Equal(fi1.ModTime()) {
+							t.Errorf("move %d %v: State field %s, Updated %v, file time %v; want the field left, Updated the file's time", i, mv, rec.State, got.Updated, fi1.ModTime())
+						}
+						continue
+					}
+					if vfs.SameFile(fi0, fi1) || n[vfs.OpCreate] != 1 {
+						t.Errorf("move %d %v: same file %v, calls %v; want a new file, written whole", i, mv, vfs.SameFile(fi0, fi1), n)
+					}
+					if rec.State != mv[1] || !rec.Updated.Equal(got.Updated) {
+						t.Errorf("move %d %v: the file's record %+v, want it naming %s with Updated %v", i, mv, rec, mv[1], got.Updated)
+					}
+				}
+			})
+		}
+	}
+}
+
+// readRecordRaw returns the record f holds as its fields say, and closes
+// f.
+func readRecordRaw(f vfs.File) (metastorage.MessageMetadata, error) {
+	var buf []byte
+	md, _, _, err := readOpenData(f, "", nowhere, &buf)
+	return md, err
+}
+
+// TestMoveReadersAgree shows that after moves by one rename every reader
+// takes the same Updated: GetMeta, an iteration read from the files and
+// one served by the index, a listing by updated with and without Since,
+// and the write path's locate, which a compare-and-swap on the record
+// GetMeta returned passes, while one on the record before the move fails.
+func TestMoveReadersAgree(t *testing.T) {
+	t.Parallel()
+	spooltest.NeedDisk(t)
+	dir := t.TempDir()
+	b := openUnscanned(t, dir, Standard)
+	ctx := context.Background()
+	inc, act, def := metastorage.StateIncoming, metastorage.StateActive, metastorage.StateDeferred
+	ids := []string{"m1", "m2", "m3", "m4"}
+	stale := map[string]metastorage.MessageMetadata{}
+	for i, id := range ids {
+		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: inc, Attempts: i}); err != nil {
+			t.Fatal(err)
+		}
+		md, err := b.GetMeta(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale[id] = md
+	}
+	// m3 is stored in deferred, and moved into it last; m4 stays a record
+	// written there.
+	moves := []struct {
+		id       string
+		from, to metastorage.QueueState
+	}{{"m1", inc, act}, {"m2", inc, def}, {"m3", inc, act}, {"m1", act, def}, {"m3", act, def}}
+	if err := b.UpdateMeta(ctx, "m4", metastorage.MessageMetadata{State: def, Attempts: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mv := range moves {
+		if err := b.MoveToState(ctx, mv.id, mv.from, mv.to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]time.Time{}
+	for _, id := range ids {
+		md, err := b.GetMeta(ctx, id)
+		if err != nil || md.State != def {
+			t.Fatalf("GetMeta(%s) = %+v, %v; want it in deferred", id, md, err)
+		}
+		want[id] = md.Updated
+	}
+	for pass := range 2 { // from the files, then from the index
+		it, err := b.NewMessageIterator(ctx, def, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]time.Time{}
+		for {
+			md, ok, err := it.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got[md.ID] = md.Updated
+		}
+		it.Close()
+		for _, id := range ids {
+			if !got[id].Equal(want[id]) {
+				t.Errorf("iteration %d: %s Updated %v, GetMeta says %v", pass, id, got[id], want[id])
+			}
+		}
+	}
+	byUpdated := slices.Clone(ids)
+	slices.SortFunc(byUpdated, func(a, b string) int { return want[a].Compare(want[b]) })
+	for _, since := range []time.Time{{}, want[byUpdated[2]]} {
+		res, err := b.ListMessages(ctx, def, metastorage.MessageListOptions{SortBy: "updated", Since: since})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIDs := byUpdated
+		if !since.IsZero() {
+			wantIDs = byUpdated[2:]
+		}
+		if !slices.Equal(res.MessageIDs, wantIDs) {
+			t.Errorf("ListMessages by updated since %v = %v, want %v (Updated %v)", since, res.MessageIDs, wantIDs, want)
+		}
+	}
+	for _, id := range ids {
+		if err := b.UpdateMetaIf(ctx, id, stale[id], metastorage.MessageMetadata{State: def, Attempts: 9}); !errors.Is(err, metastorage.ErrStateConflict) {
+			t.Errorf("UpdateMetaIf(%s) on the record before the moves = %v, want a conflict", id, err)
+		}
+		cur, err := b.GetMeta(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.UpdateMetaIf(ctx, id, cur, metastorage.MessageMetadata{State: def, Attempts: 9}); err != nil {
+			t.Errorf("UpdateMetaIf(%s) on the record GetMeta returned = %v, want nil", id, err)
+		}
+	}
+}
+
+// moveClock is a clock for a Backend that returns a later time of an odd
+// nanosecond at each call, and remembers them.
+type moveClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	given []time.Time
+}
+
+func (c *moveClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second + 1)
+	c.given = append(c.given, c.t)
+	return c.t
+}
+
+func (c *moveClock) since(n int) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.given[n:])
+}
+
+func (c *moveClock) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.given)
+}
+
+// moveRec is what TestMoveCrashAtEveryCall checks of a message.
+type moveRec struct {
+	present  bool
+	state    metastorage.QueueState
+	updated  time.Time
+	attempts int
+}
+
+func (r moveRec) String() string {
+	if !r.present {
+		return "absent"
+	}
+	return fmt.Sprintf("{%s %s attempts=%d}", r.state, r.updated.Format(time.RFC3339Nano), r.attempts)
+}
+
+func (r moveRec) same(o moveRec) bool {
+	return r.present == o.present && r.state == o.state && r.updated.Equal(o.updated) && r.attempts == o.attempts
+}
+
+// TestMoveCrashAtEveryCall crashes a Standard-mode Backend at each
+// mutating call of a store and moves by one rename and back (written
+// whole), and checks the message in both crash images, the one of only
+// what was synced and the one where every change of names was committed
+// (as ext4's journal may commit a rename before any fsync): it is as the
+// last acknowledged call left it, or as the call in flight left it, in
+// its new state with the Updated the call stamped. A move out of a state
+// that its file's record does not name may also leave the message where it
+// was with that Updated, since the file's time is set, and synced, before
+// the rename: a crash between them leaves the new time on the old file.
+func TestMoveCrashAtEveryCall(t *testing.T) {
+	t.Parallel()
+	inc, act, def := metastorage.StateIncoming, metastorage.StateActive, metastorage.StateDeferred
+	type step struct {
+		from, to metastorage.QueueState // a move; a store in to if from < 0
+	}
+	steps := []step{{-1, inc}, {inc, act}, {act, def}, {def, inc}, {inc, def}}
+	// run runs the steps on a Crasher crashing at call k (never if 0), and
+	// returns the allowed outcomes.
+	run := func(mem *vfs.Mem, k int) (*vfs.Crasher, []moveRec, string) {
+		c := vfs.NewCrasher(mem, k)
+		clock := &moveClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+		cfg := quietConfig(c, Standard)
+		cfg.now = clock.now
+		b, err := open(cfg)
+		if err != nil {
+			if !isCrashed(err) {
+				t.Fatalf("open: %v", err)
+			}
+			return c, []moveRec{{}}, "open"
+		}
+		defer b.Close()
+		ctx := context.Background()
+		acked, written := moveRec{}, metastorage.QueueState(-1)
+		for _, s := range steps {
+			n := clock.calls()
+			var err error
+			if s.from < 0 {
+				err = b.StoreMeta(ctx, "a", metastorage.MessageMetadata{State: s.to, Attempts: 2})
+			} else {
+				err = b.MoveToState(ctx, "a", s.from, s.to)
+			}
+			renamed := s.from >= 0 && s.to != written
+			if isCrashed(err) {
+				allowed := []moveRec{acked}
+				for _, u := range clock.since(n) {
+					allowed = append(allowed, moveRec{true, s.to, u, 2})
+					if renamed && written != s.from {
+						allowed = append(allowed, moveRec{true, s.from, u, 2})
+					}
+				}
+				return c, allowed, fmt.Sprintf("%v", s)
+			}
+			if err != nil {
+				t.Fatalf("%v: %v", s, err)
+			}
+			md, err := b.GetMeta(ctx, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			acked = moveRec{true, md.State, md.Updated, md.Attempts}
+			if !renamed {
+				written = s.to
+			}
+		}
+		return c, []moveRec{acked}, ""
+	}
+	counter, _, _ := run(crashLayout(t), 0)
+	n := counter.Calls()
+	checked := 0
+	for k := 1; k <= n; k++ {
+		c, allowed, inflight := run(crashLayout(t), k)
+		for _, image := range []struct {
+			name string
+			get  func() (*vfs.Mem, bool)
+		}{{"synced", c.Crashed}, {"names committed", c.CrashedNames}} {
+			img, ok := image.get()
+			if !ok {
+				t.Fatalf("crash point %d of %d not reached", k, n)
+			}
+			b, err := open(quietConfig(img, Standard))
+			if err != nil {
+				t.Fatalf("crash at %d (%s), %s image: open: %v", k, inflight, image.name, err)
+			}
+			if err := b.RecoverFromCrash(); err != nil {
+				t.Errorf("crash at %d (%s), %s image: recovery: %v", k, inflight, image.name, err)
+			}
+			got := moveRec{}
+			md, err := b.GetMeta(context.Background(), "a")
+			switch {
+			case err == nil:
+				got = moveRec{true, md.State, md.Updated, md.Attempts}
+			case !errors.Is(err, metastorage.ErrMessageNotFound):
+				t.Errorf("crash at %d (%s), %s image: GetMeta: %v", k, inflight, image.name, err)
+			}
+			b.Close()
+			disk, err := readImage(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(disk.msgs["a"]) > 1 || len(disk.temps) > 0 {
+				t.Errorf("crash at %d (%s), %s image: after recovery %d files of the message, temp files %v", k, inflight, image.name, len(disk.msgs["a"]), disk.temps)
+			}
+			if !slices.ContainsFunc(allowed, got.same) {
+				t.Errorf("crash at %d of %d in %s, %s image: the message is %v, allowed %v", k, n, inflight, image.name, got, allowed)
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no crash point checked")
+	}
+}
+
+// TestMovedFileLeftByRecovery shows that a file found where its
+// State field does not say, as a move leaves it, is in its directory's
+// state with its file's time as Updated, and that a check reports nothing
+// and a repair leaves it as it is.
+func TestMovedFileLeftByRecovery(t *testing.T) {
+	t.Parallel()
+	mem := crashLayout(t)
+	b, err := open(quietConfig(mem, Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateHold); err != nil {
+		t.Fatal(err)
+	}
+	path := b.path(metastorage.StateHold, "m.json")
+	before := dumpFile(t, mem, path)
+	for _, repair := range []bool{false, true} {
+		findings, err := b.Check(ctx, repair)
+		if err != nil || len(findings) != 0 {
+			t.Errorf("Check(repair %v) = %v, %v; want nothing", repair, findings, err)
+		}
+	}
+	if after := dumpFile(t, mem, path); after != before {
+		t.Errorf("the moved file after recovery: %s, want it as before: %s", after, before)
+	}
+}
+
+// dumpFile returns the bytes and the modification time of the file at
+// path.
+func dumpFile(t *testing.T, fsys vfs.FS, path string) string {
+	t.Helper()
+	fi, err := fsys.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fsys.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	data, err := codec.ReadFile(f, nil, &buf)
+	f.Close()
+	if err != nil && !errors.Is(err, fs.ErrClosed) {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%q at %s", data, fi.ModTime().Format(time.RFC3339Nano))
+}
+
+// uncountedTimes hides the shared memory of the file system it wraps, as
+// noSharedMemory does, but not its setting of times: a Backend on it moves
+// by one rename, with no change counters to tell readers of a move.
+type uncountedTimes struct{ vfs.FS }
+
+func (u uncountedTimes) SetModTimeIn(dir vfs.File, name string, t time.Time) error {
+	return u.FS.(vfs.ModTimeSetter).SetModTimeIn(dir, name, t)
+}
+
+// TestIterateAfterMoveAwayAndBack shows that an iteration without change
+// counters does not return a record read ahead once the message has moved
+// away and back by renames since: the file is the same, its time, its
+// Updated, is not.
+func TestIterateAfterMoveAwayAndBack(t *testing.T) {
+	t.Parallel()
+	mem := crashLayout(t)
+	b, err := open(quietConfig(uncountedTimes{mem}, Standard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.changes != nil || !b.nanoTimes {
+		t.Fatalf("counters %v, nanosecond times %v; want none and set", b.changes != nil, b.nanoTimes)
+	}
+	ctx := context.Background()
+	inc, act, def := metastorage.StateIncoming, metastorage.StateActive, metastorage.StateDeferred
+	for _, id := range []string{"a", "b"} {
+		if err := b.StoreMeta(ctx, id, metastorage.MessageMetadata{State: inc}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.MoveToState(ctx, id, inc, def); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it, err := b.NewMessageIterator(ctx, def, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	first, ok, err := it.Next(ctx) // reads both ahead
+	if err != nil || !ok {
+		t.Fatalf("Next = %v, %v", ok, err)
+	}
+	other := "b"
+	if first.ID == "b" {
+		other = "a"
+	}
+	for _, mv := range [][2]metastorage.QueueState{{def, act}, {act, def}} {
+		if err := b.MoveToState(ctx, other, mv[0], mv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := b.GetMeta(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := it.Next(ctx)
+	if err != nil || !ok || got.ID != other || !got.Updated.Equal(want.Updated) {
+		t.Errorf("Next = %+v, %v, %v; want %s with Updated %v, as it is now", got, ok, err, other, want.Updated)
+	}
+}
