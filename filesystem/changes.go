@@ -123,20 +123,44 @@ func mapChanges(fsys vfs.FS, lockDir string, perm fs.FileMode, takeOver bool) (*
 	}
 	c := &changes{Table: counters.New(mem), unmap: unmap}
 	magic := c.MagicWord()
+	marked := false
 	if takeOver {
-		for _, m := range []uint64{0, counters.Magic1, counters.Magic2} {
-			magic.CompareAndSwap(m, counters.Magic)
+		for _, m := range []uint64{0, counters.Magic1, counters.Magic2, counters.Magic3} {
+			marked = magic.CompareAndSwap(m, counters.Magic) || marked
 		}
 	}
 	if m := magic.Load(); m != counters.Magic {
 		err := foreignChanges(path, m)
-		if m == counters.Magic1 || m == counters.Magic2 {
+		if isOlderMagic(m) {
 			err = olderChanges(path)
 		}
 		unmap()
 		return nil, err
 	}
+	if marked {
+		// The magic word marks the directory for older versions, which
+		// refuse it, also after a reboot: it must not be lost with the
+		// page cache, or found as zeros, which they would take over. It is
+		// written to the file too, for a file system whose shared memory
+		// is not the file's.
+		var word [8]byte
+		binary.NativeEndian.PutUint64(word[:], counters.Magic)
+		err := fsys.Overwrite(path, 0, word[:])
+		if err == nil {
+			err = errors.Join(syncFile(fsys, path), syncPath(fsys, lockDir))
+		}
+		if err != nil {
+			unmap()
+			return nil, fmt.Errorf("mark %s as of this version: %w", path, err)
+		}
+	}
 	return c, nil
+}
+
+// isOlderMagic reports whether m is the magic word of a previous layout
+// or version.
+func isOlderMagic(m uint64) bool {
+	return m == counters.Magic1 || m == counters.Magic2 || m == counters.Magic3
 }
 
 // join takes the lock opening exclusively, waiting for another Backend
@@ -219,7 +243,7 @@ func checkChangesFile(fsys vfs.FS, path string, alone bool) error {
 	switch {
 	case m == 0 || n == len(word) && m == counters.Magic:
 		return nil
-	case n == len(word) && (m == counters.Magic1 || m == counters.Magic2):
+	case n == len(word) && isOlderMagic(m):
 		if alone {
 			return nil
 		}

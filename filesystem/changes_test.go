@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -290,13 +291,14 @@ func TestChangesForeignFileLeftAlone(t *testing.T) {
 }
 
 // TestChangesTakesOverPreviousLayout shows that a counters file of a
-// previous layout (before the sync counts, before the message counts) is
-// taken over by a Backend alone on the directory, with its counters, and
-// is then marked so that Backends of those versions refuse it. The
-// message counts are counted afresh.
+// previous layout (before the sync counts, before the message counts) or
+// of the version before moves by one rename (the same layout) is taken
+// over by a Backend alone on the directory, with its counters, and is then
+// marked so that Backends of those versions refuse it. The message counts
+// are counted afresh.
 func TestChangesTakesOverPreviousLayout(t *testing.T) {
 	spooltest.NeedDisk(t)
-	for _, old := range []uint64{counters.Magic1, counters.Magic2} {
+	for _, old := range []uint64{counters.Magic1, counters.Magic2, counters.Magic3} {
 		t.Run(fmt.Sprintf("%#x", old), func(t *testing.T) {
 			dir := t.TempDir()
 			b := openTest(t, dir)
@@ -311,7 +313,9 @@ func TestChangesTakesOverPreviousLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data = data[:counters.CountsAt] // the counters of the previous layouts
+			if old != counters.Magic3 {
+				data = data[:counters.CountsAt] // the counters of the previous layouts
+			}
 			binary.NativeEndian.PutUint64(data, old)
 			binary.NativeEndian.PutUint64(data[counters.Header:], 42) // a counter of that version
 			if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -342,38 +346,92 @@ func TestChangesTakesOverPreviousLayout(t *testing.T) {
 }
 
 // TestChangesPreviousLayoutInUse shows that a counters file of a previous
-// layout is refused, and left as it is, while another Backend has the
-// directory open: its processes must stop first.
+// layout or version is refused, and left as it is, while another Backend
+// has the directory open: its processes must stop first. A read-only
+// Backend opens the directory whatever the file holds.
 func TestChangesPreviousLayoutInUse(t *testing.T) {
 	spooltest.NeedDisk(t)
-	dir := t.TempDir()
-	if err := openTest(t, dir).Close(); err != nil {
-		t.Fatal(err)
+	for _, old := range []uint64{counters.Magic2, counters.Magic3} {
+		t.Run(fmt.Sprintf("%#x", old), func(t *testing.T) {
+			dir := t.TempDir()
+			if err := openTest(t, dir).Close(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, ".locks", changesName)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			binary.NativeEndian.PutUint64(data, old)
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			other, err := vfs.OS.OpenLock(filepath.Join(dir, ".locks", backendsName), 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if ok, err := other.TryLockShared(); !ok || err != nil {
+				t.Fatalf("TryLockShared: %v, %v", ok, err)
+			}
+			if b, err := NewBackend(dir); err == nil {
+				b.Close()
+				t.Fatal("open took over a counters file of a previous layout while another Backend had the directory open")
+			} else if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "stop the processes of the older version") {
+				t.Errorf("the error does not name %s and say to stop the older processes: %v", path, err)
+			}
+			ro, err := NewFactory(dir).WithReadOnly(true).Open()
+			if err != nil {
+				t.Errorf("read-only open of a directory whose counters file is of a previous version: %v", err)
+			} else {
+				ro.Close()
+			}
+			if got, err := os.ReadFile(path); err != nil || binary.NativeEndian.Uint64(got) != old || len(got) != len(data) {
+				t.Errorf("the refused file changed: %d bytes, %v", len(got), err)
+			}
+		})
 	}
-	path := filepath.Join(dir, ".locks", changesName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	binary.NativeEndian.PutUint64(data, counters.Magic2)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	other, err := vfs.OS.OpenLock(filepath.Join(dir, ".locks", backendsName), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if ok, err := other.TryLockShared(); !ok || err != nil {
-		t.Fatalf("TryLockShared: %v, %v", ok, err)
-	}
-	if b, err := NewBackend(dir); err == nil {
-		b.Close()
-		t.Fatal("open took over a counters file of a previous layout while another Backend had the directory open")
-	} else if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "stop the processes of the older version") {
-		t.Errorf("the error does not name %s and say to stop the older processes: %v", path, err)
-	}
-	if got, err := os.ReadFile(path); err != nil || binary.NativeEndian.Uint64(got) != counters.Magic2 || len(got) != len(data) {
-		t.Errorf("the refused file changed: %d bytes, %v", len(got), err)
+}
+
+// TestChangesMarkDurable shows that a directory opened writable carries
+// the magic word of this version on stable storage before the open
+// returns, whether its counters file is new or of the version before: a
+// power loss must not leave a file of zeros, which an older version would
+// take over.
+func TestChangesMarkDurable(t *testing.T) {
+	for _, old := range []uint64{0, counters.Magic3} {
+		t.Run(fmt.Sprintf("%#x", old), func(t *testing.T) {
+			mem := crashLayout(t)
+			path := filepath.Join(crashDir, ".locks", changesName)
+			if err := mem.Remove(path); err != nil && !isNotExist(err) {
+				t.Fatal(err)
+			}
+			if old != 0 {
+				data := make([]byte, counters.Size)
+				binary.NativeEndian.PutUint64(data, old)
+				writeMem(t, mem, path, data)
+				if err := syncFile(mem, path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := syncPath(mem, filepath.Dir(path)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := open(quietConfig(mem, Standard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			img := mem.CrashClone()
+			f, err := img.Open(path)
+			if err != nil {
+				t.Fatalf("the counters file is not durable: %v", err)
+			}
+			defer f.Close()
+			var word [8]byte
+			if _, err := io.ReadFull(f, word[:]); err != nil || binary.NativeEndian.Uint64(word[:]) != counters.Magic {
+				t.Errorf("the crash image's magic word: %#x, %v; want %#x", binary.NativeEndian.Uint64(word[:]), err, uint64(counters.Magic))
+			}
+		})
 	}
 }

@@ -27,11 +27,19 @@ import (
 
 // The magic words: the first word of the file, as little-endian bytes.
 const (
-	Magic = 0x33306d7367686373 // "schgsm03": this layout
-	// Magic2 marks the layout before the message counts, and Magic1 the
-	// one before the sync counts. A Backend alone on the directory takes
-	// either over; Backends of those versions then refuse the file, since
-	// they would not count their changes.
+	// Magic marks this layout, written by a version whose moves leave a
+	// message file's State and Updated fields stale (its State is its
+	// directory, its Updated then the file's modification time): a
+	// version before it would take them for the record, so it must refuse
+	// the directory, and its check refuses any magic word it does not
+	// know.
+	Magic = 0x34306d7367686373 // "schgsm04"
+	// Magic3 marks the same layout written by the version before, whose
+	// files' fields are never stale; Magic2 the layout before the message
+	// counts, and Magic1 the one before the sync counts. A Backend alone
+	// on the directory takes any of them over; Backends of those versions
+	// then refuse the file.
+	Magic3 = 0x33306d7367686373 // "schgsm03"
 	Magic2 = 0x32306d7367686373 // "schgsm02"
 	Magic1 = 0x31306d7367686373 // "schgsm01"
 )
