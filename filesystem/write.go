@@ -213,10 +213,9 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 // MoveToState moves the message from one state to another as a
 // compare-and-swap; see metastorage.Backend. It keeps every field but State
 // and Updated. In Standard and Performance mode, on a file system that
-// keeps times to the nanosecond, the move is one rename of the message's
-// file (see moveFile), unless it goes back into the state its file's
-// record was written in: then, as through a journal, the whole record is
-// written anew.
+// keeps times to the nanosecond, a move out of the state that the
+// message's file was written in is one rename of the file (see moveFile);
+// any other, as through a journal, writes the whole record anew.
 func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to metastorage.QueueState) error {
 	const op = "move"
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
@@ -227,7 +226,13 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 			return nil
 		}
 		updated := b.stamp(cur.md.Updated)
-		if b.nanoTimes && cur.written != to {
+		// A file already moved holds a stale State field, and its time
+		// is its Updated: set before the rename, a crash between the two
+		// would leave the new Updated in the old state. So only a file
+		// whose State field names its state is moved by a rename; that
+		// also keeps a move back into the field's state from a stale
+		// field.
+		if b.nanoTimes && cur.written == from {
 			d, err := b.policy()
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", op, messageID, err)
@@ -252,32 +257,21 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 // record instead.
 var errTimeNotSet = errors.New("cannot set the file's modification time")
 
-// moveFile moves the message's file, found as cur, from its state to
-// state to as one rename, with d the change's durability (not a journal).
-// The file keeps its record; its modification time becomes updated, the
-// message's new Updated, which the record's Updated is read from while
-// the file lies in a state that its State field does not name (see
-// recordIn). Set first and, in Standard mode, synced before the rename,
-// so that a file found after a crash in a directory its State field does
-// not name has its move's time on stable storage. The rename runs under
-// the change counters of both directories, so that no reader takes the
-// new time in the old directory for a current record, and under
-// b.order, as relocate's. On error the message is where cur found it;
+// moveFile moves the message's file, found as cur in the state its State
+// field names, to state to as one rename, with d the change's durability
+// (not a journal). The file keeps its bytes; its modification time becomes
+// updated, the message's new Updated, which the record's Updated is read
+// from once the file lies in a state that its State field does not name
+// (see recordIn), and is not before. The time is set first and, in
+// Standard mode, synced before the rename, so that a file found after a
+// crash in a directory its State field does not name has its move's time
+// on stable storage. The rename runs under the change counters of both
+// directories and under b.order, as relocate's. On error the message is
+// as cur found it (its time, which no reader takes, may have changed);
 // after a failed sync the Backend refuses writes, as after any.
 func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueState, updated time.Time, d durability) error {
 	from := cur.state
 	src, dst := b.path(from, file), b.path(to, file)
-	// restore puts back the time a reader takes for Updated, if the file
-	// lies where its field does not say.
-	restore := func(err error) error {
-		if cur.written == from {
-			return err
-		}
-		if rerr := b.setModTime(from, file, cur.md.Updated); rerr != nil {
-			return fmt.Errorf("%w; setting its time back failed too (%v): its Updated reads as %s", err, rerr, updated.Format(time.RFC3339Nano))
-		}
-		return err
-	}
 	err := func() error {
 		c := b.beginChange(src, dst)
 		defer b.endChange(c)
@@ -289,7 +283,7 @@ func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueS
 			b.stats.fileSyncs.Add(1)
 			if err != nil {
 				b.fail(err)
-				return restore(fmt.Errorf("%w: the message stays in state %s", err, from))
+				return fmt.Errorf("%w: the message stays in state %s", err, from)
 			}
 		}
 		return b.order.rename(from, to, func() (bool, error) {
@@ -297,10 +291,7 @@ func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueS
 			if errors.Is(err, fs.ErrExist) {
 				err = fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
 			}
-			if err != nil {
-				return false, restore(err)
-			}
-			return true, nil
+			return err == nil, err
 		})
 	}()
 	if errors.Is(err, errTimeNotSet) {
