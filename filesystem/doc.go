@@ -65,7 +65,12 @@
 //
 // Standard (the default): before a call returns nil, the new file's data has
 // been fsynced before its rename, and every directory whose entries changed
-// has been fsynced after it: the change survives a power loss.
+// has been fsynced after it: the change survives a power loss. A move out
+// of the state a message's file was written in is one rename of the file,
+// whose modification time, set to the new Updated and fsynced before the
+// rename, is the record's Updated while the file lies where its State
+// field does not say (see docs/DESIGN.md); Performance mode moves so too,
+// without the fsyncs.
 //
 // Performance (WithMode(Performance), or WithDisableSync): no call fsyncs. Writes stay atomic, so a
 // process crash loses nothing. A Backend syncs the file system (syncfs(2);
@@ -104,9 +109,9 @@
 // metadata, removes the previous records that Performance mode keeps only
 // after a syncfs, completes a change of content and state that a crash
 // interrupted between its two renames, keeps the newest copy of a message
-// found in two states (on a tie, the one in hold; see Backend.Check),
-// rewrites State fields that disagree with their directory, and moves
-// files that are not valid metadata to corrupt/. Every action is logged. A
+// found in two states (on a tie, the one in hold; see Backend.Check), and
+// moves files that are not valid metadata to corrupt/. A State field that
+// disagrees with its directory is what a move leaves, and is left. Every action is logged. A
 // message file that cannot be read (permission denied) is not damaged as
 // far as the scan knows: it is reported, logged and left where it is, and
 // the scan goes on.
