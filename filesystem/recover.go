@@ -272,7 +272,7 @@ func (sc *scanner) tempEntry(s metastorage.QueueState, e fs.DirEntry) error {
 		return nil
 	}
 	t := tempRef{state: s, name: n}
-	if md, err := readRecord(sc.b.fs, sc.b.path(s, n), nowhere); err == nil {
+	if md, err := readRecord(sc.b.fs, sc.b.path(s, n), s); err == nil {
 		t.updated = md.Updated
 	}
 	sc.temps = append(sc.temps, t)
@@ -405,15 +405,18 @@ func tempStripe(tmp string) (int, bool) {
 }
 
 // tempLocked handles the temp file tmp of state s, holding the lock of
-// stripe held (-1: none, and then the file is never put in place). If it
-// holds a complete record of a message of that stripe, and:
+// stripe held (-1: none, and then the file is never put in place). It is
+// read by the rule for s's directory (recordIn), as the message file it
+// may have been: a displaced file moved there by one rename holds its
+// move's Updated in its time. If it holds a complete record of a message
+// of that stripe, and:
 //   - the message's file, in any state, is not valid metadata (a power
 //     loss can leave a Performance-mode change's file empty, beside the
 //     record it displaced, or in another state after a later move): the
 //     temp file's record, synced first, takes its place there (written
 //     anew, naming that state, if it names another: see finishTemp);
-//   - the message's file in s is valid and older, and the record names
-//     state s: a crash cut off the record's rename, which is finished;
+//   - the message's file in s is valid and older: a crash cut off the
+//     record's rename, which is finished;
 //   - the message's file, in any state, is valid and not older: the temp
 //     file is a record the message's file displaced, removed once a sync
 //     of the file system has made the message's file durable.
@@ -427,7 +430,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 	if sc.b.displaced.has(path) {
 		return nil // displaced by this Backend, whose next flush removes it
 	}
-	md, err := readRecord(sc.b.fs, path, nowhere)
+	md, err := readRecord(sc.b.fs, path, s)
 	if isNotExist(err) {
 		return nil // renamed or removed by its writer meanwhile
 	}
@@ -454,7 +457,7 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 				sc.placed[file] = placedRecord{state: cur.state, updated: md.Updated}
 			}
 			return sc.finishTemp(s, tmp, md, cur.state, file, "a complete record of %s, whose file is not valid metadata")
-		case cur.ok && cur.state == s && md.State == s && cur.md.Updated.Before(md.Updated):
+		case cur.ok && cur.state == s && cur.md.Updated.Before(md.Updated):
 			return sc.finishTemp(s, tmp, md, s, file, "complete record of %s whose rename a crash cut off")
 		case cur.ok && !cur.md.Updated.Before(md.Updated):
 			f := Finding{Kind: Displaced, Path: path, Detail: "an older record of " + sc.b.path(cur.state, file) + ", kept until the file system is synced"}

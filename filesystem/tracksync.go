@@ -91,7 +91,7 @@ func (b *Backend) trackDisplacedOwners(tmps []tempRef) {
 		return
 	}
 	for _, t := range tmps {
-		md, err := readRecord(b.fs, b.path(t.state, t.name), nowhere)
+		md, err := readRecord(b.fs, b.path(t.state, t.name), t.state)
 		if err != nil {
 			continue
 		}
