@@ -85,7 +85,7 @@ func TestCheckDuplicateTie(t *testing.T) {
 		stored metastorage.QueueState // where the message is stored
 		field  metastorage.QueueState // what the copy's State field then says
 		copyTo metastorage.QueueState // where a byte copy is placed
-		later  bool                   // the copy keeps the time it was made, not the field's Updated
+		later  bool                   // the copy's time is after the field's Updated, as when made later
 		kept   metastorage.QueueState
 	}{
 		{"hold copied to active", metastorage.StateHold, metastorage.StateHold, metastorage.StateActive, false, metastorage.StateHold},
@@ -127,17 +127,21 @@ func TestCheckDuplicateTie(t *testing.T) {
 			if err := os.WriteFile(dst, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if !tc.later {
-				// A copy whose State field does not name its directory
-				// reads its Updated from its time: the same.
-				md, err := codec.Decode(data)
-				if err != nil {
-					t.Fatal(err)
+			// A copy whose State field does not name its directory reads
+			// its Updated from its time: the same, or, for a copy made
+			// later, a millisecond after. That time is set, not left to the
+			// kernel, whose coarse clock may give a time before the field's.
+			md, err := codec.Decode(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{src, dst} {
+				at := md.Updated
+				if tc.later && p == dst {
+					at = at.Add(time.Millisecond)
 				}
-				for _, p := range []string{src, dst} {
-					if err := os.Chtimes(p, time.Time{}, md.Updated); err != nil {
-						t.Fatal(err)
-					}
+				if err := os.Chtimes(p, time.Time{}, at); err != nil {
+					t.Fatal(err)
 				}
 			}
 			findings := checkThenRepair(t, b)
@@ -150,7 +154,7 @@ func TestCheckDuplicateTie(t *testing.T) {
 			if set != 1 {
 				t.Errorf("%d duplicate findings, want 1: %v", set, findings)
 			}
-			md, err := b.GetMeta(ctx, "msg-3")
+			md, err = b.GetMeta(ctx, "msg-3")
 			if err != nil || md.State != tc.kept {
 				t.Fatalf("after repair msg-3 is in %v (%v), want %v; findings %v", md.State, err, tc.kept, findings)
 			}
