@@ -70,7 +70,8 @@
 // whose modification time, set to the new Updated and fsynced before the
 // rename, is the record's Updated while the file lies where its State
 // field does not say (see docs/DESIGN.md); Performance mode moves so too,
-// without the fsyncs.
+// without the fsyncs, and Hybrid mode after the move's whole record is
+// durable in the journal.
 //
 // Performance (WithMode(Performance), or WithDisableSync): no call fsyncs. Writes stay atomic, so a
 // process crash loses nothing. A Backend syncs the file system (syncfs(2);

@@ -143,14 +143,14 @@ func faultApplies(f faultKind, o faultOp, mode Mode) bool {
 		return false
 	}
 	hybrid := mode == Hybrid // the journal makes a change durable
-	// Without a journal, a move is one rename of the message's file,
-	// synced first in Standard mode: no temp file.
-	renamed := o.op == "move" && !hybrid
+	// A move is one rename of the message's file, synced first in
+	// Standard mode, recorded whole first in the journal: no temp file.
+	renamed := o.op == "move"
 	switch f.name {
 	case "journal-fsync", "torn-journal":
 		return hybrid
 	case "write":
-		return (o.op != "delete" || hybrid) && !renamed // the journal's append
+		return hybrid || o.op != "delete" && !renamed // the journal's append
 	case "rename":
 		return o.op != "delete"
 	case "create", "torn-temp":
@@ -158,7 +158,7 @@ func faultApplies(f faultKind, o faultOp, mode Mode) bool {
 	case "file-fsync":
 		return o.op != "delete" && !hybrid && !renamed
 	case "moved-file-fsync":
-		return renamed
+		return renamed && !hybrid
 	case "dir-fsync":
 		return !hybrid
 	case "second-rename":

@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/codec"
 	"github.com/spoolmeta/spoolmeta/filesystem/internal/vfs"
+	"github.com/spoolmeta/spoolmeta/filesystem/internal/wal"
 	"github.com/spoolmeta/spoolmeta/internal/spooltest"
 	"github.com/spoolmeta/spoolmeta/metastorage"
 )
@@ -37,15 +39,16 @@ func stateEntries(t *testing.T, dir string) []string {
 	return names
 }
 
-// TestMoveIsOneRename shows that a move in Standard and Performance mode
-// renames the message's file and nothing else: the same file (inode)
-// lies in the new state, with the same bytes, no temp file is left, and
-// its time is the new Updated that every read returns. Standard mode
-// syncs the file once.
+// TestMoveIsOneRename shows that a move in every mode renames the
+// message's file and nothing else: the same file (inode) lies in the new
+// state, with the same bytes, no temp file is left, and its time is the
+// new Updated that every read returns. Standard mode syncs the file once;
+// Hybrid mode syncs no file, and its journal's last record of the message
+// is the whole new record, synced.
 func TestMoveIsOneRename(t *testing.T) {
 	t.Parallel()
 	spooltest.NeedDisk(t)
-	for _, mode := range []Mode{Standard, Performance} {
+	for _, mode := range []Mode{Standard, Performance, Hybrid} {
 		t.Run(mode.String(), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
@@ -70,10 +73,11 @@ func TestMoveIsOneRename(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			syncs := b.Stats().FileSyncs
+			st0 := b.Stats()
 			if err := b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateActive); err != nil {
 				t.Fatal(err)
 			}
+			st1 := b.Stats()
 			dst := filepath.Join(dir, "active", "m.json")
 			fi1, err := os.Lstat(dst)
 			if err != nil {
@@ -99,8 +103,30 @@ func TestMoveIsOneRename(t *testing.T) {
 			if mode == Standard {
 				want = 1
 			}
-			if n := b.Stats().FileSyncs - syncs; n != want {
+			if n := st1.FileSyncs - st0.FileSyncs; n != want {
 				t.Errorf("the move synced %d files, want %d", n, want)
+			}
+			if mode != Hybrid {
+				return
+			}
+			if st1.JournalSyncs == st0.JournalSyncs {
+				t.Errorf("the move synced no journal")
+			}
+			buf, err := os.ReadFile(filepath.Join(dir, journalName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs, _ := wal.Parse(buf)
+			i := slices.IndexFunc(recs, func(r wal.Record) bool { return r.File == "m.json" })
+			if i < 0 {
+				t.Fatalf("the journal holds no record of the message")
+			}
+			rec, err := codec.Decode(recs[i].Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := recs[i]; r.Kind != wal.KindPut || r.State != metastorage.StateActive || rec.State != metastorage.StateActive || !rec.Updated.Equal(got.Updated) || rec.Attempts != 1 {
+				t.Errorf("the journal's record of the message: kind %d in %s, %+v; want the whole new record put in active, Updated %v", r.Kind, r.State, rec, got.Updated)
 			}
 		})
 	}
@@ -145,8 +171,8 @@ func (c coarseFS) SetModTimeIn(dir vfs.File, name string, t time.Time) error {
 	return c.wrapFS.SetModTimeIn(dir, name, t.Truncate(time.Second))
 }
 
-// TestMoveFallsBackToWholeRecord shows the moves that write the whole
-// record, as a journaled one does: on a file system that keeps coarser
+// TestMoveFallsBackToWholeRecord shows, in every mode, the moves that
+// write the whole record: on a file system that keeps coarser
 // times than a nanosecond (found at open), when the file's time cannot be
 // set, and out of a state the file's record was not written in (a file
 // moved before), also back into the one it was. The others are one
@@ -165,7 +191,7 @@ func TestMoveFallsBackToWholeRecord(t *testing.T) {
 		{name: "coarse times", coarse: true, moves: [][2]metastorage.QueueState{{inc, act}, {act, def}}, renamed: []bool{false, false}},
 		{name: "time not set", failTime: true, moves: [][2]metastorage.QueueState{{inc, act}, {act, def}}, renamed: []bool{false, false}},
 	} {
-		for _, mode := range []Mode{Standard, Performance} {
+		for _, mode := range []Mode{Standard, Performance, Hybrid} {
 			t.Run(tc.name+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
 				mem := crashLayout(t)
@@ -394,111 +420,136 @@ func (r moveRec) same(o moveRec) bool {
 	return r.present == o.present && r.state == o.state && r.updated.Equal(o.updated) && r.attempts == o.attempts
 }
 
-// TestMoveCrashAtEveryCall crashes a Standard-mode Backend at each
-// mutating call of a store and of moves by one rename and written whole,
-// and checks the message in both crash images, the one of only what was
-// synced and the one where every change of names was committed (as ext4's
-// journal may commit a rename before any fsync): it is as the last
-// acknowledged call left it, or as the call in flight left it, in its new
-// state with the Updated the call stamped.
+// TestMoveCrashAtEveryCall crashes a Standard-mode and a Hybrid-mode
+// Backend (also one that syncs through a Tracker, as on macOS) at each
+// mutating call of a store, of moves by one rename and written whole, and
+// of a checkpoint between them, and checks the message in both crash
+// images, the one of only what was synced and the one where every change
+// of names was committed (as ext4's journal may commit a rename before any
+// fsync): it is as the last acknowledged call left it, or as the call in
+// flight left it, in its new state with the Updated the call stamped.
 func TestMoveCrashAtEveryCall(t *testing.T) {
 	t.Parallel()
 	inc, act, def := metastorage.StateIncoming, metastorage.StateActive, metastorage.StateDeferred
 	type step struct {
-		from, to metastorage.QueueState // a move; a store in to if from < 0
+		from, to metastorage.QueueState // a move; a store in to if from is -1, a checkpoint if -2
 	}
-	steps := []step{{-1, inc}, {inc, act}, {act, def}, {def, inc}, {inc, def}}
-	// run runs the steps on a Crasher crashing at call k (never if 0), and
-	// returns the allowed outcomes.
-	run := func(mem *vfs.Mem, k int) (*vfs.Crasher, []moveRec, string) {
-		c := vfs.NewCrasher(mem, k)
-		clock := &moveClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-		cfg := quietConfig(c, Standard)
-		cfg.now = clock.now
-		b, err := open(cfg)
-		if err != nil {
-			if !isCrashed(err) {
-				t.Fatalf("open: %v", err)
-			}
-			return c, []moveRec{{}}, "open"
-		}
-		defer b.Close()
-		ctx := context.Background()
-		acked, written := moveRec{}, metastorage.QueueState(-1)
-		for _, s := range steps {
-			n := clock.calls()
-			var err error
-			if s.from < 0 {
-				err = b.StoreMeta(ctx, "a", metastorage.MessageMetadata{State: s.to, Attempts: 2})
-			} else {
-				err = b.MoveToState(ctx, "a", s.from, s.to)
-			}
-			renamed := s.from >= 0 && s.from == written
-			if isCrashed(err) {
-				allowed := []moveRec{acked}
-				for _, u := range clock.since(n) {
-					allowed = append(allowed, moveRec{true, s.to, u, 2})
+	steps := []step{{-1, inc}, {inc, act}, {-2, 0}, {act, def}, {def, inc}, {inc, def}}
+	for _, tc := range []struct {
+		name string
+		mode Mode
+		wrap func(vfs.FS) vfs.FS
+	}{
+		{"Standard", Standard, nil},
+		{"Hybrid", Hybrid, nil},
+		{"Hybrid/tracked", Hybrid, asMac(false)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fsysOf := func(fsys vfs.FS) vfs.FS {
+				if tc.wrap == nil {
+					return fsys
 				}
-				return c, allowed, fmt.Sprintf("%v", s)
+				return tc.wrap(fsys)
 			}
-			if err != nil {
-				t.Fatalf("%v: %v", s, err)
+			// run runs the steps on a Crasher crashing at call k (never
+			// if 0), and returns the allowed outcomes.
+			run := func(mem *vfs.Mem, k int) (*vfs.Crasher, []moveRec, string) {
+				c := vfs.NewCrasher(mem, k)
+				clock := &moveClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+				cfg := quietConfig(fsysOf(c), tc.mode)
+				cfg.now = clock.now
+				b, err := open(cfg)
+				if err != nil {
+					if !isCrashed(err) {
+						t.Fatalf("open: %v", err)
+					}
+					return c, []moveRec{{}}, "open"
+				}
+				defer b.Close()
+				ctx := context.Background()
+				acked := moveRec{}
+				for _, s := range steps {
+					n := clock.calls()
+					var err error
+					switch s.from {
+					case -1:
+						err = b.StoreMeta(ctx, "a", metastorage.MessageMetadata{State: s.to, Attempts: 2})
+					case -2:
+						err = b.checkpoint(ctx)
+					default:
+						err = b.MoveToState(ctx, "a", s.from, s.to)
+					}
+					if isCrashed(err) {
+						allowed := []moveRec{acked}
+						if s.from != -2 {
+							for _, u := range clock.since(n) {
+								allowed = append(allowed, moveRec{true, s.to, u, 2})
+							}
+						}
+						return c, allowed, fmt.Sprintf("%v", s)
+					}
+					if err != nil {
+						t.Fatalf("%v: %v", s, err)
+					}
+					if s.from == -2 {
+						continue
+					}
+					md, err := b.GetMeta(ctx, "a")
+					if err != nil {
+						t.Fatal(err)
+					}
+					acked = moveRec{true, md.State, md.Updated, md.Attempts}
+				}
+				return c, []moveRec{acked}, ""
 			}
-			md, err := b.GetMeta(ctx, "a")
-			if err != nil {
-				t.Fatal(err)
+			counter, _, _ := run(crashLayout(t), 0)
+			n := counter.Calls()
+			checked := 0
+			for k := 1; k <= n; k++ {
+				c, allowed, inflight := run(crashLayout(t), k)
+				for _, image := range []struct {
+					name string
+					get  func() (*vfs.Mem, bool)
+				}{{"synced", c.Crashed}, {"names committed", c.CrashedNames}} {
+					img, ok := image.get()
+					if !ok {
+						t.Fatalf("crash point %d of %d not reached", k, n)
+					}
+					b, err := open(quietConfig(fsysOf(img), tc.mode))
+					if err != nil {
+						t.Fatalf("crash at %d (%s), %s image: open: %v", k, inflight, image.name, err)
+					}
+					if err := b.RecoverFromCrash(); err != nil {
+						t.Errorf("crash at %d (%s), %s image: recovery: %v", k, inflight, image.name, err)
+					}
+					got := moveRec{}
+					md, err := b.GetMeta(context.Background(), "a")
+					switch {
+					case err == nil:
+						got = moveRec{true, md.State, md.Updated, md.Attempts}
+					case !errors.Is(err, metastorage.ErrMessageNotFound):
+						t.Errorf("crash at %d (%s), %s image: GetMeta: %v", k, inflight, image.name, err)
+					}
+					b.Close()
+					disk, err := readImage(img)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(disk.msgs["a"]) > 1 || len(disk.temps) > 0 {
+						t.Errorf("crash at %d (%s), %s image: after recovery %d files of the message, temp files %v", k, inflight, image.name, len(disk.msgs["a"]), disk.temps)
+					}
+					if !slices.ContainsFunc(allowed, got.same) {
+						t.Errorf("crash at %d of %d in %s, %s image: the message is %v, allowed %v", k, n, inflight, image.name, got, allowed)
+					}
+					checked++
+				}
 			}
-			acked = moveRec{true, md.State, md.Updated, md.Attempts}
-			if !renamed {
-				written = s.to
+			if checked == 0 {
+				t.Fatal("no crash point checked")
 			}
-		}
-		return c, []moveRec{acked}, ""
-	}
-	counter, _, _ := run(crashLayout(t), 0)
-	n := counter.Calls()
-	checked := 0
-	for k := 1; k <= n; k++ {
-		c, allowed, inflight := run(crashLayout(t), k)
-		for _, image := range []struct {
-			name string
-			get  func() (*vfs.Mem, bool)
-		}{{"synced", c.Crashed}, {"names committed", c.CrashedNames}} {
-			img, ok := image.get()
-			if !ok {
-				t.Fatalf("crash point %d of %d not reached", k, n)
-			}
-			b, err := open(quietConfig(img, Standard))
-			if err != nil {
-				t.Fatalf("crash at %d (%s), %s image: open: %v", k, inflight, image.name, err)
-			}
-			if err := b.RecoverFromCrash(); err != nil {
-				t.Errorf("crash at %d (%s), %s image: recovery: %v", k, inflight, image.name, err)
-			}
-			got := moveRec{}
-			md, err := b.GetMeta(context.Background(), "a")
-			switch {
-			case err == nil:
-				got = moveRec{true, md.State, md.Updated, md.Attempts}
-			case !errors.Is(err, metastorage.ErrMessageNotFound):
-				t.Errorf("crash at %d (%s), %s image: GetMeta: %v", k, inflight, image.name, err)
-			}
-			b.Close()
-			disk, err := readImage(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(disk.msgs["a"]) > 1 || len(disk.temps) > 0 {
-				t.Errorf("crash at %d (%s), %s image: after recovery %d files of the message, temp files %v", k, inflight, image.name, len(disk.msgs["a"]), disk.temps)
-			}
-			if !slices.ContainsFunc(allowed, got.same) {
-				t.Errorf("crash at %d of %d in %s, %s image: the message is %v, allowed %v", k, n, inflight, image.name, got, allowed)
-			}
-			checked++
-		}
-	}
-	if checked == 0 {
-		t.Fatal("no crash point checked")
+			t.Logf("%d crash points", n)
+		})
 	}
 }
 
@@ -617,5 +668,81 @@ func TestIterateAfterTouch(t *testing.T) {
 	got, ok, err := it.Next(ctx)
 	if err != nil || !ok || got.ID != other || !got.Updated.Equal(want.Updated) {
 		t.Errorf("Next = %+v, %v, %v; want %s with Updated %v, as it is now", got, ok, err, other, want.Updated)
+	}
+}
+
+// TestJournaledMoveRenameFails fails the rename of a Hybrid-mode move by
+// one rename, which comes after the move's record is durable in the
+// journal: the call returns the error, the message is in its old state
+// with its old record, the record is voided for good, so that a replay
+// after a power loss now leaves the message as it was, and the Backend
+// goes on.
+func TestJournaledMoveRenameFails(t *testing.T) {
+	t.Parallel()
+	inc, act := metastorage.StateIncoming, metastorage.StateActive
+	mem := crashLayout(t)
+	var failRename atomic.Bool
+	fsys := vfs.Inject(mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpRename && failRename.Load() && filepath.Base(path) == "m.json" {
+			return syscall.EIO
+		}
+		return nil
+	}))
+	b, err := open(quietConfig(fsys, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !b.nanoTimes {
+		t.Fatal("no nanosecond times")
+	}
+	ctx := context.Background()
+	if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc, Attempts: 3}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := b.GetMeta(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncs := b.Stats().JournalSyncs
+	failRename.Store(true)
+	err = b.MoveToState(ctx, "m", inc, act)
+	failRename.Store(false)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("MoveToState with its rename failing = %v, want EIO", err)
+	}
+	// The record's sync, then the voiding's.
+	if n := b.Stats().JournalSyncs - syncs; n != 2 {
+		t.Errorf("the failed move synced the journal %d times, want 2", n)
+	}
+	if got, err := b.GetMeta(ctx, "m"); err != nil || !metastorage.SameRecord(got, before) {
+		t.Errorf("GetMeta after the failed move = %+v, %v; want it as before, %+v", got, err, before)
+	}
+	buf, err := b.readJournal(filepath.Join(crashDir, journalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := wal.Parse(buf)
+	for _, r := range recs {
+		if r.File == "m.json" && r.State != inc {
+			t.Errorf("the journal's last record of the message puts it in %s; want the move's voided", r.State)
+		}
+	}
+	// A power loss now: the replay at open leaves the message as it was.
+	img := mem.CrashClone()
+	b2, err := open(quietConfig(img, Hybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b2.GetMeta(ctx, "m")
+	b2.Close()
+	if err != nil || !metastorage.SameRecord(got, before) {
+		t.Errorf("after a power loss and the replay, GetMeta = %+v, %v; want it as before, %+v", got, err, before)
+	}
+	if err := b.MoveToState(ctx, "m", inc, act); err != nil {
+		t.Errorf("a move after the failed one = %v, want nil", err)
+	}
+	if got, err := b.GetMeta(ctx, "m"); err != nil || got.State != act || !got.Updated.After(before.Updated) {
+		t.Errorf("GetMeta after the second move = %+v, %v; want it in %s", got, err, act)
 	}
 }

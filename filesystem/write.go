@@ -212,10 +212,10 @@ func (b *Backend) remove(op, id, file string, cur found) error {
 
 // MoveToState moves the message from one state to another as a
 // compare-and-swap; see metastorage.Backend. It keeps every field but State
-// and Updated. In Standard and Performance mode, on a file system that
-// keeps times to the nanosecond, a move out of the state that the
-// message's file was written in is one rename of the file (see moveFile);
-// any other, as through a journal, writes the whole record anew.
+// and Updated. On a file system that keeps times to the nanosecond, a move
+// out of the state that the message's file was written in is one rename
+// of the file (see moveFile), also through a journal, which records the
+// whole new record first; any other writes the whole record anew.
 func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to metastorage.QueueState) error {
 	const op = "move"
 	return b.mutate(ctx, op, messageID, func(file string, cur found) error {
@@ -225,29 +225,44 @@ func (b *Backend) MoveToState(ctx context.Context, messageID string, from, to me
 		if from == to {
 			return nil
 		}
-		updated := b.stamp(cur.md.Updated)
+		md := cur.md
+		md.ID = messageID
+		md.State = to
+		md.Updated = b.stamp(cur.md.Updated)
 		// A file already moved holds a stale State field, and its time
 		// is its Updated: set before the rename, a crash between the two
 		// would leave the new Updated in the old state. So only a file
 		// whose State field names its state is moved by a rename; that
 		// also keeps a move back into the field's state from a stale
 		// field.
-		if b.nanoTimes && cur.written == from {
-			d, err := b.policy()
+		if !b.nanoTimes || cur.written != from {
+			return b.put(op, messageID, file, cur, md)
+		}
+		d, err := b.policy()
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", op, messageID, err)
+		}
+		// Through a journal, the whole new record is durable in it
+		// before the file changes, so that a replay after a crash
+		// writes it, whether the rename persisted or not.
+		var c intent
+		if _, ok := d.(journaled); ok {
+			data, err := codec.Encode(&md)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", op, messageID, err)
 			}
-			if _, ok := d.(journaled); !ok {
-				err := b.moveFile(op, messageID, file, cur, to, updated, d)
-				if !errors.Is(err, errTimeNotSet) {
-					return err
-				}
+			c = putIntent(to, file, data)
+			if err := d.record(c); err != nil {
+				return fmt.Errorf("%s %s: %w", op, messageID, err)
 			}
 		}
-		md := cur.md
-		md.ID = messageID
-		md.State = to
-		md.Updated = updated
+		err = b.moveFile(op, messageID, file, cur, to, md.Updated, d, c)
+		switch {
+		case !errors.Is(err, errTimeNotSet):
+			return err
+		case c.data != nil:
+			return b.putRecorded(op, messageID, cur, d, c)
+		}
 		return b.put(op, messageID, file, cur, md)
 	}, from, to)
 }
@@ -259,22 +274,26 @@ var errTimeNotSet = errors.New("cannot set the file's modification time")
 
 // moveFile moves the message's file, found as cur in the state its State
 // field names, to state to as one rename, with d the change's durability
-// (not a journal). The file keeps its bytes; its modification time becomes
-// updated, the message's new Updated, which the record's Updated is read
-// from once the file lies in a state that its State field does not name
-// (see recordIn), and is not before. The time is set first and, in
-// Standard mode, synced before the rename, so that a file found after a
-// crash in a directory its State field does not name has its move's time
-// on stable storage. The rename runs under the change counters of both
+// and c its journal record, if d is a journal (d.record(c) has returned
+// nil). The file keeps its bytes; its modification time becomes updated,
+// the message's new Updated, which the record's Updated is read from once
+// the file lies in a state that its State field does not name (see
+// recordIn), and is not before. The time is set first and, in Standard
+// mode, synced before the rename, so that a file found after a crash in a
+// directory its State field does not name has its move's time on stable
+// storage; through a journal nothing is synced, as replay writes c's
+// record whole. The rename runs under the change counters of both
 // directories and under b.order, as relocate's. On error the message is
-// as cur found it (its time, which no reader takes, may have changed);
-// after a failed sync the Backend refuses writes, as after any.
-func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueState, updated time.Time, d durability) error {
+// as cur found it (its time, which no reader takes, may have changed),
+// and c is voided (see durability.void) unless the error wraps
+// errTimeNotSet: then the caller writes c's record whole. After a failed
+// sync the Backend refuses writes, as after any.
+func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueState, updated time.Time, d durability, c intent) error {
 	from := cur.state
 	src, dst := b.path(from, file), b.path(to, file)
 	err := func() error {
-		c := b.beginChange(src, dst)
-		defer b.endChange(c)
+		ch := b.beginChange(src, dst)
+		defer b.endChange(ch)
 		if err := b.setModTime(from, file, updated); err != nil {
 			return fmt.Errorf("%w: %w", errTimeNotSet, err)
 		}
@@ -287,7 +306,7 @@ func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueS
 			}
 		}
 		return b.order.rename(from, to, func() (bool, error) {
-			err := b.renameNoReplace(c, src, dst)
+			err := b.renameNoReplace(ch, src, dst)
 			if errors.Is(err, fs.ErrExist) {
 				err = fmt.Errorf("message file lies in both %s and %s; run recovery: %w", src, dst, err)
 			}
@@ -298,11 +317,11 @@ func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueS
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, id, err)
+		return fmt.Errorf("%s %s: %w", op, id, d.void(c, err))
 	}
 	b.changed(file, to)
 	if err := b.checkDirs(to); err != nil {
-		return b.rollback(op, id, d, file, cur, to, err)
+		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
 	// The fsync of the old directory first makes the new one's entry
 	// durable (moveOrder).
@@ -436,6 +455,13 @@ func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMeta
 	if err := d.record(c); err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
 	}
+	return b.putRecorded(op, id, cur, d, c)
+}
+
+// putRecorded is put once d.record(c) has returned nil, for c a put of the
+// message's new record.
+func (b *Backend) putRecorded(op, id string, cur found, d durability, c intent) error {
+	file, to, data := c.file, c.state, c.data
 	// Read before the write: a sync that began earlier and ends later may
 	// cover it too.
 	syncs, _ := b.changes.syncs()
