@@ -221,6 +221,20 @@ func TestMoveFallsBackToWholeRecord(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					f0, err := mem.Open(b.path(mv[0], "m.json"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					rec0, err := readRecordRaw(f0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// A move into the state a stale State field names first
+					// writes the record anew where it lies (see put).
+					creates := 1
+					if rec0.State != mv[0] && rec0.State == mv[1] {
+						creates = 2
+					}
 					count.take()
 					if err := b.MoveToState(ctx, "m", mv[0], mv[1]); err != nil {
 						t.Fatalf("move %v: %v", mv, err)
@@ -255,8 +269,8 @@ func TestMoveFallsBackToWholeRecord(t *testing.T) {
 						}
 						continue
 					}
-					if vfs.SameFile(fi0, fi1) || n[vfs.OpCreate] != 1 {
-						t.Errorf("move %d %v: same file %v, calls %v; want a new file, written whole", i, mv, vfs.SameFile(fi0, fi1), n)
+					if vfs.SameFile(fi0, fi1) || n[vfs.OpCreate] != creates {
+						t.Errorf("move %d %v: same file %v, calls %v; want a new file, written whole (%d creates)", i, mv, vfs.SameFile(fi0, fi1), n, creates)
 					}
 					if rec.State != mv[1] || !rec.Updated.Equal(got.Updated) {
 						t.Errorf("move %d %v: the file's record %+v, want it naming %s with Updated %v", i, mv, rec, mv[1], got.Updated)
@@ -744,5 +758,104 @@ func TestJournaledMoveRenameFails(t *testing.T) {
 	}
 	if got, err := b.GetMeta(ctx, "m"); err != nil || got.State != act || !got.Updated.After(before.Updated) {
 		t.Errorf("GetMeta after the second move = %+v, %v; want it in %s", got, err, act)
+	}
+}
+
+// TestMoveBackReadersSeeMove: a change that relocates a file moved by one
+// rename into the state its stale State field names (a move back, or an
+// update naming that state) never lets a reader, between its renames, see
+// the stale field's older Updated in place of the move's.
+func TestMoveBackReadersSeeMove(t *testing.T) {
+	inc, act := metastorage.StateIncoming, metastorage.StateActive
+	changes := map[string]func(b *Backend) error{
+		"move back": func(b *Backend) error { return b.MoveToState(context.Background(), "m", act, inc) },
+		"update naming the field's state": func(b *Backend) error {
+			return b.UpdateMeta(context.Background(), "m", metastorage.MessageMetadata{State: inc, Attempts: 1})
+		},
+	}
+	for name, change := range changes {
+		t.Run(name, func(t *testing.T) {
+			mem := crashLayout(t)
+			var b *Backend
+			var seen []metastorage.MessageMetadata
+			armed := false
+			// Reads m in the target state at each rename or exchange of a temp file:
+			// where the relocated file lies before the new record is put.
+			inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				if armed && op == vfs.OpRename && isTemp(path) {
+					if md, err := readRecord(mem, b.path(inc, "m.json"), inc); err == nil {
+						seen = append(seen, md)
+					} else if !isNotExist(err) {
+						t.Errorf("reading m in %s: %v", inc, err)
+					}
+				}
+				return nil
+			})
+			var err error
+			b, err = open(quietConfig(vfs.Inject(mem, inj), Standard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			ctx := context.Background()
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: inc}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.MoveToState(ctx, "m", inc, act); err != nil {
+				t.Fatal(err)
+			}
+			moved, err := b.GetMeta(ctx, "m")
+			if err != nil {
+				t.Fatal(err)
+			}
+			armed = true
+			if err := change(b); err != nil {
+				t.Fatal(err)
+			}
+			armed = false
+			for _, md := range seen {
+				if md.Updated.Before(moved.Updated) {
+					t.Errorf("a reader saw m in %s with Updated %v, before the acknowledged move's %v (the stale field)", md.State, md.Updated, moved.Updated)
+				}
+			}
+		})
+	}
+}
+
+// TestMoveBackPowerLoss: in Performance mode, a synced move by one rename
+// and then an unsynced move back into the state the file's stale State
+// field names, cut off by a power loss that keeps names but not data,
+// leave after recovery a record no older than the synced move's.
+func TestMoveBackPowerLoss(t *testing.T) {
+	inc, act := metastorage.StateIncoming, metastorage.StateActive
+	mem := crashLayout(t)
+	b := unflushed(t, mem)
+	ctx := context.Background()
+	storeSynced(t, b, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"})
+	if err := b.MoveToState(ctx, "m", inc, act); err != nil {
+		t.Fatal(err)
+	}
+	mustSyncAll(t, b)
+	moved, err := b.GetMeta(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.MoveToState(ctx, "m", act, inc); err != nil {
+		t.Fatal(err)
+	}
+	r, err := open(quietConfig(mem.CrashCloneNames(), Performance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.RecoverFromCrash(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.GetMeta(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Updated.Before(moved.Updated) {
+		t.Errorf("after recovery m is in %s with Updated %v, before the synced move's %v", got.State, got.Updated, moved.Updated)
 	}
 }

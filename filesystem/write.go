@@ -442,6 +442,19 @@ func (b *Backend) stamp(prev time.Time) time.Time {
 // was. It returns nil once the change is as durable as the Backend's mode
 // promises.
 func (b *Backend) put(op, id, file string, cur found, md metastorage.MessageMetadata) error {
+	if cur.ok && cur.err == nil && cur.state != md.State && cur.written == md.State {
+		// A file moved by rename whose stale State field names the target
+		// would, once relocated there, read as that field's older record
+		// until the new one is in place, to readers and after a crash. So
+		// it is first written anew where it lies, naming its state: the
+		// same record, which readers and recovery see in either file.
+		now := cur.md
+		now.ID = id
+		if err := b.put(op, id, file, cur, now); err != nil {
+			return err
+		}
+		cur.written, cur.mine = cur.state, false
+	}
 	data, err := codec.Encode(&md)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", op, id, err)
