@@ -777,14 +777,20 @@ func TestMoveBackReadersSeeMove(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			mem := crashLayout(t)
 			var b *Backend
+			var mu sync.Mutex
 			var seen []metastorage.MessageMetadata
-			armed := false
-			// Reads m in the target state at each rename or exchange of a temp file:
-			// where the relocated file lies before the new record is put.
+			// Set only while the change runs; the injector is also
+			// consulted by the Backend's background work.
+			var armed atomic.Bool
+			// Reads m in the target state at each rename or exchange of a
+			// temp file: where the relocated file lies before the new
+			// record is put.
 			inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
-				if armed && op == vfs.OpRename && isTemp(path) {
+				if armed.Load() && op == vfs.OpRename && isTemp(path) {
 					if md, err := readRecord(mem, b.path(inc, "m.json"), inc); err == nil {
+						mu.Lock()
 						seen = append(seen, md)
+						mu.Unlock()
 					} else if !isNotExist(err) {
 						t.Errorf("reading m in %s: %v", inc, err)
 					}
@@ -808,11 +814,13 @@ func TestMoveBackReadersSeeMove(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			armed = true
+			armed.Store(true)
 			if err := change(b); err != nil {
 				t.Fatal(err)
 			}
-			armed = false
+			armed.Store(false)
+			mu.Lock()
+			defer mu.Unlock()
 			for _, md := range seen {
 				if md.Updated.Before(moved.Updated) {
 					t.Errorf("a reader saw m in %s with Updated %v, before the acknowledged move's %v (the stale field)", md.State, md.Updated, moved.Updated)
