@@ -451,15 +451,23 @@ func (sc *scanner) tempLocked(s metastorage.QueueState, tmp string, held int) er
 		} else if cur, err = sc.b.locate(file, s, nil); err != nil {
 			return fmt.Errorf("recover: %w", err)
 		}
+		// Only a temp file written for s can be a put whose rename was cut
+		// off. Any other is a displaced record, weighed by its own fields:
+		// its time may be a later write's, not its Updated.
+		own, err := readRecord(sc.b.fs, path, nowhere)
+		if err != nil {
+			return fmt.Errorf("recover: %w", err)
+		}
+		written, weight := own.State, own.Updated
 		switch {
 		case cur.ok && cur.err != nil:
 			if !sc.repair {
 				sc.placed[file] = placedRecord{state: cur.state, updated: md.Updated}
 			}
 			return sc.finishTemp(s, tmp, md, cur.state, file, "a complete record of %s, whose file is not valid metadata")
-		case cur.ok && cur.state == s && cur.md.Updated.Before(md.Updated):
+		case cur.ok && cur.state == s && written == s && cur.md.Updated.Before(weight):
 			return sc.finishTemp(s, tmp, md, s, file, "complete record of %s whose rename a crash cut off")
-		case cur.ok && !cur.md.Updated.Before(md.Updated):
+		case cur.ok && !cur.md.Updated.Before(weight):
 			f := Finding{Kind: Displaced, Path: path, Detail: "an older record of " + sc.b.path(cur.state, file) + ", kept until the file system is synced"}
 			if sc.repair && !sc.synced {
 				sc.seen = append(sc.seen, tempRef{state: s, name: tmp})
