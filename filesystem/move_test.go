@@ -340,18 +340,14 @@ func TestMoveReadersAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		mds, err := drain(ctx, it)
+		if err != nil {
+			t.Fatal(err)
+		}
 		got := map[string]time.Time{}
-		for {
-			md, ok, err := it.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
+		for _, md := range mds {
 			got[md.ID] = md.Updated
 		}
-		it.Close()
 		for _, id := range ids {
 			if !got[id].Equal(want[id]) {
 				t.Errorf("iteration %d: %s Updated %v, GetMeta says %v", pass, id, got[id], want[id])
