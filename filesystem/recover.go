@@ -415,11 +415,13 @@ func tempStripe(tmp string) (int, bool) {
 //     record it displaced, or in another state after a later move): the
 //     temp file's record, synced first, takes its place there (written
 //     anew, naming that state, if it names another: see finishTemp);
-//   - the message's file in s is valid and older: a crash cut off the
-//     record's rename, which is finished;
-//   - the message's file, in any state, is valid and not older: the temp
-//     file is a record the message's file displaced, removed once a sync
-//     of the file system has made the message's file durable.
+//   - the message's file in s is valid and older, and the temp file's
+//     State field names s: a crash cut off the record's rename, which is
+//     finished;
+//   - the message's file, in any state, is valid and not older than the
+//     temp file's Updated field: the temp file is a record the message's
+//     file displaced, removed once a sync of the file system has made the
+//     message's file durable.
 //
 // A record this Backend displaced is left to its own flush.
 //
