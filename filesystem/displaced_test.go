@@ -989,34 +989,10 @@ func TestCheckpointKeepsDisplacedWhenItsSyncFails(t *testing.T) {
 // loses, is put back by recovery with its move's Updated (its time, by
 // the rule for the directory it lies in), not its stale Updated field.
 func TestDisplacedMovedFileKeepsMoveTime(t *testing.T) {
-	inc, act := metastorage.StateIncoming, metastorage.StateActive
-	mem := crashLayout(t)
-	b := unflushed(t, mem)
-	ctx := context.Background()
-	storeSynced(t, b, "m", metastorage.MessageMetadata{State: inc, LastError: "synced"})
-	if err := b.MoveToState(ctx, "m", inc, act); err != nil {
-		t.Fatal(err)
-	}
-	mustSyncAll(t, b)
-	moved, err := b.GetMeta(ctx, "m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: act, Attempts: 1, LastError: "unsynced"}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := open(quietConfig(mem.CrashCloneNames(), Performance))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if err := r.RecoverFromCrash(); err != nil {
-		t.Fatal(err)
-	}
-	got, err := r.GetMeta(ctx, "m")
-	if err != nil {
-		t.Fatal(err)
-	}
+	act := metastorage.StateActive
+	moved, got := movedThenLost(t, func(b *Backend) error {
+		return b.UpdateMeta(context.Background(), "m", metastorage.MessageMetadata{State: act, Attempts: 1, LastError: "unsynced"})
+	})
 	if got.State != act || !got.Updated.Equal(moved.Updated) {
 		t.Errorf("after recovery m = %s Updated %v (%q); want the synced move's record: %s, Updated %v", got.State, got.Updated, got.LastError, act, moved.Updated)
 	}

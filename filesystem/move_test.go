@@ -831,6 +831,20 @@ func TestMoveBackReadersSeeMove(t *testing.T) {
 // field names, cut off by a power loss that keeps names but not data,
 // leave after recovery a record no older than the synced move's.
 func TestMoveBackPowerLoss(t *testing.T) {
+	moved, got := movedThenLost(t, func(b *Backend) error {
+		return b.MoveToState(context.Background(), "m", metastorage.StateActive, metastorage.StateIncoming)
+	})
+	if got.Updated.Before(moved.Updated) {
+		t.Errorf("after recovery m is in %s with Updated %v, before the synced move's %v", got.State, got.Updated, moved.Updated)
+	}
+}
+
+// movedThenLost stores m in incoming and moves it to active by one rename,
+// both synced, in Performance mode; then runs change unsynced, cuts it off
+// by a power loss that keeps names but not data, and recovers. It returns
+// m as the synced move left it and as recovery leaves it.
+func movedThenLost(t *testing.T, change func(b *Backend) error) (moved, got metastorage.MessageMetadata) {
+	t.Helper()
 	inc, act := metastorage.StateIncoming, metastorage.StateActive
 	mem := crashLayout(t)
 	b := unflushed(t, mem)
@@ -844,7 +858,7 @@ func TestMoveBackPowerLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.MoveToState(ctx, "m", act, inc); err != nil {
+	if err := change(b); err != nil {
 		t.Fatal(err)
 	}
 	r, err := open(quietConfig(mem.CrashCloneNames(), Performance))
@@ -855,11 +869,9 @@ func TestMoveBackPowerLoss(t *testing.T) {
 	if err := r.RecoverFromCrash(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := r.GetMeta(ctx, "m")
+	got, err = r.GetMeta(ctx, "m")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Updated.Before(moved.Updated) {
-		t.Errorf("after recovery m is in %s with Updated %v, before the synced move's %v", got.State, got.Updated, moved.Updated)
-	}
+	return moved, got
 }
