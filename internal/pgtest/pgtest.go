@@ -27,11 +27,18 @@ func NewSchema(t testing.TB, dsn string) string {
 // ends; it fails t if it cannot connect.
 func Connect(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
+	conn := dial(t, dsn)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// dial connects to the database of dsn; it fails t if it cannot.
+func dial(t testing.TB, dsn string) *pgx.Conn {
+	t.Helper()
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
 
@@ -40,10 +47,7 @@ func Connect(t testing.TB, dsn string) *pgx.Conn {
 func Exec(t testing.TB, dsn, schema, sql string) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	conn := dial(t, dsn)
 	defer conn.Close(ctx)
 	sql = strings.ReplaceAll(sql, "$s", pgx.Identifier{schema}.Sanitize())
 	if _, err := conn.Exec(ctx, sql); err != nil {
@@ -55,10 +59,7 @@ func Exec(t testing.TB, dsn, schema, sql string) {
 func SchemaExists(t testing.TB, dsn, schema string) bool {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	conn := dial(t, dsn)
 	defer conn.Close(ctx)
 	var ok bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema).Scan(&ok); err != nil {
