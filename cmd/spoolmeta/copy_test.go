@@ -138,48 +138,35 @@ func TestCopy(t *testing.T) {
 }
 
 // TestCopyMove checks that --move leaves the source empty and the
-// destination with every record.
+// destination with every record, also when the destination already holds
+// them, as when an earlier --move ended between importing the records and
+// removing them from the source.
 func TestCopyMove(t *testing.T) {
 	t.Parallel()
-	for _, c := range copyCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			src, dst := c.locations(t, 12)
-			want := records(t, src)
-			r := spoolmeta(t, "copy", "--move", "--from", src, "--to", dst)
-			r.expect(t, 0)
-			if !strings.Contains(r.stderr, "12 copied, 0 already there, 0 conflicts, 12 removed from the source, 0 kept there") {
-				t.Errorf("copy --move: %+v", r)
-			}
-			sameRecords(t, "destination", records(t, dst), want)
-			if got := records(t, src); len(got) != 0 {
-				t.Errorf("%d messages left at the source after --move", len(got))
-			}
-		})
-	}
-}
-
-// TestCopyMoveAfterImport checks that --move removes from the source the
-// records that the destination already holds, as when an earlier --move
-// ended between importing them and removing them.
-func TestCopyMoveAfterImport(t *testing.T) {
-	t.Parallel()
-	for _, c := range copyCases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			src, dst := c.locations(t, 12)
-			want := records(t, src)
-			spoolmeta(t, "copy", "--from", src, "--to", dst).expect(t, 0)
-			r := spoolmeta(t, "copy", "--move", "--from", src, "--to", dst)
-			r.expect(t, 0)
-			if !strings.Contains(r.stderr, "0 copied, 12 already there, 0 conflicts, 12 removed from the source, 0 kept there") {
-				t.Errorf("copy --move after the records were imported: %+v", r)
-			}
-			sameRecords(t, "destination", records(t, dst), want)
-			if got := records(t, src); len(got) != 0 {
-				t.Errorf("%d messages left at the source after --move", len(got))
-			}
-		})
+	for _, imported := range []bool{false, true} {
+		summary := "12 copied, 0 already there, 0 conflicts, 12 removed from the source, 0 kept there"
+		if imported {
+			summary = "0 copied, 12 already there, 0 conflicts, 12 removed from the source, 0 kept there"
+		}
+		for _, c := range copyCases {
+			t.Run(fmt.Sprintf("%s/imported=%v", c.name, imported), func(t *testing.T) {
+				t.Parallel()
+				src, dst := c.locations(t, 12)
+				want := records(t, src)
+				if imported {
+					spoolmeta(t, "copy", "--from", src, "--to", dst).expect(t, 0)
+				}
+				r := spoolmeta(t, "copy", "--move", "--from", src, "--to", dst)
+				r.expect(t, 0)
+				if !strings.Contains(r.stderr, summary) {
+					t.Errorf("copy --move: %+v, want %q", r, summary)
+				}
+				sameRecords(t, "destination", records(t, dst), want)
+				if got := records(t, src); len(got) != 0 {
+					t.Errorf("%d messages left at the source after --move", len(got))
+				}
+			})
+		}
 	}
 }
 
