@@ -180,6 +180,9 @@ func TestReplacedDirDetected(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
+			// The open's recovery scan checks every directory; done before
+			// the replacement, it leaves the first report to the write.
+			b.bg.Wait()
 			in := metastorage.MessageMetadata{State: metastorage.StateIncoming}
 			if err := b.StoreMeta(ctx, "before", in); err != nil {
 				t.Fatal(err)
