@@ -28,7 +28,11 @@ type Backend struct {
 	states [metastorage.NumStates]string // state directory paths
 	dfs    *dirFS                        // resolves the paths of the layout; nil if read-only
 	dirs   [metastorage.NumStates]*groupSync
-	locks  *stripes
+	// dirLocks serialise the creates of temp files per state directory. A
+	// create holds the directory's kernel lock while looking for a free
+	// inode; waiters park here instead of spinning on that lock.
+	dirLocks [metastorage.NumStates]sync.Mutex
+	locks    *stripes
 	// changes counts the changes of message files, for readers that check
 	// a file read earlier is still current; nil if not tracked.
 	changes *changes

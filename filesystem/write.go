@@ -596,7 +596,9 @@ func (b *Backend) writeTemp(s metastorage.QueueState, file string, data []byte, 
 	prefix := b.states[s] + string(filepath.Separator) + ".tmp." + string([]byte{hexDigit[stripe>>4], hexDigit[stripe&15]}) + "-"
 	for attempt := 0; ; attempt++ {
 		tmp := prefix + strconv.FormatUint(rand.Uint64(), 16)
+		b.dirLocks[s].Lock()
 		f, err := b.fs.Create(tmp, b.cfg.fileMode)
+		b.dirLocks[s].Unlock()
 		if errors.Is(err, fs.ErrExist) && attempt < 10 {
 			continue
 		}
