@@ -47,6 +47,15 @@ import (
 //     with only the old directory synced, neither does. After
 //     JournalRenames, it is one change, as a journaling file system (ext4,
 //     XFS) commits it: a Sync of either directory makes both durable.
+//   - After JournalMetadata, metadata is ordered, as a file system that
+//     journals it in order commits it: every change of a directory's
+//     entries and every time SetModTimeIn sets is a numbered change (a
+//     rename or an exchange is one), and a Sync of a file or directory
+//     makes durable every change numbered up to the last one that changed
+//     that file or directory, in every directory; a Sync of a file or
+//     directory that no change touched makes none durable. File data, and
+//     the time a write sets, stay durable only through the file's own
+//     Sync.
 //   - A directory left with two names that way, which real file systems do
 //     not allow, survives under the first of them that a breadth-first walk
 //     of the crash image in name order reaches; the other names are dropped.
@@ -97,6 +106,47 @@ type Mem struct {
 
 	journalRenames bool
 	renames        []memRename // renames between directories, not yet durable in both
+
+	journalMetadata bool
+	metaSeq         uint64    // the metadata changes logged so far
+	metaLog         []memMeta // the metadata changes not yet durable, in order
+}
+
+// memMeta is a metadata change that the ordered-metadata model logs: a
+// directory entry, or else a file's modification time.
+type memMeta struct {
+	seq     uint64
+	entry   memEntry
+	file    *memNode
+	modTime time.Time
+}
+
+// JournalMetadata makes the metadata of m ordered, as a file system that
+// journals it in order (ext4 with a journal, XFS) keeps it: a later Sync
+// of a file or directory makes durable every metadata change made up to
+// the last one that changed that file or directory, in every directory;
+// see the crash rules.
+func (m *Mem) JournalMetadata() {
+	m.lock()
+	defer m.mu.Unlock()
+	m.journalMetadata = true
+}
+
+// commitMeta makes durable the logged metadata changes up to number seq.
+func (m *Mem) commitMeta(seq uint64) {
+	i := 0
+	for ; i < len(m.metaLog) && m.metaLog[i].seq <= seq; i++ {
+		c := m.metaLog[i]
+		switch e := c.entry; {
+		case e.dir == nil:
+			c.file.durableModTime = c.modTime
+		case e.node == nil:
+			delete(e.dir.durable, e.name)
+		default:
+			e.dir.durable[e.name] = e.node
+		}
+	}
+	m.metaLog = slices.Delete(m.metaLog, 0, i)
 }
 
 // memRename is a rename of node from name old in directory odir to name nw
@@ -165,6 +215,10 @@ type memNode struct {
 
 	// Symbolic links.
 	target string
+
+	// metaSeq is the number of the last logged metadata change of the
+	// node (see JournalMetadata): its entries, or its time.
+	metaSeq uint64
 }
 
 // NewMem returns an empty Mem: a root directory of mode 0755 and nothing
@@ -216,15 +270,39 @@ func (n *memNode) info(name string) fs.FileInfo {
 	return fi
 }
 
-// setEntry makes name in directory n refer to child, or removes it if child
-// is nil.
-func (n *memNode) setEntry(name string, child *memNode) {
-	if child == nil {
-		delete(n.entries, name)
-	} else {
-		n.entries[name] = child
+// memEntry is a directory entry: name in dir refers to node, or to nothing
+// if node is nil.
+type memEntry struct {
+	dir  *memNode
+	name string
+	node *memNode
+}
+
+// setEntry makes name in directory dir refer to child, or removes it if
+// child is nil.
+func (m *Mem) setEntry(dir *memNode, name string, child *memNode) {
+	m.setEntries(memEntry{dir, name, child})
+}
+
+// setEntries sets the entries es as one change, which the ordered-metadata
+// model logs whole (see JournalMetadata).
+func (m *Mem) setEntries(es ...memEntry) {
+	for _, e := range es {
+		if e.node == nil {
+			delete(e.dir.entries, e.name)
+		} else {
+			e.dir.entries[e.name] = e.node
+		}
+		e.dir.modTime = time.Now()
 	}
-	n.modTime = time.Now()
+	if !m.journalMetadata {
+		return
+	}
+	m.metaSeq++
+	for _, e := range es {
+		m.metaLog = append(m.metaLog, memMeta{seq: m.metaSeq, entry: e})
+		e.dir.metaSeq = m.metaSeq
+	}
 }
 
 // lastKind is the kind of a name's final element.
@@ -431,7 +509,7 @@ func (m *Mem) create(r resolved, perm fs.FileMode) (*memNode, syscall.Errno) {
 		return nil, syscall.EACCES
 	}
 	n := newFile(perm)
-	dir.setEntry(p.last, n)
+	m.setEntry(dir, p.last, n)
 	return n, 0
 }
 
@@ -486,6 +564,11 @@ func (m *Mem) SetModTimeIn(dir File, name string, t time.Time) error {
 		return pathError("utimensat", full, errno)
 	}
 	n.modTime = t
+	if m.journalMetadata {
+		m.metaSeq++
+		m.metaLog = append(m.metaLog, memMeta{seq: m.metaSeq, file: n, modTime: t})
+		n.metaSeq = m.metaSeq
+	}
 	return nil
 }
 
@@ -627,8 +710,7 @@ func (m *Mem) exchange(or, nr resolved) syscall.Errno {
 	case on == nn:
 		return 0
 	}
-	odir.setEntry(op.last, nn)
-	ndir.setEntry(np.last, on)
+	m.setEntries(memEntry{odir, op.last, nn}, memEntry{ndir, np.last, on})
 	return 0
 }
 
@@ -671,8 +753,7 @@ func (m *Mem) rename(or, nr resolved, noReplace bool) syscall.Errno {
 	if errno := renameAllowed(odir, on, ndir, nn); errno != 0 {
 		return errno
 	}
-	odir.setEntry(op.last, nil)
-	ndir.setEntry(np.last, on)
+	m.setEntries(memEntry{odir, op.last, nil}, memEntry{ndir, np.last, on})
 	if m.journalRenames && odir != ndir {
 		m.renames = append(m.renames, memRename{odir: odir, ndir: ndir, old: op.last, nw: np.last, node: on})
 	}
@@ -747,7 +828,7 @@ func (m *Mem) unlink(r resolved) syscall.Errno {
 	case n.isDir():
 		return syscall.EISDIR
 	}
-	dir.setEntry(p.last, nil)
+	m.setEntry(dir, p.last, nil)
 	return 0
 }
 
@@ -777,7 +858,7 @@ func (m *Mem) rmdir(r resolved) syscall.Errno {
 	case len(n.entries) > 0:
 		return syscall.ENOTEMPTY
 	}
-	dir.setEntry(p.last, nil)
+	m.setEntry(dir, p.last, nil)
 	return 0
 }
 
@@ -789,7 +870,7 @@ func (m *Mem) Mkdir(name string, perm fs.FileMode) error {
 	if errno != 0 {
 		return pathError("mkdir", name, errno)
 	}
-	dir.setEntry(last, newDir(perm))
+	m.setEntry(dir, last, newDir(perm))
 	return nil
 }
 
@@ -893,7 +974,7 @@ func (m *Mem) openCreate(r resolved, perm, want fs.FileMode) (*memNode, syscall.
 		return nil, syscall.EACCES
 	case n == nil:
 		n = newFile(perm)
-		dir.setEntry(p.last, n)
+		m.setEntry(dir, p.last, n)
 		return n, 0
 	case n.isDir():
 		return nil, syscall.EISDIR
@@ -1000,6 +1081,8 @@ func (m *Mem) SyncAll(dir File) error {
 	syncTree(m.root)
 	clear(m.renames)
 	m.renames = m.renames[:0]
+	clear(m.metaLog)
+	m.metaLog = m.metaLog[:0]
 	return nil
 }
 
@@ -1035,7 +1118,7 @@ func (m *Mem) Symlink(target, name string) error {
 	if errno != 0 {
 		return linkError("symlink", target, name, errno)
 	}
-	dir.setEntry(last, &memNode{
+	m.setEntry(dir, last, &memNode{
 		typ:     fs.ModeSymlink,
 		perm:    fs.ModePerm,
 		modTime: time.Now(),
@@ -1074,7 +1157,8 @@ func (m *Mem) CrashClone() *Mem {
 // every directory as the program sees it, each regular file's data as of
 // its last Sync. ext4 with delayed allocation can leave such a state: its
 // periodic journal commit makes renames durable before the data of the
-// files they name is written. m is unchanged.
+// files they name is written. After JournalMetadata, every time set by
+// SetModTimeIn is committed too. m is unchanged.
 func (m *Mem) CrashCloneNames() *Mem {
 	return m.crashClone(true)
 }
@@ -1082,7 +1166,25 @@ func (m *Mem) CrashCloneNames() *Mem {
 func (m *Mem) crashClone(names bool) *Mem {
 	m.lock()
 	defer m.mu.Unlock()
-	clones := map[*memNode]*memNode{m.root: m.root.durableCopy()}
+	// With ordered metadata, names are committed with the times set
+	// before them.
+	var times map[*memNode]time.Time
+	if names {
+		times = make(map[*memNode]time.Time)
+		for _, c := range m.metaLog {
+			if c.file != nil {
+				times[c.file] = c.modTime
+			}
+		}
+	}
+	copyOf := func(n *memNode) *memNode {
+		c := n.durableCopy()
+		if t, ok := times[n]; ok {
+			c.modTime, c.durableModTime = t, t
+		}
+		return c
+	}
+	clones := map[*memNode]*memNode{m.root: copyOf(m.root)}
 	// Walk breadth-first, so that a directory with two durable names keeps
 	// the one nearest the root, and cannot end up inside itself.
 	for queue := []*memNode{m.root}; len(queue) > 0; queue = queue[1:] {
@@ -1099,7 +1201,7 @@ func (m *Mem) crashClone(names bool) *Mem {
 			case seen && child.isDir():
 				continue
 			case !seen:
-				c = child.durableCopy()
+				c = copyOf(child)
 				clones[child] = c
 				if child.isDir() {
 					queue = append(queue, child)
@@ -1109,7 +1211,7 @@ func (m *Mem) crashClone(names bool) *Mem {
 		}
 		clone.durable = maps.Clone(clone.entries)
 	}
-	return &Mem{root: clones[m.root], journalRenames: m.journalRenames}
+	return &Mem{root: clones[m.root], journalRenames: m.journalRenames, journalMetadata: m.journalMetadata}
 }
 
 // durableCopy returns a new node holding what of n survives a crash, with
@@ -1227,6 +1329,9 @@ func (f *memFile) Sync() error {
 	}
 	if f.node.isDir() {
 		f.m.syncRenames(f.node)
+	}
+	if f.m.journalMetadata {
+		f.m.commitMeta(f.node.metaSeq)
 	}
 	f.node.sync()
 	return nil

@@ -118,7 +118,7 @@ func (m *Mem) MkdirIn(dir File, name string, perm fs.FileMode) error {
 	if errno != 0 {
 		return pathError("mkdir", full, errno)
 	}
-	d.setEntry(last, newDir(perm))
+	m.setEntry(d, last, newDir(perm))
 	return nil
 }
 

@@ -723,6 +723,67 @@ func TestMemCrash(t *testing.T) {
 		},
 		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
 	}, {
+		name: "ordered metadata, cross-dir rename, target synced",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalMetadata()
+			mustRename(t, m, "/x/a", "/y/a")
+			syncDir(t, m, "/y")
+		},
+		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
+	}, {
+		// The sync of /y commits the earlier change of /x too, but not
+		// the unsynced data of the new file.
+		name: "ordered metadata, a sync commits earlier changes elsewhere",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalMetadata()
+			create(t, m, "/x/b", "new", false)
+			create(t, m, "/y/c", "c", true)
+			syncDir(t, m, "/y")
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, `/x/b ""`, "/y/", `/y/c "c"`},
+	}, {
+		name: "ordered metadata, later changes not committed",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalMetadata()
+			mustRename(t, m, "/x/a", "/y/a")
+			create(t, m, "/x/b", "b", true)
+			syncDir(t, m, "/y") // covers the rename, not the later create
+		},
+		want: []string{"/", "/x/", "/y/", `/y/a "v1"`},
+	}, {
+		// Neither /y nor the file was changed since the mkdir of /y.
+		name: "ordered metadata, a sync of what no change touched commits nothing",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalMetadata()
+			mustRename(t, m, "/x/a", "/x/b")
+			syncDir(t, m, "/y")
+			f, err := m.Open("/x/b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{"/", "/x/", `/x/a "v1"`, "/y/"},
+	}, {
+		name: "ordered metadata carried over a crash clone",
+		run: func(t *testing.T, m *Mem) {
+			durable(t, m)
+			m.JournalMetadata()
+			c := m.CrashClone()
+			create(t, c, "/x/b", "b", true)
+			mustRename(t, c, "/x/a", "/y/a")
+			syncDir(t, c, "/y")
+			*m = Mem{root: c.CrashClone().root}
+		},
+		want: []string{"/", "/x/", `/x/b "b"`, "/y/", `/y/a "v1"`},
+	}, {
 		name: "remove, dir unsynced",
 		run: func(t *testing.T, m *Mem) {
 			durable(t, m)
