@@ -45,6 +45,11 @@ type Backend struct {
 	// time to the nanosecond, as a move by one rename needs (see
 	// moveFile); never if read-only.
 	nanoTimes bool
+	// ordered is set if the file system journals its metadata in order
+	// (see journalsInOrder): Standard mode then syncs only the directory
+	// a message's file was renamed into, which commits its time and both
+	// names too; never if read-only.
+	ordered bool
 
 	// tracker syncs what the Backend changed, where it does not sync the
 	// whole file system (see tracksync.go); nil otherwise.
@@ -119,6 +124,9 @@ func open(cfg config) (*Backend, error) {
 			b.closeFiles()
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
+	}
+	if !cfg.readOnly {
+		b.ordered = metadataOrdered(cfg, b.states[:])
 	}
 	if budget := cmp.Or(cfg.indexBudget, DefaultIndexBudget); b.changes != nil && budget > 0 {
 		b.idx = &index{budget: budget, now: time.Now}
@@ -228,6 +236,24 @@ func keepsNanoTimes(fsys vfs.FS, dir vfs.File, name string) bool {
 	}
 	fi, err := fsys.LstatIn(dir, name)
 	return err == nil && fi.ModTime().Equal(t)
+}
+
+// metadataOrdered reports whether the file system of cfg journals the
+// metadata of the directories dirs in order: as cfg.ordered says if set,
+// and otherwise if it is the OS's and every directory's file system does.
+func metadataOrdered(cfg config, dirs []string) bool {
+	if cfg.ordered != nil {
+		return *cfg.ordered
+	}
+	if baseFS(cfg.fs) != vfs.OS {
+		return false
+	}
+	for _, d := range dirs {
+		if !journalsInOrder(d) {
+			return false
+		}
+	}
+	return true
 }
 
 // openReadOnly opens the state directories of an existing metadata

@@ -430,6 +430,14 @@ func TestCrashPowerLossAtEveryCall(t *testing.T) {
 			})
 		}
 	}
+	// Standard mode on a file system that journals metadata in order
+	// syncs only a move's new directory.
+	for _, sc := range crashScripts {
+		t.Run("Standard/ordered/"+sc.name, func(t *testing.T) {
+			t.Parallel()
+			crashAtEveryCallOn(t, crashLayoutOrdered, asOrdered, sc, Standard, Standard)
+		})
+	}
 }
 
 // TestCrashPowerLossShared runs the concurrent scripts with each track on

@@ -47,8 +47,32 @@ func crashConfig(fsys vfs.FS, mode Mode) config {
 		logger:     slog.New(slog.DiscardHandler),
 		flushEvery: -1, // no flush at a time the test does not choose
 		trackSync:  macLike(fsys),
+		ordered:    orderedOrNil(fsys),
 	}
 }
+
+// orderedFS is a file system that journals its metadata in order, as a
+// Mem after JournalMetadata does: a Backend on it takes it as such, as it
+// would find ext4 with a journal or XFS.
+type orderedFS struct{ wrapFS }
+
+func (orderedFS) metadataOrdered() bool { return true }
+
+func (w wrapFS) metadataOrdered() bool { return orderedOrNil(w.FS) != nil }
+
+// orderedOrNil returns a pointer to true if fsys is, or wraps, an
+// orderedFS, and nil otherwise: the config's ordered.
+func orderedOrNil(fsys vfs.FS) *bool {
+	o, ok := fsys.(interface{ metadataOrdered() bool })
+	if !ok || !o.metadataOrdered() {
+		return nil
+	}
+	on := true
+	return &on
+}
+
+// asOrdered puts an orderedFS over a file system.
+func asOrdered(fsys vfs.FS) vfs.FS { return orderedFS{wrapFS{fsys}} }
 
 // macFS is a file system that offers only what macOS offers: no syncfs,
 // so that a Backend on it syncs through a vfs.Tracker, and, with noSwap,
@@ -159,6 +183,14 @@ var emptyLayout = sync.OnceValues(func() (*vfs.Mem, error) {
 func crashLayoutJournaledRenames(t testing.TB) *vfs.Mem {
 	m := crashLayout(t)
 	m.JournalRenames()
+	return m
+}
+
+// crashLayoutOrdered is crashLayout on a Mem that journals its metadata
+// in order, as ext4 with a journal and XFS do.
+func crashLayoutOrdered(t testing.TB) *vfs.Mem {
+	m := crashLayout(t)
+	m.JournalMetadata()
 	return m
 }
 

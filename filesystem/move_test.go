@@ -430,8 +430,9 @@ func (r moveRec) same(o moveRec) bool {
 	return r.present == o.present && r.state == o.state && r.updated.Equal(o.updated) && r.attempts == o.attempts
 }
 
-// TestMoveCrashAtEveryCall crashes a Standard-mode and a Hybrid-mode
-// Backend (also one that syncs through a Tracker, as on macOS) at each
+// TestMoveCrashAtEveryCall crashes a Standard-mode Backend (also one on a
+// file system that journals metadata in order) and a Hybrid-mode Backend
+// (also one that syncs through a Tracker, as on macOS) at each
 // mutating call of a store, of moves by one rename and written whole, and
 // of a checkpoint between them, and checks the message in both crash
 // images, the one of only what was synced and the one where every change
@@ -446,13 +447,15 @@ func TestMoveCrashAtEveryCall(t *testing.T) {
 	}
 	steps := []step{{-1, inc}, {inc, act}, {-2, 0}, {act, def}, {def, inc}, {inc, def}}
 	for _, tc := range []struct {
-		name string
-		mode Mode
-		wrap func(vfs.FS) vfs.FS
+		name   string
+		mode   Mode
+		wrap   func(vfs.FS) vfs.FS
+		layout func(testing.TB) *vfs.Mem
 	}{
-		{"Standard", Standard, nil},
-		{"Hybrid", Hybrid, nil},
-		{"Hybrid/tracked", Hybrid, asMac(false)},
+		{"Standard", Standard, nil, crashLayout},
+		{"Standard/ordered", Standard, asOrdered, crashLayoutOrdered},
+		{"Hybrid", Hybrid, nil, crashLayout},
+		{"Hybrid/tracked", Hybrid, asMac(false), crashLayout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -513,11 +516,11 @@ func TestMoveCrashAtEveryCall(t *testing.T) {
 				}
 				return c, []moveRec{acked}, ""
 			}
-			counter, _, _ := run(crashLayout(t), 0)
+			counter, _, _ := run(tc.layout(t), 0)
 			n := counter.Calls()
 			checked := 0
 			for k := 1; k <= n; k++ {
-				c, allowed, inflight := run(crashLayout(t), k)
+				c, allowed, inflight := run(tc.layout(t), k)
 				for _, image := range []struct {
 					name string
 					get  func() (*vfs.Mem, bool)

@@ -77,6 +77,10 @@ type config struct {
 	// file, as on macOS, instead of the whole file system (see
 	// tracksync.go).
 	trackSync bool
+	// For tests: whether the file system journals its metadata in order
+	// (see journalsInOrder), if set; unset, it is probed on the OS's file
+	// system and taken as false on any other.
+	ordered *bool
 }
 
 var _ metastorage.Factory = (*Factory)(nil)

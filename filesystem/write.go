@@ -281,8 +281,9 @@ var errTimeNotSet = errors.New("cannot set the file's modification time")
 // recordIn), and is not before. The time is set first and, in Standard
 // mode, synced before the rename, so that a file found after a crash in a
 // directory its State field does not name has its move's time on stable
-// storage; through a journal nothing is synced, as replay writes c's
-// record whole. The rename runs under the change counters of both
+// storage; where metadata is journaled in order (b.ordered), the fsync of
+// the new directory after the rename commits the time with it. Through a
+// journal nothing is synced, as replay writes c's record whole. The rename runs under the change counters of both
 // directories and under b.order, as relocate's. On error the message is
 // as cur found it (its time, which no reader takes, may have changed),
 // and c is voided (see durability.void) unless the error wraps
@@ -297,7 +298,7 @@ func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueS
 		if err := b.setModTime(from, file, updated); err != nil {
 			return fmt.Errorf("%w: %w", errTimeNotSet, err)
 		}
-		if d.syncsFiles() {
+		if d.syncsFiles() && !b.ordered {
 			err := syncClose(b.fs.OpenIn(b.dirs[from].f, file))
 			b.stats.fileSyncs.Add(1)
 			if err != nil {
@@ -324,8 +325,13 @@ func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueS
 		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
 	// The fsync of the old directory first makes the new one's entry
-	// durable (moveOrder).
-	if err := d.settle(from); err != nil {
+	// durable (moveOrder). Where metadata is journaled in order, the
+	// fsync of the new one commits the time and both names.
+	synced := from
+	if b.ordered {
+		synced = to
+	}
+	if err := d.settle(synced); err != nil {
 		return b.rollback(op, id, d, file, cur, to, err)
 	}
 	return nil
@@ -499,9 +505,11 @@ func (b *Backend) putRecorded(op, id string, cur found, d durability, c intent) 
 		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
 	// After a relocation, the fsync of the old directory is enough: it
-	// first makes the new one's entries durable (moveOrder).
+	// first makes the new one's entries durable (moveOrder). Where
+	// metadata is journaled in order, the fsync of the new one is: it
+	// commits the removal from the old one too.
 	synced := to
-	if cur.ok && cur.state != to {
+	if cur.ok && cur.state != to && !b.ordered {
 		synced = cur.state
 	}
 	if err := d.settle(synced); err != nil {
