@@ -99,8 +99,10 @@ func TestMoveIsOneRename(t *testing.T) {
 			if got.State != metastorage.StateActive || !got.Updated.After(before.Updated) || !got.Updated.Equal(fi1.ModTime()) {
 				t.Errorf("GetMeta after the move = %+v; want it in active, Updated after %v and equal to the file's time %v", got, before.Updated, fi1.ModTime())
 			}
+			// Where metadata is journaled in order, Standard mode syncs
+			// only the new directory (see TestStandardMoveSyncs).
 			want := int64(0)
-			if mode == Standard {
+			if mode == Standard && !b.ordered {
 				want = 1
 			}
 			if n := st1.FileSyncs - st0.FileSyncs; n != want {
@@ -127,6 +129,86 @@ func TestMoveIsOneRename(t *testing.T) {
 			}
 			if r := recs[i]; r.Kind != wal.KindPut || r.State != metastorage.StateActive || rec.State != metastorage.StateActive || !rec.Updated.Equal(got.Updated) || rec.Attempts != 1 {
 				t.Errorf("the journal's record of the message: kind %d in %s, %+v; want the whole new record put in active, Updated %v", r.Kind, r.State, rec, got.Updated)
+			}
+		})
+	}
+}
+
+// TestStandardMoveSyncs shows the fsyncs of Standard mode's changes of
+// state: a move by one rename syncs the file and then the new directory
+// before the old one, and a relocation its temp file and the new
+// directory before the old one; where metadata is journaled in order, a
+// move syncs the new directory alone, and a relocation its temp file and
+// the new directory.
+func TestStandardMoveSyncs(t *testing.T) {
+	t.Parallel()
+	inc, act, def := crashDir+sep+"incoming", crashDir+sep+"active", crashDir+sep+"deferred"
+	for _, tc := range []struct {
+		name           string
+		wrap           func(vfs.FS) vfs.FS
+		layout         func(testing.TB) *vfs.Mem
+		move, relocate []string
+	}{
+		{"unordered", nil, crashLayout, []string{inc + sep + "m.json", act, inc}, []string{"temp", def, act}},
+		{"ordered", asOrdered, crashLayoutOrdered, []string{act}, []string{"temp", def}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var (
+				mu     sync.Mutex
+				syncs  []string
+				record bool
+			)
+			var fsys vfs.FS = vfs.Inject(tc.layout(t), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if record && op == vfs.OpSync {
+					if isTemp(path) {
+						path = "temp"
+					}
+					syncs = append(syncs, path)
+				}
+				return nil
+			}))
+			if tc.wrap != nil {
+				fsys = tc.wrap(fsys)
+			}
+			b, err := open(quietConfig(fsys, Standard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if b.ordered != (tc.wrap != nil) {
+				t.Fatalf("the Backend takes its file system's metadata as ordered: %v", b.ordered)
+			}
+			take := func(call func() error) []string {
+				mu.Lock()
+				syncs, record = nil, true
+				mu.Unlock()
+				err := call()
+				mu.Lock()
+				defer mu.Unlock()
+				record = false
+				if err != nil {
+					t.Fatal(err)
+				}
+				return syncs
+			}
+			ctx := context.Background()
+			if err := b.StoreMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateIncoming}); err != nil {
+				t.Fatal(err)
+			}
+			got := take(func() error { return b.MoveToState(ctx, "m", metastorage.StateIncoming, metastorage.StateActive) })
+			if !slices.Equal(got, tc.move) {
+				t.Errorf("the move synced %v, want %v", got, tc.move)
+			}
+			// Written anew where it lies, so that the update relocates.
+			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive}); err != nil {
+				t.Fatal(err)
+			}
+			got = take(func() error { return b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateDeferred}) })
+			if !slices.Equal(got, tc.relocate) {
+				t.Errorf("the update to another state synced %v, want %v", got, tc.relocate)
 			}
 		})
 	}
