@@ -45,10 +45,11 @@ type Backend struct {
 	// time to the nanosecond, as a move by one rename needs (see
 	// moveFile); never if read-only.
 	nanoTimes bool
-	// ordered is set if the file system journals its metadata in order
-	// (see journalsInOrder): Standard mode then syncs only the directory
-	// a message's file was renamed into, which commits its time and both
-	// names too; never if read-only.
+	// ordered is set in Standard mode if the file system journals its
+	// metadata in order (see journalsInOrder): it then syncs only the
+	// directory a message's file was renamed into, which commits its time
+	// and both names too, and keeps no order between directories
+	// (moveOrder); never if read-only.
 	ordered bool
 
 	// tracker syncs what the Backend changed, where it does not sync the
@@ -125,7 +126,7 @@ func open(cfg config) (*Backend, error) {
 			return nil, fmt.Errorf("open %s: %w", dir, err)
 		}
 	}
-	if !cfg.readOnly {
+	if !cfg.readOnly && cfg.mode() == Standard {
 		b.ordered = metadataOrdered(cfg, b.states[:])
 	}
 	if budget := cmp.Or(cfg.indexBudget, DefaultIndexBudget); b.changes != nil && budget > 0 {
@@ -181,7 +182,14 @@ func (b *Backend) openDirs() error {
 			return fmt.Errorf("open %s: %w", b.dir, err)
 		}
 		b.dirs[s] = newGroupSync(f, b.states[s])
-		b.dirs[s].run = func() error { return b.order.sync(s, &b.dirs) }
+		b.dirs[s].run = func() error {
+			// A journal that commits metadata in order commits a
+			// rename whole: no order to keep between directories.
+			if b.ordered {
+				return b.dirs[s].fsync()
+			}
+			return b.order.sync(s, &b.dirs)
+		}
 		if err := dfs.add(b.states[s], f); err != nil {
 			return fmt.Errorf("open %s: %w", b.dir, err)
 		}
