@@ -42,7 +42,8 @@ func stateEntries(t *testing.T, dir string) []string {
 // TestMoveIsOneRename shows that a move in every mode renames the
 // message's file and nothing else: the same file (inode) lies in the new
 // state, with the same bytes, no temp file is left, and its time is the
-// new Updated that every read returns. Standard mode syncs the file once;
+// new Updated that every read returns. Standard mode syncs the file once
+// (none where metadata is journaled in order: TestStandardMoveSyncs);
 // Hybrid mode syncs no file, and its journal's last record of the message
 // is the whole new record, synced.
 func TestMoveIsOneRename(t *testing.T) {
@@ -206,7 +207,9 @@ func TestStandardMoveSyncs(t *testing.T) {
 			if err := b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateActive}); err != nil {
 				t.Fatal(err)
 			}
-			got = take(func() error { return b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateDeferred}) })
+			got = take(func() error {
+				return b.UpdateMeta(ctx, "m", metastorage.MessageMetadata{State: metastorage.StateDeferred})
+			})
 			if !slices.Equal(got, tc.relocate) {
 				t.Errorf("the update to another state synced %v, want %v", got, tc.relocate)
 			}
