@@ -69,9 +69,12 @@
 // of the state a message's file was written in is one rename of the file,
 // whose modification time, set to the new Updated and fsynced before the
 // rename, is the record's Updated while the file lies where its State
-// field does not say (see docs/DESIGN.md); Performance mode moves so too,
-// without the fsyncs, and Hybrid mode after the move's whole record is
-// durable in the journal.
+// field does not say (see docs/DESIGN.md); on a file system that journals
+// metadata in order (XFS, or ext3 or ext4 with a journal, found on Linux
+// when the directory is opened), the fsync of the new directory after the
+// rename commits the time and both names instead. Performance mode moves
+// so too, without the fsyncs, and Hybrid mode after the move's whole
+// record is durable in the journal.
 //
 // Performance (WithMode(Performance), or WithDisableSync): no call fsyncs. Writes stay atomic, so a
 // process crash loses nothing. A Backend syncs the file system (syncfs(2);
