@@ -283,8 +283,9 @@ var errTimeNotSet = errors.New("cannot set the file's modification time")
 // directory its State field does not name has its move's time on stable
 // storage; where metadata is journaled in order (b.ordered), the fsync of
 // the new directory after the rename commits the time with it. Through a
-// journal nothing is synced, as replay writes c's record whole. The rename runs under the change counters of both
-// directories and under b.order, as relocate's. On error the message is
+// journal nothing is synced, as replay writes c's record whole. The
+// rename runs under the change counters of both directories and under
+// b.order, as relocate's. On error the message is
 // as cur found it (its time, which no reader takes, may have changed),
 // and c is voided (see durability.void) unless the error wraps
 // errTimeNotSet: then the caller writes c's record whole. After a failed
