@@ -325,17 +325,22 @@ func (b *Backend) moveFile(op, id, file string, cur found, to metastorage.QueueS
 	if err := b.checkDirs(to); err != nil {
 		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
-	// The fsync of the old directory first makes the new one's entry
-	// durable (moveOrder). Where metadata is journaled in order, the
-	// fsync of the new one commits the time and both names.
-	synced := from
-	if b.ordered {
-		synced = to
-	}
-	if err := d.settle(synced); err != nil {
+	if err := d.settle(b.movedSync(from, to)); err != nil {
 		return b.rollback(op, id, d, file, cur, to, err)
 	}
 	return nil
+}
+
+// movedSync returns the state whose directory's fsync makes durable a
+// message's file renamed from state from to state to. The old directory's
+// fsync first makes the new one's entry durable (moveOrder); where
+// metadata is journaled in order, the new one's commits both names, and
+// the time set before the rename.
+func (b *Backend) movedSync(from, to metastorage.QueueState) metastorage.QueueState {
+	if b.ordered {
+		return to
+	}
+	return from
 }
 
 // setModTime sets the modification time of the message file named file in
@@ -505,13 +510,10 @@ func (b *Backend) putRecorded(op, id string, cur found, d durability, c intent) 
 	if err := b.checkDirs(to); err != nil {
 		return b.undoReplaced(op, id, d, c, cur, to, err)
 	}
-	// After a relocation, the fsync of the old directory is enough: it
-	// first makes the new one's entries durable (moveOrder). Where
-	// metadata is journaled in order, the fsync of the new one is: it
-	// commits the removal from the old one too.
+	// After a relocation, one fsync makes both directories durable.
 	synced := to
-	if cur.ok && cur.state != to && !b.ordered {
-		synced = cur.state
+	if cur.ok && cur.state != to {
+		synced = b.movedSync(cur.state, to)
 	}
 	if err := d.settle(synced); err != nil {
 		return b.rollback(op, id, d, file, cur, to, err)
