@@ -298,10 +298,25 @@ func (m *Mem) setEntries(es ...memEntry) {
 	if !m.journalMetadata {
 		return
 	}
+	cs := make([]memMeta, len(es))
+	for i, e := range es {
+		cs[i] = memMeta{entry: e}
+	}
+	m.logMeta(cs...)
+}
+
+// logMeta logs the metadata changes cs as one numbered change, which
+// each node they touch records as its last (see JournalMetadata).
+func (m *Mem) logMeta(cs ...memMeta) {
 	m.metaSeq++
-	for _, e := range es {
-		m.metaLog = append(m.metaLog, memMeta{seq: m.metaSeq, entry: e})
-		e.dir.metaSeq = m.metaSeq
+	for _, c := range cs {
+		c.seq = m.metaSeq
+		m.metaLog = append(m.metaLog, c)
+		if c.entry.dir != nil {
+			c.entry.dir.metaSeq = m.metaSeq
+		} else {
+			c.file.metaSeq = m.metaSeq
+		}
 	}
 }
 
@@ -565,9 +580,7 @@ func (m *Mem) SetModTimeIn(dir File, name string, t time.Time) error {
 	}
 	n.modTime = t
 	if m.journalMetadata {
-		m.metaSeq++
-		m.metaLog = append(m.metaLog, memMeta{seq: m.metaSeq, file: n, modTime: t})
-		n.metaSeq = m.metaSeq
+		m.logMeta(memMeta{file: n, modTime: t})
 	}
 	return nil
 }
